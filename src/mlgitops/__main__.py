@@ -1,0 +1,5 @@
+import sys
+
+from mlgitops.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The `mlgitops` command line: thin Typer wrappers over the Python API."""

@@ -1,0 +1,64 @@
+"""Root of the `mlgitops` CLI. Sub-command modules import their heavy dependencies lazily,
+inside the command functions, so `mlgitops --help` stays fast."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from mlgitops import __version__
+from mlgitops.cli import data, deploy, image, serve, stages
+from mlgitops.errors import MlgitopsError
+
+app = typer.Typer(
+    name="mlgitops",
+    help="Git-native model and dataset versioning with GitOps deploys to Kubernetes.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+app.add_typer(stages.app, name="stage")
+app.add_typer(image.app, name="image")
+serve.register(app)
+deploy.register(app)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"mlgitops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", callback=_version_callback,
+        is_eager=True,
+    ),
+) -> None:
+    """Git-native model and dataset versioning with GitOps deploys to Kubernetes."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; every MlgitopsError becomes one line on stderr and its exit code."""
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="mlgitops")
+    except MlgitopsError as error:
+        typer.echo(f"error: {error}", err=True)
+        return error.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except click.exceptions.ClickException as error:
+        error.show()
+        return error.exit_code
+    except click.exceptions.Exit as error:
+        return error.exit_code
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""`mlgitops stage NAME`: the entry points that dvc.yaml runs, one per pipeline stage."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import typer
+
+from mlgitops.cli.options import ParamsOption
+
+app = typer.Typer(
+    help="Run one pipeline stage (dvc.yaml calls these; use `dvc repro` to run the pipeline).",
+    no_args_is_help=True,
+)
+
+_STAGES = {
+    "validate": "Check the schema and quality of the data; write the report and the schema.",
+    "split": "Split train/test (by time or stratified) and profile the training data.",
+    "train": "Fit the scikit-learn pipeline named in params.yaml.",
+    "evaluate": "Score the test split, choose the operating threshold, write metrics and plots.",
+    "package": "Save the model to BentoML, build the content-addressed bento, write release.json.",
+}
+
+
+def _make_command(stage: str) -> None:
+    def command(params: Path = ParamsOption) -> None:
+        from mlgitops.config import load_params
+
+        module = importlib.import_module(f"mlgitops.stages.{stage}")
+        summary = module.run(load_params(params))
+        typer.echo(f"{stage}: {summary}")
+
+    command.__doc__ = _STAGES[stage]
+    app.command(name=stage)(command)
+
+
+for _stage in _STAGES:
+    _make_command(_stage)

@@ -1,0 +1,191 @@
+"""params.yaml is read and validated here, and only here.
+
+Every other module receives typed objects. Every artifact path lives in the `paths:` section of
+params.yaml; dvc.yaml interpolates the same keys (`${paths.model}`), so a path is written once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlgitops.errors import ConfigError
+
+DEFAULT_PARAMS_FILE = Path("params.yaml")
+
+ColumnType = Literal["numeric", "categorical", "drop"]
+Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos more often than intent; reject them with their location.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Strict):
+    validation_report: Path
+    schema_file: Path
+    train: Path
+    test: Path
+    profile: Path
+    model: Path
+    model_card: Path
+    metrics: Path
+    plots: Path
+    bento_archive: Path
+    release: Path
+    k8s_release_patch: Path
+
+
+class DataConfig(_Strict):
+    path: Path
+    target: str = Field(min_length=1)
+    positive_class: str | int | bool
+    time_column: str | None = None
+    column_types: dict[str, ColumnType] = Field(default_factory=dict)
+    # Columns whose share of distinct values is above this are treated as identifiers and dropped.
+    id_unique_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+
+    @property
+    def format(self) -> Literal["csv", "parquet"]:
+        suffix = self.path.suffix.lower()
+        if suffix in {".parquet", ".pq"}:
+            return "parquet"
+        if suffix in {".csv", ".txt"} or self.path.name.endswith(".csv.gz"):
+            return "csv"
+        raise ConfigError(f"data.path: unsupported file type {self.path.name!r} (use .csv or .parquet)")
+
+
+class ValidateConfig(_Strict):
+    min_rows: int = Field(ge=2, default=100)
+    min_positive: int = Field(ge=1, default=10)
+    max_missing_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6
+
+
+class SplitConfig(_Strict):
+    test_size: Probability = 0.2
+    seed: int = 42
+    numeric_bins: int = Field(ge=2, le=100, default=10)
+    max_profile_categories: int = Field(ge=1, default=200)
+
+
+class HistGradientBoostingParams(_Strict):
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    max_iter: int = Field(ge=1, default=200)
+    max_leaf_nodes: int = Field(ge=2, default=31)
+    min_samples_leaf: int = Field(ge=1, default=20)
+    l2_regularization: float = Field(ge=0.0, default=0.0)
+    max_bins: int = Field(ge=2, le=255, default=255)
+
+
+class LogisticRegressionParams(_Strict):
+    C: float = Field(gt=0.0, default=1.0)  # noqa: N815 - scikit-learn's own name
+    max_iter: int = Field(ge=1, default=1000)
+
+
+class RandomForestParams(_Strict):
+    n_estimators: int = Field(ge=1, default=200)
+    max_depth: int | None = Field(ge=1, default=None)
+    min_samples_leaf: int = Field(ge=1, default=5)
+
+
+class TrainConfig(_Strict):
+    model: Literal["hist_gradient_boosting", "logistic_regression", "random_forest"]
+    seed: int = 42
+    # Rarer categories than this share one "infrequent" code, so tiny groups don't overfit.
+    min_category_frequency: int = Field(ge=1, default=20)
+    max_categories: int = Field(ge=2, le=250, default=64)
+    class_weight: Literal["balanced"] | None = None
+    hist_gradient_boosting: HistGradientBoostingParams = HistGradientBoostingParams()
+    logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
+    random_forest: RandomForestParams = RandomForestParams()
+
+
+class ThresholdConfig(_Strict):
+    """How the operating threshold is chosen on the test split."""
+
+    policy: Literal["min_expected_cost", "target_recall", "fixed"]
+    # Business costs, in currency per transaction: a false alarm costs a manual review,
+    # a missed fraud costs the average loss.
+    false_positive_cost: float = Field(gt=0.0, default=5.0)
+    false_negative_cost: float = Field(gt=0.0, default=100.0)
+    target_recall: Probability = 0.8
+    fixed_threshold: Probability = 0.5
+    currency: str = "EUR"
+
+
+class PackageConfig(_Strict):
+    bento_name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    image_repository: str = Field(min_length=1)
+    # Hex digits of the model's sha256 used as the bento (and image) version.
+    version_length: int = Field(ge=8, le=64, default=12)
+
+    @field_validator("image_repository")
+    @classmethod
+    def _no_tag(cls, value: str) -> str:
+        last = value.rsplit("/", 1)[-1]
+        if ":" in last or "@" in value:
+            raise ValueError("must be a repository without tag or digest; the tag is the bento version")
+        return value
+
+
+class ServingConfig(_Strict):
+    max_batch_size: int = Field(ge=1, default=1000)
+    prediction_log: str = "stdout"  # "stdout", "off" or a file path
+    feedback_log: str = "feedback.jsonl"
+    prediction_log_queue: int = Field(ge=1, default=10000)
+    workers: int = Field(ge=1, default=1)
+
+
+class Params(_Strict):
+    paths: PathsConfig
+    data: DataConfig
+    validate_: ValidateConfig = Field(alias="validate", default=ValidateConfig())
+    split: SplitConfig = SplitConfig()
+    train: TrainConfig
+    threshold: ThresholdConfig
+    package: PackageConfig
+    serving: ServingConfig = ServingConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _target_is_not_overridden_away(self) -> Params:
+        if self.data.column_types.get(self.data.target) is not None:
+            raise ValueError(
+                f"data.column_types.{self.data.target}: the target column cannot have a type override"
+            )
+        return self
+
+
+def _format_validation_error(source: Path, error: ValidationError) -> str:
+    first = error.errors()[0]
+    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    location = location.replace("validate_", "validate")
+    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
+    return f"{source}: {location}: {first['msg']}{more}"
+
+
+def parse_params(raw: object, source: Path = DEFAULT_PARAMS_FILE) -> Params:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_format_validation_error(source, error)) from None
+
+
+def load_params(path: Path = DEFAULT_PARAMS_FILE) -> Params:
+    """Read and validate params.yaml; relative paths in it stay relative to the working directory."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found (run from the project root)") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return parse_params(raw, Path(path))

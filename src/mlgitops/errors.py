@@ -1,0 +1,75 @@
+"""The one exception hierarchy. The CLI maps each class to an exit code and a one-line message."""
+
+from __future__ import annotations
+
+
+class MlgitopsError(Exception):
+    """Base of every error mlgitops raises on purpose; `exit_code` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class ConfigError(MlgitopsError):
+    """params.yaml (or another config file) is missing, unparsable or invalid."""
+
+    exit_code = 2
+
+
+class DataError(MlgitopsError):
+    """An input table cannot be read or does not fit the declared schema."""
+
+    exit_code = 3
+
+
+class DataQualityError(DataError):
+    """The data was read but fails a quality check (too few rows, bad label, ...)."""
+
+    exit_code = 4
+
+
+class ArtifactError(MlgitopsError):
+    """A pipeline artifact (model, profile, release record, bento) is missing or corrupt."""
+
+    exit_code = 5
+
+
+class PackagingError(ArtifactError):
+    """Saving the model to the BentoML store or building the bento failed."""
+
+    exit_code = 6
+
+
+class ServingError(MlgitopsError):
+    """The prediction service could not start or load its model."""
+
+    exit_code = 7
+
+
+class ImageBuildError(MlgitopsError):
+    """Building or pushing the container image failed."""
+
+    exit_code = 8
+
+
+class DeployError(MlgitopsError):
+    """Rendering, applying or recording a deploy failed."""
+
+    exit_code = 9
+
+
+class RolloutFailedError(DeployError):
+    """The rollout did not complete; the deploy command rolled back (or tried to)."""
+
+    exit_code = 10
+
+
+class DeployLockedError(DeployError):
+    """Another deploy to the same environment holds the lock."""
+
+    exit_code = 11
+
+
+class GitError(MlgitopsError):
+    """A Git revision or object could not be resolved."""
+
+    exit_code = 12

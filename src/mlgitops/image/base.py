@@ -1,0 +1,147 @@
+"""The base image: a minimal Debian bookworm root filesystem with Python 3.11, made by debootstrap.
+
+Why not `python:3.11-slim`? The build must run with no registry but PyPI/Debian reachable, so the
+base is made from Debian packages with `debootstrap --variant=minbase` and imported into buildah.
+Bookworm's python3.11 is the same minor version as the project's interpreter, so wheels built here
+install there unchanged. The image is tagged `localhost/mlgitops-base:<suite>-<recipe key>`; the key
+hashes every input of the recipe, so a changed recipe makes a new base and an unchanged one is
+reused. Debootstrap takes the mirror's current point release: the key says what was asked for, not
+the byte content (point a recipe at a snapshot.debian.org URL for a bit-for-bit pin).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mlgitops.errors import ImageBuildError
+from mlgitops.image.buildah import Buildah, require_buildah
+from mlgitops.image.cache import file_lock, recipe_key
+from mlgitops.image.proc import run
+
+MIRROR_ENV = "MLGITOPS_DEBIAN_MIRROR"
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+BASE_REPOSITORY = "localhost/mlgitops-base"
+# Bump when the code below changes what a recipe produces (the key must change with it).
+RECIPE_REVISION = 1
+
+# Removed after debootstrap: package caches and documentation nothing at run time reads.
+# Copyright files stay: they are the licences of what the image ships.
+PRUNE = (
+    "var/cache/apt/archives/*.deb",
+    "var/cache/apt/*.bin",
+    "var/lib/apt/lists/*",
+    "usr/share/man/*",
+    "usr/share/info/*",
+    "usr/share/locale/*",
+    "usr/share/doc/*/[!c]*",
+    "var/log/*",
+)
+
+
+@dataclass(frozen=True)
+class BaseRecipe:
+    suite: str = "bookworm"
+    mirror: str = field(default_factory=lambda: os.environ.get(MIRROR_ENV, DEFAULT_MIRROR))
+    variant: str = "minbase"
+    # python3.11 brings the full standard library (ssl, sqlite3, venv without ensurepip); no pip,
+    # no compilers. The interpreter is /usr/bin/python3.11.
+    packages: tuple[str, ...] = ("python3.11",)
+    prune: tuple[str, ...] = PRUNE
+    env: tuple[tuple[str, str], ...] = (
+        ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        ("LANG", "C.UTF-8"),
+    )
+    revision: int = RECIPE_REVISION
+
+    @property
+    def key(self) -> str:
+        return recipe_key(asdict(self))
+
+    @property
+    def image_ref(self) -> str:
+        return f"{BASE_REPOSITORY}:{self.suite}-{self.key}"
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    ref: str
+    built: bool
+    seconds: float
+
+
+def prune_rootfs(rootfs: Path, patterns: tuple[str, ...]) -> None:
+    for pattern in patterns:
+        for path in rootfs.glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+    # The host's resolver and name leak in through debootstrap; the runtime supplies its own.
+    (rootfs / "etc" / "resolv.conf").write_text("")
+    (rootfs / "etc" / "hostname").write_text("localhost\n")
+
+
+def debootstrap(recipe: BaseRecipe, target: Path, log: Path) -> None:
+    if shutil.which("debootstrap") is None:
+        raise ImageBuildError("debootstrap is not installed (apt-get install -y debootstrap)")
+    if os.geteuid() != 0:
+        raise ImageBuildError("debootstrap needs root to create device nodes and chown files")
+    cmd = [
+        "debootstrap",
+        f"--variant={recipe.variant}",
+        f"--include={','.join(recipe.packages)}",
+        recipe.suite,
+        str(target),
+        recipe.mirror,
+    ]
+    run(cmd, what="debootstrap the base root filesystem", timeout=1200, log=log)
+
+
+def import_rootfs(buildah: Buildah, rootfs: Path, recipe: BaseRecipe, workdir: Path) -> None:
+    """Turn a root filesystem directory into a one-layer image tagged `recipe.image_ref`."""
+    archive = workdir / "rootfs.tar"
+    # A tar keeps numeric owners, modes and device nodes exactly; `buildah add` unpacks it as is.
+    with tarfile.open(archive, "w") as tar:
+        tar.add(rootfs, arcname=".")
+    container = buildah("from", "--pull-never", "scratch", what="create base container").strip()
+    try:
+        buildah("add", container, archive, "/", what="add base root filesystem", timeout=600)
+        config: list[str] = []
+        for name, value in recipe.env:
+            config += ["--env", f"{name}={value}"]
+        config += ["--label", f"ai.mlgitops.base.recipe={recipe.key}"]
+        config += ["--label", f"ai.mlgitops.base.suite={recipe.suite}"]
+        config += ["--cmd", "/bin/bash"]
+        buildah("config", *config, container, what="configure base image")
+        buildah("commit", "--quiet", container, recipe.image_ref, what="commit base image",
+                timeout=600)  # fmt: skip
+    finally:
+        buildah("rm", container, what="remove base working container")
+
+
+def ensure_base_image(
+    cache_dir: Path, recipe: BaseRecipe | None = None, buildah: Buildah | None = None
+) -> BaseImage:
+    """The base image for `recipe`, made (debootstrap + import) only when it is not stored yet."""
+    recipe = recipe or BaseRecipe()
+    require_buildah()
+    buildah = buildah or Buildah.for_cache(cache_dir)
+    start = time.monotonic()
+    with file_lock(cache_dir / "locks" / f"base-{recipe.key}.lock"):
+        if buildah.image_exists(recipe.image_ref):
+            return BaseImage(recipe.image_ref, built=False, seconds=time.monotonic() - start)
+        work_parent = cache_dir / "tmp"
+        work_parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="base-", dir=work_parent) as tmp:
+            workdir = Path(tmp)
+            rootfs = workdir / "rootfs"
+            debootstrap(recipe, rootfs, log=cache_dir / "logs" / f"debootstrap-{recipe.key}.log")
+            prune_rootfs(rootfs, recipe.prune)
+            import_rootfs(buildah, rootfs, recipe, workdir)
+    return BaseImage(recipe.image_ref, built=True, seconds=time.monotonic() - start)
