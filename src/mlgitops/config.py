@@ -120,7 +120,7 @@ class ThresholdConfig(_Strict):
 class PackageConfig(_Strict):
     bento_name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
     image_repository: str = Field(min_length=1)
-    # Hex digits of the model's sha256 used as the bento (and image) version.
+    # Hex digits of the bento content hash used as the bento (and image) version.
     version_length: int = Field(ge=8, le=64, default=12)
 
     @field_validator("image_repository")

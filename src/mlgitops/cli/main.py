@@ -9,7 +9,7 @@ import click
 import typer
 
 from mlgitops import __version__
-from mlgitops.cli import data, deploy, image, serve, stages
+from mlgitops.cli import data, deploy, image, serve, stages, summary
 from mlgitops.errors import MlgitopsError
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(stages.app, name="stage")
 app.add_typer(image.app, name="image")
 serve.register(app)
+summary.register(app)
 deploy.register(app)
 
 

@@ -1,0 +1,65 @@
+# Every target sets up .venv itself; a newcomer needs only `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+# dvc.yaml runs `mlgitops stage ...`; the venv's bin must come first on PATH.
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export BENTOML_DO_NOT_TRACK := True
+
+PYTEST_ARGS ?=
+
+.PHONY: help setup data run repro summary test lint format serve image bench clean
+
+help: ## List the documented targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP) ## Create .venv and install mlgitops with its dev tools
+
+data: $(STAMP) ## Materialize the dataset of data.dvc (dvc pull, else regenerate and verify)
+	mlgitops data materialize
+
+run: data ## Set up, materialize the data, run `dvc repro`, print the release summary
+	dvc repro
+	mlgitops summary
+
+repro: $(STAMP) ## Run `dvc repro` only
+	dvc repro
+
+summary: $(STAMP) ## Print the release record and headline metrics
+	mlgitops summary
+
+test: $(STAMP) ## Set up and run the whole test suite
+	pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Lint and check formatting with ruff
+	ruff check .
+	ruff format --check .
+
+format: $(STAMP) ## Format the code with ruff
+	ruff check --fix .
+	ruff format .
+
+serve: $(STAMP) ## Serve the current commit's bento on 127.0.0.1:3000
+	mlgitops serve
+
+image: $(STAMP) ## Build the OCI image of the current commit's bento with buildah
+	mlgitops image build
+
+bench: $(STAMP) ## Run the benchmarks (slow; figures on each last line)
+	python benchmarks/pipeline.py
+	python benchmarks/serving.py
+	python benchmarks/deploy.py
+
+clean: ## Remove the virtual environment and caches (keeps data and artifacts)
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,44 @@
+"""`mlgitops summary`: what the working tree releases, in one table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from mlgitops.cli.options import ParamsOption
+
+
+def summary(params: Path = ParamsOption) -> None:
+    """Print the release record (bento tag, image, hashes) and the headline metrics."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from mlgitops.config import load_params
+    from mlgitops.release import load_release
+
+    config = load_params(params)
+    release = load_release(config.paths.release)
+    table = Table(title=f"Release {release.bento_tag}", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = {
+        "bento tag": release.bento_tag,
+        "image": release.image,
+        "model hash": release.model_hash,
+        "data hash": release.data_hash,
+        "params hash": release.params_hash,
+        "trained at": release.trained_at,
+        "threshold": f"{release.threshold:.6f} ({release.threshold_policy})",
+    }
+    currency = config.threshold.currency
+    for name, value in release.metrics.items():
+        unit = f" {currency}" if name.startswith("expected_cost") else ""
+        rows[name.replace("_", " ")] = f"{value:.4f}{unit}" if value < 10 else f"{value:.1f}{unit}"
+    for key, value in rows.items():
+        table.add_row(key, value)
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(summary)

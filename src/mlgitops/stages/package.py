@@ -1,0 +1,121 @@
+"""Stage `package`: model store -> content-addressed bento -> archive -> release record.
+
+The bento version is a content hash of everything a pod serves: the model file's sha256, the
+operating threshold, the reference profile, the schema and the serving code. The same model
+therefore always maps to the same bento, image tag and manifests (a rollback by `git revert`
+needs no rebuild), and a tag can never name two different things.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from mlgitops import __version__
+from mlgitops.config import Params
+from mlgitops.errors import ArtifactError
+from mlgitops.io import file_md5, file_sha256
+from mlgitops.release import ReleaseRecord, write_release
+
+HEADLINE_METRICS = (
+    "roc_auc", "pr_auc", "precision", "recall", "fpr", "fnr",
+    "alerts_per_1000", "missed_frauds_per_1000", "expected_cost_per_1000",
+)
+
+
+def params_hash(params: Params) -> str:
+    """Hash of every param that shapes the model (paths and serving knobs do not)."""
+    shaping = params.model_dump(
+        mode="json", by_alias=True, include={"data", "validate_", "split", "train", "threshold"}
+    )
+    shaping["data"].pop("path", None)  # the data is identified by its own hash
+    canonical = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def serving_code_digest() -> str:
+    """sha256 over the mlgitops package source that the bento ships."""
+    import mlgitops
+
+    root = Path(mlgitops.__file__).parent
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def bento_version(
+    model_sha: str, threshold: float, profile: Path, schema: Path, code_digest: str, length: int
+) -> str:
+    content = {
+        "model_sha256": model_sha,
+        "threshold": repr(threshold),
+        "profile_sha256": file_sha256(profile),
+        "schema_sha256": file_sha256(schema),
+        "serving_code_sha256": code_digest,
+    }
+    canonical = json.dumps(content, sort_keys=True).encode()
+    return hashlib.sha256(canonical).hexdigest()[:length]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: not found (run `dvc repro`)") from None
+    except json.JSONDecodeError as error:
+        raise ArtifactError(f"{path}: not valid JSON: {error}") from None
+
+
+def make_release(params: Params) -> ReleaseRecord:
+    model_sha = file_sha256(params.paths.model)
+    metrics = _read_json(params.paths.metrics)
+    card = _read_json(params.paths.model_card)
+    missing = [name for name in ("threshold", *HEADLINE_METRICS) if name not in metrics]
+    if missing:
+        raise ArtifactError(f"{params.paths.metrics}: missing metrics: {', '.join(missing)}")
+    threshold = float(metrics["threshold"])
+    version = bento_version(
+        model_sha, threshold, params.paths.profile, params.paths.schema_file,
+        serving_code_digest(), params.package.version_length,
+    )
+    return ReleaseRecord(
+        bento_name=params.package.bento_name,
+        bento_version=version,
+        model_tag=f"{params.package.bento_name}:{version}",
+        model_hash=f"sha256:{model_sha}",
+        data_hash=f"md5:{file_md5(params.data.path)}",
+        params_hash=params_hash(params),
+        image=f"{params.package.image_repository}:{version}",
+        threshold=threshold,
+        threshold_policy=str(metrics.get("threshold_policy", params.threshold.policy)),
+        metrics={name: float(metrics[name]) for name in HEADLINE_METRICS},
+        trained_at=str(card["trained_at"]),
+        mlgitops_version=__version__,
+    )
+
+
+def run(params: Params) -> str:
+    from mlgitops.serving import bento
+
+    record = make_release(params)
+    model_tag = bento.save_model(
+        name=record.bento_name,
+        version=record.bento_version,
+        model_file=params.paths.model,
+        profile_file=params.paths.profile,
+        schema_file=params.paths.schema_file,
+        metadata=record.model_dump(mode="json"),
+    )
+    bento_tag = bento.build_bento(
+        bento_name=record.bento_name,
+        version=record.bento_version,
+        model_tag=model_tag,
+        release=record.model_dump(mode="json"),
+    )
+    bento.export_bento(bento_tag, params.paths.bento_archive)
+    # Written last: release.json and the k8s pin only ever name a bento that exists.
+    write_release(record, params.paths.release, params.paths.k8s_release_patch)
+    return f"bento {bento_tag}, image {record.image}, release in {params.paths.release}"

@@ -1,0 +1,134 @@
+"""Stage `split`: train/test split and the reference profile of the training split.
+
+The split is by time when `data.time_column` is set (the test set is the most recent slice, as
+production will be), stratified by label otherwise. The profile records what "normal" input
+looks like; serving and monitoring compare live traffic against it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from mlgitops.config import Params, SplitConfig
+from mlgitops.data.prepare import encode_target, model_frame
+from mlgitops.data.table import read_table
+from mlgitops.errors import DataQualityError
+from mlgitops.io import atomic_write
+from mlgitops.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+from mlgitops.schema import TrainingSchema, load_schema, save_model_json
+
+TARGET_COLUMN = "__target__"
+TIME_COLUMN = "__time__"
+
+
+def split_indices(
+    n_rows: int, labels: np.ndarray, times: pd.Series | None, config: SplitConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    positions = np.arange(n_rows)
+    if times is not None:
+        # Stable sort keeps generation order among equal timestamps, so ties are deterministic.
+        order = np.argsort(times.to_numpy(), kind="stable")
+        n_test = max(1, round(n_rows * config.test_size))
+        return np.sort(order[: n_rows - n_test]), np.sort(order[n_rows - n_test :])
+    train, test = train_test_split(
+        positions, test_size=config.test_size, random_state=config.seed, stratify=labels
+    )
+    return np.sort(train), np.sort(test)
+
+
+def numeric_profile(values: pd.Series, bins: int) -> NumericProfile:
+    present = values.dropna().to_numpy(dtype="float64")
+    missing_rate = float(values.isna().mean()) if len(values) else 0.0
+    if present.size == 0:
+        return NumericProfile(
+            count=len(values), missing_rate=missing_rate, min=None, max=None, mean=None,
+            std=None, bin_edges=[], bin_fractions=[],
+        )
+    quantiles = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])
+    edges = np.unique(quantiles)  # repeated values collapse bins; keep edges strictly increasing
+    counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=edges.size + 1)
+    return NumericProfile(
+        count=len(values),
+        missing_rate=missing_rate,
+        min=float(present.min()),
+        max=float(present.max()),
+        mean=float(present.mean()),
+        std=float(present.std()),
+        bin_edges=[float(edge) for edge in edges],
+        bin_fractions=[float(count) / present.size for count in counts],
+    )
+
+
+def categorical_profile(values: pd.Series, max_categories: int) -> CategoricalProfile:
+    present = values.dropna()
+    frequencies = present.value_counts(normalize=True, sort=True)
+    # Ties broken by name so the profile file is identical run to run.
+    ordered = sorted(frequencies.items(), key=lambda item: (-item[1], str(item[0])))
+    kept = ordered[:max_categories]
+    return CategoricalProfile(
+        count=len(values),
+        missing_rate=float(values.isna().mean()) if len(values) else 0.0,
+        frequencies={str(key): float(value) for key, value in kept},
+        truncated_fraction=float(sum(value for _, value in ordered[max_categories:])),
+    )
+
+
+def build_profile(
+    features: pd.DataFrame, labels: np.ndarray, schema: TrainingSchema, config: SplitConfig
+) -> ReferenceProfile:
+    profiles = {}
+    for feature in schema.features:
+        column = features[feature.name]
+        profiles[feature.name] = (
+            numeric_profile(column, config.numeric_bins)
+            if feature.kind == "numeric"
+            else categorical_profile(column, config.max_profile_categories)
+        )
+    return ReferenceProfile(
+        n_rows=len(features),
+        target=schema.target,
+        positive_class=schema.positive_class,
+        label_rate=float(labels.mean()) if len(labels) else 0.0,
+        features=profiles,
+    )
+
+
+def split_frame(
+    table: pd.DataFrame, schema: TrainingSchema, config: SplitConfig, source: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    features = model_frame(table, schema, source)
+    labels = encode_target(table[schema.target], schema.positive_class)
+    times = None
+    if schema.time_column is not None:
+        times = pd.to_datetime(table[schema.time_column], utc=True, format="ISO8601")
+    train_idx, test_idx = split_indices(len(table), labels, times, config)
+    frame = features.assign(**{TARGET_COLUMN: labels})
+    if times is not None:
+        frame[TIME_COLUMN] = times
+    train, test = frame.iloc[train_idx], frame.iloc[test_idx]
+    for name, part in (("train", train), ("test", test)):
+        if part[TARGET_COLUMN].nunique() < 2:
+            raise DataQualityError(
+                f"{source}: the {name} split has only one class; use more data, a different "
+                "split.test_size, or no data.time_column"
+            )
+    return train.reset_index(drop=True), test.reset_index(drop=True)
+
+
+def run(params: Params) -> str:
+    schema = load_schema(params.paths.schema_file)
+    table = read_table(params.data.path, params.data.format)
+    train, test = split_frame(table, schema, params.split, str(params.data.path))
+    profile = build_profile(
+        train[schema.feature_names], train[TARGET_COLUMN].to_numpy(), schema, params.split
+    )
+    for path, part in ((params.paths.train, train), (params.paths.test, test)):
+        atomic_write(path, lambda tmp, part=part: part.to_parquet(tmp, index=False))
+    save_model_json(profile, params.paths.profile)
+    how = f"by {schema.time_column}" if schema.time_column else "stratified"
+    return (
+        f"{len(train)} train / {len(test)} test rows ({how}), train label rate "
+        f"{profile.label_rate:.2%}, profile in {params.paths.profile}"
+    )

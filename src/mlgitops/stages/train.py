@@ -1,0 +1,151 @@
+"""Stage `train`: fit the scikit-learn Pipeline (preprocessing + estimator) named in params.
+
+Every source of randomness takes `train.seed`, and the estimators run single-threaded where
+thread scheduling could change results, so the same params and data give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import joblib
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
+
+from mlgitops import __version__
+from mlgitops.config import Params, TrainConfig
+from mlgitops.errors import ArtifactError
+from mlgitops.io import atomic_write, atomic_write_text, file_sha256
+from mlgitops.schema import TrainingSchema, load_schema
+from mlgitops.stages.split import TARGET_COLUMN
+
+
+def _ordinal(config: TrainConfig, unknown: float) -> OrdinalEncoder:
+    return OrdinalEncoder(
+        handle_unknown="use_encoded_value",
+        unknown_value=unknown,
+        encoded_missing_value=unknown,
+        min_frequency=config.min_category_frequency,
+        max_categories=config.max_categories,
+        dtype=np.float64,
+    )
+
+
+def build_pipeline(schema: TrainingSchema, config: TrainConfig) -> Pipeline:
+    numeric, categorical = schema.numeric_features, schema.categorical_features
+    if config.model == "hist_gradient_boosting":
+        hp = config.hist_gradient_boosting
+        # Unknown and missing categories both become NaN, which the trees route as "missing".
+        preprocess = ColumnTransformer(
+            [("numeric", "passthrough", numeric), ("categorical", _ordinal(config, np.nan), categorical)],
+            verbose_feature_names_out=False,
+        )
+        estimator = HistGradientBoostingClassifier(
+            learning_rate=hp.learning_rate,
+            max_iter=hp.max_iter,
+            max_leaf_nodes=hp.max_leaf_nodes,
+            min_samples_leaf=hp.min_samples_leaf,
+            l2_regularization=hp.l2_regularization,
+            max_bins=hp.max_bins,
+            categorical_features=[False] * len(numeric) + [True] * len(categorical),
+            class_weight=config.class_weight,
+            early_stopping=False,
+            random_state=config.seed,
+        )
+    elif config.model == "random_forest":
+        hp = config.random_forest
+        preprocess = ColumnTransformer(
+            [
+                ("numeric", SimpleImputer(strategy="median", keep_empty_features=True), numeric),
+                ("categorical", _ordinal(config, -1.0), categorical),
+            ],
+            verbose_feature_names_out=False,
+        )
+        estimator = RandomForestClassifier(
+            n_estimators=hp.n_estimators,
+            max_depth=hp.max_depth,
+            min_samples_leaf=hp.min_samples_leaf,
+            class_weight=config.class_weight,
+            random_state=config.seed,
+            n_jobs=1,
+        )
+    else:
+        hp = config.logistic_regression
+        preprocess = ColumnTransformer(
+            [
+                (
+                    "numeric",
+                    make_pipeline(
+                        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                        StandardScaler(),
+                    ),
+                    numeric,
+                ),
+                (
+                    "categorical",
+                    make_pipeline(
+                        SimpleImputer(strategy="constant", fill_value="__missing__"),
+                        OneHotEncoder(
+                            handle_unknown="infrequent_if_exist",
+                            min_frequency=config.min_category_frequency,
+                            max_categories=config.max_categories,
+                        ),
+                    ),
+                    categorical,
+                ),
+            ],
+            verbose_feature_names_out=False,
+        )
+        estimator = LogisticRegression(
+            C=hp.C, max_iter=hp.max_iter, class_weight=config.class_weight,
+            random_state=config.seed,
+        )
+    return Pipeline([("preprocess", preprocess), ("model", estimator)])
+
+
+def fit(train: pd.DataFrame, schema: TrainingSchema, config: TrainConfig) -> Pipeline:
+    pipeline = build_pipeline(schema, config)
+    pipeline.fit(train[schema.feature_names], train[TARGET_COLUMN].to_numpy())
+    return pipeline
+
+
+def load_model(path) -> Pipeline:
+    try:
+        model = joblib.load(path)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: model not found (run `dvc repro`)") from None
+    except Exception as error:  # a truncated or foreign pickle can raise almost anything
+        raise ArtifactError(f"{path}: cannot load the model: {type(error).__name__}: {error}") from None
+    if not isinstance(model, Pipeline):
+        raise ArtifactError(f"{path}: expected a scikit-learn Pipeline, got {type(model).__name__}")
+    return model
+
+
+def run(params: Params) -> str:
+    schema = load_schema(params.paths.schema_file)
+    train = pd.read_parquet(params.paths.train)
+    started = datetime.now(UTC)
+    pipeline = fit(train, schema, params.train)
+    seconds = (datetime.now(UTC) - started).total_seconds()
+    atomic_write(params.paths.model, lambda tmp: joblib.dump(pipeline, tmp, compress=3))
+    # The card is a separate file so the model's bytes, and hence its hash, stay timeless.
+    card = {
+        "model_hash": "sha256:" + file_sha256(params.paths.model),
+        "model_type": params.train.model,
+        "trained_at": started.isoformat(timespec="seconds"),
+        "training_seconds": round(seconds, 3),
+        "n_train_rows": len(train),
+        "train_label_rate": float(train[TARGET_COLUMN].mean()),
+        "features": [feature.model_dump() for feature in schema.features],
+        "train_params": params.train.model_dump(mode="json"),
+        "mlgitops_version": __version__,
+    }
+    atomic_write_text(params.paths.model_card, json.dumps(card, indent=2) + "\n")
+    return f"{params.train.model} on {len(train)} rows in {seconds:.1f}s, {card['model_hash'][:19]}"
