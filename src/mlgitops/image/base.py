@@ -39,9 +39,10 @@ PRUNE = (
     "usr/share/man/*",
     "usr/share/info/*",
     "usr/share/locale/*",
-    "usr/share/doc/*/[!c]*",
     "var/log/*",
 )
+# Under usr/share/doc/<package>/ only these survive (the licence texts).
+DOC_KEEP = ("copyright",)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class BaseRecipe:
     # no compilers. The interpreter is /usr/bin/python3.11.
     packages: tuple[str, ...] = ("python3.11",)
     prune: tuple[str, ...] = PRUNE
+    doc_keep: tuple[str, ...] = DOC_KEEP
     env: tuple[tuple[str, str], ...] = (
         ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
         ("LANG", "C.UTF-8"),
@@ -75,13 +77,20 @@ class BaseImage:
     seconds: float
 
 
-def prune_rootfs(rootfs: Path, patterns: tuple[str, ...]) -> None:
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def prune_rootfs(rootfs: Path, patterns: tuple[str, ...], doc_keep: tuple[str, ...]) -> None:
     for pattern in patterns:
         for path in rootfs.glob(pattern):
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
+            _remove(path)
+    for entry in rootfs.glob("usr/share/doc/*/*"):
+        if entry.name not in doc_keep:
+            _remove(entry)
     # The host's resolver and name leak in through debootstrap; the runtime supplies its own.
     (rootfs / "etc" / "resolv.conf").write_text("")
     (rootfs / "etc" / "hostname").write_text("localhost\n")
@@ -142,6 +151,6 @@ def ensure_base_image(
             workdir = Path(tmp)
             rootfs = workdir / "rootfs"
             debootstrap(recipe, rootfs, log=cache_dir / "logs" / f"debootstrap-{recipe.key}.log")
-            prune_rootfs(rootfs, recipe.prune)
+            prune_rootfs(rootfs, recipe.prune, recipe.doc_keep)
             import_rootfs(buildah, rootfs, recipe, workdir)
     return BaseImage(recipe.image_ref, built=True, seconds=time.monotonic() - start)

@@ -40,7 +40,9 @@ class Buildah:
 
     @classmethod
     def for_cache(cls, cache_dir: Path) -> Buildah:
-        return cls(root=cache_dir / "containers" / "storage", runroot=cache_dir / "containers" / "run")
+        return cls(
+            root=cache_dir / "containers" / "storage", runroot=cache_dir / "containers" / "run"
+        )
 
     def argv(self, *args: str | Path) -> list[str]:
         return [
@@ -51,7 +53,9 @@ class Buildah:
             *(str(arg) for arg in args),
         ]  # fmt: skip
 
-    def __call__(self, *args: str | Path, what: str, timeout: float = 300, log: Path | None = None) -> str:
+    def __call__(
+        self, *args: str | Path, what: str, timeout: float = 300, log: Path | None = None
+    ) -> str:
         return run(self.argv(*args), what=what, timeout=timeout, log=log).stdout
 
     def inspect_image(self, ref: str) -> dict[str, Any] | None:
@@ -72,7 +76,7 @@ class Buildah:
 
 
 def image_id(info: dict[str, Any]) -> str:
-    """The config digest ("sha256:..."): the image's identity, unchanged by push/pull/compression."""
+    """The config digest ("sha256:..."): the identity that push, pull and compression keep."""
     raw = str(info["FromImageID"])
     return raw if raw.startswith("sha256:") else f"sha256:{raw}"
 

@@ -49,7 +49,12 @@ def run(
     try:
         if log is None:
             proc = subprocess.run(
-                argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout,
+                argv,
+                cwd=cwd,
+                env=full_env,
+                capture_output=True,
+                text=True,
+                timeout=timeout,
                 check=False,
             )
             output = proc.stderr if proc.stderr.strip() else proc.stdout
@@ -57,8 +62,14 @@ def run(
             log.parent.mkdir(parents=True, exist_ok=True)
             with log.open("w", encoding="utf-8") as sink:
                 proc = subprocess.run(
-                    argv, cwd=cwd, env=full_env, stdout=sink, stderr=subprocess.STDOUT,
-                    text=True, timeout=timeout, check=False,
+                    argv,
+                    cwd=cwd,
+                    env=full_env,
+                    stdout=sink,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    timeout=timeout,
+                    check=False,
                 )
             output = log.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
