@@ -20,8 +20,8 @@ def summary(params: Path = ParamsOption) -> None:
     config = load_params(params)
     release = load_release(config.paths.release)
     table = Table(title=f"Release {release.bento_tag}", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
     rows = {
         "bento tag": release.bento_tag,
         "image": release.image,
@@ -33,11 +33,15 @@ def summary(params: Path = ParamsOption) -> None:
     }
     currency = config.threshold.currency
     for name, value in release.metrics.items():
-        unit = f" {currency}" if name.startswith("expected_cost") else ""
-        rows[name.replace("_", " ")] = f"{value:.4f}{unit}" if value < 10 else f"{value:.1f}{unit}"
+        if name.endswith("_per_1000"):
+            unit = f" {currency}" if name.startswith("expected_cost") else ""
+            rows[name.replace("_", " ")] = f"{value:,.1f}{unit}"
+        else:
+            rows[name.replace("_", " ")] = f"{value:.4f}"
     for key, value in rows.items():
         table.add_row(key, value)
-    Console().print(table)
+    # Hashes must print whole, even in a narrow or non-interactive terminal.
+    Console(width=max(Console().width, 110)).print(table)
 
 
 def register(app: typer.Typer) -> None:

@@ -27,7 +27,7 @@ from mlgitops.schema import TrainingSchema, load_schema
 from mlgitops.stages.split import TARGET_COLUMN
 
 
-def _ordinal(config: TrainConfig, unknown: float) -> OrdinalEncoder:
+def _ordinal(config: TrainConfig, unknown: float | int) -> OrdinalEncoder:
     return OrdinalEncoder(
         handle_unknown="use_encoded_value",
         unknown_value=unknown,
@@ -64,7 +64,7 @@ def build_pipeline(schema: TrainingSchema, config: TrainConfig) -> Pipeline:
         preprocess = ColumnTransformer(
             [
                 ("numeric", SimpleImputer(strategy="median", keep_empty_features=True), numeric),
-                ("categorical", _ordinal(config, -1.0), categorical),
+                ("categorical", _ordinal(config, -1), categorical),
             ],
             verbose_feature_names_out=False,
         )

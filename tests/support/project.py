@@ -1,0 +1,81 @@
+"""Builders for tests: params pointing into a temp dir, small datasets, temp git+DVC projects."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from mlgitops.config import Params, parse_params
+from mlgitops.data.generate import GeneratorConfig, write_dataset
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def raw_params() -> dict:
+    return yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+
+
+def params_in(root: Path, rows: int = 3000, **sections: dict) -> Params:
+    """The project's params.yaml with every path moved under `root` and small-data limits."""
+    raw = raw_params()
+    raw["paths"] = {key: str(root / value) for key, value in raw["paths"].items()}
+    raw["data"]["path"] = str(root / "data" / "transactions.csv")
+    raw["validate"]["min_rows"] = min(raw["validate"]["min_rows"], rows // 2)
+    raw["validate"]["min_positive"] = 5
+    raw["train"]["hist_gradient_boosting"]["max_iter"] = 50
+    raw["train"]["random_forest"]["n_estimators"] = 20
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return parse_params(raw)
+
+
+def write_small_dataset(path: Path, rows: int = 3000, seed: int = 7) -> Path:
+    write_dataset(path, GeneratorConfig(rows=rows, seed=seed))
+    return path
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None):
+    result = subprocess.run(
+        cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(cmd)} exited {result.returncode}\nstdout:\n{result.stdout}\n"
+            f"stderr:\n{result.stderr}"
+        )
+    return result
+
+
+def make_project(root: Path, rows: int = 3000, remote: Path | None = None) -> Path:
+    """A git+DVC repository laid out like this one, with a small generated dataset committed."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(
+        REPO_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
+    )
+    if (REPO_ROOT / "k8s").is_dir():
+        shutil.copytree(REPO_ROOT / "k8s", root / "k8s", dirs_exist_ok=True)
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(REPO_ROOT / name, root / name)
+    raw = raw_params()
+    raw["validate"]["min_rows"] = rows // 2
+    raw["validate"]["min_positive"] = 5
+    raw["train"]["hist_gradient_boosting"]["max_iter"] = 50
+    (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    (root / ".gitignore").write_text("__pycache__/\n*.egg-info/\n")
+    run(["git", "init", "-q", "-b", "main"], root)
+    run(["git", "config", "user.email", "test@example.com"], root)
+    run(["git", "config", "user.name", "test"], root)
+    run(["dvc", "init", "-q"], root)
+    run(["dvc", "config", "core.analytics", "false"], root)
+    run(["dvc", "config", "core.autostage", "true"], root)
+    remote = remote or root.parent / f"{root.name}-remote"
+    run(["dvc", "remote", "add", "-d", "local", str(remote)], root)
+    write_small_dataset(root / "data" / "transactions.csv", rows=rows)
+    run(["dvc", "add", "-q", "data"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "project with small data"], root)
+    return root
