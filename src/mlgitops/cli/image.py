@@ -1,7 +1,148 @@
-"""`mlgitops image` commands."""
+"""`mlgitops image`: build the release's OCI image with buildah (no Docker) and push it.
+
+Thin wrappers over mlgitops.image; heavy imports stay inside the commands.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
-app = typer.Typer(help="Build and push the container image of a commit's bento.", no_args_is_help=True)
+app = typer.Typer(
+    help="Build the release's OCI image with buildah (no Docker, no network) and push it.",
+    no_args_is_help=True,
+)
+
+_REV = typer.Option(
+    None, "--rev", help="Git revision whose release to use (default: the working tree)."
+)
+_CACHE = typer.Option(
+    None, "--cache-dir", help="Cache for base image, wheels and buildah storage.",
+    envvar="MLGITOPS_CACHE",
+)  # fmt: skip
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:.0f} MB"
+
+
+@app.command()
+def build(
+    rev: str | None = _REV,
+    archive: Path | None = typer.Option(
+        None,
+        "--archive",
+        help="Build this bento archive instead of the release's.",
+        exists=True,
+        dir_okay=False,
+    ),
+    repository: str | None = typer.Option(
+        None,
+        "--repository",
+        help="Image repository (default: the release's image).",
+    ),
+    base_image: str | None = typer.Option(
+        None,
+        "--base-image",
+        help="Use this base (e.g. python:3.11-slim, pulled) instead of the debootstrap one.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the image exists."),
+    cache_dir: Path | None = _CACHE,
+) -> None:
+    """Build REPO:VERSION (VERSION = bento version) from the bento archive; a no-op if it exists."""
+    from mlgitops.errors import ImageBuildError
+    from mlgitops.image.build import build_image
+    from mlgitops.image.cache import default_cache_dir
+    from mlgitops.image.source import resolve_bento_source
+
+    cache = cache_dir or default_cache_dir()
+    version: str | None = None
+    if archive is None:
+        source = resolve_bento_source(rev, cache)
+        archive, version = source.archive, source.version
+        repository = repository or source.image_repository
+    elif rev is not None:
+        raise ImageBuildError("--archive and --rev exclude each other")
+    elif repository is None:
+        raise ImageBuildError("--archive needs --repository")
+    result = build_image(
+        archive, repository, version, cache_dir=cache, base_image=base_image, force=force
+    )
+    state = "built" if result.built else "already built, nothing to do"
+    typer.echo(f"{result.ref}: {state} ({_megabytes(result.size_bytes)}, {result.seconds:.1f}s)")
+    typer.echo(f"image id {result.image_id}, bento {result.bento_tag}")
+
+
+@app.command()
+def push(
+    registry: str = typer.Option(
+        ..., "--registry", help="Destination HOST[:PORT]/REPO; the tag is the bento version."
+    ),
+    rev: str | None = _REV,
+    image: str | None = typer.Option(
+        None, "--image", help="Local image REPO:VERSION to push (default: the release's image)."
+    ),
+    tls_verify: bool = typer.Option(
+        True, "--tls-verify/--no-tls-verify", help="Check the registry's TLS certificate."
+    ),
+    verify: bool = typer.Option(
+        True,
+        "--verify/--no-verify",
+        help="Check the registry's manifest digest and config against the local image.",
+    ),
+    verify_pull: bool = typer.Option(
+        False, "--verify-pull", help="Also pull it back into empty storage and compare digests."
+    ),
+    cache_dir: Path | None = _CACHE,
+) -> None:
+    """Push the built image to a registry and print its digest."""
+    from mlgitops.image.build import image_ref
+    from mlgitops.image.cache import default_cache_dir
+    from mlgitops.image.push import pull_and_verify, push_image, split_tag
+    from mlgitops.image.source import resolve_bento_source
+
+    cache = cache_dir or default_cache_dir()
+    if image is None:
+        source = resolve_bento_source(rev, cache)
+        image = image_ref(source.image_repository, source.version)
+    else:
+        image = image_ref(*split_tag(image))
+    result = push_image(image, registry, cache_dir=cache, tls_verify=tls_verify, verify=verify)
+    if verify_pull:
+        pull_and_verify(result.remote_ref, result.digest, result.image_id, tls_verify=tls_verify)
+    checked = "verified" if result.verified else "not verified"
+    typer.echo(f"{result.remote_ref} {result.digest} ({checked})")
+    typer.echo(f"pinned: {result.pinned}")
+
+
+@app.command("run")
+def run_image(
+    rev: str | None = _REV,
+    image: str | None = typer.Option(None, "--image", help="Local image REPO:VERSION to run."),
+    port: int = typer.Option(3000, "--port", help="Port on 127.0.0.1 (host network)."),
+    cache_dir: Path | None = _CACHE,
+) -> None:
+    """Run the built image with `buildah run` until Ctrl-C (a local smoke test)."""
+    import time
+
+    from mlgitops.image.build import image_ref
+    from mlgitops.image.buildah import Buildah
+    from mlgitops.image.cache import default_cache_dir
+    from mlgitops.image.push import split_tag
+    from mlgitops.image.run import running_container
+    from mlgitops.image.source import resolve_bento_source
+
+    cache = cache_dir or default_cache_dir()
+    if image is None:
+        source = resolve_bento_source(rev, cache)
+        image = image_ref(source.image_repository, source.version)
+    else:
+        image = image_ref(*split_tag(image))
+    with running_container(image, Buildah.for_cache(cache), port=port) as container:
+        typer.echo(f"{image} ready on {container.base_url} (log {container.log}); Ctrl-C stops it")
+        try:
+            while container.process.poll() is None:
+                time.sleep(1)
+        except KeyboardInterrupt:
+            typer.echo("stopping")
