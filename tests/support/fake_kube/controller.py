@@ -1,0 +1,418 @@
+"""A tiny stand-in for kube-controller-manager (deployments, replicasets) and the
+kubelet (pod status), running as one background thread over the Store."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import secrets
+import string
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .resources import lookup
+from .store import Obj, Store, now_rfc3339
+
+ImagePredicate = Callable[[str], bool]
+
+DEPLOYMENTS = lookup("deployments")
+REPLICASETS = lookup("replicasets")
+PODS = lookup("pods")
+HASH_LABEL = "pod-template-hash"
+REVISION = "deployment.kubernetes.io/revision"
+
+
+def template_hash(template: Obj) -> str:
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).digest()
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"  # the real controller's "safe" alphabet
+    return "".join(alphabet[b % len(alphabet)] for b in digest[:10])
+
+
+def _suffix() -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(5))
+
+
+def _owned_by(obj: Obj, owner: Obj) -> bool:
+    uid = owner["metadata"]["uid"]
+    return any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or [])
+
+
+def _owner_ref(owner: Obj) -> Obj:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+class Controller:
+    """Reconciles on every store change and at least every `interval` seconds.
+
+    ready_delay: seconds (wall clock) before a new pod becomes Ready.
+    time_scale: multiplies durations taken from specs (progressDeadlineSeconds),
+        so a 600 s deadline becomes 6 s at the default 0.01.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        ready_delay: float = 0.2,
+        time_scale: float = 0.01,
+        interval: float = 0.05,
+    ) -> None:
+        self.store = store
+        self.ready_delay = ready_delay
+        self.time_scale = time_scale
+        self.interval = interval
+        self.failing: list[ImagePredicate] = []
+        self._pod_seen: dict[str, float] = {}  # pod uid -> monotonic first-seen time
+        self._progress: dict[str, tuple[Any, float]] = {}  # deployment uid -> (key, since)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="fake-kube-controller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self.store.changed:
+            self.store.changed.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def reset(self) -> None:
+        with self.store.lock:
+            self.failing.clear()
+            self._pod_seen.clear()
+            self._progress.clear()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.reconcile()
+            with self.store.changed:
+                if not self._stop.is_set():
+                    self.store.changed.wait(self.interval)
+
+    # ------------------------------------------------------------ reconcile
+
+    def reconcile(self) -> None:
+        with self.store.lock:
+            objects = self.store.all_objects()
+            by_type: dict[str, list[Obj]] = {}
+            for rtype, obj in objects:
+                by_type.setdefault(rtype.plural, []).append(obj)
+            for deployment in by_type.get("deployments", []):
+                self._sync_deployment(deployment, by_type.get("replicasets", []))
+            replicasets, _ = self.store.list(REPLICASETS)
+            pods, _ = self.store.list(PODS)
+            for rs in replicasets:
+                self._sync_replicaset(rs, [p for p in pods if _owned_by(p, rs)])
+            pods, _ = self.store.list(PODS)
+            for pod in pods:
+                self._sync_pod(pod)
+            deployments, _ = self.store.list(DEPLOYMENTS)
+            replicasets, _ = self.store.list(REPLICASETS)
+            for deployment in deployments:
+                owned = [rs for rs in replicasets if _owned_by(rs, deployment)]
+                self._deployment_status(deployment, owned)
+            live = {p["metadata"]["uid"] for p in pods}
+            self._pod_seen = {k: v for k, v in self._pod_seen.items() if k in live}
+
+    def _sync_deployment(self, deployment: Obj, all_rs: list[Obj]) -> None:
+        spec = deployment["spec"]
+        if spec.get("paused"):
+            return
+        ns, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
+        owned = [rs for rs in all_rs if _owned_by(rs, deployment)]
+        template = copy.deepcopy(spec.get("template") or {})
+        h = template_hash(template)
+        new_rs = next((rs for rs in owned if rs["metadata"]["labels"].get(HASH_LABEL) == h), None)
+        olds = [rs for rs in owned if rs is not new_rs]
+        desired = spec.get("replicas", 1)
+        recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
+        old_pods_left = any(rs.get("status", {}).get("replicas", 0) for rs in olds)
+        new_replicas = 0 if recreate and old_pods_left else desired
+
+        if new_rs is None:
+            revision = 1 + max((_revision(rs) for rs in owned), default=0)
+            template.setdefault("metadata", {}).setdefault("labels", {})[HASH_LABEL] = h
+            selector = copy.deepcopy(spec.get("selector") or {})
+            selector.setdefault("matchLabels", {})[HASH_LABEL] = h
+            new_rs = {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": f"{name}-{h}",
+                    "namespace": ns,
+                    "labels": dict(template["metadata"]["labels"]),
+                    "annotations": {REVISION: str(revision)},
+                    "ownerReferences": [_owner_ref(deployment)],
+                },
+                "spec": {"replicas": new_replicas, "selector": selector, "template": template},
+            }
+            new_rs = self.store.commit(REPLICASETS, new_rs)
+        elif new_rs["spec"].get("replicas") != new_replicas:
+            new_rs["spec"]["replicas"] = new_replicas
+            self.store.commit(REPLICASETS, new_rs)
+
+        # Old ReplicaSets go to zero once the new one is fully available
+        # (a 100%-surge rolling update), or immediately for Recreate.
+        new_status = new_rs.get("status", {})
+        new_done = (
+            new_status.get("availableReplicas", 0) >= desired
+            and new_status.get("observedGeneration") == new_rs["metadata"]["generation"]
+        )
+        for rs in olds:
+            if (recreate or new_done) and rs["spec"].get("replicas"):
+                rs["spec"]["replicas"] = 0
+                self.store.commit(REPLICASETS, rs)
+
+        revision = str(_revision(new_rs))
+        annotations = deployment["metadata"].setdefault("annotations", {})
+        if annotations.get(REVISION) != revision:
+            annotations[REVISION] = revision
+            self.store.commit(DEPLOYMENTS, deployment)
+
+        limit = spec.get("revisionHistoryLimit", 10)
+        idle = sorted((rs for rs in olds if not rs["spec"].get("replicas")), key=_revision)
+        for rs in idle[: max(0, len(idle) - limit)]:
+            if not rs.get("status", {}).get("replicas"):
+                self.store.delete(REPLICASETS, ns, rs["metadata"]["name"])
+
+    def _sync_replicaset(self, rs: Obj, pods: list[Obj]) -> None:
+        ns, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
+        want = rs["spec"].get("replicas", 1)
+        template = rs["spec"].get("template") or {}
+        for pod in pods[want:]:
+            self.store.delete(PODS, ns, pod["metadata"]["name"])
+        pods = pods[:want]
+        for _ in range(want - len(pods)):
+            tmeta = template.get("metadata") or {}
+            pod = {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{name}-{_suffix()}",
+                    "generateName": f"{name}-",
+                    "namespace": ns,
+                    "labels": dict(tmeta.get("labels") or {}),
+                    "annotations": dict(tmeta.get("annotations") or {}),
+                    "ownerReferences": [_owner_ref(rs)],
+                },
+                "spec": {**copy.deepcopy(template.get("spec") or {}), "nodeName": "fake-node"},
+                "status": {"phase": "Pending"},
+            }
+            pods.append(self.store.commit(PODS, pod))
+        ready = sum(1 for p in pods if self._pod_ready(p))
+        status = {
+            "replicas": len(pods),
+            "fullyLabeledReplicas": len(pods),
+            "readyReplicas": ready,
+            "availableReplicas": ready,
+            "observedGeneration": rs["metadata"]["generation"],
+        }
+        if rs.get("status") != status:
+            rs["status"] = status
+            self.store.commit(REPLICASETS, rs)
+
+    # ---------------------------------------------------------------- pods
+
+    def _pod_age(self, pod: Obj) -> float:
+        uid = pod["metadata"]["uid"]
+        return time.monotonic() - self._pod_seen.setdefault(uid, time.monotonic())
+
+    def _failing(self, image: str) -> bool:
+        return any(pred(image) for pred in self.failing)
+
+    def _pod_ready(self, pod: Obj) -> bool:
+        containers = pod.get("spec", {}).get("containers") or []
+        return self._pod_age(pod) >= self.ready_delay and not any(
+            self._failing(c.get("image", "")) for c in containers
+        )
+
+    def _sync_pod(self, pod: Obj) -> None:
+        age = self._pod_age(pod)
+        started = age >= self.ready_delay
+        restart_every = max(self.ready_delay, 0.1)
+        statuses = []
+        for c in pod.get("spec", {}).get("containers") or []:
+            image = c.get("image", "")
+            st: Obj = {
+                "name": c.get("name", ""),
+                "image": image,
+                "imageID": "",
+                "restartCount": 0,
+                "ready": False,
+                "started": False,
+            }
+            if not started:
+                st["state"] = {"waiting": {"reason": "ContainerCreating"}}
+            elif self._failing(image):
+                st["restartCount"] = 1 + int((age - self.ready_delay) / restart_every)
+                st["state"] = {
+                    "waiting": {
+                        "reason": "CrashLoopBackOff",
+                        "message": f"back-off restarting failed container {st['name']}",
+                    }
+                }
+                st["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error"}}
+            else:
+                st.update(ready=True, started=True, imageID=f"{image}@sha256:fake")
+                st["state"] = {"running": {"startedAt": pod["metadata"]["creationTimestamp"]}}
+            statuses.append(st)
+        ready = started and all(s["ready"] for s in statuses)
+        old = pod.get("status") or {}
+        status: Obj = {
+            "phase": "Running" if started else "Pending",
+            "conditions": _pod_conditions(old, started, ready),
+            "containerStatuses": statuses,
+            "hostIP": "10.0.0.1",
+            "startTime": pod["metadata"]["creationTimestamp"],
+        }
+        if started:
+            status["podIP"] = old.get("podIP") or f"10.244.0.{1 + secrets.randbelow(250)}"
+        if old != status:
+            pod["status"] = status
+            self.store.commit(PODS, pod)
+
+    # --------------------------------------------------------- deployments
+
+    def _deployment_status(self, deployment: Obj, owned: list[Obj]) -> None:
+        spec, meta = deployment["spec"], deployment["metadata"]
+        desired = spec.get("replicas", 1)
+        h = template_hash(spec.get("template") or {})
+        new_rs = next((rs for rs in owned if rs["metadata"]["labels"].get(HASH_LABEL) == h), None)
+        counts = {"replicas": 0, "readyReplicas": 0, "availableReplicas": 0}
+        for rs in owned:
+            for k in counts:
+                counts[k] += rs.get("status", {}).get(k, 0)
+        updated = (new_rs or {}).get("status", {}).get("replicas", 0)
+        new_available = (new_rs or {}).get("status", {}).get("availableReplicas", 0)
+        available = counts["availableReplicas"]
+        complete = new_rs is not None and updated == desired == counts["replicas"]
+        complete = complete and new_available == desired
+
+        now = time.monotonic()
+        key = (h, desired, updated, new_available, counts["replicas"])
+        prev_key, since = self._progress.get(meta["uid"], (None, now))
+        if key != prev_key:
+            since = now
+        self._progress[meta["uid"]] = (key, since)
+        deadline = spec.get("progressDeadlineSeconds", 600) * self.time_scale
+        rs_name = new_rs["metadata"]["name"] if new_rs else meta["name"]
+
+        old_status = deployment.get("status") or {}
+        old_conds = {c["type"]: c for c in old_status.get("conditions") or []}
+        max_unavailable = _max_unavailable(spec, desired)
+        if available >= desired - max_unavailable:
+            avail = ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+        else:
+            avail = (
+                "False",
+                "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            )
+        prev_progress = old_conds.get("Progressing", {})
+        if complete:
+            progress = (
+                "True",
+                "NewReplicaSetAvailable",
+                f'ReplicaSet "{rs_name}" has successfully progressed.',
+            )
+        elif now - since > deadline or (
+            prev_progress.get("reason") == "ProgressDeadlineExceeded" and key == prev_key
+        ):
+            progress = (
+                "False",
+                "ProgressDeadlineExceeded",
+                f'ReplicaSet "{rs_name}" has timed out progressing.',
+            )
+        else:
+            progress = ("True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
+        if spec.get("paused"):
+            progress = ("Unknown", "DeploymentPaused", "Deployment is paused")
+
+        status: Obj = {
+            "observedGeneration": meta["generation"],
+            "replicas": counts["replicas"],
+            "updatedReplicas": updated,
+            "readyReplicas": counts["readyReplicas"],
+            "availableReplicas": available,
+            "unavailableReplicas": max(0, desired - available),
+            "conditions": [
+                _condition(old_conds.get("Available"), "Available", *avail),
+                _condition(prev_progress or None, "Progressing", *progress),
+            ],
+        }
+        status = {k: v for k, v in status.items() if v or k in ("observedGeneration", "conditions")}
+        if old_status != status:
+            deployment["status"] = status
+            self.store.commit(DEPLOYMENTS, deployment)
+
+
+def _revision(rs: Obj) -> int:
+    try:
+        return int(rs["metadata"].get("annotations", {}).get(REVISION, "0"))
+    except ValueError:
+        return 0
+
+
+def _max_unavailable(spec: Obj, desired: int) -> int:
+    if (spec.get("strategy") or {}).get("type") == "Recreate":
+        return desired
+    value = ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxUnavailable", "25%")
+    if isinstance(value, str) and value.endswith("%"):
+        return int(desired * int(value[:-1]) / 100)
+    return int(value)
+
+
+def _condition(old: Obj | None, type_: str, status: str, reason: str, message: str) -> Obj:
+    now = now_rfc3339()
+    if old and (old.get("status"), old.get("reason"), old.get("message")) == (
+        status,
+        reason,
+        message,
+    ):
+        return old
+    transition = old["lastTransitionTime"] if old and old.get("status") == status else now
+    return {
+        "type": type_,
+        "status": status,
+        "lastUpdateTime": now,
+        "lastTransitionTime": transition,
+        "reason": reason,
+        "message": message,
+    }
+
+
+def _pod_conditions(old: Obj, started: bool, ready: bool) -> list[Obj]:
+    old_conds = {c["type"]: c for c in old.get("conditions") or []}
+    wanted = [
+        ("PodScheduled", True, ""),
+        ("Initialized", started, ""),
+        ("ContainersReady", ready, "" if ready else "ContainersNotReady"),
+        ("Ready", ready, "" if ready else "ContainersNotReady"),
+    ]
+    out = []
+    for type_, ok, reason in wanted:
+        status = "True" if ok else "False"
+        prev = old_conds.get(type_)
+        if prev and prev.get("status") == status:
+            out.append(prev)
+            continue
+        cond = {"type": type_, "status": status, "lastTransitionTime": now_rfc3339()}
+        if reason:
+            cond["reason"] = reason
+        out.append(cond)
+    return out

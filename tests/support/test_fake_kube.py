@@ -1,0 +1,770 @@
+"""Tests of the fake Kubernetes API server against the real kubectl and Python client."""
+
+from __future__ import annotations
+
+import copy
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from kubernetes import client as k8s
+from kubernetes import watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic.exceptions import ConflictError
+
+from tests.support.fake_kube import FakeKubeServer
+from tests.support.fake_kube.plugin import Kubectl
+
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(60)]
+
+NS = "default"
+
+
+def deployment(
+    name: str = "app",
+    image: str = "registry/app:v1",
+    replicas: int = 2,
+    deadline: int = 60,
+    env: str = "v1",
+) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS, "labels": dict(labels)},
+        "spec": {
+            "replicas": replicas,
+            "progressDeadlineSeconds": deadline,
+            "selector": {"matchLabels": dict(labels)},
+            "template": {
+                "metadata": {"labels": dict(labels), "annotations": {"mlgitops/model": env}},
+                "spec": {
+                    "containers": [
+                        {
+                            "name": "server",
+                            "image": image,
+                            "ports": [{"containerPort": 8080}],
+                            "env": [{"name": "MODEL", "value": env}],
+                        }
+                    ]
+                },
+            },
+        },
+    }
+
+
+def manifest(image: str = "registry/app:v1", env: str = "v1", deadline: int = 60) -> str:
+    docs = [
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "app-config"},
+            "data": {"model": env},
+        },
+        deployment(image=image, env=env, deadline=deadline),
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "app"},
+            "spec": {"selector": {"app": "app"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    ]
+    return yaml.safe_dump_all(docs)
+
+
+def write(tmp_path: Path, text: str, name: str = "app.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def managers(obj: dict[str, Any]) -> dict[str, str]:
+    return {e["manager"]: e["operation"] for e in obj["metadata"].get("managedFields", [])}
+
+
+# --------------------------------------------------------------------- kubectl
+
+
+def test_kubectl_server_side_apply_and_rollout(
+    fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    path = write(tmp_path, manifest())
+    out = kubectl("apply", "--server-side", "--field-manager=mlgitops", "-f", path, check=True)
+    assert "deployment.apps/app serverside-applied" in out.stdout
+    assert fake_kube.count_requests(verb="patch") == 3
+
+    got = json.loads(
+        kubectl("get", "deploy", "-o", "json", "--show-managed-fields", check=True).stdout
+    )
+    [dep] = got["items"]
+    assert dep["metadata"]["name"] == "app"
+    assert managers(dep) == {"mlgitops": "Apply"}
+    assert kubectl("get", "cm", "app-config", "-o", "jsonpath={.data.model}").stdout == "v1"
+
+    status = kubectl("rollout", "status", "deployment/app", "--timeout=30s", check=True)
+    assert 'deployment "app" successfully rolled out' in status.stdout
+    pods = fake_kube.list_objects("pods", NS, "app=app")
+    assert len(pods) == 2
+    assert all(p["status"]["phase"] == "Running" for p in pods)
+
+
+def test_kubectl_rollout_status_reports_progress_deadline(
+    fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    fake_kube.fail_image("registry/app:broken")
+    path = write(tmp_path, manifest(image="registry/app:broken", deadline=60))
+    kubectl("apply", "--server-side", "--field-manager=mlgitops", "-f", path, check=True)
+
+    started = time.monotonic()
+    status = kubectl("rollout", "status", "deployment/app", "--timeout=30s")
+    assert status.returncode != 0
+    assert 'deployment "app" exceeded its progress deadline' in status.stderr
+    assert time.monotonic() - started < 20  # 60 s deadline x time_scale 0.01
+
+    pod = fake_kube.list_objects("pods", NS, "app=app")[0]
+    state = pod["status"]["containerStatuses"][0]
+    assert state["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    fake_kube.wait_for(
+        lambda: (
+            fake_kube.list_objects("pods", NS, "app=app")[0]["status"]["containerStatuses"][0][
+                "restartCount"
+            ]
+            > state["restartCount"]
+        )
+    )
+
+
+def test_kubectl_rollout_of_new_image_replaces_replicaset(
+    fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=mlgitops",
+        "-f",
+        write(tmp_path, manifest()),
+        check=True,
+    )
+    kubectl("rollout", "status", "deployment/app", "--timeout=30s", check=True)
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=mlgitops",
+        "-f",
+        write(tmp_path, manifest(image="registry/app:v2", env="v2")),
+        check=True,
+    )
+    kubectl("rollout", "status", "deployment/app", "--timeout=30s", check=True)
+
+    sets = fake_kube.list_objects("replicasets", NS)
+    assert sorted(rs["spec"]["replicas"] for rs in sets) == [0, 2]
+    pods = fake_kube.list_objects("pods", NS)
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {"registry/app:v2"}
+    dep = fake_kube.get_object("deployments", "app")
+    assert dep is not None
+    assert dep["metadata"]["generation"] == 2
+    assert dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
+
+    # A failed rollout of v3 leaves the v2 pods serving.
+    fake_kube.fail_image(lambda image: image.endswith(":v3"))
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=mlgitops",
+        "-f",
+        write(tmp_path, manifest(image="registry/app:v3", env="v3")),
+        check=True,
+    )
+    failed = kubectl("rollout", "status", "deployment/app", "--timeout=30s")
+    assert "exceeded its progress deadline" in failed.stderr
+    images = [p["spec"]["containers"][0]["image"] for p in fake_kube.list_objects("pods", NS)]
+    assert sorted(images) == ["registry/app:v2"] * 2 + ["registry/app:v3"] * 2
+
+
+def test_kubectl_diff_server_side(
+    fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    path = write(tmp_path, manifest())
+    kubectl("apply", "--server-side", "--field-manager=mlgitops", "-f", path, check=True)
+    fake_kube.wait_for(lambda: kubectl("rollout", "status", "deploy/app").returncode == 0)
+
+    same = kubectl("diff", "--server-side", "--field-manager=mlgitops", "-f", path)
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert same.stdout == ""
+
+    changed = write(tmp_path, manifest(env="v2"), "changed.yaml")
+    diff = kubectl("diff", "--server-side", "--field-manager=mlgitops", "-f", changed)
+    assert diff.returncode == 1, diff.stderr
+    assert "-  model: v1" in diff.stdout
+    assert "+  model: v2" in diff.stdout
+    assert "+          value: v2" in diff.stdout
+    cm = fake_kube.get_object("configmaps", "app-config")
+    assert cm is not None
+    assert cm["data"] == {"model": "v1"}
+
+
+def test_kubectl_server_dry_run_changes_nothing(
+    fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=mlgitops",
+        "-f",
+        write(tmp_path, manifest()),
+        check=True,
+    )
+    before = {r: fake_kube.list_objects(r, NS) for r in ("configmaps", "deployments", "services")}
+
+    out = kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=mlgitops",
+        "--dry-run=server",
+        "-f",
+        write(tmp_path, manifest(env="v2"), "v2.yaml"),
+        check=True,
+    )
+    assert "serverside-applied (server dry run)" in out.stdout
+    assert fake_kube.count_requests(verb="patch") == 6
+
+    after = {r: fake_kube.list_objects(r, NS) for r in ("configmaps", "services")}
+    assert after == {r: before[r] for r in after}
+    dep = fake_kube.get_object("deployments", "app")
+    assert dep is not None
+    assert dep["spec"] == before["deployments"][0]["spec"]
+    assert dep["metadata"]["generation"] == 1
+
+
+def test_kubectl_imperative_commands(
+    fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=mlgitops",
+        "-f",
+        write(tmp_path, manifest()),
+        check=True,
+    )
+    kubectl("rollout", "status", "deployment/app", "--timeout=30s", check=True)
+
+    # rollout restart is a strategic-merge patch of the pod template.
+    kubectl("rollout", "restart", "deployment/app", check=True)
+    kubectl("rollout", "status", "deployment/app", "--timeout=30s", check=True)
+    assert len(fake_kube.list_objects("replicasets", NS)) == 2
+
+    kubectl("scale", "deployment/app", "--replicas=3", check=True)
+    fake_kube.wait_for(lambda: len(fake_kube.list_objects("pods", NS)) == 3)
+
+    # Applying a different replica count now conflicts with kubectl's ownership.
+    conflict = kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=mlgitops",
+        "-f",
+        write(tmp_path, manifest(), "again.yaml"),
+    )
+    assert conflict.returncode != 0
+    assert "conflict" in conflict.stderr.lower()
+    assert ".spec.replicas" in conflict.stderr
+    kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=mlgitops",
+        "--force-conflicts",
+        "-f",
+        write(tmp_path, manifest(), "again.yaml"),
+        check=True,
+    )
+    fake_kube.wait_for(lambda: len(fake_kube.list_objects("pods", NS)) == 2)
+
+    listing = kubectl("get", "pods", "-l", "app in (app, other)", "-o", "name", check=True)
+    assert len(listing.stdout.split()) == 2
+    kubectl("delete", "deployment", "app", check=True)
+    assert fake_kube.list_objects("replicasets", NS) == []
+    assert fake_kube.list_objects("pods", NS) == []
+
+
+# ------------------------------------------------------------- python client
+
+
+def test_dynamic_client_discovery(fake_kube_dynamic: Any) -> None:
+    deployments = fake_kube_dynamic.resources.get(api_version="apps/v1", kind="Deployment")
+    assert deployments.namespaced
+    assert "deploy" in deployments.short_names
+    assert "patch" in deployments.verbs
+    namespaces = fake_kube_dynamic.resources.get(api_version="v1", kind="Namespace")
+    assert not namespaces.namespaced
+    for api_version, kind in [
+        ("autoscaling/v2", "HorizontalPodAutoscaler"),
+        ("policy/v1", "PodDisruptionBudget"),
+        ("networking.k8s.io/v1", "NetworkPolicy"),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+        ("coordination.k8s.io/v1", "Lease"),
+        ("v1", "ServiceAccount"),
+    ]:
+        assert fake_kube_dynamic.resources.get(api_version=api_version, kind=kind).kind == kind
+    assert fake_kube_dynamic.version["kubernetes"]["minor"] == "37"
+
+
+def test_server_side_apply_ownership(fake_kube: FakeKubeServer, fake_kube_dynamic: Any) -> None:
+    deployments = fake_kube_dynamic.resources.get(api_version="apps/v1", kind="Deployment")
+    body = deployment()
+    body["metadata"]["labels"]["tier"] = "serving"
+    created = deployments.server_side_apply(body=body, namespace=NS, field_manager="mlgitops")
+    assert created.metadata.generation == 1
+    assert managers(created.to_dict()) == {"mlgitops": "Apply"}
+    fields = created.metadata.managedFields[0].fieldsV1.to_dict()
+    assert "f:replicas" in fields["f:spec"]
+    assert 'k:{"name":"server"}' in fields["f:spec"]["f:template"]["f:spec"]["f:containers"]
+
+    # Same manager omits a label it applied before: the label is removed.
+    del body["metadata"]["labels"]["tier"]
+    again = deployments.server_side_apply(body=body, namespace=NS, field_manager="mlgitops")
+    assert again.metadata.labels.to_dict() == {"app": "app"}
+    assert again.metadata.generation == 1
+
+    # Another manager changing an owned field conflicts unless forced.
+    other = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "app"},
+        "spec": {"replicas": 5},
+    }
+    with pytest.raises(ConflictError) as err:
+        deployments.server_side_apply(body=other, namespace=NS, field_manager="autoscaler")
+    status = json.loads(err.value.body)
+    assert status["kind"] == "Status"
+    assert status["reason"] == "Conflict"
+    assert '"mlgitops"' in status["message"]
+    assert ".spec.replicas" in status["message"]
+
+    # Agreeing on a value is not a conflict; both managers then share it.
+    same = {**other, "spec": {"replicas": 2}}
+    deployments.server_side_apply(body=same, namespace=NS, field_manager="autoscaler")
+
+    forced = deployments.server_side_apply(
+        body=other, namespace=NS, field_manager="autoscaler", force_conflicts=True
+    )
+    assert forced.spec.replicas == 5
+    assert forced.metadata.generation == 2
+    owned = {e.manager: e.fieldsV1.to_dict() for e in forced.metadata.managedFields}
+    assert "f:replicas" not in owned["mlgitops"]["f:spec"]
+    assert "f:replicas" in owned["autoscaler"]["f:spec"]
+
+    # Without ownership of replicas, mlgitops dropping it leaves the value alone.
+    del body["spec"]["replicas"]
+    kept = deployments.server_side_apply(body=body, namespace=NS, field_manager="mlgitops")
+    assert kept.spec.replicas == 5
+
+
+def test_apply_patch_body_forms_and_errors(fake_kube: FakeKubeServer) -> None:
+    url = f"{fake_kube.url}/api/v1/namespaces/{NS}/configmaps/settings"
+    headers = {"Content-Type": "application/apply-patch+yaml"}
+    doc = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: '1'\n"
+    with httpx.Client(timeout=10) as http:
+        missing = http.patch(url, content=doc, headers=headers)
+        assert missing.status_code == 400
+        assert missing.json()["reason"] == "BadRequest"
+        assert "fieldManager" in missing.json()["message"]
+
+        created = http.patch(url, params={"fieldManager": "t"}, content=doc, headers=headers)
+        assert created.status_code == 201
+        assert created.json()["data"] == {"a": "1"}
+        as_json = json.dumps(yaml.safe_load(doc.replace("'1'", "'2'")))
+        updated = http.patch(url, params={"fieldManager": "t"}, content=as_json, headers=headers)
+        assert updated.status_code == 200
+        assert updated.json()["data"] == {"a": "2"}
+
+        bad_type = http.patch(url, content="{}", headers={"Content-Type": "text/plain"})
+        assert bad_type.status_code == 415
+        assert bad_type.json()["reason"] == "UnsupportedMediaType"
+
+        missing_obj = http.get(url.replace("settings", "nope"))
+        assert missing_obj.status_code == 404
+        assert missing_obj.json() == {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": 'configmaps "nope" not found',
+            "reason": "NotFound",
+            "code": 404,
+            "details": {"name": "nope", "group": "", "kind": "configmaps"},
+        }
+
+        no_ns = http.post(
+            f"{fake_kube.url}/api/v1/namespaces/ghost/configmaps",
+            json={"metadata": {"name": "x"}},
+        )
+        assert no_ns.status_code == 404
+        invalid = http.post(
+            f"{fake_kube.url}/apis/apps/v1/namespaces/{NS}/deployments",
+            json={**deployment(), "spec": {**deployment()["spec"], "selector": {}}},
+        )
+        assert invalid.status_code == 422
+        assert invalid.json()["reason"] == "Invalid"
+
+
+def test_patch_flavours(fake_kube_api_client: Any) -> None:
+    apps = k8s.AppsV1Api(fake_kube_api_client)
+    apps.create_namespaced_deployment(NS, deployment())
+
+    # Strategic merge: containers merge by name, env by name.
+    smp = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [
+                        {"name": "server", "env": [{"name": "EXTRA", "value": "1"}]},
+                        {"name": "sidecar", "image": "registry/sidecar:1"},
+                    ]
+                }
+            }
+        }
+    }
+    got = apps.patch_namespaced_deployment("app", NS, smp)
+    containers = got.spec.template.spec.containers
+    assert [c.name for c in containers] == ["server", "sidecar"]
+    assert containers[0].image == "registry/app:v1"
+    assert [e.name for e in containers[0].env] == ["MODEL", "EXTRA"]
+
+    # JSON patch (a list body selects application/json-patch+json).
+    ops = [
+        {"op": "replace", "path": "/spec/replicas", "value": 4},
+        {"op": "remove", "path": "/spec/template/spec/containers/1"},
+    ]
+    got = apps.patch_namespaced_deployment("app", NS, ops)
+    assert got.spec.replicas == 4
+    assert len(got.spec.template.spec.containers) == 1
+
+    # Merge patch replaces lists wholesale.
+    merge = {
+        "metadata": {"labels": {"team": "ml"}},
+        "spec": {
+            "template": {"spec": {"containers": [{"name": "only", "image": "registry/only:1"}]}}
+        },
+    }
+    got = apps.api_client.call_api(
+        *apps.api_client.param_serialize(
+            "PATCH",
+            f"/apis/apps/v1/namespaces/{NS}/deployments/app",
+            header_params={
+                "Content-Type": "application/merge-patch+json",
+                "Accept": "application/json",
+            },
+            body=merge,
+        )
+    )
+    got.read()
+    data = json.loads(got.data)
+    assert [c["name"] for c in data["spec"]["template"]["spec"]["containers"]] == ["only"]
+    assert data["metadata"]["labels"] == {"app": "app", "team": "ml"}
+
+
+def test_list_and_watch_deployments(fake_kube: FakeKubeServer, fake_kube_api_client: Any) -> None:
+    apps = k8s.AppsV1Api(fake_kube_api_client)
+    apps.create_namespaced_deployment(NS, deployment("one"))
+    listing = apps.list_namespaced_deployment(NS)
+    assert [d.metadata.name for d in listing.items] == ["one"]
+    rv = listing.metadata.resource_version
+
+    def writer() -> None:
+        time.sleep(0.2)
+        apps.create_namespaced_deployment(NS, deployment("two"))
+        apps.delete_namespaced_deployment("two", NS)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    seen: list[tuple[str, str]] = []
+    w = watch.Watch()
+    for event in w.stream(
+        apps.list_namespaced_deployment,
+        NS,
+        resource_version=rv,
+        timeout_seconds=10,
+        field_selector="metadata.name=two",
+    ):
+        seen.append((event["type"], event["object"].metadata.name))
+        if event["type"] == "DELETED":
+            w.stop()
+    thread.join()
+    assert seen[0] == ("ADDED", "two")
+    assert seen[-1] == ("DELETED", "two")
+    assert {name for _, name in seen} == {"two"}
+
+    # Without a resourceVersion the stream starts with the current state, and
+    # timeoutSeconds ends it.
+    started = time.monotonic()
+    events = list(watch.Watch().stream(apps.list_namespaced_deployment, NS, timeout_seconds=1))
+    assert time.monotonic() - started < 5
+    assert ("ADDED", "one") in [(e["type"], e["object"].metadata.name) for e in events]
+
+
+def test_dynamic_watch_and_selectors(fake_kube: FakeKubeServer, fake_kube_dynamic: Any) -> None:
+    cms = fake_kube_dynamic.resources.get(api_version="v1", kind="ConfigMap")
+    for name, env in [("a", "prod"), ("b", "dev"), ("c", "test")]:
+        cms.create(body={"metadata": {"name": name, "labels": {"env": env}}}, namespace=NS)
+
+    def names(selector: str) -> list[str]:
+        items = cms.get(namespace=NS, label_selector=selector).items
+        return sorted(i.metadata.name for i in items)
+
+    assert names("env=prod") == ["a"]
+    assert names("env!=prod") == ["b", "c"]
+    assert names("env in (prod, dev)") == ["a", "b"]
+    assert names("env notin (prod)") == ["b", "c"]
+    assert names("env") == ["a", "b", "c"]
+    assert names("!env") == []
+    by_field = cms.get(namespace=NS, field_selector="metadata.name=b").items
+    assert [i.metadata.name for i in by_field] == ["b"]
+
+    rv = cms.get(namespace=NS).metadata.resourceVersion
+    cms.patch(
+        name="b",
+        namespace=NS,
+        body={"data": {"k": "v"}},
+        content_type="application/merge-patch+json",
+    )
+    events = []
+    for event in cms.watch(namespace=NS, resource_version=rv, timeout=1):
+        events.append((event["type"], event["object"].metadata.name))
+        break
+    assert events == [("MODIFIED", "b")]
+
+
+def test_lease_optimistic_concurrency(fake_kube_api_client: Any) -> None:
+    leases = k8s.CoordinationV1Api(fake_kube_api_client)
+    body = k8s.V1Lease(
+        metadata=k8s.V1ObjectMeta(name="leader"),
+        spec=k8s.V1LeaseSpec(holder_identity="a", lease_duration_seconds=15),
+    )
+    created = leases.create_namespaced_lease(NS, body)
+    stale_rv = created.metadata.resource_version
+
+    with pytest.raises(ApiException) as exists:
+        leases.create_namespaced_lease(NS, body)
+    assert exists.value.status == 409
+    assert json.loads(exists.value.body)["reason"] == "AlreadyExists"
+
+    created.spec.holder_identity = "b"
+    updated = leases.replace_namespaced_lease("leader", NS, created)
+    assert int(updated.metadata.resource_version) > int(stale_rv)
+
+    created.spec.holder_identity = "c"
+    created.metadata.resource_version = stale_rv
+    with pytest.raises(ApiException) as stale:
+        leases.replace_namespaced_lease("leader", NS, created)
+    assert stale.value.status == 409
+    status = json.loads(stale.value.body)
+    assert status["reason"] == "Conflict"
+    assert "the object has been modified" in status["message"]
+    assert leases.read_namespaced_lease("leader", NS).spec.holder_identity == "b"
+
+
+def test_generation_rules(fake_kube: FakeKubeServer, fake_kube_api_client: Any) -> None:
+    fake_kube.controller.stop()  # keep status writes out of the way
+    apps = k8s.AppsV1Api(fake_kube_api_client)
+    core = k8s.CoreV1Api(fake_kube_api_client)
+    dep = apps.create_namespaced_deployment(NS, deployment())
+    assert dep.metadata.generation == 1
+    rv1 = int(dep.metadata.resource_version)
+
+    dep = apps.patch_namespaced_deployment("app", NS, {"metadata": {"labels": {"x": "y"}}})
+    assert dep.metadata.generation == 1
+    assert int(dep.metadata.resource_version) > rv1
+    dep = apps.patch_namespaced_deployment("app", NS, {"spec": {"replicas": 3}})
+    assert dep.metadata.generation == 2
+    dep = apps.patch_namespaced_deployment_status(
+        "app", NS, {"status": {"observedGeneration": 2, "replicas": 3}}
+    )
+    assert dep.metadata.generation == 2
+    assert dep.status.replicas == 3
+    # Main-resource writes cannot change status; status writes cannot change spec.
+    dep = apps.patch_namespaced_deployment("app", NS, {"status": {"replicas": 9}})
+    assert dep.status.replicas == 3
+    dep = apps.patch_namespaced_deployment_status("app", NS, {"spec": {"replicas": 9}})
+    assert dep.spec.replicas == 3
+    # A no-op write keeps the resourceVersion.
+    same = apps.patch_namespaced_deployment("app", NS, {"spec": {"replicas": 3}})
+    assert same.metadata.resource_version == dep.metadata.resource_version
+
+    cm = core.create_namespaced_config_map(
+        NS, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="c"), data={"a": "1"})
+    )
+    assert cm.metadata.generation == 1
+    cm = core.patch_namespaced_config_map("c", NS, {"metadata": {"annotations": {"n": "1"}}})
+    assert cm.metadata.generation == 1
+    cm = core.patch_namespaced_config_map("c", NS, {"data": {"a": "2"}})
+    assert cm.metadata.generation == 2
+
+
+def test_dry_run_persists_nothing(fake_kube: FakeKubeServer, fake_kube_dynamic: Any) -> None:
+    cms = fake_kube_dynamic.resources.get(api_version="v1", kind="ConfigMap")
+    body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d"}, "data": {"a": "1"}}
+    out = cms.create(body=body, namespace=NS, dry_run="All")
+    assert out.data.a == "1"
+    assert fake_kube.get_object("configmaps", "d") is None
+    out = cms.server_side_apply(body=body, namespace=NS, field_manager="m", dry_run="All")
+    assert out.metadata.name == "d"
+    assert fake_kube.get_object("configmaps", "d") is None
+
+    cms.server_side_apply(body=body, namespace=NS, field_manager="m")
+    before = fake_kube.get_object("configmaps", "d")
+    changed = copy.deepcopy(body)
+    changed["data"]["a"] = "2"
+    out = cms.server_side_apply(body=changed, namespace=NS, field_manager="m", dry_run="All")
+    assert out.data.a == "2"
+    out = cms.patch(
+        name="d",
+        namespace=NS,
+        body={"data": {"a": "3"}},
+        dry_run="All",
+        content_type="application/merge-patch+json",
+    )
+    assert out.data.a == "3"
+    assert out.metadata.generation == 2
+    assert fake_kube.get_object("configmaps", "d") == before
+
+
+def test_deployment_controller(fake_kube: FakeKubeServer, fake_kube_api_client: Any) -> None:
+    apps = k8s.AppsV1Api(fake_kube_api_client)
+    apps.create_namespaced_deployment(NS, deployment(replicas=3))
+
+    def rolled_out() -> Any:
+        dep = apps.read_namespaced_deployment("app", NS)
+        conds = {c.type: c for c in (dep.status and dep.status.conditions) or []}
+        done = conds.get("Progressing") and conds["Progressing"].reason == "NewReplicaSetAvailable"
+        return dep if done else None
+
+    dep = fake_kube.wait_for(rolled_out)
+    assert dep.status.observed_generation == 1
+    assert (
+        dep.status.replicas,
+        dep.status.updated_replicas,
+        dep.status.ready_replicas,
+        dep.status.available_replicas,
+    ) == (3, 3, 3, 3)
+    assert {c.type: c.status for c in dep.status.conditions} == {
+        "Available": "True",
+        "Progressing": "True",
+    }
+
+    [rs] = apps.list_namespaced_replica_set(NS).items
+    hash_ = rs.metadata.labels["pod-template-hash"]
+    assert rs.metadata.name == f"app-{hash_}"
+    assert rs.metadata.owner_references[0].uid == dep.metadata.uid
+    pods = k8s.CoreV1Api(fake_kube_api_client).list_namespaced_pod(NS).items
+    assert len(pods) == 3
+    for pod in pods:
+        assert pod.metadata.labels == {"app": "app", "pod-template-hash": hash_}
+        assert pod.metadata.annotations == {"mlgitops/model": "v1"}
+        assert pod.spec.containers[0].image == "registry/app:v1"
+        assert pod.metadata.owner_references[0].name == rs.metadata.name
+        assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "True"
+
+    apps.patch_namespaced_deployment("app", NS, {"spec": {"replicas": 1}})
+    fake_kube.wait_for(lambda: len(fake_kube.list_objects("pods", NS)) == 1)
+
+    # While a new pod is not yet ready the rollout reports ReplicaSetUpdated.
+    fake_kube.controller.ready_delay = 1.0
+    apps.patch_namespaced_deployment(
+        "app", NS, {"spec": {"template": {"metadata": {"annotations": {"mlgitops/model": "v2"}}}}}
+    )
+
+    def progressing() -> Any:
+        dep = apps.read_namespaced_deployment("app", NS)
+        conds = {c.type: c.reason for c in dep.status.conditions}
+        return dep.status.observed_generation == 3 and conds["Progressing"] == "ReplicaSetUpdated"
+
+    fake_kube.wait_for(progressing)
+    fake_kube.wait_for(rolled_out)
+
+    apps.delete_namespaced_deployment("app", NS)
+    assert fake_kube.list_objects("replicasets", NS) == []
+    assert fake_kube.list_objects("pods", NS) == []
+
+
+def test_failed_rollout_via_python_client(
+    fake_kube: FakeKubeServer, fake_kube_api_client: Any
+) -> None:
+    fake_kube.fail_image("registry/app:bad")
+    apps = k8s.AppsV1Api(fake_kube_api_client)
+    apps.create_namespaced_deployment(NS, deployment(image="registry/app:bad", deadline=30))
+
+    def timed_out() -> bool:
+        dep = apps.read_namespaced_deployment("app", NS)
+        conds = {c.type: c for c in (dep.status and dep.status.conditions) or []}
+        cond = conds.get("Progressing")
+        return bool(cond and cond.status == "False" and cond.reason == "ProgressDeadlineExceeded")
+
+    fake_kube.wait_for(timed_out, timeout=10)
+    dep = apps.read_namespaced_deployment("app", NS)
+    assert dep.status.unavailable_replicas == 2
+    assert not dep.status.available_replicas
+    pods = k8s.CoreV1Api(fake_kube_api_client).list_namespaced_pod(NS).items
+    assert {p.status.container_statuses[0].state.waiting.reason for p in pods} == {
+        "CrashLoopBackOff"
+    }
+
+
+def test_control_surface(fake_kube: FakeKubeServer) -> None:
+    assert fake_kube.url.startswith("http://127.0.0.1:")
+    assert fake_kube.kubeconfig_path is not None
+    config = yaml.safe_load(fake_kube.kubeconfig_path.read_text())
+    assert config["clusters"][0]["cluster"]["server"] == fake_kube.url
+
+    fake_kube.put_object(
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dg=="}}
+    )
+    with httpx.Client(base_url=fake_kube.url, timeout=10) as http:
+        assert http.get("/api/v1/namespaces/default/secrets/s").json()["data"] == {"k": "dg=="}
+        assert http.get("/api/v1/namespaces/default/secrets").status_code == 200
+        assert http.get("/version").json()["gitVersion"].startswith("v1.37")
+        assert http.get("/openapi/v3").status_code == 200
+        assert http.get("/openapi/v2").json()["swagger"] == "2.0"
+        assert http.get("/apis/nope/v1").status_code == 404
+    assert fake_kube.count_requests(verb="get", resource="secrets") == 1
+    assert fake_kube.count_requests(verb="list", path=r"/secrets$") == 1
+    assert fake_kube.count_requests(method="GET") == 6
+
+    fake_kube.reset()
+    assert fake_kube.get_object("secrets", "s") is None
+    assert fake_kube.requests == []
+    assert fake_kube.get_object("namespaces", "default") is not None
+
+
+def test_stop_releases_threads_and_watches() -> None:
+    before = {t.name for t in threading.enumerate()}
+    server = FakeKubeServer().start()
+    results: list[int] = []
+
+    def long_watch() -> None:
+        with (
+            httpx.Client(timeout=30) as http,
+            http.stream(
+                "GET", f"{server.url}/api/v1/namespaces/default/pods", params={"watch": "true"}
+            ) as resp,
+        ):
+            results.append(resp.status_code)
+            for _ in resp.iter_lines():
+                pass
+
+    watcher = threading.Thread(target=long_watch)
+    watcher.start()
+    server.wait_for(lambda: server.count_requests(verb="watch") == 1)
+    idle = httpx.Client(timeout=30)  # an idle keep-alive connection
+    assert idle.get(f"{server.url}/version").status_code == 200
+    server.stop()
+    watcher.join(timeout=10)
+    idle.close()
+    assert not watcher.is_alive()
+    assert results == [200]
+    leaked = {t.name for t in threading.enumerate()} - before
+    assert not [name for name in leaked if "fake-kube" in name], leaked
