@@ -1,0 +1,392 @@
+"""End-to-end deploy scenarios through the real CLI against the fake API server."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from mlgitops.release import ANNOTATION_GIT_COMMIT, ANNOTATION_MODEL_HASH
+from tests.mlgitops.deploy.conftest import (
+    DEPLOYMENT,
+    STAGING_NS,
+    GitOpsRepo,
+    deployed_image,
+    deployment,
+    history_entries,
+    release_for,
+    running_images,
+)
+from tests.support.fake_kube import FakeKubeServer
+
+pytestmark = [pytest.mark.k8s, pytest.mark.timeout(120)]
+
+WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
+
+
+def test_first_deploy(cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo) -> None:
+    commit = gitops_repo.commit_model("A")
+    a = release_for("A")
+
+    result = cli("deploy", "--env", "staging", "--timeout", "30")
+
+    assert result.code == 0, result.err
+    assert f"deployed {commit[:12]} to staging" in result.out
+    live = deployment(cluster)
+    annotations = live["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[ANNOTATION_GIT_COMMIT] == commit
+    assert annotations[ANNOTATION_MODEL_HASH] == a.model_hash
+    assert deployed_image(cluster) == a.image
+    assert running_images(cluster) == {a.image}
+    # Every rendered object is there, owned by the `mlgitops` field manager through Apply.
+    for resource in ("services", "serviceaccounts", "horizontalpodautoscalers",
+                     "poddisruptionbudgets", "networkpolicies"):  # fmt: skip
+        obj = cluster.get_object(resource, DEPLOYMENT, STAGING_NS)
+        assert obj is not None, resource
+    managers = {(m["manager"], m["operation"]) for m in live["metadata"]["managedFields"]}
+    assert ("mlgitops", "Apply") in managers
+    [entry] = history_entries(cluster)
+    assert entry["seq"] == 1
+    assert (entry["kind"], entry["outcome"]) == ("deploy", "succeeded")
+    assert (entry["commit"], entry["image"], entry["model_hash"]) == (commit, a.image, a.model_hash)
+    assert entry["started_at"] and entry["finished_at"]
+    # The lock is released.
+    assert cluster.get_object("leases", f"mlgitops-deploy-{DEPLOYMENT}", STAGING_NS) is None
+
+
+def test_deploy_of_a_newly_trained_model(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    gitops_repo.commit_model("A")
+    assert cli("deploy", "--env", "staging").code == 0
+    commit_b = gitops_repo.commit_model("B")
+    b = release_for("B")
+
+    result = cli("deploy", "--env", "staging")
+
+    assert result.code == 0, result.err
+    assert deployed_image(cluster) == b.image
+    assert running_images(cluster) == {b.image}
+    pods = cluster.list_objects("pods", STAGING_NS)
+    ready_models = {
+        p["metadata"]["annotations"][ANNOTATION_MODEL_HASH]
+        for p in pods
+        if p["spec"]["containers"][0]["image"] == b.image
+    }
+    assert ready_models == {b.model_hash}
+    entries = history_entries(cluster)
+    assert [(e["seq"], e["commit"], e["outcome"]) for e in entries][-1] == (
+        2, commit_b, "succeeded"
+    )
+
+
+def test_failed_rollout_rolls_back_automatically(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    gitops_repo.commit_model("A")
+    assert cli("deploy", "--env", "staging").code == 0
+    commit_b = gitops_repo.commit_model("B")
+    assert cli("deploy", "--env", "staging").code == 0
+    commit_c = gitops_repo.commit_model("C")
+    b, c = release_for("B"), release_for("C")
+    cluster.fail_image(c.image)
+
+    result = cli("deploy", "--env", "staging", "--timeout", "30")
+
+    assert result.code == 10, result.out + result.err
+    assert f"rollout of {commit_c[:12]}" in result.err
+    assert "CrashLoopBackOff" in result.err
+    assert f"rolled back to #2 ({commit_b[:12]}" in result.err
+    assert deployed_image(cluster) == b.image
+    assert running_images(cluster) == {b.image}
+    entries = history_entries(cluster)
+    failed, rolled_back = entries[-2], entries[-1]
+    assert (failed["kind"], failed["outcome"], failed["commit"]) == ("deploy", "failed", commit_c)
+    assert "CrashLoopBackOff" in failed["message"]
+    assert (rolled_back["kind"], rolled_back["outcome"]) == ("auto-rollback", "succeeded")
+    assert (rolled_back["commit"], rolled_back["rollback_of"]) == (commit_b, 2)
+    assert cluster.get_object("leases", f"mlgitops-deploy-{DEPLOYMENT}", STAGING_NS) is None
+
+
+def test_progress_deadline_exceeded_rolls_back(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    """With crash loops tolerated, the Deployment's own progress deadline is what fails it."""
+    from mlgitops.deploy.deploy import Settings, deploy
+    from mlgitops.errors import RolloutFailedError
+
+    gitops_repo.commit_model("A")
+    assert cli("deploy", "--env", "staging").code == 0
+    gitops_repo.commit_model("B")
+    cluster.fail_image(release_for("B").image)
+    settings = Settings(
+        repo=gitops_repo.path,
+        kubeconfig=cluster.kubeconfig_path,
+        timeout=60,
+        crashloop_restarts=10_000,
+    )
+
+    with pytest.raises(RolloutFailedError, match="ProgressDeadlineExceeded") as failure:
+        deploy("staging", settings=settings)
+
+    assert "rolled back to #1" in str(failure.value)
+    assert deployed_image(cluster) == release_for("A").image
+    assert history_entries(cluster)[-2]["message"].startswith("ProgressDeadlineExceeded")
+
+
+def test_git_revert_redeploys_the_previous_image_without_building(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gitops_repo.commit_model("A")
+    assert cli("deploy", "--env", "staging").code == 0
+    commit_b = gitops_repo.commit_model("B")
+    assert cli("deploy", "--env", "staging").code == 0
+    a = release_for("A")
+
+    # Building is impossible from here on: the image and bento modules cannot be imported and
+    # every process the deploy starts is recorded.
+    for name in [m for m in sys.modules if m.startswith(("mlgitops.image", "bentoml"))]:
+        monkeypatch.delitem(sys.modules, name)
+    for name in ("mlgitops.image", "bentoml"):
+        monkeypatch.setitem(sys.modules, name, None)
+    commands: list[list[str]] = []
+    real_popen = subprocess.Popen
+
+    class RecordingPopen(real_popen):  # type: ignore[misc, valid-type]
+        def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+            commands.append([str(a) for a in args] if isinstance(args, list | tuple) else [args])
+            super().__init__(args, *rest, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", RecordingPopen)
+
+    revert = gitops_repo.revert(commit_b)
+    result = cli("deploy", "--env", "staging")
+
+    assert result.code == 0, result.err
+    assert deployed_image(cluster) == a.image
+    assert running_images(cluster) == {a.image}
+    annotations = deployment(cluster)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations[ANNOTATION_GIT_COMMIT] == revert
+    assert annotations[ANNOTATION_MODEL_HASH] == a.model_hash
+    programs = {cmd[0].rsplit("/", 1)[-1] for cmd in commands}
+    assert programs <= {"git", "kubectl"}, commands
+    assert not programs & {"buildah", "bentoml", "podman", "docker", "dvc"}
+    assert history_entries(cluster)[-1]["commit"] == revert
+
+
+def test_rollback_command(cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo) -> None:
+    commit_a = gitops_repo.commit_model("A")
+    assert cli("deploy", "--env", "staging").code == 0
+    commit_b = gitops_repo.commit_model("B")
+    assert cli("deploy", "--env", "staging").code == 0
+
+    result = cli("rollback", "--env", "staging")
+
+    assert result.code == 0, result.err
+    assert "rolled staging back to #1" in result.out
+    assert deployed_image(cluster) == release_for("A").image
+    entry = history_entries(cluster)[-1]
+    assert (entry["kind"], entry["commit"], entry["rollback_of"]) == ("rollback", commit_a, 1)
+
+    result = cli("rollback", "--env", "staging", "--to", "2")
+
+    assert result.code == 0, result.err
+    assert deployed_image(cluster) == release_for("B").image
+    assert history_entries(cluster)[-1]["commit"] == commit_b
+
+    result = cli("rollback", "--env", "staging", "--to", "99")
+    assert result.code == 9
+    assert "no history entry #99" in result.err
+
+
+def test_dry_run_changes_nothing(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    gitops_repo.commit_model("A")
+    assert cli("deploy", "--env", "staging").code == 0
+    gitops_repo.commit_model("B")
+    a, b = release_for("A"), release_for("B")
+    before = {
+        kind: cluster.list_objects(kind, STAGING_NS)
+        for kind in ("deployments", "configmaps", "leases", "services")
+    }
+    writes_before = len(cluster.requests)
+
+    result = cli("deploy", "--env", "staging", "--dry-run")
+
+    assert result.code == 0, result.err
+    assert re.search(rf"^-\s+image: {re.escape(a.image)}$", result.out, re.MULTILINE)
+    assert re.search(rf"^\+\s+image: {re.escape(b.image)}$", result.out, re.MULTILINE)
+    assert "desired/mlgitops-staging/Deployment/fraud-detector" in result.out
+    # Unchanged objects produce no diff.
+    assert "Service/fraud-detector" not in result.out
+    writes = [
+        r for r in cluster.requests[writes_before:]
+        if r.verb in WRITE_VERBS and r.query.get("dryRun") != "All"
+    ]  # fmt: skip
+    assert writes == []
+    after = {kind: cluster.list_objects(kind, STAGING_NS) for kind in before}
+    for kind in ("configmaps", "leases", "services"):
+        assert after[kind] == before[kind], kind
+    assert deployed_image(cluster) == a.image
+    assert len(history_entries(cluster)) == 1
+
+
+def test_dry_run_of_a_first_deploy_shows_every_object(cli: Any, gitops_repo: GitOpsRepo) -> None:
+    gitops_repo.commit_model("A")
+    result = cli("deploy", "--env", "production", "--dry-run")
+    assert result.code == 0, result.err
+    for kind in ("ServiceAccount", "Service", "Deployment", "HorizontalPodAutoscaler",
+                 "PodDisruptionBudget", "NetworkPolicy"):  # fmt: skip
+        assert f"desired/mlgitops-production/{kind}/fraud-detector" in result.out
+
+
+def test_concurrent_deploy_is_refused(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    from mlgitops.deploy.kube import Kube
+    from mlgitops.deploy.lock import DeployLock
+
+    gitops_repo.commit_model("A")
+    kube = Kube.connect(cluster.kubeconfig_path)
+    holder = DeployLock(kube, STAGING_NS, DEPLOYMENT, identity="alice@ci-runner/pid-42")
+    holder.acquire()
+    try:
+        result = cli("deploy", "--env", "staging")
+        assert result.code == 11, result.err
+        assert "held by alice@ci-runner/pid-42 since 20" in result.err
+        # Nothing was applied or recorded.
+        assert cluster.get_object("deployments", DEPLOYMENT, STAGING_NS) is None
+        assert history_entries(cluster) == []
+    finally:
+        holder.release()
+        kube.close()
+
+    assert cli("deploy", "--env", "staging").code == 0
+
+
+def test_a_deploy_running_in_parallel_blocks_the_second(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    """Two real deploys overlap: the second is refused and the first completes untouched."""
+    from mlgitops.deploy.deploy import Settings, deploy
+
+    gitops_repo.commit_model("A")
+    a = release_for("A")
+    cluster.fail_image(a.image)  # the first deploy's pods stay unready until healed
+    settings = Settings(
+        repo=gitops_repo.path,
+        kubeconfig=cluster.kubeconfig_path,
+        timeout=60,
+        crashloop_restarts=10_000,
+        identity="first-deploy",
+    )
+    outcome: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            outcome["report"] = deploy("staging", settings=settings)
+        except Exception as error:  # reported by the assertion below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    cluster.wait_for(
+        lambda: cluster.get_object("deployments", DEPLOYMENT, STAGING_NS) is not None, timeout=20
+    )
+
+    second = cli("deploy", "--env", "staging")
+
+    assert second.code == 11
+    assert "held by first-deploy" in second.err
+    cluster.heal_images()
+    thread.join(timeout=60)
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["report"].entry.outcome == "succeeded"
+    assert [e["deployed_by"] for e in history_entries(cluster)] == ["first-deploy"]
+
+
+def test_an_expired_lease_is_taken_over(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    gitops_repo.commit_model("A")
+    stale = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    cluster.put_object(
+        {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {"name": f"mlgitops-deploy-{DEPLOYMENT}", "namespace": STAGING_NS},
+            "spec": {
+                "holderIdentity": "crashed@somewhere",
+                "leaseDurationSeconds": 60,
+                "acquireTime": stale,
+                "renewTime": stale,
+            },
+        }
+    )
+    result = cli("deploy", "--env", "staging")
+    assert result.code == 0, result.err
+    assert cluster.get_object("leases", f"mlgitops-deploy-{DEPLOYMENT}", STAGING_NS) is None
+
+
+def test_history_command(cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo) -> None:
+    import json
+
+    empty = cli("history", "--env", "staging")
+    assert empty.code == 0
+    assert "no deploys recorded" in empty.out
+    commit = gitops_repo.commit_model("A")
+    assert cli("deploy", "--env", "staging").code == 0
+
+    table = cli("history", "--env", "staging")
+    assert table.code == 0, table.err
+    assert commit[:12] in table.out
+    assert "succeeded" in table.out
+
+    lines = cli("history", "--env", "staging", "--json").out.splitlines()
+    assert [json.loads(line)["commit"] for line in lines] == [commit]
+
+
+def test_unknown_environment_lists_the_available_ones(cli: Any, gitops_repo: GitOpsRepo) -> None:
+    gitops_repo.commit_model("A")
+    result = cli("deploy", "--env", "prod")
+    assert result.code == 9
+    assert "unknown environment 'prod'" in result.err
+    assert "available: production, staging" in result.err
+
+
+def test_unknown_revision_is_a_git_error(cli: Any, gitops_repo: GitOpsRepo) -> None:
+    result = cli("deploy", "--env", "staging", "--rev", "no-such-branch")
+    assert result.code == 12
+    assert "no-such-branch" in result.err
+
+
+def test_missing_namespace_explains_the_bootstrap(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    gitops_repo.commit_model("A")
+    cluster.delete_object("namespaces", "mlgitops-staging", "")
+    result = cli("deploy", "--env", "staging")
+    assert result.code == 9
+    assert "kubectl apply --server-side -k k8s/bootstrap/staging" in result.err
+
+
+def test_deploy_renders_from_git_not_the_working_tree(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    gitops_repo.commit_model("A")
+    gitops_repo.commit_model("B")
+    # Uncommitted edits and an older --rev: neither leaks into the other, the tree is untouched.
+    (gitops_repo.path / "release.json").write_text("not json")
+    status = gitops_repo.git("status", "--porcelain")
+
+    result = cli("deploy", "--env", "staging", "--rev", "HEAD~1")
+
+    assert result.code == 0, result.err
+    assert deployed_image(cluster) == release_for("A").image
+    assert gitops_repo.git("status", "--porcelain") == status
