@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +85,7 @@ def gitops_repo(tmp_path: Path) -> GitOpsRepo:
 
 
 @pytest.fixture
-def cluster(fake_kube: FakeKubeServer) -> Iterator[FakeKubeServer]:
+def cluster(fake_kube: FakeKubeServer) -> FakeKubeServer:
     """The fake API server with the environments bootstrapped (what a cluster admin does once)."""
     for env in ("staging", "production"):
         fake_kube.put_object(
@@ -97,7 +96,7 @@ def cluster(fake_kube: FakeKubeServer) -> Iterator[FakeKubeServer]:
                 "status": {"phase": "Active"},
             }
         )
-    yield fake_kube
+    return fake_kube
 
 
 @dataclass

@@ -54,7 +54,8 @@ def test_first_deploy(cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
     assert entry["seq"] == 1
     assert (entry["kind"], entry["outcome"]) == ("deploy", "succeeded")
     assert (entry["commit"], entry["image"], entry["model_hash"]) == (commit, a.image, a.model_hash)
-    assert entry["started_at"] and entry["finished_at"]
+    assert entry["started_at"]
+    assert entry["finished_at"]
     # The lock is released.
     assert cluster.get_object("leases", f"mlgitops-deploy-{DEPLOYMENT}", STAGING_NS) is None
 
@@ -81,7 +82,9 @@ def test_deploy_of_a_newly_trained_model(
     assert ready_models == {b.model_hash}
     entries = history_entries(cluster)
     assert [(e["seq"], e["commit"], e["outcome"]) for e in entries][-1] == (
-        2, commit_b, "succeeded"
+        2,
+        commit_b,
+        "succeeded",
     )
 
 
