@@ -291,6 +291,43 @@ def test_kubectl_imperative_commands(
     assert fake_kube.list_objects("pods", NS) == []
 
 
+def test_kubectl_typed_create_and_strict_validation(
+    fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
+) -> None:
+    # These commands POST protobuf bodies.
+    kubectl("create", "namespace", "team-a", check=True)
+    kubectl("create", "configmap", "c", "--from-literal=k=v", "-n", "team-a", check=True)
+    kubectl(
+        "create", "secret", "generic", "s", "--from-literal=pw=hunter2", "-n", "team-a", check=True
+    )
+    kubectl("create", "serviceaccount", "robot", "-n", "team-a", check=True)
+    assert fake_kube.get_object("configmaps", "c", "team-a")["data"] == {"k": "v"}  # type: ignore[index]
+    secret = fake_kube.get_object("secrets", "s", "team-a")
+    assert secret is not None
+    assert secret["data"] == {"pw": "aHVudGVyMg=="}
+    assert secret["type"] == "Opaque"
+    assert fake_kube.get_object("serviceaccounts", "robot", "team-a") is not None
+
+    # kubectl asks for fieldValidation=Strict; unknown top-level fields are rejected.
+    typo = manifest().replace("\nspec:", "\nspce:")
+    out = kubectl("apply", "--server-side", "--field-manager=mlgitops", "-f", write(tmp_path, typo))
+    assert out.returncode != 0
+    assert 'strict decoding error: unknown field "spce"' in out.stderr
+    assert fake_kube.get_object("deployments", "app") is None
+
+    # Namespaces must exist, as on a real cluster.
+    missing = kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=mlgitops",
+        "-n",
+        "nowhere",
+        "-f",
+        write(tmp_path, manifest(), "ns.yaml"),
+    )
+    assert 'namespaces "nowhere" not found' in missing.stderr
+
+
 # ------------------------------------------------------------- python client
 
 

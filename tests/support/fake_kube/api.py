@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 import re
@@ -10,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from . import patching
+from . import patching, protobuf
 from .resources import ResourceType, lookup
 from .store import Obj, Store
 
@@ -24,6 +25,27 @@ PATCH_TYPES = {
     "application/apply-patch+yaml",
     "application/apply-patch+cbor",
 }
+
+
+# Top-level fields per kind (besides apiVersion/kind/metadata), for the shallow
+# `fieldValidation=Strict` check that kubectl requests.
+_EVENT_FIELDS = (
+    "involvedObject reason message source firstTimestamp lastTimestamp count type eventTime "
+    "series action related reportingComponent reportingInstance"
+)
+TOP_LEVEL_FIELDS: dict[str, set[str]] = {
+    "ConfigMap": {"data", "binaryData", "immutable"},
+    "Secret": {"data", "stringData", "type", "immutable"},
+    "ServiceAccount": {"secrets", "imagePullSecrets", "automountServiceAccountToken"},
+    "Event": set(_EVENT_FIELDS.split()),
+    "Role": {"rules"},
+    "RoleBinding": {"subjects", "roleRef"},
+}
+META_FIELDS = {
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields",
+}  # fmt: skip
 
 
 class ApiError(Exception):
@@ -108,9 +130,13 @@ class Request:
 
 def decode_body(raw: bytes, content_type: str) -> Any:
     try:
+        if "protobuf" in content_type:
+            return protobuf.decode(raw)
         if "yaml" in content_type:
             return yaml.safe_load(raw.decode() or "null")
         return json.loads(raw or b"null")
+    except protobuf.ProtobufError as exc:
+        raise ApiError(415, "UnsupportedMediaType", str(exc)) from exc
     except (ValueError, yaml.YAMLError) as exc:
         raise ApiError(400, "BadRequest", f"error decoding request body: {exc}") from exc
 
@@ -326,6 +352,20 @@ class Api:
                 "BadRequest",
                 f"apiVersion {api_version} does not match the endpoint ({req.rtype.group_version})",
             )
+        if req.query.get("fieldValidation") == "Strict" and req.subresource != "scale":
+            allowed = TOP_LEVEL_FIELDS.get(req.rtype.kind, {"spec", "status"})
+            unknown = sorted(
+                k for k in obj if k not in {"apiVersion", "kind", "metadata", *allowed}
+            )
+            unknown += sorted(f"metadata.{k}" for k in meta if k not in META_FIELDS)
+            if unknown:
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    f'{req.rtype.kind} in version "{req.rtype.version}" cannot be handled as a '
+                    f"{req.rtype.kind}: strict decoding error: "
+                    + ", ".join(f'unknown field "{k}"' for k in unknown),
+                )
         if req.name and meta.get("name") and meta["name"] != req.name:
             raise ApiError(
                 400, "BadRequest", "the name of the object does not match the name on the URL"
@@ -487,7 +527,15 @@ def _validate_deployment(obj: Obj) -> list[str]:
     return problems
 
 
+def _default_secret(_api: Api, obj: Obj, _old: Obj | None) -> None:
+    # Like the real API server, stringData is folded into data and dropped.
+    for key, value in (obj.pop("stringData", None) or {}).items():
+        obj.setdefault("data", {})[key] = base64.b64encode(str(value).encode()).decode()
+    obj.setdefault("type", "Opaque")
+
+
 _DEFAULTERS = {
+    "Secret": _default_secret,
     "Deployment": _default_deployment,
     "Service": _default_service,
     "Namespace": _default_namespace,
