@@ -1,11 +1,62 @@
-"""The BentoML service (placeholder until the HTTP app lands)."""
+"""The BentoML service every pod runs: `bentoml serve mlgitops.serving.service:FraudDetector`.
+
+The model is the one pinned in the bento (`pinned.json`, written by `build_bento`), loaded from
+the model store by its exact tag. The API is a Starlette app mounted on the service (see
+`mlgitops.serving.app`); BentoML serves it together with /livez, /readyz and /metrics.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import bentoml
 
+from mlgitops.serving.app import Runtime, Settings, create_app, load_pinned
+from mlgitops.serving.bento import PINNED_FILE
 
-@bentoml.service(name="fraud-detector")
+ENV_WORKERS = "MLGITOPS_WORKERS"
+ENV_ACCESS_LOG = "MLGITOPS_ACCESS_LOG"
+PIN_FILE = Path(__file__).resolve().parent / PINNED_FILE
+
+# One Runtime per worker process, created by the service instance in that process.
+_runtime: Runtime | None = None
+
+
+def _current_runtime() -> Runtime | None:
+    return _runtime
+
+
+api = create_app(_current_runtime)
+
+
+@bentoml.asgi_app(api, path="/")
+@bentoml.service(
+    name="fraud-detector",
+    # Read when the module is imported, i.e. by `bentoml serve` before it forks workers.
+    workers=int(os.environ.get(ENV_WORKERS, "1")),
+    traffic={"timeout": 30},
+    # Each prediction is already in the prediction log; a second line per request in the access
+    # log costs CPU on the hot path. Turn it on with MLGITOPS_ACCESS_LOG=1.
+    logging={"access": {"enabled": os.environ.get(ENV_ACCESS_LOG, "0") == "1"}},
+    metrics={"enabled": True},
+)
 class FraudDetector:
     def __init__(self) -> None:
-        pass
+        global _runtime
+        self.runtime = Runtime(
+            load_pinned(PIN_FILE),
+            Settings.from_env(),
+            git_commit=os.environ.get("MLGITOPS_GIT_COMMIT") or None,
+        )
+        _runtime = self.runtime
+        # Loading runs in the background: /livez answers at once, /readyz only after the model
+        # loaded and passed its self-check (never, for a corrupt model).
+        self.runtime.start(background=True)
+
+    def __is_ready__(self) -> bool:
+        return self.runtime.ready
+
+    @bentoml.on_shutdown
+    def _close_logs(self) -> None:
+        self.runtime.close()

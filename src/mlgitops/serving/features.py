@@ -1,0 +1,250 @@
+"""The request schema, derived from the reference profile, and the validation of a batch.
+
+Validation walks the JSON records once and produces one column per feature (floats for numeric
+features, normalised category strings or None for categorical ones), plus the counts the metrics
+need. No pandas per request: the model's encoder turns these columns into its input matrix.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mlgitops.profile import CategoricalProfile, ReferenceProfile, normalize_category
+
+FeatureKind = Literal["numeric", "categorical"]
+# Errors reported per request; past this many the rest would only repeat the same mistake.
+MAX_ERRORS = 20
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Feature:
+    name: str
+    kind: FeatureKind
+    allows_missing: bool
+    # Categories seen in training (profile keys); anything else is counted as unseen.
+    known: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    """The features a request must carry, in model input order."""
+
+    features: tuple[Feature, ...]
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    @classmethod
+    def from_profile(cls, profile: ReferenceProfile) -> FeatureSpace:
+        features = []
+        for name, spec in profile.features.items():
+            known = (
+                frozenset(spec.frequencies) if isinstance(spec, CategoricalProfile) else frozenset()
+            )
+            features.append(Feature(name, spec.kind, profile.allows_missing(name), known))
+        return cls(tuple(features))
+
+    def json_schema(self, max_batch_size: int) -> dict[str, Any]:
+        """JSON Schema of the /predict body, for clients and the OpenAPI document."""
+        properties: dict[str, Any] = {}
+        for feature in self.features:
+            if feature.kind == "numeric":
+                spec: dict[str, Any] = {"type": "number"}
+            else:
+                spec = {"type": ["string", "integer", "boolean"]}
+                if feature.known:
+                    spec["examples"] = sorted(feature.known)[:20]
+            if feature.allows_missing:
+                spec = {"anyOf": [spec, {"type": "null"}]}
+            properties[feature.name] = spec
+        record = {
+            "type": "object",
+            "properties": properties,
+            "required": [f.name for f in self.features if not f.allows_missing],
+            "additionalProperties": False,
+        }
+        return {
+            "type": "object",
+            "properties": {
+                "records": {
+                    "type": "array",
+                    "items": record,
+                    "minItems": 1,
+                    "maxItems": max_batch_size,
+                }
+            },
+            "required": ["records"],
+            "additionalProperties": False,
+        }
+
+
+@dataclass(frozen=True)
+class FieldError:
+    code: str
+    message: str
+    row: int | None = None
+    field: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "row": self.row, "field": self.field}
+
+
+class RequestError(Exception):
+    """A request the service refuses; always a 4xx with the errors as JSON."""
+
+    def __init__(self, status: int, errors: list[FieldError]) -> None:
+        super().__init__(errors[0].message)
+        self.status = status
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        first = self.errors[0]
+        return {
+            "error": first.code,
+            "message": first.message,
+            "detail": [e.as_dict() for e in self.errors],
+        }
+
+
+@dataclass
+class Batch:
+    """A validated batch: one column per feature, in FeatureSpace order."""
+
+    records: list[dict[str, Any]]
+    columns: list[list[Any]]
+    missing: dict[str, int] = field(default_factory=dict)
+    unseen: dict[str, int] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+
+def _type_name(value: object) -> str:
+    return {
+        str: "string",
+        bool: "boolean",
+        int: "integer",
+        float: "number",
+        list: "array",
+        dict: "object",
+    }.get(type(value), type(value).__name__)
+
+
+def validate_body(body: object, space: FeatureSpace, max_batch_size: int) -> Batch:
+    """Check a decoded /predict body against the schema; raise RequestError naming row and field."""
+    if not isinstance(body, dict):
+        raise RequestError(
+            400, [FieldError("invalid_body", f"body must be a JSON object, got {_type_name(body)}")]
+        )
+    extra = [key for key in body if key != "records"]
+    if extra:
+        message = f"unknown top-level field {extra[0]!r}"
+        raise RequestError(422, [FieldError("unknown_field", message, None, extra[0])])
+    records = body.get("records", _ABSENT)
+    if records is _ABSENT:
+        message = "'records' is required"
+        raise RequestError(422, [FieldError("missing_field", message, None, "records")])
+    if not isinstance(records, list):
+        message = f"'records' must be an array, got {_type_name(records)}"
+        raise RequestError(422, [FieldError("wrong_type", message, None, "records")])
+    if not records:
+        raise RequestError(422, [FieldError("empty_batch", "'records' is empty", None, "records")])
+    if len(records) > max_batch_size:
+        message = f"batch of {len(records)} records is larger than the maximum of {max_batch_size}"
+        raise RequestError(413, [FieldError("batch_too_large", message, None, "records")])
+    return _validate_records(records, space)
+
+
+def _validate_records(records: list[Any], space: FeatureSpace) -> Batch:
+    features = space.features
+    names = {f.name for f in features}
+    n_features = len(features)
+    columns: list[list[Any]] = [[] for _ in features]
+    missing = [0] * n_features
+    unseen = [0] * n_features
+    errors: list[FieldError] = []
+    isfinite = math.isfinite
+
+    for row, record in enumerate(records):
+        if type(record) is not dict:
+            message = f"record must be an object, got {_type_name(record)}"
+            errors.append(FieldError("invalid_record", message, row))
+            if len(errors) >= MAX_ERRORS:
+                break
+            continue
+        if len(record) > n_features or not names.issuperset(record):
+            for key in record:
+                if key not in names:
+                    message = f"unknown feature {key!r}"
+                    errors.append(FieldError("unknown_feature", message, row, key))
+        for index, feature in enumerate(features):
+            value = record.get(feature.name, _ABSENT)
+            kind = type(value)
+            if feature.kind == "numeric":
+                if kind is float:
+                    if not isfinite(value):
+                        errors.append(_not_finite(row, feature.name, value))
+                        continue
+                elif kind is int:
+                    try:
+                        value = float(value)
+                    except OverflowError:
+                        errors.append(_not_finite(row, feature.name, value))
+                        continue
+                elif value is None or value is _ABSENT:
+                    if not feature.allows_missing:
+                        errors.append(_missing(row, feature.name, value is None))
+                        continue
+                    missing[index] += 1
+                    value = math.nan
+                else:
+                    message = f"expected a number, got {_type_name(value)}"
+                    errors.append(FieldError("wrong_type", message, row, feature.name))
+                    continue
+            else:
+                if kind is str:
+                    pass
+                elif value is None or value is _ABSENT:
+                    if not feature.allows_missing:
+                        errors.append(_missing(row, feature.name, value is None))
+                        continue
+                    missing[index] += 1
+                    value = None
+                elif kind is int or kind is bool:
+                    value = normalize_category(value)
+                elif kind is float:
+                    if not isfinite(value):
+                        errors.append(_not_finite(row, feature.name, value))
+                        continue
+                    value = normalize_category(value)
+                else:
+                    message = f"expected a string, integer or boolean, got {_type_name(value)}"
+                    errors.append(FieldError("wrong_type", message, row, feature.name))
+                    continue
+                if value is not None and value not in feature.known:
+                    unseen[index] += 1
+            columns[index].append(value)
+        if len(errors) >= MAX_ERRORS:
+            break
+    if errors:
+        raise RequestError(422, errors[:MAX_ERRORS])
+    return Batch(
+        records=records,
+        columns=columns,
+        missing={f.name: n for f, n in zip(features, missing, strict=True) if n},
+        unseen={f.name: n for f, n in zip(features, unseen, strict=True) if n},
+    )
+
+
+def _not_finite(row: int, name: str, value: object) -> FieldError:
+    return FieldError("not_finite", f"{name} must be a finite number, got {value!r}", row, name)
+
+
+def _missing(row: int, name: str, is_null: bool) -> FieldError:
+    if is_null:
+        return FieldError("null_not_allowed", f"{name} may not be null", row, name)
+    return FieldError("missing_feature", f"required feature {name!r} is missing", row, name)

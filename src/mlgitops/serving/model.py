@@ -1,0 +1,476 @@
+"""The model as the service runs it: loaded once, compiled for speed, checked before it serves.
+
+`pipeline.predict_proba` on a one-row DataFrame costs milliseconds (pandas, ColumnTransformer and a
+Python loop over hundreds of trees). The service gets the same scores much faster in two steps:
+
+1. An encoder plan, learned by probing the fitted preprocessing one feature at a time, maps the
+   validated columns straight into the estimator's input matrix (numpy, no pandas).
+2. A HistGradientBoostingClassifier is rebuilt as one ONNX `TreeEnsemble` node in float64 (same
+   thresholds, same leaf values, NaN routing and categorical sets), run by ONNX Runtime.
+
+Each step is only used if it reproduces `pipeline.predict_proba` on a probe batch to 1e-9; else
+the service falls back to the estimator, then to the pipeline itself. The self-check at load time
+compares the chosen path with the pipeline once more (tolerance 1e-6) and the service does not
+become ready unless it passes.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mlgitops.errors import ArtifactError, ServingError
+from mlgitops.io import file_sha256
+from mlgitops.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+from mlgitops.serving.features import Batch, FeatureSpace, _validate_records
+
+# A category no client can have sent: what the encoders do with it is what they do with any
+# category they did not see in training.
+UNSEEN_PROBE = "\x00mlgitops-unseen\x00"
+FAST_PATH_TOLERANCE = 1e-9
+SELF_CHECK_TOLERANCE = 1e-6
+SELF_CHECK_ROWS = 256
+
+
+@dataclass(frozen=True)
+class NumericColumn:
+    feature: int
+    # What a missing value becomes (NaN for passthrough, the median for an imputer, ...).
+    missing: float
+
+
+@dataclass(frozen=True)
+class CategoricalColumn:
+    feature: int
+    table: dict[str, float]
+    unseen: float
+    missing: float
+
+
+@dataclass(frozen=True)
+class ConstantColumn:
+    value: float
+
+
+Column = NumericColumn | CategoricalColumn | ConstantColumn
+
+
+@dataclass(frozen=True)
+class EncoderPlan:
+    columns: tuple[Column, ...]
+
+    def encode(self, columns: list[list[Any]]) -> np.ndarray:
+        n = len(columns[0]) if columns else 0
+        out = np.empty((n, len(self.columns)), dtype=np.float64)
+        for j, column in enumerate(self.columns):
+            if isinstance(column, NumericColumn):
+                values = np.fromiter(columns[column.feature], dtype=np.float64, count=n)
+                if not math.isnan(column.missing):
+                    values[np.isnan(values)] = column.missing
+                out[:, j] = values
+            elif isinstance(column, CategoricalColumn):
+                table, unseen, missing = column.table, column.unseen, column.missing
+                out[:, j] = [
+                    missing if v is None else table.get(v, unseen) for v in columns[column.feature]
+                ]
+            else:
+                out[:, j] = column.value
+        return out
+
+
+Transform = Callable[[Any], np.ndarray]
+
+
+def frame_from_columns(space: FeatureSpace, columns: list[list[Any]]) -> Any:
+    """The DataFrame the pipeline was trained on: float64 numerics, object categories, NaN gaps."""
+    import pandas as pd
+
+    data: dict[str, Any] = {}
+    for feature, values in zip(space.features, columns, strict=True):
+        if feature.kind == "numeric":
+            data[feature.name] = np.asarray(values, dtype=np.float64)
+        else:
+            data[feature.name] = np.array(
+                [np.nan if v is None else v for v in values], dtype=object
+            )
+    return pd.DataFrame(data, columns=space.names)
+
+
+def _dense(matrix: Any) -> np.ndarray | None:
+    if hasattr(matrix, "toarray"):  # sparse output (one-hot): not for the fast path
+        return None
+    array = np.asarray(matrix, dtype=np.float64)
+    return array if array.ndim == 2 else None
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a == b) | (np.isnan(a) & np.isnan(b))
+
+
+def encoder_categories(pipeline: Any) -> dict[str, set[str]]:
+    """Categories the fitted encoders know, by column name (the profile may truncate its list)."""
+    found: dict[str, set[str]] = {}
+    preprocess = pipeline[0] if len(pipeline) > 1 else None
+    for _, transformer, columns in getattr(preprocess, "transformers_", []):
+        steps = getattr(transformer, "steps", None)
+        encoder = steps[-1][1] if steps else transformer
+        categories = getattr(encoder, "categories_", None)
+        if categories is None or not isinstance(columns, list | tuple):
+            continue
+        for name, values in zip(columns, categories, strict=False):
+            found.setdefault(str(name), set()).update(v for v in values if isinstance(v, str))
+    return found
+
+
+def _candidates(space: FeatureSpace, extra: dict[str, set[str]]) -> list[list[str]]:
+    return [sorted(f.known | extra.get(f.name, set())) for f in space.features]
+
+
+def _base_row(profile: ReferenceProfile, candidates: list[list[str]]) -> list[Any]:
+    row: list[Any] = []
+    for (_, spec), cats in zip(profile.features.items(), candidates, strict=True):
+        if isinstance(spec, NumericProfile):
+            row.append(float(spec.mean) if spec.mean is not None else 0.0)
+        else:
+            row.append(next(iter(spec.frequencies), cats[0] if cats else "a"))
+    return row
+
+
+def compile_encoder(
+    transform: Transform, space: FeatureSpace, profile: ReferenceProfile, extra: dict[str, set[str]]
+) -> EncoderPlan | None:
+    """Learn how each output column of `transform` depends on one input feature, or give up.
+
+    Varies one feature at a time around a base row: a numeric feature must come out unchanged
+    (bar what NaN becomes), a categorical one through a lookup table; a column that depends on
+    two features (or anything else) means no plan.
+    """
+    candidates = _candidates(space, extra)
+    base = _base_row(profile, candidates)
+
+    def run(rows: list[list[Any]]) -> np.ndarray | None:
+        columns = [list(col) for col in zip(*rows, strict=True)]
+        return _dense(transform(frame_from_columns(space, columns)))
+
+    reference = run([base])
+    if reference is None:
+        return None
+    plan: list[Column | None] = [None] * reference.shape[1]
+    for index, feature in enumerate(space.features):
+        if feature.kind == "numeric":
+            probes: list[Any] = [base[index], -3.25, 0.0, 1.5, 12345.678, 1e-3, 7.0, math.nan]
+        else:
+            probes = [*candidates[index], UNSEEN_PROBE, None]
+        rows = [[*base[:index], value, *base[index + 1 :]] for value in probes]
+        out = run(rows)
+        if out is None or out.shape[1] != len(plan):
+            return None
+        varying = np.flatnonzero(~_same(out, out[:1]).all(axis=0))
+        for j in varying:
+            if plan[j] is not None:
+                return None
+            if feature.kind == "numeric":
+                values = np.array(probes[:-1], dtype=np.float64)
+                if not _same(out[:-1, j], values).all():
+                    return None
+                plan[j] = NumericColumn(index, float(out[-1, j]))
+            else:
+                cats = candidates[index]
+                table = {cat: float(out[k, j]) for k, cat in enumerate(cats)}
+                plan[j] = CategoricalColumn(index, table, float(out[-2, j]), float(out[-1, j]))
+    return EncoderPlan(
+        tuple(
+            c if c is not None else ConstantColumn(float(reference[0, j]))
+            for j, c in enumerate(plan)
+        )
+    )
+
+
+def _bitset_members(words: np.ndarray) -> list[float]:
+    return [
+        float(w * 32 + b) for w, word in enumerate(words) for b in range(32) if (int(word) >> b) & 1
+    ]
+
+
+def hgb_to_onnx(estimator: Any) -> tuple[bytes, float] | None:
+    """A binary HistGradientBoostingClassifier as one float64 ONNX TreeEnsemble.
+
+    Returns (model bytes, constant) with score = expit(onnx(X) + constant), X being the matrix
+    after the estimator's own categorical preprocessing. None if the estimator is not one.
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    if not isinstance(estimator, HistGradientBoostingClassifier):
+        return None
+    if getattr(estimator, "n_trees_per_iteration_", 0) != 1 or len(estimator.classes_) != 2:
+        return None
+    if type(estimator._loss).__name__ != "HalfBinomialLoss":
+        return None
+    from onnx import TensorProto, helper, numpy_helper
+
+    constant = float(estimator._baseline_prediction.ravel()[0])
+    feat: list[int] = []
+    splits: list[float] = []
+    modes: list[int] = []
+    true_ids: list[int] = []
+    true_leaf: list[int] = []
+    false_ids: list[int] = []
+    false_leaf: list[int] = []
+    missing_true: list[int] = []
+    members: list[float] = []
+    roots: list[int] = []
+    weights: list[float] = []
+    for (predictor,) in estimator._predictors:
+        nodes = predictor.nodes
+        if nodes[0]["is_leaf"]:
+            constant += float(nodes[0]["value"])
+            continue
+        leaf_ids: dict[int, int] = {}
+        node_ids: dict[int, int] = {}
+        for i in range(len(nodes)):
+            if nodes[i]["is_leaf"]:
+                leaf_ids[i] = len(weights)
+                weights.append(float(nodes[i]["value"]))
+            else:
+                node_ids[i] = len(feat) + len(node_ids)
+        roots.append(node_ids[0])
+        for i in sorted(node_ids, key=node_ids.__getitem__):
+            node = nodes[i]
+            feat.append(int(node["feature_idx"]))
+            if node["is_categorical"]:
+                modes.append(6)  # BRANCH_MEMBER: in the left set -> true (left)
+                splits.append(0.0)
+                left_set = _bitset_members(predictor.raw_left_cat_bitsets[node["bitset_idx"]])
+                # Only missing values go left: a set nothing matches (codes are >= 0).
+                members.extend(left_set or [-1.0])
+                members.append(math.nan)
+            else:
+                modes.append(0)  # BRANCH_LEQ, as sklearn: x <= threshold -> left
+                splits.append(float(node["num_threshold"]))
+            left, right = int(node["left"]), int(node["right"])
+            true_leaf.append(int(bool(nodes[left]["is_leaf"])))
+            true_ids.append(leaf_ids[left] if nodes[left]["is_leaf"] else node_ids[left])
+            false_leaf.append(int(bool(nodes[right]["is_leaf"])))
+            false_ids.append(leaf_ids[right] if nodes[right]["is_leaf"] else node_ids[right])
+            missing_true.append(int(bool(node["missing_go_to_left"])))
+    if not roots:
+        return None
+    attrs: dict[str, Any] = {
+        "nodes_featureids": feat,
+        "nodes_splits": numpy_helper.from_array(np.array(splits, np.float64)),
+        "nodes_modes": numpy_helper.from_array(np.array(modes, np.uint8)),
+        "nodes_truenodeids": true_ids,
+        "nodes_trueleafs": true_leaf,
+        "nodes_falsenodeids": false_ids,
+        "nodes_falseleafs": false_leaf,
+        "nodes_missing_value_tracks_true": missing_true,
+        "tree_roots": roots,
+        "leaf_targetids": [0] * len(weights),
+        "leaf_weights": numpy_helper.from_array(np.array(weights, np.float64)),
+        "n_targets": 1,
+        "aggregate_function": 1,  # SUM
+        "post_transform": 0,  # NONE: the sigmoid is applied as sklearn does
+    }
+    if members:
+        attrs["membership_values"] = numpy_helper.from_array(np.array(members, np.float64))
+    n_features = int(estimator.n_features_in_)
+    node = helper.make_node("TreeEnsemble", ["X"], ["Y"], domain="ai.onnx.ml", **attrs)
+    graph = helper.make_graph(
+        [node],
+        "hist_gradient_boosting",
+        [helper.make_tensor_value_info("X", TensorProto.DOUBLE, [None, n_features])],
+        [helper.make_tensor_value_info("Y", TensorProto.DOUBLE, [None, 1])],
+    )
+    opsets = [helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="mlgitops")
+    model.ir_version = 10
+    return model.SerializeToString(), constant
+
+
+def _ort_session(model_bytes: bytes) -> Any:
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    # One request at a time per worker: intra-op threads would only fight the event loop.
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """Validated columns -> positive-class scores."""
+
+    runtime: str  # "onnx", "estimator" or "pipeline"
+    score: Callable[[list[list[Any]]], np.ndarray]
+
+
+def _pipeline_scorer(pipeline: Any, space: FeatureSpace) -> Scorer:
+    def score(columns: list[list[Any]]) -> np.ndarray:
+        return np.asarray(pipeline.predict_proba(frame_from_columns(space, columns))[:, 1])
+
+    return Scorer("pipeline", score)
+
+
+def candidate_scorers(
+    pipeline: Any, space: FeatureSpace, profile: ReferenceProfile
+) -> list[Scorer]:
+    """Fastest first; each still has to pass the comparison with the pipeline."""
+    from scipy.special import expit
+
+    scorers: list[Scorer] = []
+    if len(pipeline) < 2:
+        return [_pipeline_scorer(pipeline, space)]
+    preprocess, estimator = pipeline[:-1], pipeline[-1]
+    extra = encoder_categories(pipeline)
+    inner = getattr(estimator, "_preprocessor", None)
+    onnx_model = hgb_to_onnx(estimator)
+    if onnx_model is not None:
+
+        def full(frame: Any) -> np.ndarray:
+            matrix = preprocess.transform(frame)
+            return inner.transform(matrix) if inner is not None else matrix
+
+        tree_plan = compile_encoder(full, space, profile, extra)
+        if tree_plan is not None:
+            session, constant = _ort_session(onnx_model[0]), onnx_model[1]
+
+            def onnx_score(columns: list[list[Any]]) -> np.ndarray:
+                raw = session.run(None, {"X": tree_plan.encode(columns)})[0][:, 0]
+                return expit(raw + constant)
+
+            scorers.append(Scorer("onnx", onnx_score))
+    plan = compile_encoder(preprocess.transform, space, profile, extra)
+    if plan is not None:
+        # Fitted on a DataFrame, the estimator warns about feature names on a matrix; harmless.
+        def estimator_score(columns: list[list[Any]], plan: EncoderPlan = plan) -> np.ndarray:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                return np.asarray(estimator.predict_proba(plan.encode(columns))[:, 1])
+
+        scorers.append(Scorer("estimator", estimator_score))
+    scorers.append(_pipeline_scorer(pipeline, space))
+    return scorers
+
+
+def probe_records(profile: ReferenceProfile, rows: int, seed: int = 0) -> list[dict[str, Any]]:
+    """Plausible and edge-case records from the profile: bin edges, extremes, unseen, missing."""
+    rng = np.random.default_rng(seed)
+    records: list[dict[str, Any]] = []
+    for _ in range(rows):
+        record: dict[str, Any] = {}
+        for name, spec in profile.features.items():
+            if spec.missing_rate > 0 and rng.random() < 0.1:
+                record[name] = None
+            elif isinstance(spec, NumericProfile):
+                points = [v for v in (spec.min, spec.max, spec.mean) if v is not None]
+                points += spec.bin_edges
+                low, high = (spec.min or 0.0), (spec.max or 1.0)
+                if points and rng.random() < 0.3:
+                    record[name] = float(points[rng.integers(len(points))])
+                else:
+                    record[name] = float(rng.uniform(low - 1.0, high + 1.0))
+            else:
+                assert isinstance(spec, CategoricalProfile)
+                cats = list(spec.frequencies) or ["a"]
+                if rng.random() < 0.05:
+                    record[name] = f"unseen-{rng.integers(1000)}"
+                else:
+                    record[name] = cats[rng.integers(len(cats))]
+        records.append(record)
+    return records
+
+
+def _max_difference(scorer: Scorer, reference: np.ndarray, columns: list[list[Any]]) -> float:
+    scores = scorer.score(columns)
+    if scores.shape != reference.shape or not np.isfinite(scores).all():
+        return math.inf
+    return float(np.max(np.abs(scores - reference)))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    space: FeatureSpace
+    profile: ReferenceProfile
+    threshold: float
+    scorer: Scorer
+    # Largest difference from pipeline.predict_proba seen in the self-check.
+    self_check_difference: float
+
+    def scores(self, batch: Batch) -> np.ndarray:
+        return self.scorer.score(batch.columns)
+
+
+def load_pipeline(path: Path) -> Any:
+    import joblib
+
+    try:
+        model = joblib.load(path)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: model file not found") from None
+    except Exception as error:  # a corrupt pickle can raise almost anything
+        raise ArtifactError(f"{path}: cannot load the model: {type(error).__name__}") from None
+    if not hasattr(model, "predict_proba") or not hasattr(model, "__getitem__"):
+        raise ArtifactError(f"{path}: expected a scikit-learn Pipeline, got {type(model).__name__}")
+    return model
+
+
+def verify_hash(path: Path, expected: str | None) -> None:
+    """Refuse a model file whose bytes are not the ones the release recorded."""
+    if not expected:
+        return
+    algorithm, _, digest = expected.partition(":")
+    if algorithm != "sha256" or not digest:
+        raise ArtifactError(f"unsupported model hash {expected!r}")
+    actual = file_sha256(path)
+    if actual != digest:
+        raise ArtifactError(f"{path}: sha256 {actual} does not match the release's {digest}")
+
+
+def build_model(
+    pipeline: Any, profile: ReferenceProfile, threshold: float, probe_rows: int = SELF_CHECK_ROWS
+) -> LoadedModel:
+    """Choose the fastest scorer that matches the pipeline, then self-check it."""
+    space = FeatureSpace.from_profile(profile)
+    records = probe_records(profile, probe_rows)
+    batch = _validate_records(records, space)
+    try:
+        reference = np.asarray(
+            pipeline.predict_proba(frame_from_columns(space, batch.columns))[:, 1]
+        )
+    except Exception as error:
+        raise ServingError(f"self-check: the model cannot predict: {error}") from error
+    if reference.shape != (len(records),) or not np.isfinite(reference).all():
+        raise ServingError("self-check: the model returned non-finite or misshapen scores")
+    for scorer in candidate_scorers(pipeline, space, profile):
+        try:
+            difference = _max_difference(scorer, reference, batch.columns)
+        except Exception:  # a fast path that cannot run is just not used
+            continue
+        tolerance = FAST_PATH_TOLERANCE if scorer.runtime != "pipeline" else 0.0
+        if difference <= tolerance:
+            if not 0.0 <= threshold <= 1.0:
+                raise ServingError(f"threshold {threshold} is not a probability")
+            return LoadedModel(space, profile, threshold, scorer, difference)
+    raise ServingError("self-check: no scorer reproduces the pipeline's scores")
+
+
+def self_check(model: LoadedModel, pipeline: Any) -> float:
+    """A fresh probe batch through the chosen scorer and the pipeline; raise if they differ."""
+    records = probe_records(model.profile, 64, seed=1)
+    batch = _validate_records(records, model.space)
+    reference = np.asarray(
+        pipeline.predict_proba(frame_from_columns(model.space, batch.columns))[:, 1]
+    )
+    difference = _max_difference(model.scorer, reference, batch.columns)
+    if difference > SELF_CHECK_TOLERANCE:
+        raise ServingError(f"self-check: scores differ from the pipeline by {difference:.3g}")
+    return difference
