@@ -1,0 +1,191 @@
+"""Every kustomization under k8s/ renders with `kubectl kustomize`, passes
+`kubernetes-validate --strict` at a pinned Kubernetes version, and keeps the contracts the
+deploy command and the package stage rely on."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mlgitops.config import load_params
+from mlgitops.release import CONTAINER_NAME
+
+pytestmark = pytest.mark.timeout(120)
+
+PROJECT = Path(__file__).resolve().parents[2]
+K8S = PROJECT / "k8s"
+# Pinned: the oldest Kubernetes minor we support; bump deliberately, not with the package.
+KUBERNETES_VERSION = "1.33.0"
+OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
+BOOTSTRAPS = sorted(p.parent.name for p in (K8S / "bootstrap").glob("*/kustomization.yaml"))
+DEPRECATED_FIELDS = {
+    "commonLabels", "bases", "patchesStrategicMerge", "patchesJson6902", "vars", "imageTags",
+}  # fmt: skip
+
+
+def _beside_python(name: str) -> str | None:
+    candidate = Path(sys.executable).with_name(name)
+    return str(candidate) if candidate.exists() else shutil.which(name)
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    kubectl = _beside_python("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl not installed")
+    proc = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    [obj] = [o for o in objects if o["kind"] == kind]
+    return obj
+
+
+def test_there_are_environments() -> None:
+    assert OVERLAYS == ["production", "staging"]
+    assert BOOTSTRAPS == OVERLAYS
+
+
+@pytest.mark.parametrize("directory", [f"overlays/{e}" for e in OVERLAYS]
+                         + [f"bootstrap/{e}" for e in BOOTSTRAPS])  # fmt: skip
+def test_renders_and_validates_strictly(directory: str, tmp_path: Path) -> None:
+    objects = kustomize(K8S / directory)
+    assert objects
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(yaml.safe_dump_all(objects))
+    validator = _beside_python("kubernetes-validate")
+    assert validator is not None, "kubernetes-validate is a dev dependency"
+    proc = subprocess.run(
+        [validator, "--strict", "--kubernetes-version", KUBERNETES_VERSION, str(rendered)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "passed" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("path", sorted(K8S.rglob("kustomization.yaml")), ids=str)
+def test_kustomizations_use_current_fields(path: Path) -> None:
+    spec = yaml.safe_load(path.read_text())
+    assert not DEPRECATED_FIELDS & set(spec), path
+
+
+def test_base_lists_the_release_patch() -> None:
+    spec = yaml.safe_load((K8S / "base/kustomization.yaml").read_text())
+    assert {"path": "release.yaml"} in spec["patches"]
+    patch = yaml.safe_load((K8S / "base/release.yaml").read_text())
+    params = load_params(PROJECT / "params.yaml")
+    assert patch["kind"] == "Deployment"
+    assert patch["metadata"]["name"] == params.package.bento_name
+    [container] = patch["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == CONTAINER_NAME
+    assert container["image"].startswith(params.package.image_repository + ":")
+
+
+@pytest.mark.parametrize("env", OVERLAYS)
+def test_overlay_contract(env: str) -> None:
+    objects = kustomize(K8S / "overlays" / env)
+    params = load_params(PROJECT / "params.yaml")
+    name = params.package.bento_name
+    kinds = sorted(o["kind"] for o in objects)
+    assert kinds == sorted(["Deployment", "Service", "HorizontalPodAutoscaler",
+                            "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount"])  # fmt: skip
+    assert {o["metadata"]["namespace"] for o in objects} == {f"mlgitops-{env}"}
+    assert {o["metadata"]["name"] for o in objects} == {name}
+
+    deployment = by_kind(objects, "Deployment")
+    spec = deployment["spec"]
+    # The HorizontalPodAutoscaler owns the replica count.
+    assert "replicas" not in spec
+    assert spec["progressDeadlineSeconds"] > 0
+    assert spec["revisionHistoryLimit"] > 0
+    pod = spec["template"]["spec"]
+    labels = spec["template"]["metadata"]["labels"]
+    assert spec["selector"]["matchLabels"].items() <= labels.items()
+    assert "app.kubernetes.io/version" in labels
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == by_kind(objects, "ServiceAccount")["metadata"]["name"]
+    [container] = pod["containers"]
+    assert container["name"] == CONTAINER_NAME
+    assert container["ports"] == [{"name": "http", "containerPort": 3000, "protocol": "TCP"}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}} in pod["volumes"]
+    for kind in ("requests", "limits"):
+        assert set(container["resources"][kind]) == {"cpu", "memory"}
+    annotations = spec["template"]["metadata"]["annotations"]
+    for key in ("bento-tag", "model-hash", "data-hash"):
+        assert f"mlgitops.io/{key}" in annotations
+
+    service = by_kind(objects, "Service")
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    hpa = by_kind(objects, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                             "name": name}  # fmt: skip
+    assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+    pdb = by_kind(objects, "PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    policy = by_kind(objects, "NetworkPolicy")
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 3000}]}]
+
+
+def test_production_is_bigger_than_staging() -> None:
+    def sizes(env: str) -> tuple[int, str]:
+        objects = kustomize(K8S / "overlays" / env)
+        hpa = by_kind(objects, "HorizontalPodAutoscaler")
+        container = by_kind(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+        return hpa["spec"]["minReplicas"], container["resources"]["requests"]["memory"]
+
+    assert sizes("staging") != sizes("production")
+    assert sizes("production")[0] > sizes("staging")[0]
+
+
+def test_deployer_role_is_least_privilege() -> None:
+    objects = kustomize(K8S / "bootstrap" / "staging")
+    role = by_kind(objects, "Role")
+    binding = by_kind(objects, "RoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"][0]["name"] == by_kind(objects, "ServiceAccount")["metadata"]["name"]
+    grants: dict[tuple[str, str], set[str]] = {}
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                grants.setdefault((group, resource), set()).update(rule["verbs"])
+                assert "*" not in {group, resource, *rule["verbs"]}
+    # Everything the deploy applies can be created and patched, nothing can be deleted...
+    applied_kinds = [
+        ("", "services"),
+        ("", "serviceaccounts"),
+        ("apps", "deployments"),
+        ("autoscaling", "horizontalpodautoscalers"),
+        ("policy", "poddisruptionbudgets"),
+        ("networking.k8s.io", "networkpolicies"),
+    ]
+    for applied in applied_kinds:
+        assert {"get", "create", "patch"} <= grants[applied], applied
+        assert "delete" not in grants[applied]
+    # ...except the lease, by name; no secrets, no RBAC, no exec.
+    assert "delete" in grants[("coordination.k8s.io", "leases")]
+    assert not any(r in {"secrets", "pods/exec", "roles", "rolebindings"} for _, r in grants)
+    assert grants[("", "pods")] == {"get", "list", "watch"}
