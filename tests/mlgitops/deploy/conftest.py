@@ -22,7 +22,7 @@ DEPLOYMENT = "fraud-detector"
 STAGING_NS = "mlgitops-staging"
 
 
-def release_for(model: str) -> ReleaseRecord:
+def release_for(model: str, image: str | None = None) -> ReleaseRecord:
     """A plausible release record whose hashes are derived from the model's name."""
     model_hash = hashlib.sha256(f"model {model}".encode()).hexdigest()
     version = model_hash[:12]
@@ -33,7 +33,7 @@ def release_for(model: str) -> ReleaseRecord:
         model_hash=f"sha256:{model_hash}",
         data_hash="md5:" + hashlib.md5(f"data {model}".encode()).hexdigest(),
         params_hash="sha256:" + hashlib.sha256(f"params {model}".encode()).hexdigest(),
-        image=f"{IMAGE_REPOSITORY}:{version}",
+        image=image or f"{IMAGE_REPOSITORY}:{version}",
         threshold=0.3,
         threshold_policy="min_expected_cost",
         metrics={"roc_auc": 0.9},
@@ -52,9 +52,9 @@ class GitOpsRepo:
         )
         return proc.stdout.strip()
 
-    def commit_model(self, model: str) -> str:
+    def commit_model(self, model: str, image: str | None = None) -> str:
         """Write release.json and k8s/base/release.yaml as the package stage does; commit."""
-        record = release_for(model)
+        record = release_for(model, image)
         write_release(record, self.path / "release.json", self.path / "k8s/base/release.yaml")
         self.git("add", "release.json", "k8s/base/release.yaml")
         self.git("commit", "-q", "-m", f"model {model}")
