@@ -401,6 +401,37 @@ def test_server_side_apply_ownership(fake_kube: FakeKubeServer, fake_kube_dynami
     assert kept.spec.replicas == 5
 
 
+def test_apply_prunes_list_items_it_no_longer_applies(
+    fake_kube_api_client: Any, fake_kube_dynamic: Any
+) -> None:
+    deployments = fake_kube_dynamic.resources.get(api_version="apps/v1", kind="Deployment")
+    body = deployment()
+    env = body["spec"]["template"]["spec"]["containers"][0]["env"]
+    env.append({"name": "DEBUG", "value": "1"})
+    deployments.server_side_apply(body=body, namespace=NS, field_manager="mlgitops")
+
+    # Another writer adds its own variable with a plain (Update) patch.
+    patch = {
+        "spec": {
+            "template": {
+                "spec": {
+                    "containers": [{"name": "server", "env": [{"name": "INJECTED", "value": "x"}]}]
+                }
+            }
+        }
+    }
+    k8s.AppsV1Api(fake_kube_api_client).patch_namespaced_deployment(
+        "app", NS, patch, field_manager="injector"
+    )
+
+    env.pop()  # mlgitops stops applying DEBUG
+    got = deployments.server_side_apply(body=body, namespace=NS, field_manager="mlgitops")
+    container = got.spec.template.spec.containers[0]
+    assert [e.name for e in container.env] == ["MODEL", "INJECTED"]
+    assert container.image == "registry/app:v1"
+    assert managers(got.to_dict()) == {"mlgitops": "Apply", "injector": "Update"}
+
+
 def test_apply_patch_body_forms_and_errors(fake_kube: FakeKubeServer) -> None:
     url = f"{fake_kube.url}/api/v1/namespaces/{NS}/configmaps/settings"
     headers = {"Content-Type": "application/apply-patch+yaml"}

@@ -1,6 +1,58 @@
 """A project-owned, in-memory Kubernetes API server for tests.
 
-(Docstring completed below.)
+`FakeKubeServer` listens on 127.0.0.1 (ephemeral port, plain HTTP) in background
+threads and speaks enough of the real protocol for kubectl 1.37 and the
+`kubernetes` Python client (including `kubernetes.dynamic.DynamicClient`):
+
+- discovery (/version, /api, /api/v1, /apis, /apis/<g>/<v>) and thin OpenAPI
+  v2/v3 documents (modules `openapi`, `resources`);
+- get/list/watch/create/update/patch/delete/deletecollection with label and
+  field selectors, optimistic concurrency, dryRun=All, merge/strategic/JSON
+  patches and server-side apply with managedFields and conflicts (`api`,
+  `patching`, `store`);
+- a Deployment/ReplicaSet controller plus a kubelet stand-in that makes pods
+  Ready after `ready_delay` seconds, and failure injection (`controller`).
+
+Typical use, through the pytest plugin (`tests.support.fake_kube.plugin`):
+
+    def test_deploy(fake_kube, kubectl):
+        fake_kube.fail_image("registry/app:bad")      # pods never become Ready
+        kubectl("apply", "--server-side", "--field-manager=me", "-f", path, check=True)
+        assert fake_kube.get_object("deployments", "app")["status"]...
+
+Known simplifications (deliberate; this is not a reimplementation):
+
+- No authentication, authorization, admission, TLS, protobuf or CBOR responses,
+  Table output (`kubectl get` shows NAME/AGE only), aggregated discovery (plain
+  APIGroupList is returned and kubectl falls back to legacy discovery), `limit`/
+  `continue` paging, or subresources beyond status and scale (no logs/exec).
+  Protobuf request bodies are decoded only for Namespace, ConfigMap, Secret and
+  ServiceAccount (what `kubectl create <kind>` sends); others get 415.
+- OpenAPI schemas are stubs that preserve unknown fields: enough for kubectl's
+  server-side apply, diff and validation checks. Client-side `kubectl apply`
+  works but warns that it cannot compute the patch from the schema.
+- Validation is shallow: names, namespace existence, a Deployment's selector,
+  containers and replicas, and (with `fieldValidation=Strict`, which kubectl
+  sends) unknown top-level and metadata fields only.
+- Server-side apply tracks ownership per leaf field. Lists of maps merge by
+  `name` (`containerPort`/`port` for ports, `mountPath`, `type` for conditions),
+  other lists are atomic; conflicts compare leaf values only; status is never
+  owned; fieldsV1 keys use only that one key field.
+- Strategic merge patch uses the same list keys and supports `$patch: delete|replace`;
+  other directives are ignored.
+- `metadata.generation` bumps when anything outside metadata/status changes, for
+  every kind. Status subresource writes replace the whole status.
+- Watches replay from an in-memory history of 10,000 events (older
+  resourceVersions get a 410 Expired ERROR event); an object that stops matching
+  a label selector is not sent as DELETED; bookmarks are only sent to mark the end
+  of `sendInitialEvents`.
+- Deletion is immediate (no finalizers or grace periods); owner references and
+  namespace deletion are garbage-collected synchronously.
+- The Deployment controller surges 100%: the new ReplicaSet is scaled to the full
+  replica count at once and old ones go to zero when it is fully available
+  (Recreate scales old ones down first). minReadySeconds and maxSurge are ignored.
+  Durations from specs (progressDeadlineSeconds) are multiplied by `time_scale`
+  (default 0.01: 600 s becomes 6 s).
 """
 
 from .server import FakeKubeServer, RequestRecord

@@ -361,7 +361,16 @@ def record_update(old: Obj | None, new: Obj, manager: str, api_version: str) -> 
     if old is None:
         changed = new_paths
     else:
-        changed = {p for p in new_paths if value_at(old, p) != value_at(new, p)}
+        # A list item's "." is claimed only by whoever adds the item.
+        changed = {
+            p
+            for p in new_paths
+            if (
+                value_at(old, p) is _MISSING
+                if p[-1] == "."
+                else value_at(old, p) != value_at(new, p)
+            )
+        }
     for key in managers:
         managers[key] = (managers[key] - changed) & new_paths
     managers.setdefault((manager, "Update"), set()).update(changed)
