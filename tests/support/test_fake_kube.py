@@ -782,6 +782,46 @@ def test_failed_rollout_via_python_client(
     }
 
 
+def test_scale_deletecollection_and_expired_watch(
+    fake_kube: FakeKubeServer, fake_kube_api_client: Any
+) -> None:
+    apps = k8s.AppsV1Api(fake_kube_api_client)
+    core = k8s.CoreV1Api(fake_kube_api_client)
+    apps.create_namespaced_deployment(NS, deployment(replicas=1))
+    assert apps.read_namespaced_deployment_scale("app", NS).spec.replicas == 1
+    apps.patch_namespaced_deployment_scale("app", NS, {"spec": {"replicas": 3}})
+    dep = fake_kube.wait_for_rollout("app")
+    assert dep["status"]["readyReplicas"] == 3
+    assert dep["status"]["conditions"][1]["reason"] == "NewReplicaSetAvailable"
+
+    for name, tier in [("a", "web"), ("b", "web"), ("c", "db")]:
+        core.create_namespaced_config_map(
+            NS, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name=name, labels={"tier": tier}))
+        )
+    core.delete_collection_namespaced_config_map(NS, label_selector="tier=web")
+    assert [cm["metadata"]["name"] for cm in fake_kube.list_objects("configmaps", NS)] == ["c"]
+
+    with pytest.raises(ApiException) as bad:
+        core.list_namespaced_config_map(NS, label_selector="tier in web")
+    assert bad.value.status == 400
+
+    old_rv = core.list_namespaced_config_map(NS).metadata.resource_version
+    core.create_namespaced_config_map(NS, k8s.V1ConfigMap(metadata=k8s.V1ObjectMeta(name="d")))
+    fake_kube.reset()  # drops the watch history
+    with httpx.Client(timeout=10) as http:
+        resp = http.get(
+            f"{fake_kube.url}/api/v1/namespaces/{NS}/configmaps",
+            params={
+                "watch": "true",
+                "resourceVersion": str(int(old_rv) - 1),
+                "timeoutSeconds": "1",
+            },
+        )
+    [event] = [json.loads(line) for line in resp.text.splitlines()]
+    assert event["type"] == "ERROR"
+    assert event["object"]["code"] == 410
+
+
 def test_control_surface(fake_kube: FakeKubeServer) -> None:
     assert fake_kube.url.startswith("http://127.0.0.1:")
     assert fake_kube.kubeconfig_path is not None
@@ -836,3 +876,16 @@ def test_stop_releases_threads_and_watches() -> None:
     assert results == [200]
     leaked = {t.name for t in threading.enumerate()} - before
     assert not [name for name in leaked if "fake-kube" in name], leaked
+
+
+def test_restart_after_stop_keeps_objects() -> None:
+    with FakeKubeServer(ready_delay=0.05) as server:
+        server.put_object({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "k"}})
+    server.start()
+    try:
+        with httpx.Client(timeout=10) as http:
+            resp = http.get(f"{server.url}/api/v1/namespaces/default/configmaps/k")
+        assert resp.status_code == 200
+        assert server.ready_delay == 0.05
+    finally:
+        server.stop()

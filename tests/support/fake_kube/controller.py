@@ -80,6 +80,7 @@ class Controller:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="fake-kube-controller", daemon=True)
         self._thread.start()
 

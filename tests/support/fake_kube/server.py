@@ -22,7 +22,7 @@ import yaml
 from . import openapi
 from .api import SYSTEM_NAMESPACES, Api, ApiError, Request, decode_body, status_object
 from .controller import Controller
-from .resources import BY_GVR, ResourceType, lookup
+from .resources import BY_GVR, ResourceType, by_kind, lookup
 from .store import ExpiredError, Obj, Store, parse_field_selector, parse_label_selector
 
 DEFAULT_WATCH_TIMEOUT = 1800.0
@@ -300,6 +300,7 @@ class FakeKubeServer:
     def start(self) -> FakeKubeServer:
         if self._http is not None:
             return self
+        self.store.closed = False  # allows start() again after stop()
         self._http = _HTTPServer(self)
         self._thread = threading.Thread(
             target=self._http.serve_forever,
@@ -324,7 +325,7 @@ class FakeKubeServer:
         self._http = self._thread = None
         if self._tmp is not None:
             self._tmp.cleanup()
-            self._tmp = None
+            self._tmp = self._workdir = None
 
     def __enter__(self) -> FakeKubeServer:
         return self.start()
@@ -382,8 +383,44 @@ class FakeKubeServer:
             self.controller.failing.append(pred)
 
     def heal_images(self) -> None:
+        """Undo every fail_image(); pods then become Ready after `ready_delay`."""
         with self.store.lock:
             self.controller.failing.clear()
+
+    @property
+    def ready_delay(self) -> float:
+        """Seconds before a new pod becomes Ready (settable at any time)."""
+        return self.controller.ready_delay
+
+    @ready_delay.setter
+    def ready_delay(self, seconds: float) -> None:
+        self.controller.ready_delay = seconds
+
+    @property
+    def time_scale(self) -> float:
+        """Factor applied to durations in specs such as progressDeadlineSeconds."""
+        return self.controller.time_scale
+
+    @time_scale.setter
+    def time_scale(self, factor: float) -> None:
+        self.controller.time_scale = factor
+
+    def wait_for_rollout(self, name: str, namespace: str = "default", timeout: float = 10) -> Obj:
+        """Wait until a Deployment's rollout completed (or its deadline passed); return it.
+
+        Check `status.conditions` of the result to tell the two outcomes apart.
+        """
+
+        def finished() -> Obj | None:
+            dep = self.get_object("deployments", name, namespace)
+            status = (dep or {}).get("status") or {}
+            if not dep or status.get("observedGeneration") != dep["metadata"]["generation"]:
+                return None
+            reasons = {c["type"]: c["reason"] for c in status.get("conditions") or []}
+            done = ("NewReplicaSetAvailable", "ProgressDeadlineExceeded")
+            return dep if reasons.get("Progressing") in done else None
+
+        return self.wait_for(finished, timeout)
 
     def get_object(self, resource: str, name: str, namespace: str = "default") -> Obj | None:
         """A copy of a stored object; `resource` is e.g. 'deployments', 'deploy', 'Lease'."""
@@ -401,8 +438,6 @@ class FakeKubeServer:
 
     def put_object(self, obj: Obj) -> Obj:
         """Store obj directly (no validation, defaults or managedFields)."""
-        from .resources import by_kind
-
         rtype = by_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
         if rtype is None:
             raise KeyError(f"unknown kind {obj.get('apiVersion')}/{obj.get('kind')}")
@@ -452,7 +487,10 @@ class FakeKubeServer:
         )
 
     def reset(self) -> None:
-        """Forget all objects (re-seeding system namespaces), requests and failures."""
+        """Forget all objects (re-seeding system namespaces), requests and failures.
+
+        No DELETED events are sent; watches from before the reset get 410 Expired.
+        """
         with self.store.lock:
             self.store.clear()
             self.controller.reset()
