@@ -102,8 +102,44 @@ class DeployLock:
         }
 
     def acquire(self) -> None:
-        now = self.clock()
-        body = {
+        """Take the lease; DeployLockedError if another live deploy holds it."""
+        self._take()
+        if self._renew:
+            self._thread = threading.Thread(
+                target=self._renew_loop, name="mlgitops-lease", daemon=True
+            )
+            self._thread.start()
+
+    def _take(self) -> None:
+        # Two rounds: the lease can be released between our failed create and our read.
+        for _ in range(2):
+            now = self.clock()
+            try:
+                self._lease = self.kube.create(self._body(now))
+                return
+            except KubeError as error:
+                if error.status != 409:
+                    raise
+            live = self.kube.get("coordination.k8s.io/v1", "Lease", self.name, self.namespace)
+            if live is None:
+                continue
+            spec = live.get("spec") or {}
+            if not lease_expired(spec, now):
+                raise self._locked(spec)
+            # Released or expired: take it over, compare-and-swap on the resourceVersion read.
+            live["spec"] = self._spec(now, int(spec.get("leaseTransitions") or 0) + 1)
+            try:
+                self._lease = self.kube.replace(live)
+                return
+            except KubeError as error:
+                if error.status != 409:
+                    raise
+                # Another deploy took the stale lease first; the next round reports it.
+        current = self.kube.get("coordination.k8s.io/v1", "Lease", self.name, self.namespace)
+        raise self._locked((current or {}).get("spec") or {})
+
+    def _body(self, now: datetime) -> dict[str, Any]:
+        return {
             "apiVersion": "coordination.k8s.io/v1",
             "kind": "Lease",
             "metadata": {
@@ -113,52 +149,6 @@ class DeployLock:
             },
             "spec": self._spec(now, 0),
         }
-        try:
-            self._lease = self.kube.create(body)
-        except KubeError as error:
-            if error.status != 409:
-                raise
-            self._take_over(now)
-        if self._renew:
-            self._thread = threading.Thread(
-                target=self._renew_loop, name="mlgitops-lease", daemon=True
-            )
-            self._thread.start()
-
-    def _take_over(self, now: datetime) -> None:
-        live = self.kube.get("coordination.k8s.io/v1", "Lease", self.name, self.namespace)
-        if live is None:  # released between our create and get: try once more from scratch
-            return self.acquire_once_more(now)
-        spec = live.get("spec") or {}
-        if not lease_expired(spec, now):
-            raise self._locked(spec)
-        live["spec"] = self._spec(now, int(spec.get("leaseTransitions") or 0) + 1)
-        try:
-            self._lease = self.kube.replace(live)
-        except KubeError as error:
-            if error.status != 409:
-                raise
-            # Another deploy took the stale lease first.
-            current = self.kube.get("coordination.k8s.io/v1", "Lease", self.name, self.namespace)
-            raise self._locked((current or {}).get("spec") or {}) from None
-        return None
-
-    def acquire_once_more(self, now: datetime) -> None:
-        body = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
-            "metadata": {"name": self.name, "namespace": self.namespace},
-            "spec": self._spec(now, 0),
-        }
-        try:
-            self._lease = self.kube.create(body)
-        except KubeError as error:
-            if error.status == 409:
-                current = self.kube.get(
-                    "coordination.k8s.io/v1", "Lease", self.name, self.namespace
-                )
-                raise self._locked((current or {}).get("spec") or {}) from None
-            raise
 
     def _locked(self, spec: dict[str, Any]) -> DeployLockedError:
         holder = spec.get("holderIdentity") or "another deploy"
@@ -205,13 +195,18 @@ class DeployLock:
             lease, self._lease = self._lease, None
         if lease is None or self.lost:
             return
+        # Only ever delete our own lease: if it expired and someone took it over, it is theirs.
+        # The resourceVersion precondition closes the window between this read and the delete.
+        live = self.kube.get("coordination.k8s.io/v1", "Lease", self.name, self.namespace)
+        if live is None or (live.get("spec") or {}).get("holderIdentity") != self.identity:
+            return
         try:
             self.kube.delete(
                 "coordination.k8s.io/v1",
                 "Lease",
                 self.name,
                 self.namespace,
-                resource_version=lease["metadata"].get("resourceVersion"),
+                resource_version=live["metadata"].get("resourceVersion"),
             )
         except KubeError as error:
             if error.status not in (404, 409):
