@@ -250,7 +250,10 @@ class _Session:
                 f"{previous.commit[:12]}: {error}"
             )
         try:
-            self.roll_out(target, "_rollback")
+            try:
+                self.roll_out(target, "_rollback")
+            except DeployError as error:  # rejected before any write, or the API went away
+                raise RolloutFailure("RollbackFailed", str(error)) from None
         except RolloutFailure as second:
             report.rollback_entry = self.record(
                 history, target, "auto-rollback", started, second, previous.seq

@@ -393,3 +393,37 @@ def test_deploy_renders_from_git_not_the_working_tree(
     assert result.code == 0, result.err
     assert deployed_image(cluster) == release_for("A").image
     assert gitops_repo.git("status", "--porcelain") == status
+
+
+def test_a_failed_first_deploy_has_nothing_to_roll_back_to(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    gitops_repo.commit_model("A")
+    cluster.fail_image(release_for("A").image)
+
+    result = cli("deploy", "--env", "staging")
+
+    assert result.code == 10
+    assert "no earlier successful deploy to roll back to" in result.err
+    [entry] = history_entries(cluster)
+    assert entry["outcome"] == "failed"
+
+
+def test_a_failed_automatic_rollback_says_so(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    gitops_repo.commit_model("A")
+    assert cli("deploy", "--env", "staging").code == 0
+    gitops_repo.commit_model("B")
+    # The registry lost A meanwhile: the rollback target cannot start either.
+    cluster.fail_image(release_for("A").image)
+    cluster.fail_image(release_for("B").image)
+
+    result = cli("deploy", "--env", "staging")
+
+    assert result.code == 10
+    assert "the automatic rollback to #1" in result.err
+    assert "also failed" in result.err
+    outcomes = [(e["kind"], e["outcome"]) for e in history_entries(cluster)]
+    assert outcomes == [("deploy", "succeeded"), ("deploy", "failed"), ("auto-rollback", "failed")]
+    assert cluster.get_object("leases", f"mlgitops-deploy-{DEPLOYMENT}", STAGING_NS) is None
