@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -13,6 +14,8 @@ from mlgitops.config import Params, parse_params
 from mlgitops.data.generate import GeneratorConfig, write_dataset
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# dvc, mlgitops and kubectl live beside the interpreter running the tests (the venv's bin).
+VENV_BIN = str(Path(sys.executable).parent)
 
 
 def raw_params() -> dict:
@@ -39,8 +42,14 @@ def write_small_dataset(path: Path, rows: int = 3000, seed: int = 7) -> Path:
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None):
+    path = VENV_BIN + os.pathsep + os.environ.get("PATH", "")
     result = subprocess.run(
-        cmd, cwd=cwd, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False
+        cmd,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": path, **(env or {})},
     )
     if check and result.returncode != 0:
         raise AssertionError(
@@ -50,8 +59,13 @@ def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None):
     return result
 
 
-def make_project(root: Path, rows: int = 3000, remote: Path | None = None) -> Path:
-    """A git+DVC repository laid out like this one, with a small generated dataset committed."""
+def make_project(
+    root: Path, rows: int = 3000, remote: Path | None = None, default_data: bool = False
+) -> Path:
+    """A git+DVC repository laid out like this one, with a generated dataset committed.
+
+    `default_data` writes the embedded default dataset instead of a small one.
+    """
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(
         REPO_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
@@ -74,7 +88,10 @@ def make_project(root: Path, rows: int = 3000, remote: Path | None = None) -> Pa
     run(["dvc", "config", "core.autostage", "true"], root)
     remote = remote or root.parent / f"{root.name}-remote"
     run(["dvc", "remote", "add", "-d", "local", str(remote)], root)
-    write_small_dataset(root / "data" / "transactions.csv", rows=rows)
+    if default_data:
+        write_dataset(root / "data" / "transactions.csv", GeneratorConfig())
+    else:
+        write_small_dataset(root / "data" / "transactions.csv", rows=rows)
     run(["dvc", "add", "-q", "data"], root)
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "project with small data"], root)

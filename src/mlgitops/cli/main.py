@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
 
 from mlgitops import __version__
@@ -44,21 +43,20 @@ def _root(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; every MlgitopsError becomes one line on stderr and its exit code."""
+    """Run the CLI; every MlgitopsError becomes one line on stderr and its exit code.
+
+    Typer runs in standalone mode, so usage errors print their usage and exit 2 as usual;
+    errors of ours pass through it and are turned into one line here.
+    """
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="mlgitops")
+        app(args=argv, prog_name="mlgitops")
+    except SystemExit as exit_:
+        code = exit_.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except MlgitopsError as error:
         typer.echo(f"error: {error}", err=True)
         return error.exit_code
-    except click.exceptions.Abort:
-        typer.echo("aborted", err=True)
-        return 130
-    except click.exceptions.ClickException as error:
-        error.show()
-        return error.exit_code
-    except click.exceptions.Exit as error:
-        return error.exit_code
-    return result if isinstance(result, int) else 0
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,14 +7,19 @@ an error, never a silent new dataset.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import yaml
+
 from mlgitops.data.generate import GeneratorConfig, write_dataset
 from mlgitops.errors import DataError
+from mlgitops.io import file_md5
 
 
 @dataclass(frozen=True)
@@ -24,18 +29,60 @@ class MaterializeResult:
 
 
 def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    # DVC of this very environment, whatever PATH says.
     return subprocess.run(
-        ["dvc", *args], cwd=cwd, capture_output=True, text=True, check=False
+        [sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, check=False
     )
 
 
-def dvc_file_is_clean(dvc_file: Path, cwd: Path) -> tuple[bool, str]:
-    """Whether the workspace matches the hashes recorded in `dvc_file`, according to DVC."""
+def _changed_outs(dvc_file: Path, cwd: Path) -> dict[str, str]:
     result = _dvc("status", "--json", str(dvc_file), cwd=cwd)
     if result.returncode != 0:
         raise DataError(f"`dvc status {dvc_file}` failed: {result.stderr.strip()[-500:]}")
-    report = json.loads(result.stdout or "{}")
-    return (not report), json.dumps(report)
+    changed: dict[str, str] = {}
+    for entries in json.loads(result.stdout or "{}").values():
+        for entry in entries:
+            changed.update(entry.get("changed outs", {}) if isinstance(entry, dict) else {})
+    return changed
+
+
+def dvc_file_is_clean(dvc_file: Path, cwd: Path) -> tuple[bool, str]:
+    """Whether the workspace matches `dvc_file` and is in the cache, according to DVC."""
+    changed = _changed_outs(dvc_file, cwd)
+    return not changed, json.dumps(changed)
+
+
+def dvc_md5(path: Path) -> str:
+    """The md5 DVC records for a file, or for a directory (`<md5 of its listing>.dir`)."""
+    if path.is_file():
+        return file_md5(path)
+    entries = [
+        {"md5": file_md5(item), "relpath": item.relative_to(path).as_posix()}
+        for item in sorted(path.rglob("*"))
+        if item.is_file()
+    ]
+    entries.sort(key=lambda entry: entry["relpath"])
+    listing = json.dumps(entries, sort_keys=True).encode()
+    return hashlib.md5(listing, usedforsecurity=False).hexdigest() + ".dir"
+
+
+def recorded_outs(dvc_file: Path) -> list[tuple[Path, str]]:
+    """(path, md5) of each output recorded in a .dvc file, paths relative to its folder."""
+    try:
+        document = yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}
+        return [
+            (dvc_file.parent / out["path"], str(out["md5"])) for out in document.get("outs", [])
+        ]
+    except (yaml.YAMLError, KeyError, TypeError, AttributeError) as error:
+        raise DataError(f"{dvc_file}: not a readable .dvc file: {error}") from None
+
+
+def _mismatches(dvc_file: Path) -> list[str]:
+    return [
+        f"{path}: recorded {recorded}, found {actual}"
+        for path, recorded in recorded_outs(dvc_file)
+        if (actual := dvc_md5(path) if path.exists() else "nothing") != recorded
+    ]
 
 
 def materialize(
@@ -45,9 +92,13 @@ def materialize(
     if not (cwd / dvc_file).is_file():
         raise DataError(f"{dvc_file}: not found; nothing records which dataset to materialize")
     if (cwd / data_path).exists():
-        clean, report = dvc_file_is_clean(dvc_file, cwd)
-        if clean:
+        if not _mismatches(cwd / dvc_file):
             return MaterializeResult("present", f"{data_path} already matches {dvc_file}")
+        # Never overwrite someone's edited data with a download or a regenerated copy.
+        raise DataError(
+            f"{data_path} differs from {dvc_file}: record it with `dvc add` or restore it "
+            f"with `dvc checkout {dvc_file}`"
+        )
 
     pulled = _dvc("pull", str(dvc_file), cwd=cwd)
     if pulled.returncode == 0 and dvc_file_is_clean(dvc_file, cwd)[0]:
@@ -55,15 +106,15 @@ def materialize(
 
     reason = (pulled.stderr.strip().splitlines() or ["no output"])[-1]
     write_dataset(cwd / data_path, generator or GeneratorConfig())
-    clean, report = dvc_file_is_clean(dvc_file, cwd)
-    if not clean:
+    mismatches = _mismatches(cwd / dvc_file)
+    if mismatches:
         raise DataError(
             f"regenerated {data_path} does not match the hash recorded in {dvc_file} "
-            f"(dvc status: {report}); the generator or its inputs changed"
+            f"({'; '.join(mismatches)}); the generator or its inputs changed"
         )
     # Put the regenerated files into the local cache so `dvc push` and checkouts work.
     committed = _dvc("commit", "--force", str(dvc_file), cwd=cwd)
-    if committed.returncode != 0:
+    if committed.returncode != 0 or not dvc_file_is_clean(dvc_file, cwd)[0]:
         raise DataError(f"`dvc commit {dvc_file}` failed: {committed.stderr.strip()[-500:]}")
     return MaterializeResult(
         "generated", f"dvc pull failed ({reason}); regenerated {data_path}, hash matches {dvc_file}"

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mlgitops.data.materialize import materialize
+from mlgitops.errors import DataError
+from mlgitops.io import file_md5
+from tests.support.project import make_project, run
+
+DATA = Path("data/transactions.csv")
+pytestmark = pytest.mark.timeout(300)
+
+
+def _forget_data(root: Path) -> None:
+    (root / DATA).unlink()
+    shutil.rmtree(root / ".dvc" / "cache", ignore_errors=True)
+
+
+def test_regenerates_when_no_remote_and_verifies_hash(tmp_path):
+    root = make_project(tmp_path / "repo", default_data=True)
+    expected = file_md5(root / DATA)
+    _forget_data(root)
+    result = materialize(Path("data.dvc"), DATA, cwd=root)
+    assert result.source == "generated"
+    assert file_md5(root / DATA) == expected
+    # Now in the local cache too, so it can be pushed.
+    run(["dvc", "push"], root)
+
+
+def test_pulls_from_the_remote_when_it_has_the_data(tmp_path):
+    root = make_project(tmp_path / "repo", rows=800)
+    run(["dvc", "push"], root)
+    expected = file_md5(root / DATA)
+    _forget_data(root)
+    result = materialize(Path("data.dvc"), DATA, cwd=root)
+    assert result.source == "pulled"
+    assert file_md5(root / DATA) == expected
+
+
+def test_present_data_is_left_alone(tmp_path):
+    root = make_project(tmp_path / "repo", rows=800)
+    assert materialize(Path("data.dvc"), DATA, cwd=root).source == "present"
+
+
+def test_mismatch_fails_loudly(tmp_path):
+    # data.dvc records a small custom dataset, which the default generator cannot reproduce.
+    root = make_project(tmp_path / "repo", rows=800)
+    _forget_data(root)
+    with pytest.raises(DataError, match="does not match the hash recorded in data.dvc"):
+        materialize(Path("data.dvc"), DATA, cwd=root)
+
+
+def test_missing_dvc_file(tmp_path):
+    with pytest.raises(DataError, match="nothing records which dataset"):
+        materialize(Path("data.dvc"), DATA, cwd=tmp_path)
+
+
+def test_edited_data_is_never_overwritten(tmp_path):
+    root = make_project(tmp_path / "repo", rows=800)
+    (root / DATA).write_text("my,edits\n1,2\n")
+    with pytest.raises(DataError, match="differs from data.dvc"):
+        materialize(Path("data.dvc"), DATA, cwd=root)
+    assert (root / DATA).read_text() == "my,edits\n1,2\n"
