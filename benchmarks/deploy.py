@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from mlgitops.deploy.deploy import DeployReport, Settings, deploy  # noqa: E402
 from mlgitops.errors import RolloutFailedError  # noqa: E402
-from tests.mlgitops.deploy.conftest import GitOpsRepo, make_repo, release_for  # noqa: E402
+from tests.mlgitops.deploy.helpers import GitOpsRepo, make_repo, release_for  # noqa: E402
 from tests.support.fake_kube import FakeKubeServer  # noqa: E402
 
 TARGET_OVERHEAD_S = 2.0

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.mlgitops.deploy.conftest import make_repo
+from tests.mlgitops.deploy.helpers import make_repo
 
 pytestmark = [
     pytest.mark.cluster,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.mlgitops.deploy.conftest import (
+from tests.mlgitops.deploy.helpers import (
     STAGING_NS,
     GitOpsRepo,
     deployed_image,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mlgitops.release import ANNOTATION_GIT_COMMIT, ANNOTATION_MODEL_HASH
-from tests.mlgitops.deploy.conftest import (
+from tests.mlgitops.deploy.helpers import (
     DEPLOYMENT,
     STAGING_NS,
     GitOpsRepo,
