@@ -60,11 +60,16 @@ def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None):
 
 
 def make_project(
-    root: Path, rows: int = 3000, remote: Path | None = None, default_data: bool = False
+    root: Path,
+    rows: int = 3000,
+    remote: Path | None = None,
+    default_data: bool = False,
+    real_params: bool = False,
 ) -> Path:
     """A git+DVC repository laid out like this one, with a generated dataset committed.
 
-    `default_data` writes the embedded default dataset instead of a small one.
+    `default_data` writes the embedded default dataset instead of a small one; `real_params`
+    keeps params.yaml as it is instead of shrinking the model for fast tests.
     """
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(
@@ -75,9 +80,10 @@ def make_project(
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(REPO_ROOT / name, root / name)
     raw = raw_params()
-    raw["validate"]["min_rows"] = rows // 2
-    raw["validate"]["min_positive"] = 5
-    raw["train"]["hist_gradient_boosting"]["max_iter"] = 50
+    if not real_params:
+        raw["validate"]["min_rows"] = rows // 2
+        raw["validate"]["min_positive"] = 5
+        raw["train"]["hist_gradient_boosting"]["max_iter"] = 50
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     (root / ".gitignore").write_text("__pycache__/\n*.egg-info/\n")
     run(["git", "init", "-q", "-b", "main"], root)
