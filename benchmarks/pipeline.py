@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlgitops.data.generate import GeneratorConfig, write_dataset  # noqa: E402
-from tests.support.project import VENV_BIN, make_project, run  # noqa: E402
+from mlgitops.data.generate import GeneratorConfig, write_dataset
+from tests.support.project import VENV_BIN, make_project, run
 
 STAGES = ("validate", "split", "train", "evaluate", "package")
 TARGET_SECONDS_2M = 300.0
@@ -41,7 +41,11 @@ _MEASURE = (
 def measure(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
     """(seconds, peak GiB) of `cmd`, run in a fresh process so peaks don't carry over."""
     result = subprocess.run(
-        [sys.executable, "-c", _MEASURE, *cmd], cwd=cwd, env=env, capture_output=True, text=True,
+        [sys.executable, "-c", _MEASURE, *cmd],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
         check=False,
     )
     seconds, peak_kib, code = result.stdout.strip().splitlines()[-1].split()

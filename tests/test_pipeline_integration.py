@@ -72,7 +72,9 @@ def test_param_change_reruns_only_dependent_stages(project):
     finally:
         run(["git", "checkout", "params.yaml"], project)
         run(["dvc", "repro"], project)
-    assert _digests(project)["artifacts/model/model.joblib"] == before["artifacts/model/model.joblib"]
+    assert (
+        _digests(project)["artifacts/model/model.joblib"] == before["artifacts/model/model.joblib"]
+    )
 
 
 def test_same_params_and_data_give_same_model_and_bento(project):

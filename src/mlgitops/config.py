@@ -56,7 +56,9 @@ class DataConfig(_Strict):
             return "parquet"
         if suffix in {".csv", ".txt"} or self.path.name.endswith(".csv.gz"):
             return "csv"
-        raise ConfigError(f"data.path: unsupported file type {self.path.name!r} (use .csv or .parquet)")
+        raise ConfigError(
+            f"data.path: unsupported file type {self.path.name!r} (use .csv or .parquet)"
+        )
 
 
 class ValidateConfig(_Strict):
@@ -82,7 +84,7 @@ class HistGradientBoostingParams(_Strict):
 
 
 class LogisticRegressionParams(_Strict):
-    C: float = Field(gt=0.0, default=1.0)  # noqa: N815 - scikit-learn's own name
+    C: float = Field(gt=0.0, default=1.0)
     max_iter: int = Field(ge=1, default=1000)
 
 
@@ -128,7 +130,9 @@ class PackageConfig(_Strict):
     def _no_tag(cls, value: str) -> str:
         last = value.rsplit("/", 1)[-1]
         if ":" in last or "@" in value:
-            raise ValueError("must be a repository without tag or digest; the tag is the bento version")
+            raise ValueError(
+                "must be a repository without tag or digest; the tag is the bento version"
+            )
         return value
 
 
@@ -156,7 +160,8 @@ class Params(_Strict):
     def _target_is_not_overridden_away(self) -> Params:
         if self.data.column_types.get(self.data.target) is not None:
             raise ValueError(
-                f"data.column_types.{self.data.target}: the target column cannot have a type override"
+                f"data.column_types.{self.data.target}: "
+                "the target column cannot have a type override"
             )
         return self
 
@@ -179,7 +184,7 @@ def parse_params(raw: object, source: Path = DEFAULT_PARAMS_FILE) -> Params:
 
 
 def load_params(path: Path = DEFAULT_PARAMS_FILE) -> Params:
-    """Read and validate params.yaml; relative paths in it stay relative to the working directory."""
+    """Read and validate params.yaml; relative paths in it stay relative to the working dir."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -8,7 +8,9 @@ import typer
 
 from mlgitops.cli.options import ParamsOption
 
-app = typer.Typer(help="Generate or materialize the embedded default dataset.", no_args_is_help=True)
+app = typer.Typer(
+    help="Generate or materialize the embedded default dataset.", no_args_is_help=True
+)
 
 
 @app.command()

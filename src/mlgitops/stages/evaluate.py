@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    average_precision_score,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 from mlgitops.config import Params, ThresholdConfig
 from mlgitops.errors import DataQualityError
@@ -112,7 +117,9 @@ def plot_data(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[
     roc = _thin(pd.DataFrame({"fpr": fpr, "tpr": tpr}))
     pr = _thin(pd.DataFrame({"recall": recall[::-1], "precision": precision[::-1]}))
     predicted = (scores >= threshold).astype(int)
-    confusion = [{"actual": int(a), "predicted": int(p)} for a, p in zip(labels, predicted, strict=True)]
+    confusion = [
+        {"actual": int(a), "predicted": int(p)} for a, p in zip(labels, predicted, strict=True)
+    ]
     return {
         "roc.json": roc.round(6).to_dict(orient="records"),
         "precision_recall.json": pr.round(6).to_dict(orient="records"),

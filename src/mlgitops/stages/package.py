@@ -19,8 +19,15 @@ from mlgitops.io import file_md5, file_sha256
 from mlgitops.release import ReleaseRecord, write_release
 
 HEADLINE_METRICS = (
-    "roc_auc", "pr_auc", "precision", "recall", "fpr", "fnr",
-    "alerts_per_1000", "missed_frauds_per_1000", "expected_cost_per_1000",
+    "roc_auc",
+    "pr_auc",
+    "precision",
+    "recall",
+    "fpr",
+    "fnr",
+    "alerts_per_1000",
+    "missed_frauds_per_1000",
+    "expected_cost_per_1000",
 )
 
 
@@ -78,8 +85,12 @@ def make_release(params: Params) -> ReleaseRecord:
         raise ArtifactError(f"{params.paths.metrics}: missing metrics: {', '.join(missing)}")
     threshold = float(metrics["threshold"])
     version = bento_version(
-        model_sha, threshold, params.paths.profile, params.paths.schema_file,
-        serving_code_digest(), params.package.version_length,
+        model_sha,
+        threshold,
+        params.paths.profile,
+        params.paths.schema_file,
+        serving_code_digest(),
+        params.package.version_length,
     )
     return ReleaseRecord(
         bento_name=params.package.bento_name,

@@ -43,8 +43,14 @@ def numeric_profile(values: pd.Series, bins: int) -> NumericProfile:
     missing_rate = float(values.isna().mean()) if len(values) else 0.0
     if present.size == 0:
         return NumericProfile(
-            count=len(values), missing_rate=missing_rate, min=None, max=None, mean=None,
-            std=None, bin_edges=[], bin_fractions=[],
+            count=len(values),
+            missing_rate=missing_rate,
+            min=None,
+            max=None,
+            mean=None,
+            std=None,
+            bin_edges=[],
+            bin_fractions=[],
         )
     quantiles = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])
     edges = np.unique(quantiles)  # repeated values collapse bins; keep edges strictly increasing

@@ -44,7 +44,10 @@ def build_pipeline(schema: TrainingSchema, config: TrainConfig) -> Pipeline:
         hp = config.hist_gradient_boosting
         # Unknown and missing categories both become NaN, which the trees route as "missing".
         preprocess = ColumnTransformer(
-            [("numeric", "passthrough", numeric), ("categorical", _ordinal(config, np.nan), categorical)],
+            [
+                ("numeric", "passthrough", numeric),
+                ("categorical", _ordinal(config, np.nan), categorical),
+            ],
             verbose_feature_names_out=False,
         )
         estimator = HistGradientBoostingClassifier(
@@ -83,7 +86,9 @@ def build_pipeline(schema: TrainingSchema, config: TrainConfig) -> Pipeline:
                 (
                     "numeric",
                     make_pipeline(
-                        SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
+                        SimpleImputer(
+                            strategy="median", add_indicator=True, keep_empty_features=True
+                        ),
                         StandardScaler(),
                     ),
                     numeric,
@@ -104,7 +109,9 @@ def build_pipeline(schema: TrainingSchema, config: TrainConfig) -> Pipeline:
             verbose_feature_names_out=False,
         )
         estimator = LogisticRegression(
-            C=hp.C, max_iter=hp.max_iter, class_weight=config.class_weight,
+            C=hp.C,
+            max_iter=hp.max_iter,
+            class_weight=config.class_weight,
             random_state=config.seed,
         )
     return Pipeline([("preprocess", preprocess), ("model", estimator)])
@@ -122,7 +129,9 @@ def load_model(path) -> Pipeline:
     except FileNotFoundError:
         raise ArtifactError(f"{path}: model not found (run `dvc repro`)") from None
     except Exception as error:  # a truncated or foreign pickle can raise almost anything
-        raise ArtifactError(f"{path}: cannot load the model: {type(error).__name__}: {error}") from None
+        raise ArtifactError(
+            f"{path}: cannot load the model: {type(error).__name__}: {error}"
+        ) from None
     if not isinstance(model, Pipeline):
         raise ArtifactError(f"{path}: expected a scikit-learn Pipeline, got {type(model).__name__}")
     return model

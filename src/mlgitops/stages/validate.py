@@ -54,7 +54,10 @@ def _inferred_kind(column: pd.Series, config: DataConfig) -> tuple[str, str | No
     if pd.api.types.is_numeric_dtype(column):
         return "numeric", None
     non_missing = column.dropna()
-    if len(non_missing) > 50 and non_missing.nunique() / len(non_missing) > config.id_unique_fraction:
+    if (
+        len(non_missing) > 50
+        and non_missing.nunique() / len(non_missing) > config.id_unique_fraction
+    ):
         return "drop", "looks like an identifier (almost every value is distinct)"
     return "categorical", None
 
@@ -67,7 +70,9 @@ def infer_schema(table: pd.DataFrame, config: DataConfig, source: str) -> Traini
             f"columns are: {', '.join(map(str, columns))}"
         )
     if config.time_column is not None and config.time_column not in columns:
-        raise DataError(f"{source}: time column {config.time_column!r} (data.time_column) not found")
+        raise DataError(
+            f"{source}: time column {config.time_column!r} (data.time_column) not found"
+        )
     undeclared = sorted(set(config.column_types) - set(columns))
     if undeclared:
         raise DataError(
@@ -111,7 +116,8 @@ def check_target(column: pd.Series, config: DataConfig, source: str) -> dict[str
     if missing:
         first = int(column.isna().to_numpy().argmax())
         raise DataQualityError(
-            f"{source}: target {config.target!r} has {missing} missing values (first at row {first})"
+            f"{source}: target {config.target!r} has {missing} missing values "
+            f"(first at row {first})"
         )
     counts = to_category(column).value_counts()
     classes = [str(value) for value in counts.index]
@@ -138,8 +144,10 @@ def check_time_column(column: pd.Series, name: str, source: str) -> None:
     bad = column.notna() & parsed.isna()
     if bad.any():
         row = int(bad.to_numpy().argmax())
-        raise DataError(f"{source}: time column {name!r} holds {column.iloc[row]!r} at row {row}, "
-                        "not a timestamp")
+        raise DataError(
+            f"{source}: time column {name!r} holds {column.iloc[row]!r} at row {row}, "
+            "not a timestamp"
+        )
     if parsed.isna().any():
         raise DataQualityError(f"{source}: time column {name!r} has missing values")
 
@@ -154,7 +162,9 @@ def validate_table(
 
     n_rows = len(table)
     if n_rows < checks.min_rows:
-        raise DataQualityError(f"{source}: {n_rows} rows, fewer than validate.min_rows={checks.min_rows}")
+        raise DataQualityError(
+            f"{source}: {n_rows} rows, fewer than validate.min_rows={checks.min_rows}"
+        )
     positives = label_counts[schema.positive_class]
     if positives < checks.min_positive:
         raise DataQualityError(
@@ -182,13 +192,20 @@ def validate_table(
             role, kind, origin = "dropped", None, None
         note = None
         if role == "dropped":
-            note = "declared drop" if data.column_types.get(name) == "drop" else _inferred_kind(
-                column, data
-            )[1]
+            note = (
+                "declared drop"
+                if data.column_types.get(name) == "drop"
+                else _inferred_kind(column, data)[1]
+            )
         reports.append(
             ColumnReport(
-                name=str(name), role=role, kind=kind, source=origin, missing_rate=missing_rate,
-                distinct_values=int(column.nunique(dropna=True)), note=note,
+                name=str(name),
+                role=role,
+                kind=kind,
+                source=origin,
+                missing_rate=missing_rate,
+                distinct_values=int(column.nunique(dropna=True)),
+                note=note,
             )
         )
     report = ValidationReport(
@@ -222,4 +239,3 @@ def run(params: Params) -> str:
         f"{report.n_rows} rows, {report.n_features} features, "
         f"label rate {report.label_rate:.2%}, report in {params.paths.validation_report}"
     )
-

@@ -9,11 +9,23 @@ from mlgitops.cli.main import main
 
 SUBCOMMANDS = [
     [],
-    ["data"], ["data", "generate"], ["data", "materialize"],
-    ["stage"], ["stage", "validate"], ["stage", "split"], ["stage", "train"],
-    ["stage", "evaluate"], ["stage", "package"],
-    ["summary"], ["serve"], ["deploy"], ["rollback"], ["history"],
-    ["image"], ["image", "build"], ["image", "push"],
+    ["data"],
+    ["data", "generate"],
+    ["data", "materialize"],
+    ["stage"],
+    ["stage", "validate"],
+    ["stage", "split"],
+    ["stage", "train"],
+    ["stage", "evaluate"],
+    ["stage", "package"],
+    ["summary"],
+    ["serve"],
+    ["deploy"],
+    ["rollback"],
+    ["history"],
+    ["image"],
+    ["image", "build"],
+    ["image", "push"],
 ]
 
 
@@ -48,7 +60,10 @@ def test_usage_error_exit_code(capsys):
 def test_console_script_exit_code(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "mlgitops", "stage", "train"],
-        cwd=tmp_path, capture_output=True, text=True, check=False,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == "error: params.yaml: file not found (run from the project root)"

@@ -12,7 +12,7 @@ from mlgitops.errors import DataError
     [
         ("", "file is empty"),
         ("a,b\n", "has a header but no rows"),
-        ('a,b\n1,2\n3,4,5\n', "not a readable CSV file"),
+        ("a,b\n1,2\n3,4,5\n", "not a readable CSV file"),
         ("a,a\n1,2\n", "duplicated column names: a"),
     ],
 )

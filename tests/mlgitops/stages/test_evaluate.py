@@ -26,7 +26,9 @@ def test_min_expected_cost_is_minimal(seed):
     rng = np.random.default_rng(seed)
     labels = (rng.random(500) < 0.1).astype(int)
     scores = np.clip(labels * 0.3 + rng.random(500) * 0.7, 0, 1)
-    config = ThresholdConfig(policy="min_expected_cost", false_positive_cost=3, false_negative_cost=40)
+    config = ThresholdConfig(
+        policy="min_expected_cost", false_positive_cost=3, false_negative_cost=40
+    )
     threshold = evaluate.choose_threshold(labels, scores, config)
     metrics = evaluate.compute_metrics(labels, scores, threshold, config)
     cost = 3 * metrics["fp"] + 40 * metrics["fn"]
@@ -57,10 +59,19 @@ def test_run_writes_metrics_and_plots(params):
     evaluate.run(params)
     metrics = json.loads(params.paths.metrics.read_text())
     assert 0.6 < metrics["roc_auc"] < 1.0
-    for key in ("pr_auc", "precision", "recall", "fpr", "fnr", "threshold", "expected_cost_per_1000"):
+    for key in (
+        "pr_auc",
+        "precision",
+        "recall",
+        "fpr",
+        "fnr",
+        "threshold",
+        "expected_cost_per_1000",
+    ):
         assert key in metrics
     assert metrics["tp"] + metrics["fp"] + metrics["tn"] + metrics["fn"] == metrics["n_test"]
     roc = json.loads((params.paths.plots / "roc.json").read_text())
-    assert roc[0] == {"fpr": 0.0, "tpr": 0.0} and roc[-1] == {"fpr": 1.0, "tpr": 1.0}
+    assert roc[0] == {"fpr": 0.0, "tpr": 0.0}
+    assert roc[-1] == {"fpr": 1.0, "tpr": 1.0}
     confusion = json.loads((params.paths.plots / "confusion.json").read_text())
     assert len(confusion) == metrics["n_test"]

@@ -11,7 +11,9 @@ from mlgitops.stages import split, train, validate
 from tests.support.project import params_in, write_small_dataset
 
 
-@pytest.mark.parametrize("model", ["hist_gradient_boosting", "logistic_regression", "random_forest"])
+@pytest.mark.parametrize(
+    "model", ["hist_gradient_boosting", "logistic_regression", "random_forest"]
+)
 def test_same_params_and_data_give_same_model_bytes(tmp_path, model):
     config = params_in(tmp_path, train={"model": model})
     write_small_dataset(config.data.path)

@@ -72,7 +72,9 @@ def test_declared_numeric_column_whose_type_changed():
     frame["amount"] = frame["amount"].astype(str)
     frame.loc[42, "amount"] = "12,50 EUR"
     config = _config(column_types={"amount": "numeric"})
-    with pytest.raises(DataError, match=r"column 'amount' is numeric .* holds '12,50 EUR' \(row 42\)"):
+    with pytest.raises(
+        DataError, match=r"column 'amount' is numeric .* holds '12,50 EUR' \(row 42\)"
+    ):
         validate.validate_table(frame, config, CHECKS, "x.csv")
 
 
@@ -137,8 +139,16 @@ def test_byo_parquet_with_inferred_types(tmp_path):
     frame.loc[::9, "amount"] = None
     path = tmp_path / "mine.parquet"
     frame.to_parquet(path)
-    config = params_in(tmp_path, rows=400, data={"path": str(path), "target": "label",
-                                       "positive_class": "fraud", "time_column": None,
-                                       "column_types": {}})
+    config = params_in(
+        tmp_path,
+        rows=400,
+        data={
+            "path": str(path),
+            "target": "label",
+            "positive_class": "fraud",
+            "time_column": None,
+            "column_types": {},
+        },
+    )
     summary = validate.run(config)
     assert "3 features" in summary
