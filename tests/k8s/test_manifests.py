@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mlgitops.config import load_params
-from mlgitops.release import CONTAINER_NAME
+from mlgitops.release import ANNOTATION_GIT_COMMIT, CONTAINER_NAME
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -131,6 +131,11 @@ def test_overlay_contract(env: str) -> None:
     assert {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}} in pod["volumes"]
     for kind in ("requests", "limits"):
         assert set(container["resources"][kind]) == {"cpu", "memory"}
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MLGITOPS_GIT_COMMIT"]["valueFrom"]["fieldRef"]["fieldPath"] == (
+        f"metadata.annotations['{ANNOTATION_GIT_COMMIT}']"
+    )
+    assert env["MLGITOPS_FEEDBACK_LOG"]["value"] == "stdout"  # the root filesystem is read-only
     annotations = spec["template"]["metadata"]["annotations"]
     for key in ("bento-tag", "model-hash", "data-hash"):
         assert f"mlgitops.io/{key}" in annotations
