@@ -427,3 +427,32 @@ def test_a_failed_automatic_rollback_says_so(
     outcomes = [(e["kind"], e["outcome"]) for e in history_entries(cluster)]
     assert outcomes == [("deploy", "succeeded"), ("deploy", "failed"), ("auto-rollback", "failed")]
     assert cluster.get_object("leases", f"mlgitops-deploy-{DEPLOYMENT}", STAGING_NS) is None
+
+
+def test_an_apply_failing_midway_is_rolled_back_not_left_half_applied(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlgitops.deploy.kube import Kube, KubeError
+
+    gitops_repo.commit_model("A")
+    assert cli("deploy", "--env", "staging").code == 0
+    gitops_repo.commit_model("B")
+    real_apply = Kube.apply
+    failures = {"left": 1}
+
+    def flaky_apply(self: Kube, obj: dict[str, Any], *, dry_run: bool = False, **kw: Any) -> Any:
+        # The HPA comes after the Deployment: B's Deployment is already written when this fails.
+        if obj["kind"] == "HorizontalPodAutoscaler" and not dry_run and failures["left"]:
+            failures["left"] -= 1
+            raise KubeError("etcdserver: request timed out (HTTP 500)", 500)
+        return real_apply(self, obj, dry_run=dry_run, **kw)
+
+    monkeypatch.setattr(Kube, "apply", flaky_apply)
+
+    result = cli("deploy", "--env", "staging")
+
+    assert result.code == 10
+    assert "ApplyFailed" in result.err
+    assert "rolled back to #1" in result.err
+    assert deployed_image(cluster) == release_for("A").image
+    assert running_images(cluster) == {release_for("A").image}
