@@ -238,6 +238,13 @@ class Api:
         force = req.query.get("force", "").lower() == "true"
         with self.store.lock:
             old = self.store.get(req.rtype, req.namespace, req.name)
+            if req.subresource == "status":
+                # Status ownership is not tracked: merge the applied status in.
+                if old is None:
+                    raise not_found(req.rtype, req.name)
+                status = config.get("status") or {}
+                new = {**old, "status": patching.apply_merge(old.get("status") or {}, status)}
+                return self._write(req, old, new)
             try:
                 merged = patching.apply(old, config, req.manager, force, req.rtype.group_version)
             except patching.ApplyConflictError as exc:
@@ -306,31 +313,31 @@ class Api:
                 return obj
             deleted = self.store.delete(req.rtype, req.namespace, req.name)
             assert deleted is not None
+            if req.rtype.kind == "Namespace":
+                for rtype, item in self.store.all_objects():
+                    if rtype.namespaced and item["metadata"].get("namespace") == req.name:
+                        self.store.delete(rtype, req.name, item["metadata"]["name"])
             if req.query.get("propagationPolicy") != "Orphan":
                 self.collect_garbage()
             return deleted
 
     def collect_garbage(self) -> None:
-        """Delete objects whose owners (or namespace) no longer exist."""
-        ns_type = lookup("namespaces")
+        """Delete, transitively, objects all of whose owners no longer exist."""
         with self.store.lock:
             while True:
                 objects = self.store.all_objects()
                 uids = {o["metadata"]["uid"] for _, o in objects}
-                namespaces = {o["metadata"]["name"] for r, o in objects if r is ns_type}
                 doomed = [
-                    (r, o)
-                    for r, o in objects
-                    if (r.namespaced and o["metadata"].get("namespace") not in namespaces)
-                    or any(
-                        ref.get("uid") not in uids and ref.get("blockOwnerDeletion", True)
-                        for ref in o["metadata"].get("ownerReferences") or []
-                    )
+                    (rtype, o)
+                    for rtype, o in objects
+                    if (refs := o["metadata"].get("ownerReferences"))
+                    and all(ref.get("uid") not in uids for ref in refs)
                 ]
                 if not doomed:
                     return
-                for r, o in doomed:
-                    self.store.delete(r, o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                for rtype, o in doomed:
+                    meta = o["metadata"]
+                    self.store.delete(rtype, meta.get("namespace", ""), meta["name"])
 
     # ------------------------------------------------------------- helpers
 

@@ -10,6 +10,7 @@ import secrets
 import string
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any
 
@@ -66,12 +67,14 @@ class Controller:
         ready_delay: float = 0.2,
         time_scale: float = 0.01,
         interval: float = 0.05,
+        errors: list[str] | None = None,
     ) -> None:
         self.store = store
         self.ready_delay = ready_delay
         self.time_scale = time_scale
         self.interval = interval
         self.failing: list[ImagePredicate] = []
+        self.errors: list[str] = errors if errors is not None else []
         self._pod_seen: dict[str, float] = {}  # pod uid -> monotonic first-seen time
         self._progress: dict[str, tuple[Any, float]] = {}  # deployment uid -> (key, since)
         self._stop = threading.Event()
@@ -100,7 +103,12 @@ class Controller:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.reconcile()
+            try:
+                self.reconcile()
+            except Exception:  # keep the thread alive; surface the bug to tests
+                trace = traceback.format_exc()
+                if not self.errors or self.errors[-1] != trace:
+                    self.errors.append(trace)
             with self.store.changed:
                 if not self._stop.is_set():
                     self.store.changed.wait(self.interval)
@@ -131,14 +139,14 @@ class Controller:
             self._pod_seen = {k: v for k, v in self._pod_seen.items() if k in live}
 
     def _sync_deployment(self, deployment: Obj, all_rs: list[Obj]) -> None:
-        spec = deployment["spec"]
+        spec = deployment.setdefault("spec", {})
         if spec.get("paused"):
             return
         ns, name = deployment["metadata"]["namespace"], deployment["metadata"]["name"]
         owned = [rs for rs in all_rs if _owned_by(rs, deployment)]
         template = copy.deepcopy(spec.get("template") or {})
         h = template_hash(template)
-        new_rs = next((rs for rs in owned if rs["metadata"]["labels"].get(HASH_LABEL) == h), None)
+        new_rs = next((rs for rs in owned if _labels(rs).get(HASH_LABEL) == h), None)
         olds = [rs for rs in owned if rs is not new_rs]
         desired = spec.get("replicas", 1)
         recreate = (spec.get("strategy") or {}).get("type") == "Recreate"
@@ -175,6 +183,7 @@ class Controller:
             and new_status.get("observedGeneration") == new_rs["metadata"]["generation"]
         )
         for rs in olds:
+            rs.setdefault("spec", {})
             if (recreate or new_done) and rs["spec"].get("replicas"):
                 rs["spec"]["replicas"] = 0
                 self.store.commit(REPLICASETS, rs)
@@ -193,8 +202,8 @@ class Controller:
 
     def _sync_replicaset(self, rs: Obj, pods: list[Obj]) -> None:
         ns, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
-        want = rs["spec"].get("replicas", 1)
-        template = rs["spec"].get("template") or {}
+        spec = rs.setdefault("spec", {})
+        want, template = spec.get("replicas", 1), spec.get("template") or {}
         for pod in pods[want:]:
             self.store.delete(PODS, ns, pod["metadata"]["name"])
         pods = pods[:want]
@@ -290,10 +299,10 @@ class Controller:
     # --------------------------------------------------------- deployments
 
     def _deployment_status(self, deployment: Obj, owned: list[Obj]) -> None:
-        spec, meta = deployment["spec"], deployment["metadata"]
+        spec, meta = deployment.setdefault("spec", {}), deployment["metadata"]
         desired = spec.get("replicas", 1)
         h = template_hash(spec.get("template") or {})
-        new_rs = next((rs for rs in owned if rs["metadata"]["labels"].get(HASH_LABEL) == h), None)
+        new_rs = next((rs for rs in owned if _labels(rs).get(HASH_LABEL) == h), None)
         counts = {"replicas": 0, "readyReplicas": 0, "availableReplicas": 0}
         for rs in owned:
             for k in counts:
@@ -360,6 +369,10 @@ class Controller:
         if old_status != status:
             deployment["status"] = status
             self.store.commit(DEPLOYMENTS, deployment)
+
+
+def _labels(obj: Obj) -> dict[str, str]:
+    return obj["metadata"].get("labels") or {}
 
 
 def _revision(rs: Obj) -> int:

@@ -266,6 +266,16 @@ def value_at(obj: Any, path: Path) -> Any:
     return node
 
 
+def _is_item_key(path: Path) -> bool:
+    """Whether path is the key field of a keyed list item (e.g. an env var's name)."""
+    return (
+        len(path) >= 2
+        and path[-2].startswith("k:")
+        and path[-1].startswith("f:")
+        and path[-1][2:] in json.loads(path[-2][2:])
+    )
+
+
 def remove_path(obj: Obj, path: Path) -> None:
     """Delete the field (or keyed list item, for paths ending in '.') at path,
     pruning maps and lists that become empty below the top level."""
@@ -402,9 +412,12 @@ def apply(live: Obj | None, config: Obj, manager: str, force: bool, api_version:
     previous = managers.get((manager, "Apply"), set())
     others = set().union(*(p for k, p in managers.items() if k != (manager, "Apply")))
     keep = applied | others
-    for path in sorted(previous - keep, key=len, reverse=True):
+    # Whole list items first (outermost first), then single fields.
+    for path in sorted(previous - keep, key=lambda p: (p[-1] != ".", len(p), p)):
         if path[-1] == "." and any(p[: len(path) - 1] == path[:-1] for p in keep):
-            continue
+            continue  # someone still owns a field of this item
+        if _is_item_key(path):
+            continue  # an item that stays keeps its key
         remove_path(live, path)
 
     merged = apply_merge(live, config)

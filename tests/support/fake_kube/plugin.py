@@ -34,6 +34,8 @@ def fake_kube(tmp_path: Path) -> Iterator[FakeKubeServer]:
     workdir.mkdir()
     with FakeKubeServer(workdir=workdir) as server:
         yield server
+    if server.errors:  # a bug in the fake must not pass as a product failure or success
+        pytest.fail("fake Kubernetes API server errors:\n" + "\n".join(server.errors))
 
 
 @pytest.fixture

@@ -284,14 +284,16 @@ class FakeKubeServer:
     ) -> None:
         self.store = Store()
         self.api = Api(self.store, require_namespace=require_namespace)
-        self.controller = Controller(self.store, ready_delay=ready_delay, time_scale=time_scale)
+        self.errors: list[str] = []  # tracebacks of bugs in the fake (HTTP 500s, controller)
+        self.controller = Controller(
+            self.store, ready_delay=ready_delay, time_scale=time_scale, errors=self.errors
+        )
         self._workdir = Path(workdir) if workdir else None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._http: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._records: list[RequestRecord] = []
         self._records_lock = threading.Lock()
-        self.errors: list[str] = []  # tracebacks of unexpected exceptions (HTTP 500)
         self.kubeconfig_path: Path | None = None
         self._seed_namespaces()
 
