@@ -293,7 +293,7 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 def _error(runtime: Runtime | None, error: RequestError) -> Response:
     if runtime is not None:
-        runtime.metrics.rejected.labels(code=error.errors[0].code).inc()
+        runtime.metrics.child("rejected", error.errors[0].code).inc()
     return _json(error.body(), error.status)
 
 
@@ -423,7 +423,7 @@ def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
         if not log.submit(entry):
             message = "feedback queue is full; retry later"
             return _json({"error": "feedback_busy", "message": message, "detail": []}, 503)
-        runtime.metrics.feedback.labels(label=str(entry["label"])).inc()
+        runtime.metrics.child("feedback", str(entry["label"])).inc()
         return _json({"status": "accepted", "request_id": entry["request_id"]}, 202)
 
     return Starlette(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 NAMESPACE = "mlgitops"
@@ -25,6 +25,17 @@ class ServingMetrics:
     rejected: Any
     log_dropped: Any
     feedback: Any
+    # `.labels(...)` costs more than the increment; children are looked up once and kept.
+    _children: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    def child(self, metric: str, value: str) -> Any:
+        key = (metric, value)
+        found = self._children.get(key)
+        if found is None:
+            counter = getattr(self, metric)
+            found = counter.labels(value)
+            self._children[key] = found
+        return found
 
     def observe_batch(
         self,
@@ -40,13 +51,13 @@ class ServingMetrics:
             total += 1
             observe(score)
         if positives:
-            self.predictions.labels(label="1").inc(positives)
+            self.child("predictions", "1").inc(positives)
         if total - positives:
-            self.predictions.labels(label="0").inc(total - positives)
+            self.child("predictions", "0").inc(total - positives)
         for feature, count in missing.items():
-            self.missing.labels(feature=feature).inc(count)
+            self.child("missing", feature).inc(count)
         for feature, count in unseen.items():
-            self.unseen.labels(feature=feature).inc(count)
+            self.child("unseen", feature).inc(count)
 
 
 _lock = threading.Lock()

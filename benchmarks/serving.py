@@ -1,0 +1,521 @@
+"""Serving benchmark: our BentoML service vs. a minimal FastAPI server vs. an in-process call.
+
+Same model file, same JSON payloads, same CPU budget: every server is pinned to core 0 with
+`taskset`, the load generator to core 1, and both servers get OMP_NUM_THREADS=1 (threads would
+only contend on one core). Run from the repository root:
+
+    .venv/bin/python benchmarks/serving.py [--duration 10] [--rate 150]
+
+It uses the pipeline's artifacts when they exist (artifacts/model/model.joblib with
+reference_profile.json, schema.json and metrics/evaluate.json), else a dev model of the same shape
+(HistGradientBoosting, 250 iterations). Our service runs with its prediction log writing to a file,
+as in production. The baseline is honest: FastAPI parses the body into a pydantic model, builds a
+DataFrame from the records and calls `pipeline.predict_proba`, as a typical minimal server does.
+
+Figures: single-row p50/p99 at a fixed request rate (open loop: latency counts from the scheduled
+send time, so a stall is not hidden), and maximum throughput (closed loop, N connections); each as
+a ratio to the baseline measured in the same run. The last line holds them as key=value pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+SERVER_CPU = "0"
+CLIENT_CPU = "1"
+VERSION = "bench00000000"
+
+# ---------------------------------------------------------------------------------------------
+# (b) The baseline server, run as `python benchmarks/serving.py baseline-server ...`.
+
+
+def baseline_app(model_file: str, threshold: float) -> Any:
+    import joblib
+    import pandas as pd
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+
+    pipeline = joblib.load(model_file)
+    app = FastAPI()
+
+    class Body(BaseModel):
+        records: list[dict[str, Any]]
+
+    def predict(body: Body) -> dict[str, Any]:
+        frame = pd.DataFrame(body.records)
+        scores = pipeline.predict_proba(frame)[:, 1]
+        return {
+            "predictions": [{"score": float(s), "label": int(s >= threshold)} for s in scores],
+            "model_version": "baseline",
+        }
+
+    def readyz() -> str:
+        return "ok"
+
+    # This module uses postponed annotations; FastAPI needs the class itself to read the body.
+    predict.__annotations__ = {"body": Body, "return": dict}
+    readyz.__annotations__ = {"return": str}
+    app.post("/predict")(predict)
+    app.get("/readyz")(readyz)
+
+    return app
+
+
+def run_baseline_server(model_file: str, threshold: float, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        baseline_app(model_file, threshold), host="127.0.0.1", port=port, log_level="warning",
+        access_log=False,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Model and payloads.
+
+
+@dataclass(frozen=True)
+class Subject:
+    model_file: Path
+    profile_file: Path
+    schema_file: Path
+    threshold: float
+    metadata: dict[str, Any]
+    source: str
+
+
+def pick_model(workdir: Path) -> Subject:
+    from mlgitops.io import file_sha256
+
+    model = REPO / "artifacts/model/model.joblib"
+    profile = REPO / "artifacts/reference_profile.json"
+    schema = REPO / "artifacts/schema.json"
+    metrics = REPO / "metrics/evaluate.json"
+    if all(p.is_file() for p in (model, profile, schema, metrics)):
+        threshold = float(json.loads(metrics.read_text())["threshold"])
+        source = "pipeline"
+    else:
+        from mlgitops.serving.devmodel import make_dev_artifacts
+
+        dev = make_dev_artifacts(workdir / "dev", rows=20000, max_iter=250)
+        model, profile, schema = dev.model_file, dev.profile_file, dev.schema_file
+        threshold = float(dev.metadata["threshold"])  # type: ignore[arg-type]
+        source = "dev"
+    metadata = {"threshold": threshold, "model_hash": f"sha256:{file_sha256(model)}"}
+    return Subject(model, profile, schema, threshold, metadata, source)
+
+
+def make_payloads(subject: Subject, count: int) -> list[bytes]:
+    """Single-row bodies of complete, known-category records (what both servers accept)."""
+    import numpy as np
+
+    from mlgitops.profile import CategoricalProfile, load_profile
+
+    profile = load_profile(subject.profile_file)
+    rng = np.random.default_rng(0)
+    payloads = []
+    for _ in range(count):
+        record: dict[str, Any] = {}
+        for name, spec in profile.features.items():
+            if isinstance(spec, CategoricalProfile):
+                cats = list(spec.frequencies)
+                probs = np.array([spec.frequencies[c] for c in cats])
+                record[name] = cats[int(rng.choice(len(cats), p=probs / probs.sum()))]
+            else:
+                low = spec.min if spec.min is not None else 0.0
+                high = spec.max if spec.max is not None else 1.0
+                record[name] = round(
+                    float(rng.uniform(low, min(high, low + 4 * (spec.std or 1)))), 2
+                )
+        payloads.append(json.dumps({"records": [record]}).encode())
+    return payloads
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers.
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(port: int, path: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                if sock.recv(64).startswith(b"HTTP/1.1 200"):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"server on port {port} not ready after {timeout}s")
+
+
+@contextmanager
+def server(cmd: list[str], env: dict[str, str], port: int, ready: str) -> Iterator[int]:
+    proc = subprocess.Popen(
+        ["taskset", "-c", SERVER_CPU, *cmd], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        wait_ready(port, ready, 90, proc)
+        yield proc.pid
+    finally:
+        # The server and its workers form their own session: stop exactly that group.
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def base_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLGITOPS_")}
+    env.update(
+        BENTOML_HOME=str(home), BENTOML_DO_NOT_TRACK="True", OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(REPO / "src"),
+    )  # fmt: skip
+    return env
+
+
+# ---------------------------------------------------------------------------------------------
+# Load generator: raw HTTP/1.1 keep-alive over asyncio streams, light enough that one core can
+# push several thousand requests per second.
+
+
+class Conn:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        head = (
+            f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.writer.write(head + body)
+        header = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(header[9:12])
+        length = 0
+        for line in header.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        payload = await self.reader.readexactly(length)
+        return status, payload
+
+
+@dataclass
+class LoadResult:
+    latencies: list[float]
+    statuses: dict[int, int]
+    elapsed: float
+    bodies: dict[int, bytes]
+
+    def merge(self, other: LoadResult) -> LoadResult:
+        statuses = dict(self.statuses)
+        for code, n in other.statuses.items():
+            statuses[code] = statuses.get(code, 0) + n
+        return LoadResult(
+            self.latencies + other.latencies, statuses, self.elapsed + other.elapsed,
+            {**self.bodies, **other.bodies},
+        )  # fmt: skip
+
+    @property
+    def count(self) -> int:
+        return sum(self.statuses.values())
+
+    def quantile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000.0
+
+    @property
+    def errors_5xx(self) -> int:
+        return sum(n for code, n in self.statuses.items() if code >= 500)
+
+
+async def closed_loop(port: int, payloads: list[bytes], conns: int, duration: float) -> LoadResult:
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    stop = time.perf_counter() + duration
+
+    async def worker(offset: int) -> None:
+        conn = Conn(port)
+        i = offset
+        while time.perf_counter() < stop:
+            start = time.perf_counter()
+            status, _ = await conn.request(payloads[i % len(payloads)])
+            latencies.append(time.perf_counter() - start)
+            statuses[status] = statuses.get(status, 0) + 1
+            i += conns
+
+    begin = time.perf_counter()
+    await asyncio.gather(*(worker(k) for k in range(conns)))
+    return LoadResult(latencies, statuses, time.perf_counter() - begin, {})
+
+
+async def open_loop(port: int, payloads: list[bytes], rate: float, duration: float) -> LoadResult:
+    """Requests scheduled every 1/rate s; each on a free connection (opened on demand)."""
+    statuses: dict[int, int] = {}
+    latencies: list[float] = []
+    bodies: dict[int, bytes] = {}
+    idle: list[Conn] = []
+    tasks: list[asyncio.Task[None]] = []
+    total = int(rate * duration)
+
+    async def one(scheduled: float, index: int) -> None:
+        conn = idle.pop() if idle else Conn(port)
+        status, payload = await conn.request(payloads[index % len(payloads)])
+        latencies.append(time.perf_counter() - scheduled)
+        statuses[status] = statuses.get(status, 0) + 1
+        if index < len(payloads):
+            bodies[index] = payload
+        idle.append(conn)
+
+    # Warm the pool so connection set-up is not measured.
+    warm = [Conn(port) for _ in range(4)]
+    for conn in warm:
+        await conn.request(payloads[0])
+    idle.extend(warm)
+    begin = time.perf_counter()
+    for k in range(total):
+        scheduled = begin + k / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(scheduled, k)))
+    await asyncio.gather(*tasks)
+    return LoadResult(latencies, statuses, time.perf_counter() - begin, bodies)
+
+
+def run_load(mode: str, port: int, payloads: list[bytes], **kw: float) -> LoadResult:
+    os.sched_setaffinity(0, {int(CLIENT_CPU)})
+    if mode == "closed":
+        return asyncio.run(closed_loop(port, payloads, int(kw["conns"]), kw["duration"]))
+    return asyncio.run(open_loop(port, payloads, kw["rate"], kw["duration"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) In-process floor, pinned to the server core.
+
+
+def in_process_floor(subject: Subject, payloads: list[bytes], repeat: int) -> dict[str, float]:
+    code = f"""
+import json, os, time, statistics, warnings
+os.sched_setaffinity(0, {{{SERVER_CPU}}})
+import joblib, pandas as pd
+from mlgitops.profile import load_profile
+from mlgitops.serving.features import validate_body
+from mlgitops.serving.model import build_model
+pipeline = joblib.load({str(subject.model_file)!r})
+model = build_model(pipeline, load_profile({str(subject.profile_file)!r}), {subject.threshold})
+bodies = [json.loads(p) for p in json.load(open({{path!r}}))]
+def timed(fn):
+    out = []
+    for i in range({repeat}):
+        body = bodies[i % len(bodies)]
+        t = time.perf_counter(); fn(body); out.append(time.perf_counter() - t)
+    out.sort()
+    return out[len(out) // 2] * 1000, out[int(len(out) * 0.99)] * 1000
+pipe = timed(lambda b: pipeline.predict_proba(pd.DataFrame(b["records"]))[:, 1])
+ours = timed(lambda b: model.scores(validate_body(b, model.space, 1000)))
+print(json.dumps({{"pipeline_p50_ms": pipe[0], "pipeline_p99_ms": pipe[1],
+                  "compiled_p50_ms": ours[0], "compiled_p99_ms": ours[1],
+                  "runtime": model.scorer.runtime}}))
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump([p.decode() for p in payloads[:200]], handle)
+        path = handle.name
+    try:
+        env = base_env(Path(tempfile.gettempdir()))
+        out = subprocess.run(
+            [sys.executable, "-c", code.replace("{path!r}", repr(path))],
+            env=env, capture_output=True, text=True, check=True, timeout=600,
+        )  # fmt: skip
+    finally:
+        Path(path).unlink()
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def package(subject: Subject, home: Path) -> str:
+    os.environ["BENTOML_HOME"] = str(home)
+    from mlgitops.serving.bento import build_bento, save_model
+
+    tag = save_model(
+        name="fraud-detector", version=VERSION, model_file=subject.model_file,
+        profile_file=subject.profile_file, schema_file=subject.schema_file,
+        metadata=subject.metadata,
+    )  # fmt: skip
+    return build_bento(bento_name="fraud-detector", version=VERSION, model_tag=tag, release={})
+
+
+def max_score_difference(a: LoadResult, b: LoadResult) -> tuple[float, int]:
+    """Largest score difference over the payloads both servers answered, and how many."""
+    worst, compared = 0.0, 0
+    for index in a.bodies.keys() & b.bodies.keys():
+        sx = json.loads(a.bodies[index])["predictions"][0]["score"]
+        sy = json.loads(b.bodies[index])["predictions"][0]["score"]
+        worst = max(worst, abs(sx - sy))
+        compared += 1
+    return worst, compared
+
+
+def measure(ports: dict[str, int], payloads: list[bytes], args: argparse.Namespace) -> Any:
+    """Alternate between the servers in short rounds, so a change in machine load (other jobs on
+    the host) hits both alike; samples are pooled over the rounds."""
+    names = list(ports)
+    for name in names:
+        run_load("closed", ports[name], payloads, conns=4, duration=2.0)  # warm-up
+    slice_ = args.duration / args.rounds
+    peak: dict[str, LoadResult] = {}
+    for round_ in range(args.rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            result = run_load("closed", ports[name], payloads, conns=args.conns, duration=slice_)
+            peak[name] = peak[name].merge(result) if name in peak else result
+    # Latency at a fixed rate every server sustains: half the baseline's maximum by default.
+    rate = args.rate or max(10.0, 0.5 * peak["baseline"].count / peak["baseline"].elapsed)
+    fixed: dict[str, LoadResult] = {}
+    for round_ in range(args.rounds):
+        for name in names if round_ % 2 == 0 else names[::-1]:
+            result = run_load("open", ports[name], payloads, rate=rate, duration=slice_)
+            fixed[name] = fixed[name].merge(result) if name in fixed else result
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        out[name] = {
+            "p50_ms": fixed[name].quantile(0.50),
+            "p99_ms": fixed[name].quantile(0.99),
+            "rps": peak[name].count / peak[name].elapsed,
+            "peak_p99_ms": peak[name].quantile(0.99),
+            "5xx": fixed[name].errors_5xx + peak[name].errors_5xx,
+            "fixed": fixed[name],
+        }
+        print(
+            f"{name:9s} p50 {out[name]['p50_ms']:.3f} ms  p99 {out[name]['p99_ms']:.3f} ms at "
+            f"{rate:.0f} rps;  max {out[name]['rps']:.0f} rps (p99 {out[name]['peak_p99_ms']:.2f} "
+            f"ms, {args.conns} connections);  statuses {fixed[name].statuses} / "
+            f"{peak[name].statuses}",
+            flush=True,
+        )
+    return out, rate
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command")
+    base = sub.add_parser("baseline-server")
+    base.add_argument("--model", required=True)
+    base.add_argument("--threshold", type=float, required=True)
+    base.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--duration", type=float, default=12.0, help="seconds per server and measurement"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per measurement")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="fixed rate for latency (default: half of the baseline's maximum throughput)",
+    )
+    parser.add_argument("--conns", type=int, default=16, help="connections for max throughput")
+    parser.add_argument("--payloads", type=int, default=2000)
+    args = parser.parse_args(argv)
+    if args.command == "baseline-server":
+        run_baseline_server(args.model, args.threshold, args.port)
+        return 0
+    if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
+        print("needs taskset and two CPUs", file=sys.stderr)
+        return 2
+
+    with tempfile.TemporaryDirectory(prefix="mlgitops-bench-") as tmp:
+        work = Path(tmp)
+        subject = pick_model(work)
+        home = work / "bentoml"
+        bento_tag = package(subject, home)
+        payloads = make_payloads(subject, args.payloads)
+        print(f"model: {subject.source} ({subject.model_file}); bento {bento_tag}", flush=True)
+
+        floor = in_process_floor(subject, payloads, 3000)
+        print(
+            f"in-process floor: pipeline.predict_proba p50 {floor['pipeline_p50_ms']:.3f} ms; "
+            f"validate+compiled ({floor['runtime']}) p50 {floor['compiled_p50_ms']:.3f} ms",
+            flush=True,
+        )
+
+        ours_port, baseline_port = free_port(), free_port()
+        env = base_env(home)
+        env.update(
+            MLGITOPS_PREDICTION_LOG=str(work / "predictions.jsonl"),
+            MLGITOPS_FEEDBACK_LOG=str(work / "feedback.jsonl"),
+        )
+        ours_cmd = [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", "127.0.0.1",
+                    "--port", str(ours_port)]  # fmt: skip
+        baseline_cmd = [sys.executable, str(Path(__file__).resolve()), "baseline-server",
+                        "--model", str(subject.model_file), "--threshold", str(subject.threshold),
+                        "--port", str(baseline_port)]  # fmt: skip
+        # Both servers on core 0; only one is under load at any time.
+        with (
+            server(ours_cmd, env, ours_port, "/readyz"),
+            server(baseline_cmd, base_env(home), baseline_port, "/readyz"),
+        ):
+            results, rate = measure(
+                {"bentoml": ours_port, "baseline": baseline_port}, payloads, args
+            )
+        ours, baseline = results["bentoml"], results["baseline"]
+        difference, compared = max_score_difference(ours["fixed"], baseline["fixed"])
+    figures = {
+        "throughput_ratio": ours["rps"] / baseline["rps"],
+        "p50_ratio": ours["p50_ms"] / baseline["p50_ms"],
+        "p99_ratio": ours["p99_ms"] / baseline["p99_ms"],
+        "ours_rps": ours["rps"],
+        "baseline_rps": baseline["rps"],
+        "ours_p50_ms": ours["p50_ms"],
+        "ours_p99_ms": ours["p99_ms"],
+        "baseline_p50_ms": baseline["p50_ms"],
+        "baseline_p99_ms": baseline["p99_ms"],
+        "floor_pipeline_p50_ms": floor["pipeline_p50_ms"],
+        "floor_compiled_p50_ms": floor["compiled_p50_ms"],
+        "rate_rps": rate,
+        "max_score_diff": difference,
+        "scores_compared": compared,
+        "load_average": os.getloadavg()[0],
+        "ours_5xx": ours["5xx"],
+        "baseline_5xx": baseline["5xx"],
+    }
+    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
+                   figures.items()))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

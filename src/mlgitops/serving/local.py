@@ -1,0 +1,95 @@
+"""Running the current commit's bento locally (`mlgitops serve`, `make serve`)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mlgitops.config import Params
+from mlgitops.errors import ArtifactError, ServingError
+from mlgitops.release import ReleaseRecord, load_release
+from mlgitops.serving import app as serving_app
+
+LOCALHOST = "127.0.0.1"
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    """HEAD's commit, or None outside a Git work tree."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=False
+        )
+    except OSError:
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def ensure_bento(record: ReleaseRecord, archive: Path) -> None:
+    """Import the commit's bento archive into the local store unless the tag is there already."""
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        bentoml.bentos.get(record.bento_tag)
+        return
+    except NotFound:
+        pass
+    if not archive.is_file():
+        raise ArtifactError(
+            f"bento {record.bento_tag} is neither in the BentoML store nor at {archive} "
+            "(run `dvc repro` or `dvc pull`)"
+        )
+    bentoml.bentos.import_bento(str(archive))
+
+
+def serve_environment(
+    params: Params, record: ReleaseRecord, commit: str | None, base: dict[str, str]
+) -> dict[str, str]:
+    """The server's environment: serving settings from params.yaml and the pinned tags."""
+    env = dict(base)
+    serving = params.serving
+    env.update(
+        {
+            serving_app.ENV_MODEL_TAG: record.model_tag,
+            serving_app.ENV_BENTO_TAG: record.bento_tag,
+            serving_app.ENV_MAX_BATCH_SIZE: str(serving.max_batch_size),
+            serving_app.ENV_PREDICTION_LOG: serving.prediction_log,
+            serving_app.ENV_FEEDBACK_LOG: serving.feedback_log,
+            serving_app.ENV_PREDICTION_LOG_QUEUE: str(serving.prediction_log_queue),
+            "MLGITOPS_WORKERS": str(serving.workers),
+            "BENTOML_DO_NOT_TRACK": "True",
+            # One OpenMP/BLAS thread per worker: requests are small, threads only contend.
+            "OMP_NUM_THREADS": base.get("OMP_NUM_THREADS", "1"),
+        }
+    )
+    if commit:
+        env[serving_app.ENV_GIT_COMMIT] = commit
+    # Relative log paths are relative to where `mlgitops serve` runs, not to the bento.
+    for key in (serving_app.ENV_PREDICTION_LOG, serving_app.ENV_FEEDBACK_LOG):
+        if env[key] not in {"stdout", "off"}:
+            env[key] = str(Path(env[key]).resolve())
+    return env
+
+
+def serve_command(bento_tag: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "bentoml", "serve", bento_tag,
+        "--host", LOCALHOST, "--port", str(port),
+    ]  # fmt: skip
+
+
+def serve_release(params: Params, port: int) -> int:
+    """Serve release.json's bento on 127.0.0.1:`port` until interrupted; the server's exit code."""
+    record = load_release(params.paths.release)
+    ensure_bento(record, params.paths.bento_archive)
+    env = serve_environment(params, record, git_commit(), dict(os.environ))
+    try:
+        return subprocess.call(serve_command(record.bento_tag, port), env=env)
+    except KeyboardInterrupt:
+        return 130
+    except OSError as error:
+        raise ServingError(f"cannot start bentoml serve: {error}") from None
