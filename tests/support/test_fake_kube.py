@@ -111,6 +111,8 @@ def test_kubectl_server_side_apply_and_rollout(
     pods = fake_kube.list_objects("pods", NS, "app=app")
     assert len(pods) == 2
     assert all(p["status"]["phase"] == "Running" for p in pods)
+    table = kubectl("get", "deployment", "app", "--no-headers", check=True).stdout.split()
+    assert table[:4] == ["app", "2/2", "2", "2"]
 
 
 def test_kubectl_rollout_status_reports_progress_deadline(

@@ -23,9 +23,11 @@ Typical use, through the pytest plugin (`tests.support.fake_kube.plugin`):
 Known simplifications (deliberate; this is not a reimplementation):
 
 - No authentication, authorization, admission, TLS, protobuf or CBOR responses,
-  Table output (`kubectl get` shows NAME/AGE only), aggregated discovery (plain
-  APIGroupList is returned and kubectl falls back to legacy discovery), `limit`/
-  `continue` paging, or subresources beyond status and scale (no logs/exec).
+  aggregated discovery (plain APIGroupList is returned and kubectl falls back to
+  legacy discovery), `limit`/`continue` paging, or subresources beyond status
+  and scale (no logs/exec). Tables for `kubectl get` have the usual columns for
+  Deployments, ReplicaSets, Pods, Services, ConfigMaps, Secrets and Namespaces,
+  NAME/AGE for the rest.
   Protobuf request bodies are decoded only for Namespace, ConfigMap, Secret and
   ServiceAccount (what `kubectl create <kind>` sends); others get 415.
 - OpenAPI schemas are stubs that preserve unknown fields: enough for kubectl's

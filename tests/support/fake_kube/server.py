@@ -24,6 +24,7 @@ from .api import SYSTEM_NAMESPACES, Api, ApiError, Request, decode_body, status_
 from .controller import Controller
 from .resources import BY_GVR, ResourceType, by_kind, lookup
 from .store import ExpiredError, Obj, Store, parse_field_selector, parse_label_selector
+from .tables import to_table, wants_table
 
 DEFAULT_WATCH_TIMEOUT = 1800.0
 
@@ -242,9 +243,12 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if expired:
                 self._chunk(expired)
+            as_table = wants_table(self.headers.get("Accept", ""))
             try:
                 for event in events:
                     if event is not None:
+                        if as_table and event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                            event = {**event, "object": to_table(route.rtype, [event["object"]])}
                         self._chunk(event)
             except ExpiredError as exc:
                 self._chunk({"type": "ERROR", "object": status_object(410, "Expired", str(exc))})
@@ -535,10 +539,16 @@ class FakeKubeServer:
             headers.get("User-Agent", ""),
         )
         ctype = headers.get("Content-Type", "application/json")
+        table = wants_table(headers.get("Accept", "")) and not route.subresource
         if verb == "get":
-            return 200, self.api.get(req)
+            obj = self.api.get(req)
+            return 200, to_table(route.rtype, [obj]) if table else obj
         if verb == "list":
-            return 200, self._list(route, query)
+            listing = self._list(route, query)
+            if table:
+                rv = listing["metadata"]["resourceVersion"]
+                return 200, to_table(route.rtype, listing["items"], rv)
+            return 200, listing
         if verb == "create":
             if route.subresource:
                 raise ApiError(405, "MethodNotAllowed", "create is not supported on subresources")
