@@ -10,8 +10,9 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
+
+from .store import now_rfc3339
 
 Path = tuple[str, ...]
 Obj = dict[str, Any]
@@ -40,8 +41,18 @@ class PatchError(Exception):
 class ApplyConflictError(Exception):
     def __init__(self, conflicts: list[tuple[str, Path]]) -> None:
         self.conflicts = conflicts
-        lines = [f'conflict with "{m}": {render_path(p)}' for m, p in conflicts]
-        super().__init__(f"Apply failed with {len(conflicts)} conflict(s): " + "; ".join(lines))
+        # Worded like the real API server's message, which kubectl users know.
+        by_manager: dict[str, list[str]] = {}
+        for manager, path in conflicts:
+            by_manager.setdefault(manager, []).append(render_path(path))
+        parts = [
+            f'conflict with "{m}": {paths[0]}'
+            if len(paths) == 1
+            else f'conflicts with "{m}":\n' + "\n".join(f"- {p}" for p in paths)
+            for m, paths in by_manager.items()
+        ]
+        n = len(conflicts)
+        super().__init__(f"Apply failed with {n} conflict{'s' * (n > 1)}: " + "\n".join(parts))
 
 
 # ---------------------------------------------------------------- list keys
@@ -326,10 +337,6 @@ def render_path(path: Path) -> str:
 # ------------------------------------------------------------ managed fields
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def read_managers(obj: Obj) -> dict[tuple[str, str], set[Path]]:
     out: dict[tuple[str, str], set[Path]] = {}
     for entry in obj.get("metadata", {}).get("managedFields") or []:
@@ -350,7 +357,9 @@ def write_managers(
         if not paths:
             continue
         old = previous.get((manager, operation))
-        time = _now() if manager == touched or old is None else old.get("time", _now())
+        time = (
+            now_rfc3339() if manager == touched or old is None else old.get("time", now_rfc3339())
+        )
         entries.append(
             {
                 "manager": manager,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .resources import ResourceType
+from .resources import BY_GVR, ResourceType
 
 Obj = dict[str, Any]
 Key = tuple[str, str, str, str]  # (group, plural, namespace, name)
@@ -90,8 +90,6 @@ class Store:
 
     def all_objects(self) -> list[tuple[ResourceType, Obj]]:
         """Snapshot used by the controllers; objects are copies."""
-        from .resources import BY_GVR
-
         with self.lock:
             out = []
             for (group, plural, _, _), obj in self._objects.items():
