@@ -172,20 +172,35 @@ def test_kubectl_rollout_of_new_image_replaces_replicaset(
     assert dep["metadata"]["generation"] == 2
     assert dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2"
 
-    # A failed rollout of v3 leaves the v2 pods serving.
+    # Undo brings back the v1 ReplicaSet as revision 3.
+    kubectl("rollout", "undo", "deployment/app", check=True)
+    kubectl("rollout", "status", "deployment/app", "--timeout=30s", check=True)
+    pods = fake_kube.list_objects("pods", NS)
+    assert {p["spec"]["containers"][0]["image"] for p in pods} == {"registry/app:v1"}
+    dep = fake_kube.get_object("deployments", "app")
+    assert dep is not None
+    assert dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+
+    # The undo (an Update by kubectl) took the template's fields from mlgitops.
+    v3 = write(tmp_path, manifest(image="registry/app:v3", env="v3"))
+    conflict = kubectl("apply", "--server-side", "--field-manager=mlgitops", "-f", v3)
+    assert 'conflicts with "kubectl"' in conflict.stderr
+
+    # A failed rollout of v3 leaves the v1 pods serving.
     fake_kube.fail_image(lambda image: image.endswith(":v3"))
     kubectl(
         "apply",
         "--server-side",
         "--field-manager=mlgitops",
+        "--force-conflicts",
         "-f",
-        write(tmp_path, manifest(image="registry/app:v3", env="v3")),
+        v3,
         check=True,
     )
     failed = kubectl("rollout", "status", "deployment/app", "--timeout=30s")
     assert "exceeded its progress deadline" in failed.stderr
     images = [p["spec"]["containers"][0]["image"] for p in fake_kube.list_objects("pods", NS)]
-    assert sorted(images) == ["registry/app:v2"] * 2 + ["registry/app:v3"] * 2
+    assert sorted(images) == ["registry/app:v1"] * 2 + ["registry/app:v3"] * 2
 
 
 def test_kubectl_diff_server_side(

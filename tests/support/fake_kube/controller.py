@@ -171,9 +171,15 @@ class Controller:
                 "spec": {"replicas": new_replicas, "selector": selector, "template": template},
             }
             new_rs = self.store.commit(REPLICASETS, new_rs)
-        elif new_rs["spec"].get("replicas") != new_replicas:
+        else:
+            changed = new_rs["spec"].get("replicas") != new_replicas
             new_rs["spec"]["replicas"] = new_replicas
-            self.store.commit(REPLICASETS, new_rs)
+            newest = max((_revision(rs) for rs in olds), default=0)
+            if _revision(new_rs) <= newest:  # a rollback to an older template
+                new_rs["metadata"].setdefault("annotations", {})[REVISION] = str(newest + 1)
+                changed = True
+            if changed:
+                new_rs = self.store.commit(REPLICASETS, new_rs)
 
         # Old ReplicaSets go to zero once the new one is fully available
         # (a 100%-surge rolling update), or immediately for Recreate.
