@@ -75,6 +75,46 @@ def build(
 
 
 @app.command()
+def context(
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Empty or new directory to write the build context to.",
+        file_okay=False,
+    ),
+    rev: str | None = _REV,
+    archive: Path | None = typer.Option(
+        None,
+        "--archive",
+        help="Use this bento archive instead of the release's.",
+        exists=True,
+        dir_okay=False,
+    ),
+    cache_dir: Path | None = _CACHE,
+) -> None:
+    """Write the build context (Containerfile, bento, wheelhouse) for another builder."""
+    from mlgitops.errors import ImageBuildError
+    from mlgitops.image.build import prepare_build_context
+    from mlgitops.image.cache import default_cache_dir
+    from mlgitops.image.source import resolve_bento_source
+
+    cache = cache_dir or default_cache_dir()
+    if out.exists() and any(out.iterdir()):
+        raise ImageBuildError(f"{out}: not empty")
+    if archive is None:
+        archive = resolve_bento_source(rev, cache).archive
+    elif rev is not None:
+        raise ImageBuildError("--archive and --rev exclude each other")
+    out.mkdir(parents=True, exist_ok=True)
+    info, _ = prepare_build_context(archive, out, cache)
+    typer.echo(f"build context of bento {info.tag} in {out}")
+    typer.echo(
+        f"e.g. docker build -f {out}/Containerfile --build-arg BASE_IMAGE=python:3.11-slim "
+        f"-t REPO:{info.version} {out}"
+    )
+
+
+@app.command()
 def push(
     registry: str = typer.Option(
         ..., "--registry", help="Destination HOST[:PORT]/REPO; the tag is the bento version."

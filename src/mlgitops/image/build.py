@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mlgitops.errors import ImageBuildError
 from mlgitops.image.base import BaseRecipe, ensure_base_image
-from mlgitops.image.bento import check_python, extract_bento, read_bento_info
+from mlgitops.image.bento import BentoInfo, check_python, extract_bento, read_bento_info
 from mlgitops.image.buildah import (
     ISOLATION,
     Buildah,
@@ -37,7 +37,7 @@ from mlgitops.image.buildah import (
 )
 from mlgitops.image.cache import default_cache_dir
 from mlgitops.image.proc import run
-from mlgitops.image.wheelhouse import ensure_wheelhouse
+from mlgitops.image.wheelhouse import Wheelhouse, ensure_wheelhouse
 
 LABEL_BENTO_TAG = "ai.mlgitops.bento-tag"
 LABEL_BENTO_SHA256 = "ai.mlgitops.bento-archive-sha256"
@@ -86,15 +86,26 @@ def _link_or_copy(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def prepare_context(ctx: Path, wheels: list[Path], python_env: Path) -> None:
-    """Lay out the build context the Containerfile expects (see its header)."""
+def prepare_build_context(
+    bento_archive: Path, ctx: Path, cache_dir: Path, *, python: str = sys.executable
+) -> tuple[BentoInfo, Wheelhouse]:
+    """Lay out a complete build context in `ctx` (see the Containerfile's header).
+
+    Any OCI builder can build it: `buildah bud`, `podman build`, `docker build` (BuildKit, for
+    `RUN --mount=type=bind`), with `--build-arg BASE_IMAGE=...`.
+    """
+    info = extract_bento(bento_archive, ctx / "bento")
+    check_python(info)
+    python_env = ctx / "bento" / "env" / "python"
+    wheelhouse = ensure_wheelhouse(python_env, cache_dir, python=python)
     (ctx / "Containerfile").write_text(containerfile_text(), encoding="utf-8")
     wheel_dir = ctx / "install" / "wheels"
     wheel_dir.mkdir(parents=True)
-    for wheel in wheels:
+    for wheel in wheelhouse.wheels:
         _link_or_copy(wheel, wheel_dir / wheel.name)
     shutil.copytree(python_env, ctx / "install" / "python")
     (ctx / "install" / "python" / "wheels").mkdir(exist_ok=True)
+    return info, wheelhouse
 
 
 def bud_command(
@@ -171,9 +182,7 @@ def build_image(
     (cache_dir / "tmp").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ctx-", dir=cache_dir / "tmp") as tmp:
         ctx = Path(tmp)
-        extract_bento(bento_archive, ctx / "bento")
-        python_env = ctx / "bento" / "env" / "python"
-        wheelhouse = ensure_wheelhouse(python_env, cache_dir, python=python)
+        _, wheelhouse = prepare_build_context(bento_archive, ctx, cache_dir, python=python)
         if base_image is None:
             base_ref = ensure_base_image(cache_dir, BaseRecipe(), buildah).ref
         else:
@@ -181,7 +190,6 @@ def build_image(
             base_ref = base_image
             if not buildah.image_exists(base_ref):
                 buildah("pull", base_ref, what=f"pull base image {base_ref}", timeout=900)
-        prepare_context(ctx, wheelhouse.wheels, python_env)
         labels = {
             "org.opencontainers.image.title": info.name,
             "org.opencontainers.image.version": info.version,
