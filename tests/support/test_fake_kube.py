@@ -13,6 +13,7 @@ import httpx
 import pytest
 import yaml
 from kubernetes import client as k8s
+from kubernetes import config as kube_config
 from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic.exceptions import ConflictError
@@ -652,6 +653,18 @@ def test_lease_optimistic_concurrency(fake_kube_api_client: Any) -> None:
     assert "the object has been modified" in status["message"]
     assert leases.read_namespaced_lease("leader", NS).spec.holder_identity == "b"
 
+    # Delete with a stale resourceVersion precondition is refused too.
+    stale_delete = k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(resource_version=stale_rv))
+    with pytest.raises(ApiException) as refused:
+        leases.delete_namespaced_lease("leader", NS, body=stale_delete)
+    assert refused.value.status == 409
+    assert "Precondition failed" in json.loads(refused.value.body)["message"]
+    current = k8s.V1Preconditions(resource_version=updated.metadata.resource_version)
+    leases.delete_namespaced_lease("leader", NS, body=k8s.V1DeleteOptions(preconditions=current))
+    with pytest.raises(ApiException) as gone:
+        leases.read_namespaced_lease("leader", NS)
+    assert gone.value.status == 404
+
 
 def test_generation_rules(fake_kube: FakeKubeServer, fake_kube_api_client: Any) -> None:
     fake_kube.controller.stop()  # keep status writes out of the way
@@ -844,6 +857,11 @@ def test_control_surface(fake_kube: FakeKubeServer) -> None:
     assert fake_kube.kubeconfig_path is not None
     config = yaml.safe_load(fake_kube.kubeconfig_path.read_text())
     assert config["clusters"][0]["cluster"]["server"] == fake_kube.url
+    loaded = k8s.Configuration()
+    kube_config.load_kube_config(
+        config_file=str(fake_kube.kubeconfig_path), client_configuration=loaded
+    )
+    assert loaded.host == fake_kube.url
 
     fake_kube.put_object(
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "data": {"k": "dg=="}}
@@ -855,9 +873,14 @@ def test_control_surface(fake_kube: FakeKubeServer) -> None:
         assert http.get("/openapi/v3").status_code == 200
         assert http.get("/openapi/v2").json()["swagger"] == "2.0"
         assert http.get("/apis/nope/v1").status_code == 404
+        # Aggregated discovery is declined: plain JSON, which clients fall back on.
+        aggregated = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+        groups = http.get("/apis", headers={"Accept": f"{aggregated},application/json"})
+        assert groups.headers["content-type"] == "application/json"
+        assert groups.json()["kind"] == "APIGroupList"
     assert fake_kube.count_requests(verb="get", resource="secrets") == 1
     assert fake_kube.count_requests(verb="list", path=r"/secrets$") == 1
-    assert fake_kube.count_requests(method="GET") == 6
+    assert fake_kube.count_requests(method="GET") == 7
 
     fake_kube.reset()
     assert fake_kube.get_object("secrets", "s") is None

@@ -304,12 +304,26 @@ class Api:
             patching.record_update(old, new, req.manager, req.rtype.group_version)
             return to_scale(self.store.commit(req.rtype, new, req.dry_run))
 
-    def delete(self, req: Request) -> Obj:
+    def delete(self, req: Request, options: Obj | None = None) -> Obj:
+        """Delete now; `options` is a DeleteOptions body (preconditions, dryRun...)."""
+        options = options or {}
+        dry_run = req.dry_run or "All" in (options.get("dryRun") or [])
+        policy = req.query.get("propagationPolicy") or options.get("propagationPolicy")
         with self.store.lock:
             obj = self.store.get(req.rtype, req.namespace, req.name)
             if obj is None:
                 raise not_found(req.rtype, req.name)
-            if req.dry_run:
+            meta = obj["metadata"]
+            for field in ("uid", "resourceVersion"):
+                wanted = (options.get("preconditions") or {}).get(field)
+                if wanted and wanted != meta.get(field):
+                    raise conflict(
+                        req.rtype,
+                        req.name,
+                        f"Precondition failed: {field[0].upper() + field[1:]} in precondition: "
+                        f"{wanted}, {field[0].upper() + field[1:]} in object meta: {meta[field]}",
+                    )
+            if dry_run:
                 return obj
             deleted = self.store.delete(req.rtype, req.namespace, req.name)
             assert deleted is not None
@@ -317,7 +331,7 @@ class Api:
                 for rtype, item in self.store.all_objects():
                     if rtype.namespaced and item["metadata"].get("namespace") == req.name:
                         self.store.delete(rtype, req.name, item["metadata"]["name"])
-            if req.query.get("propagationPolicy") != "Orphan":
+            if policy != "Orphan":
                 self.collect_garbage()
             return deleted
 

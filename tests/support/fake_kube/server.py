@@ -560,7 +560,8 @@ class FakeKubeServer:
             obj = self.api.patch(req, body, ctype)
             return (200 if existed else 201), obj
         if verb == "delete":
-            return 200, self.api.delete(req)
+            options = decode_body(body, ctype) if body.strip() else None
+            return 200, self.api.delete(req, options if isinstance(options, dict) else None)
         if verb == "deletecollection":
             items = self._list(route, query)["items"]
             for item in items:
