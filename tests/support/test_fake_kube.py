@@ -319,7 +319,9 @@ def test_kubectl_typed_create_and_strict_validation(
         "create", "secret", "generic", "s", "--from-literal=pw=hunter2", "-n", "team-a", check=True
     )
     kubectl("create", "serviceaccount", "robot", "-n", "team-a", check=True)
-    assert fake_kube.get_object("configmaps", "c", "team-a")["data"] == {"k": "v"}  # type: ignore[index]
+    configmap = fake_kube.get_object("configmaps", "c", "team-a")
+    assert configmap is not None
+    assert configmap["data"] == {"k": "v"}
     secret = fake_kube.get_object("secrets", "s", "team-a")
     assert secret is not None
     assert secret["data"] == {"pw": "aHVudGVyMg=="}
@@ -728,6 +730,12 @@ def test_dry_run_persists_nothing(fake_kube: FakeKubeServer, fake_kube_dynamic: 
     )
     assert out.data.a == "3"
     assert out.metadata.generation == 2
+    assert before is not None
+    replaced = {**before, "data": {"a": "4"}}
+    out = cms.replace(body=replaced, namespace=NS, dry_run="All")
+    assert out.data.a == "4"
+    assert out.metadata.resourceVersion == before["metadata"]["resourceVersion"]
+    cms.delete(name="d", namespace=NS, dry_run="All")
     assert fake_kube.get_object("configmaps", "d") == before
 
 
