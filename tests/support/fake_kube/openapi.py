@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from .resources import RESOURCES, ResourceType, group_versions, resources_in
@@ -30,6 +31,12 @@ SERVER_VERSION = {
 }
 
 _SUB_VERBS = ["get", "patch", "update"]
+PATCH_MEDIA_TYPES = [
+    "application/apply-patch+yaml",
+    "application/json-patch+json",
+    "application/merge-patch+json",
+    "application/strategic-merge-patch+json",
+]
 
 
 def api_versions(server_address: str) -> Obj:
@@ -157,11 +164,14 @@ def _operations(r: ResourceType, v3: bool, ref_prefix: str) -> dict[str, Obj]:
     base = "/apis/" + r.group_version if r.group else "/api/v1"
     coll = f"{base}/namespaces/{{namespace}}/{r.plural}" if r.namespaced else f"{base}/{r.plural}"
     ref = {"$ref": f"{ref_prefix}{_schema_name(r)}"}
-    camel = r.group_version.replace(".k8s.io", "").replace(".", "").replace("/", "")
-    camel = "".join(p[:1].upper() + p[1:] for p in camel.split("-")) or "CoreV1"
+    # Operation ids like the real ones: patchRbacAuthorizationV1NamespacedRole.
+    words = re.split(r"[./]", r.group_version.removesuffix(f".k8s.io/{r.version}"))
+    if r.group.endswith(".k8s.io"):
+        words.append(r.version)
+    camel = "".join(w.capitalize() for w in (words if r.group else ["core", r.version]))
     scope = "Namespaced" if r.namespaced else ""
 
-    def op(action: str, verb: str, params: list[str], body: bool = False) -> Obj:
+    def op(action: str, verb: str, params: list[str], body: str = "") -> Obj:
         o: Obj = {
             "operationId": f"{verb}{camel}{scope}{r.kind}",
             "x-kubernetes-action": action,
@@ -171,13 +181,7 @@ def _operations(r: ResourceType, v3: bool, ref_prefix: str) -> dict[str, Obj]:
         }
         if body:
             if v3:
-                media = [
-                    "application/apply-patch+yaml",
-                    "application/json-patch+json",
-                    "application/merge-patch+json",
-                    "application/strategic-merge-patch+json",
-                    "application/json",
-                ]
+                media = PATCH_MEDIA_TYPES if body == "patch" else ["application/json"]
                 o["requestBody"] = {"content": {m: {"schema": ref} for m in media}}
             else:
                 o["parameters"].append(
@@ -194,13 +198,13 @@ def _operations(r: ResourceType, v3: bool, ref_prefix: str) -> dict[str, Obj]:
                 "list",
                 ["labelSelector", "fieldSelector", "watch", "resourceVersion", "timeoutSeconds"],
             ),
-            "post": op("post", "create", writes, body=True),
+            "post": op("post", "create", writes, body="object"),
             "parameters": common,
         },
         f"{coll}/{{name}}": {
             "get": op("get", "read", []),
-            "put": op("put", "replace", writes, body=True),
-            "patch": op("patch", "patch", [*writes, "force"], body=True),
+            "put": op("put", "replace", writes, body="object"),
+            "patch": op("patch", "patch", [*writes, "force"], body="patch"),
             "delete": op("delete", "delete", ["dryRun", "propagationPolicy"]),
             "parameters": [_path_param("name", v3), *common],
         },
