@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,11 +179,14 @@ def server(cmd: list[str], env: dict[str, str], port: int, ready: str) -> Iterat
         ["taskset", "-c", SERVER_CPU, *cmd], env=env, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
+    workers: list[int] = []
     try:
         wait_ready(port, ready, 90, proc)
+        workers = descendants(proc.pid)
         yield proc.pid
     finally:
-        # The server and its workers form their own session: stop exactly that group.
+        # Our server's own process group; BentoML's workers (own sessions) are stopped by their
+        # arbiter, and killed by pid if any is left.
         try:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(15)
@@ -192,6 +195,25 @@ def server(cmd: list[str], env: dict[str, str], port: int, ready: str) -> Iterat
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        for pid in workers:
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def base_env(home: Path) -> dict[str, str]:

@@ -88,6 +88,10 @@ def save_model(
     return tag
 
 
+# uvicorn's fast event loop and HTTP parser (`uvicorn[standard]`): shipped when installed here.
+OPTIONAL_RUNTIME_DISTRIBUTIONS = ("uvloop", "httptools")
+
+
 def pinned_requirements() -> list[str]:
     """`name==version` for each runtime distribution, as installed here."""
     lines = []
@@ -96,6 +100,11 @@ def pinned_requirements() -> list[str]:
             lines.append(f"{dist}=={importlib_metadata.version(dist)}")
         except importlib_metadata.PackageNotFoundError as error:
             raise PackagingError(f"runtime requirement {dist} is not installed") from error
+    for dist in OPTIONAL_RUNTIME_DISTRIBUTIONS:
+        try:
+            lines.append(f"{dist}=={importlib_metadata.version(dist)}")
+        except importlib_metadata.PackageNotFoundError:
+            continue
     return lines
 
 

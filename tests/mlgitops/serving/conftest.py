@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -78,3 +85,137 @@ def packaged(bentoml_home: Path, dev_artifacts: DevArtifacts) -> Packaged:
         release={"model_hash": dev_artifacts.metadata["model_hash"], "git_commit": "deadbeef"},
     )
     return Packaged(bentoml_home, dev_artifacts, model_tag, bento_tag)
+
+
+# --- Real servers: `bentoml serve <bento>` on 127.0.0.1, in their own session (process group).
+
+MAX_BATCH = 50
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: Any
+    prediction_log: Path
+    feedback_log: Path
+    log_file: Path
+
+    def group_pids(self) -> list[int]:
+        """The server and its descendants (BentoML's workers run in sessions of their own)."""
+        return [self.process.pid, *descendants(self.process.pid)]
+
+    def rss_bytes(self) -> int:
+        total = 0
+        for pid in self.group_pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+            except OSError:
+                continue
+        return total
+
+
+def descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def stop_server(process: Any) -> None:
+    """SIGTERM the server's group (BentoML stops its workers), then SIGKILL any worker left."""
+    workers = descendants(process.pid)
+    with suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+    for pid in workers:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def wait_for(url: str, status: int, timeout: float, process: Any) -> bool:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        try:
+            if httpx.get(url, timeout=2).status_code == status:
+                return True
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    return False
+
+
+@contextmanager
+def run_server(
+    packaged: Packaged, workdir: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLGITOPS_")}
+    workdir.mkdir(parents=True, exist_ok=True)
+    server = LiveServer(
+        url=f"http://127.0.0.1:{port}",
+        process=None,
+        prediction_log=workdir / "predictions.jsonl",
+        feedback_log=workdir / "feedback.jsonl",
+        log_file=workdir / "server.log",
+    )
+    env.update(
+        BENTOML_HOME=str(packaged.home),
+        BENTOML_DO_NOT_TRACK="True",
+        OMP_NUM_THREADS="1",
+        MLGITOPS_PREDICTION_LOG=str(server.prediction_log),
+        MLGITOPS_FEEDBACK_LOG=str(server.feedback_log),
+        MLGITOPS_MAX_BATCH_SIZE=str(MAX_BATCH),
+        **(extra_env or {}),
+    )
+    cmd = [sys.executable, "-m", "bentoml", "serve", packaged.bento_tag]
+    cmd += ["--host", "127.0.0.1", "--port", str(port)]
+    with server.log_file.open("wb") as log:
+        process = subprocess.Popen(
+            cmd, env=env, cwd=workdir, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    server.process = process
+    try:
+        if not wait_for(f"{server.url}/livez", 200, 90, process):
+            raise RuntimeError(f"server did not start:\n{server.log_file.read_text()[-3000:]}")
+        yield server
+    finally:
+        stop_server(process)
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    packaged: Packaged, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    with run_server(packaged, tmp_path_factory.mktemp("live-server")) as server:
+        if not wait_for(f"{server.url}/readyz", 200, 90, server.process):
+            raise RuntimeError(f"server not ready:\n{server.log_file.read_text()[-3000:]}")
+        yield server

@@ -1,0 +1,112 @@
+"""The request schema derived from the profile, and validation of /predict bodies."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from mlgitops.profile import CategoricalProfile, NumericProfile, ReferenceProfile
+from mlgitops.serving.features import FeatureSpace, RequestError, validate_body
+
+
+def _profile() -> ReferenceProfile:
+    numeric = {"count": 10, "min": 0.0, "max": 9.0, "mean": 4.5, "std": 3.0, "bin_edges": [4.5]}
+    return ReferenceProfile(
+        n_rows=10,
+        target="is_fraud",
+        positive_class="1",
+        label_rate=0.1,
+        features={
+            "amount": NumericProfile(missing_rate=0.0, bin_fractions=[0.5, 0.5], **numeric),
+            "age": NumericProfile(missing_rate=0.2, bin_fractions=[0.5, 0.5], **numeric),
+            "country": CategoricalProfile(
+                count=10, missing_rate=0.0, frequencies={"DE": 0.7, "FR": 0.3}
+            ),
+            "os": CategoricalProfile(count=10, missing_rate=0.1, frequencies={"ios": 1.0}),
+        },
+    )
+
+
+SPACE = FeatureSpace.from_profile(_profile())
+
+
+def _record(**overrides: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {"amount": 1.5, "age": 30, "country": "DE", "os": "ios"}
+    record.update(overrides)
+    return {k: v for k, v in record.items() if v is not _DROP}
+
+
+_DROP = object()
+
+
+def _error(body: object, max_batch: int = 10) -> RequestError:
+    with pytest.raises(RequestError) as caught:
+        validate_body(body, SPACE, max_batch)
+    return caught.value
+
+
+def test_space_follows_profile_order_and_missingness() -> None:
+    assert SPACE.names == ["amount", "age", "country", "os"]
+    assert [f.allows_missing for f in SPACE.features] == [False, True, False, True]
+    schema = SPACE.json_schema(10)
+    record = schema["properties"]["records"]["items"]
+    assert record["required"] == ["amount", "country"]
+    assert record["additionalProperties"] is False
+    assert schema["properties"]["records"]["maxItems"] == 10
+
+
+def test_valid_batch_columns_and_counts() -> None:
+    batch = validate_body(
+        {"records": [_record(), _record(age=None, os=_DROP, country="XX"), _record(country=7)]},
+        SPACE,
+        10,
+    )
+    assert batch.columns[0] == [1.5, 1.5, 1.5]
+    assert batch.columns[1][0] == 30.0
+    assert math.isnan(batch.columns[1][1])
+    assert batch.columns[2] == ["DE", "XX", "7"]
+    assert batch.columns[3] == ["ios", None, "ios"]
+    assert batch.missing == {"age": 1, "os": 1}
+    assert batch.unseen == {"country": 2}
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code", "row", "field"),
+    [
+        ({"records": [_record(amount=_DROP)]}, 422, "missing_feature", 0, "amount"),
+        ({"records": [_record(), _record(amount=None)]}, 422, "null_not_allowed", 1, "amount"),
+        ({"records": [_record(), _record(), _record(extra=1)]}, 422, "unknown_feature", 2, "extra"),
+        ({"records": [_record(amount="12")]}, 422, "wrong_type", 0, "amount"),
+        ({"records": [_record(amount=True)]}, 422, "wrong_type", 0, "amount"),
+        ({"records": [_record(country=[1])]}, 422, "wrong_type", 0, "country"),
+        ({"records": [_record(amount=math.nan)]}, 422, "not_finite", 0, "amount"),
+        ({"records": [_record(), _record(age=math.inf)]}, 422, "not_finite", 1, "age"),
+        ({"records": [_record(amount=-math.inf)]}, 422, "not_finite", 0, "amount"),
+        ({"records": [_record(amount=10**400)]}, 422, "not_finite", 0, "amount"),
+        ({"records": [_record(country=math.nan)]}, 422, "not_finite", 0, "country"),
+        ({"records": [_record(), "x"]}, 422, "invalid_record", 1, None),
+        ({"records": []}, 422, "empty_batch", None, "records"),
+        ({"records": [_record()] * 11}, 413, "batch_too_large", None, "records"),
+        ({"records": {"a": 1}}, 422, "wrong_type", None, "records"),
+        ({}, 422, "missing_field", None, "records"),
+        ({"records": [_record()], "x": 1}, 422, "unknown_field", None, "x"),
+        ([1, 2], 400, "invalid_body", None, None),
+    ],
+)
+def test_invalid_bodies_name_row_and_field(
+    body: object, status: int, code: str, row: int | None, field: str | None
+) -> None:
+    error = _error(body)
+    assert error.status == status
+    first = error.body()["detail"][0]
+    assert (first["code"], first["row"], first["field"]) == (code, row, field)
+    assert error.body()["error"] == code
+
+
+def test_errors_are_bounded() -> None:
+    error = _error({"records": [_record(amount="x")] * 10})
+    assert len(error.errors) == 10
+    error = _error({"records": [{"a": 1, "b": 2}] * 10})
+    assert len(error.errors) == 20

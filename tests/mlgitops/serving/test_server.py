@@ -1,0 +1,308 @@
+"""The real server (`bentoml serve <bento>` on 127.0.0.1) through its HTTP API."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import joblib
+import numpy as np
+import pytest
+
+from mlgitops.serving.features import FeatureSpace, validate_body
+from mlgitops.serving.model import frame_from_columns, probe_records
+from tests.mlgitops.serving.conftest import MAX_BATCH, LiveServer, Packaged, run_server, wait_for
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def client(live_server: LiveServer) -> httpx.Client:
+    with httpx.Client(base_url=live_server.url, timeout=30) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def records(packaged: Packaged) -> list[dict[str, Any]]:
+    from mlgitops.profile import load_profile
+
+    return probe_records(load_profile(packaged.artifacts.profile_file), 200, seed=9)
+
+
+def _complete(record: dict[str, Any], packaged: Packaged) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if v is not None}
+
+
+def _metric(text: str, name: str, labels: str = "") -> float:
+    """Sum of the samples of `name` (with exactly `labels`, if given) in a /metrics page."""
+    pattern = re.escape(name) + (re.escape("{" + labels + "}") if labels else r"(?:\{[^}]*\})?")
+    return sum(float(m.group(1)) for m in re.finditer(rf"^{pattern} (\S+)$", text, re.MULTILINE))
+
+
+def test_live_and_ready(client: httpx.Client) -> None:
+    assert client.get("/livez").status_code == 200
+    assert client.get("/readyz").status_code == 200
+
+
+def test_valid_batch_scores_match_the_pipeline(
+    client: httpx.Client, packaged: Packaged, records: list[dict[str, Any]]
+) -> None:
+    from mlgitops.profile import load_profile
+
+    batch = records[:MAX_BATCH]
+    response = client.post("/predict", json={"records": batch})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["model_version"] == packaged.bento_tag
+    assert len(body["predictions"]) == len(batch)
+    pipeline = joblib.load(packaged.artifacts.model_file)
+    space = FeatureSpace.from_profile(load_profile(packaged.artifacts.profile_file))
+    columns = validate_body({"records": batch}, space, 1000).columns
+    expected = pipeline.predict_proba(frame_from_columns(space, columns))[:, 1]
+    scores = np.array([p["score"] for p in body["predictions"]])
+    assert np.max(np.abs(scores - expected)) <= 1e-6
+    threshold = packaged.artifacts.metadata["threshold"]
+    assert [p["label"] for p in body["predictions"]] == [int(s >= threshold) for s in expected]
+    assert response.headers["x-request-id"] == body["request_id"]
+
+
+def test_single_row_and_client_request_id(
+    client: httpx.Client, records: list[dict[str, Any]]
+) -> None:
+    response = client.post(
+        "/predict", json={"records": records[:1]}, headers={"X-Request-ID": "req-123"}
+    )
+    assert response.status_code == 200
+    assert response.json()["request_id"] == "req-123"
+
+
+def _raw(body: Any) -> bytes:
+    return json.dumps(body, allow_nan=True).encode()
+
+
+def _invalid_cases(record: dict[str, Any]) -> list[tuple[str, bytes, int, str, int | None, str]]:
+    def with_(**changes: Any) -> dict[str, Any]:
+        out = dict(record)
+        for key, value in changes.items():
+            if value is _DROP:
+                out.pop(key, None)
+            else:
+                out[key] = value
+        return out
+
+    return [
+        ("missing", _raw({"records": [record, with_(amount=_DROP)]}), 422, "missing_feature", 1,
+         "amount"),
+        ("unknown", _raw({"records": [with_(colour="red")]}), 422, "unknown_feature", 0, "colour"),
+        ("wrong type", _raw({"records": [with_(hour="3")]}), 422, "wrong_type", 0, "hour"),
+        ("category type", _raw({"records": [with_(country={"a": 1})]}), 422, "wrong_type", 0,
+         "country"),
+        ("nan", _raw({"records": [record, record, with_(amount=math.nan)]}), 422, "not_finite",
+         2, "amount"),
+        ("infinity", _raw({"records": [with_(hour=math.inf)]}), 422, "not_finite", 0, "hour"),
+        ("-infinity", _raw({"records": [with_(hour=-math.inf)]}), 422, "not_finite", 0, "hour"),
+        ("overflow", b'{"records": [' + _raw(with_(amount=1))[:-1] + b', "amount": 1e999}]}',
+         422, "not_finite", 0, "amount"),
+        ("empty", _raw({"records": []}), 422, "empty_batch", None, "records"),
+        ("too large", _raw({"records": [record] * (MAX_BATCH + 1)}), 413, "batch_too_large",
+         None, "records"),
+        ("null required", _raw({"records": [with_(amount=None)]}), 422, "null_not_allowed", 0,
+         "amount"),
+        ("not json", b"{records: [", 400, "invalid_json", None, ""),
+        ("not object", b"[1, 2]", 400, "invalid_body", None, ""),
+    ]  # fmt: skip
+
+
+_DROP = object()
+
+
+def test_every_invalid_case_is_a_4xx_naming_row_and_field(
+    client: httpx.Client, records: list[dict[str, Any]], packaged: Packaged
+) -> None:
+    record = _complete(records[0], packaged)
+    for name, raw, status, code, row, field in _invalid_cases(record):
+        response = client.post(
+            "/predict", content=raw, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == status, (name, response.text)
+        body = response.json()
+        assert body["error"] == code, name
+        first = body["detail"][0]
+        assert first["row"] == row, name
+        assert (first["field"] or "") == field, name
+    assert client.get("/readyz").status_code == 200
+
+
+def test_allowed_missing_values_and_unseen_categories_are_counted(
+    client: httpx.Client, packaged: Packaged, records: list[dict[str, Any]]
+) -> None:
+    from mlgitops.profile import load_profile
+
+    profile = load_profile(packaged.artifacts.profile_file)
+    optional = next(name for name in profile.features if profile.allows_missing(name))
+    categorical = next(
+        name for name, spec in profile.features.items() if spec.kind == "categorical"
+    )
+    before = client.get("/metrics").text
+    record = _complete(records[0], packaged)
+    rows = [
+        {**record, optional: None},
+        {k: v for k, v in record.items() if k != optional},
+        {**record, categorical: "never-seen-in-training"},
+    ]
+    response = client.post("/predict", json={"records": rows})
+    assert response.status_code == 200, response.text
+    after = client.get("/metrics").text
+    missing = "mlgitops_feature_missing_total"
+    unseen = "mlgitops_feature_unseen_category_total"
+    assert _metric(after, missing, f'feature="{optional}"') - _metric(
+        before, missing, f'feature="{optional}"'
+    ) == pytest.approx(2)
+    assert _metric(after, unseen, f'feature="{categorical}"') - _metric(
+        before, unseen, f'feature="{categorical}"'
+    ) == pytest.approx(1)
+
+
+def test_metrics_expose_labels_scores_and_bentoml_request_metrics(
+    client: httpx.Client, records: list[dict[str, Any]]
+) -> None:
+    client.post("/predict", json={"records": records[:20]})
+    text = client.get("/metrics").text
+    assert _metric(text, "mlgitops_predictions_total") >= 20
+    assert _metric(text, "mlgitops_prediction_score_count") >= 20
+    assert "mlgitops_prediction_score_bucket" in text
+    assert "bentoml_service_request" in text
+
+
+def test_metadata_traces_the_pod_back_to_its_commit(
+    client: httpx.Client, packaged: Packaged
+) -> None:
+    meta = client.get("/metadata").json()
+    assert meta["bento_tag"] == packaged.bento_tag
+    assert meta["model_tag"] == packaged.model_tag
+    assert meta["model_hash"] == packaged.artifacts.metadata["model_hash"]
+    assert meta["data_hash"] == packaged.artifacts.metadata["data_hash"]
+    assert meta["params_hash"] == packaged.artifacts.metadata["params_hash"]
+    assert meta["git_commit"] == "deadbeef"
+    assert meta["threshold"] == packaged.artifacts.metadata["threshold"]
+    assert meta["trained_at"] == packaged.artifacts.metadata["trained_at"]
+    assert meta["metrics"]["roc_auc"] == packaged.artifacts.metadata["metrics"]["roc_auc"]
+    assert meta["ready"] is True
+    assert meta["runtime"] == "onnx"
+    assert [f["name"] for f in meta["features"]] == packaged.artifacts.metadata["feature_names"]
+    schema = client.get("/schema").json()
+    assert schema["properties"]["records"]["maxItems"] == MAX_BATCH
+
+
+def test_prediction_log_and_feedback(
+    client: httpx.Client, live_server: LiveServer, records: list[dict[str, Any]]
+) -> None:
+    response = client.post("/predict", json={"records": records[:3]})
+    request_id = response.json()["request_id"]
+    deadline = time.monotonic() + 5
+    lines: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(lines) < 3:
+        time.sleep(0.1)
+        text = live_server.prediction_log.read_text() if live_server.prediction_log.exists() else ""
+        lines = [json.loads(x) for x in text.splitlines() if request_id in x]
+    assert [line["row"] for line in lines] == [0, 1, 2]
+    assert lines[0]["model_version"] == response.json()["model_version"]
+    assert lines[0]["score"] == response.json()["predictions"][0]["score"]
+    assert set(lines[0]["features"]) == {k for k, v in records[0].items()}
+    assert lines[0]["time"]
+
+    accepted = client.post("/feedback", json={"request_id": request_id, "row": 1, "label": 1})
+    assert accepted.status_code == 202, accepted.text
+    for bad in ({"request_id": request_id, "label": 2}, {"label": 1}, {"request_id": "x",
+                "label": 0, "extra": 1}, [1]):  # fmt: skip
+        assert client.post("/feedback", json=bad).status_code in (400, 422)
+    deadline = time.monotonic() + 5
+    entries: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not entries:
+        time.sleep(0.1)
+        if live_server.feedback_log.exists():
+            entries = [json.loads(x) for x in live_server.feedback_log.read_text().splitlines()]
+    assert entries[-1]["request_id"] == request_id
+    assert (entries[-1]["row"], entries[-1]["label"]) == (1, 1)
+
+
+def test_concurrent_clients_get_their_own_answers(
+    live_server: LiveServer, records: list[dict[str, Any]]
+) -> None:
+    def worker(offset: int) -> list[tuple[int, float]]:
+        out = []
+        with httpx.Client(base_url=live_server.url, timeout=30) as c:
+            for i in range(40):
+                record = records[(offset * 40 + i) % len(records)]
+                r = c.post("/predict", json={"records": [record]})
+                out.append((r.status_code, r.json()["predictions"][0]["score"]))
+        return out
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(worker, range(8)))
+    assert all(status == 200 for result in results for status, _ in result)
+    # The same record gets the same score whichever connection asked.
+    with httpx.Client(base_url=live_server.url) as c:
+        single = [
+            c.post("/predict", json={"records": [r]}).json()["predictions"][0]["score"]
+            for r in records[:40]
+        ]
+    assert [s for _, s in results[0]] == single
+
+
+def _corrupt_model(packaged: Packaged, version: str, how: str) -> str:
+    """A second model in the store whose file is damaged after saving."""
+    import bentoml
+
+    from mlgitops.io import file_sha256
+    from mlgitops.serving.bento import MODEL_FILE, save_model
+
+    metadata = dict(packaged.artifacts.metadata)
+    tag = save_model(
+        name="fraud-detector",
+        version=version,
+        model_file=packaged.artifacts.model_file,
+        profile_file=packaged.artifacts.profile_file,
+        schema_file=packaged.artifacts.schema_file,
+        metadata=metadata,
+    )
+    path = Path(bentoml.models.get(tag).path_of(MODEL_FILE))
+    data = bytearray(path.read_bytes())
+    if how == "flipped":  # the hash check catches it
+        data[len(data) // 2] ^= 0xFF
+        path.write_bytes(bytes(data))
+    else:  # truncated, and the recorded hash updated to match: the loader must refuse it
+        path.write_bytes(bytes(data[: len(data) // 3]))
+        yaml_path = path.parent / "model.yaml"
+        yaml_path.write_text(
+            yaml_path.read_text().replace(
+                str(metadata["model_hash"]), f"sha256:{file_sha256(path)}"
+            )
+        )
+    return tag
+
+
+@pytest.mark.parametrize(
+    ("how", "version"), [("flipped", "badbadbad001"), ("truncated", "badbadbad002")]
+)
+def test_corrupted_model_is_live_but_never_ready(
+    packaged: Packaged, tmp_path: Path, how: str, version: str
+) -> None:
+    tag = _corrupt_model(packaged, version, how)
+    with run_server(packaged, tmp_path, {"MLGITOPS_MODEL_TAG": tag}) as server:
+        assert httpx.get(f"{server.url}/livez").status_code == 200
+        # Give the loader ample time; readiness must never turn true.
+        assert not wait_for(f"{server.url}/readyz", 200, 8, server.process)
+        assert httpx.get(f"{server.url}/readyz").status_code == 503
+        response = httpx.post(f"{server.url}/predict", json={"records": [{}]})
+        assert response.status_code == 503
+        meta = httpx.get(f"{server.url}/metadata").json()
+        assert meta["ready"] is False
+        assert meta["error"]
+        assert meta["model_tag"] == tag
