@@ -24,6 +24,7 @@ from tests.support.fake_kube.plugin import Kubectl
 pytestmark = [pytest.mark.k8s, pytest.mark.timeout(60)]
 
 NS = "default"
+SSA = ("apply", "--server-side", "--field-manager=mlgitops")  # kubectl args as mlgitops uses them
 
 
 def deployment(
@@ -95,7 +96,7 @@ def test_kubectl_server_side_apply_and_rollout(
     fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
 ) -> None:
     path = write(tmp_path, manifest())
-    out = kubectl("apply", "--server-side", "--field-manager=mlgitops", "-f", path, check=True)
+    out = kubectl(*SSA, "-f", path, check=True)
     assert "deployment.apps/app serverside-applied" in out.stdout
     assert fake_kube.count_requests(verb="patch") == 3
 
@@ -121,7 +122,7 @@ def test_kubectl_rollout_status_reports_progress_deadline(
 ) -> None:
     fake_kube.fail_image("registry/app:broken")
     path = write(tmp_path, manifest(image="registry/app:broken", deadline=60))
-    kubectl("apply", "--server-side", "--field-manager=mlgitops", "-f", path, check=True)
+    kubectl(*SSA, "-f", path, check=True)
 
     started = time.monotonic()
     status = kubectl("rollout", "status", "deployment/app", "--timeout=30s")
@@ -132,36 +133,20 @@ def test_kubectl_rollout_status_reports_progress_deadline(
     pod = fake_kube.list_objects("pods", NS, "app=app")[0]
     state = pod["status"]["containerStatuses"][0]
     assert state["state"]["waiting"]["reason"] == "CrashLoopBackOff"
-    fake_kube.wait_for(
-        lambda: (
-            fake_kube.list_objects("pods", NS, "app=app")[0]["status"]["containerStatuses"][0][
-                "restartCount"
-            ]
-            > state["restartCount"]
-        )
-    )
+
+    def restarts() -> int:
+        pod = fake_kube.list_objects("pods", NS, "app=app")[0]
+        return pod["status"]["containerStatuses"][0]["restartCount"]
+
+    fake_kube.wait_for(lambda: restarts() > state["restartCount"])
 
 
 def test_kubectl_rollout_of_new_image_replaces_replicaset(
     fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
 ) -> None:
-    kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=mlgitops",
-        "-f",
-        write(tmp_path, manifest()),
-        check=True,
-    )
+    kubectl(*SSA, "-f", write(tmp_path, manifest()), check=True)
     kubectl("rollout", "status", "deployment/app", "--timeout=30s", check=True)
-    kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=mlgitops",
-        "-f",
-        write(tmp_path, manifest(image="registry/app:v2", env="v2")),
-        check=True,
-    )
+    kubectl(*SSA, "-f", write(tmp_path, manifest(image="registry/app:v2", env="v2")), check=True)
     kubectl("rollout", "status", "deployment/app", "--timeout=30s", check=True)
 
     sets = fake_kube.list_objects("replicasets", NS)
@@ -184,20 +169,12 @@ def test_kubectl_rollout_of_new_image_replaces_replicaset(
 
     # The undo (an Update by kubectl) took the template's fields from mlgitops.
     v3 = write(tmp_path, manifest(image="registry/app:v3", env="v3"))
-    conflict = kubectl("apply", "--server-side", "--field-manager=mlgitops", "-f", v3)
+    conflict = kubectl(*SSA, "-f", v3)
     assert 'conflicts with "kubectl"' in conflict.stderr
 
     # A failed rollout of v3 leaves the v1 pods serving.
     fake_kube.fail_image(lambda image: image.endswith(":v3"))
-    kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=mlgitops",
-        "--force-conflicts",
-        "-f",
-        v3,
-        check=True,
-    )
+    kubectl(*SSA, "--force-conflicts", "-f", v3, check=True)
     failed = kubectl("rollout", "status", "deployment/app", "--timeout=30s")
     assert "exceeded its progress deadline" in failed.stderr
     images = [p["spec"]["containers"][0]["image"] for p in fake_kube.list_objects("pods", NS)]
@@ -208,7 +185,7 @@ def test_kubectl_diff_server_side(
     fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
 ) -> None:
     path = write(tmp_path, manifest())
-    kubectl("apply", "--server-side", "--field-manager=mlgitops", "-f", path, check=True)
+    kubectl(*SSA, "-f", path, check=True)
     fake_kube.wait_for(lambda: kubectl("rollout", "status", "deploy/app").returncode == 0)
 
     same = kubectl("diff", "--server-side", "--field-manager=mlgitops", "-f", path)
@@ -229,25 +206,11 @@ def test_kubectl_diff_server_side(
 def test_kubectl_server_dry_run_changes_nothing(
     fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
 ) -> None:
-    kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=mlgitops",
-        "-f",
-        write(tmp_path, manifest()),
-        check=True,
-    )
+    kubectl(*SSA, "-f", write(tmp_path, manifest()), check=True)
     before = {r: fake_kube.list_objects(r, NS) for r in ("configmaps", "deployments", "services")}
 
-    out = kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=mlgitops",
-        "--dry-run=server",
-        "-f",
-        write(tmp_path, manifest(env="v2"), "v2.yaml"),
-        check=True,
-    )
+    v2 = write(tmp_path, manifest(env="v2"), "v2.yaml")
+    out = kubectl(*SSA, "--dry-run=server", "-f", v2, check=True)
     assert "serverside-applied (server dry run)" in out.stdout
     assert fake_kube.count_requests(verb="patch") == 6
 
@@ -262,14 +225,7 @@ def test_kubectl_server_dry_run_changes_nothing(
 def test_kubectl_imperative_commands(
     fake_kube: FakeKubeServer, kubectl: Kubectl, tmp_path: Path
 ) -> None:
-    kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=mlgitops",
-        "-f",
-        write(tmp_path, manifest()),
-        check=True,
-    )
+    kubectl(*SSA, "-f", write(tmp_path, manifest()), check=True)
     kubectl("rollout", "status", "deployment/app", "--timeout=30s", check=True)
 
     # rollout restart is a strategic-merge patch of the pod template.
@@ -281,25 +237,11 @@ def test_kubectl_imperative_commands(
     fake_kube.wait_for(lambda: len(fake_kube.list_objects("pods", NS)) == 3)
 
     # Applying a different replica count now conflicts with kubectl's ownership.
-    conflict = kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=mlgitops",
-        "-f",
-        write(tmp_path, manifest(), "again.yaml"),
-    )
+    conflict = kubectl(*SSA, "-f", write(tmp_path, manifest(), "again.yaml"))
     assert conflict.returncode != 0
     assert "conflict" in conflict.stderr.lower()
     assert ".spec.replicas" in conflict.stderr
-    kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=mlgitops",
-        "--force-conflicts",
-        "-f",
-        write(tmp_path, manifest(), "again.yaml"),
-        check=True,
-    )
+    kubectl(*SSA, "--force-conflicts", "-f", write(tmp_path, manifest(), "again.yaml"), check=True)
     fake_kube.wait_for(lambda: len(fake_kube.list_objects("pods", NS)) == 2)
 
     listing = kubectl("get", "pods", "-l", "app in (app, other)", "-o", "name", check=True)
@@ -330,21 +272,13 @@ def test_kubectl_typed_create_and_strict_validation(
 
     # kubectl asks for fieldValidation=Strict; unknown top-level fields are rejected.
     typo = manifest().replace("\nspec:", "\nspce:")
-    out = kubectl("apply", "--server-side", "--field-manager=mlgitops", "-f", write(tmp_path, typo))
+    out = kubectl(*SSA, "-f", write(tmp_path, typo))
     assert out.returncode != 0
     assert 'strict decoding error: unknown field "spce"' in out.stderr
     assert fake_kube.get_object("deployments", "app") is None
 
     # Namespaces must exist, as on a real cluster.
-    missing = kubectl(
-        "apply",
-        "--server-side",
-        "--field-manager=mlgitops",
-        "-n",
-        "nowhere",
-        "-f",
-        write(tmp_path, manifest(), "ns.yaml"),
-    )
+    missing = kubectl(*SSA, "-n", "nowhere", "-f", write(tmp_path, manifest(), "ns.yaml"))
     assert 'namespaces "nowhere" not found' in missing.stderr
 
 
