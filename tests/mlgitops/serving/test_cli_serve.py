@@ -1,0 +1,99 @@
+"""`mlgitops serve`: the pinned tag, the server's environment, and a real run from release.json."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from mlgitops.config import load_params
+from mlgitops.errors import ServingError
+from mlgitops.release import ReleaseRecord
+from mlgitops.serving.app import Pinned, Settings, load_pinned
+from mlgitops.serving.local import serve_command, serve_environment
+from tests.mlgitops.serving.conftest import Packaged, free_port, stop_server, wait_for
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def _record(packaged: Packaged) -> ReleaseRecord:
+    meta = packaged.artifacts.metadata
+    name, version = packaged.bento_tag.split(":")
+    return ReleaseRecord(
+        bento_name=name,
+        bento_version=version,
+        model_tag=packaged.model_tag,
+        model_hash=str(meta["model_hash"]),
+        data_hash=str(meta["data_hash"]),
+        params_hash=str(meta["params_hash"]),
+        image=f"registry.example.com/x:{version}",
+        threshold=float(meta["threshold"]),  # type: ignore[arg-type]
+        threshold_policy="fixed",
+        metrics={"roc_auc": 0.9},
+        trained_at=str(meta["trained_at"]),
+        mlgitops_version="0.1.0",
+    )
+
+
+def test_pinned_tag_never_latest(tmp_path: Path) -> None:
+    pin = tmp_path / "pinned.json"
+    pin.write_text(json.dumps({"model_tag": "m:abc", "bento_tag": "b:abc", "release": {"x": 1}}))
+    assert load_pinned(pin, {}) == Pinned("b:abc", "m:abc", {"x": 1})
+    assert load_pinned(pin, {"MLGITOPS_MODEL_TAG": "m:def"}).model_tag == "m:def"
+    for bad in ("m:latest", "m", ""):
+        pin.write_text(json.dumps({"model_tag": bad}))
+        with pytest.raises(ServingError):
+            load_pinned(pin, {})
+    with pytest.raises(ServingError, match="no pinned model"):
+        load_pinned(tmp_path / "absent.json", {})
+
+
+def test_settings_from_environment() -> None:
+    settings = Settings.from_env({"MLGITOPS_MAX_BATCH_SIZE": "7", "MLGITOPS_PREDICTION_LOG": "off"})
+    assert (settings.max_batch_size, settings.prediction_log) == (7, "off")
+    with pytest.raises(ServingError):
+        Settings.from_env({"MLGITOPS_MAX_BATCH_SIZE": "0"})
+
+
+def test_serve_environment_carries_params_and_tags(packaged: Packaged) -> None:
+    params = load_params(REPO / "params.yaml")
+    env = serve_environment(params, _record(packaged), "abc123", {"PATH": "/bin"})
+    assert env["MLGITOPS_MODEL_TAG"] == packaged.model_tag
+    assert env["MLGITOPS_BENTO_TAG"] == packaged.bento_tag
+    assert env["MLGITOPS_GIT_COMMIT"] == "abc123"
+    assert env["MLGITOPS_MAX_BATCH_SIZE"] == str(params.serving.max_batch_size)
+    assert Path(env["MLGITOPS_FEEDBACK_LOG"]).is_absolute()
+    assert "127.0.0.1" in serve_command(packaged.bento_tag, 3000)
+
+
+@pytest.mark.timeout(180)
+def test_mlgitops_serve_runs_the_release_on_localhost(packaged: Packaged, tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["paths"]["release"] = str(tmp_path / "release.json")
+    raw["paths"]["bento_archive"] = str(tmp_path / "absent.tar")
+    raw["serving"]["prediction_log"] = str(tmp_path / "predictions.jsonl")
+    raw["serving"]["feedback_log"] = str(tmp_path / "feedback.jsonl")
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(raw))
+    (tmp_path / "release.json").write_text(_record(packaged).model_dump_json())
+    port = free_port()
+    env = {"BENTOML_HOME": str(packaged.home), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlgitops", "serve", "--port", str(port), "--params",
+         str(params_file)],
+        cwd=tmp_path, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_for(f"{url}/readyz", 200, 120, process)
+        meta = httpx.get(f"{url}/metadata").json()
+        assert meta["bento_tag"] == packaged.bento_tag
+        assert meta["model_tag"] == packaged.model_tag
+    finally:
+        stop_server(process)
