@@ -31,7 +31,7 @@ def deployment(
     name: str = "app",
     image: str = "registry/app:v1",
     replicas: int = 2,
-    deadline: int = 60,
+    deadline: int = 600,  # x time_scale 0.01: healthy rollouts have 6 s of slack
     env: str = "v1",
 ) -> dict[str, Any]:
     labels = {"app": name}
@@ -60,7 +60,7 @@ def deployment(
     }
 
 
-def manifest(image: str = "registry/app:v1", env: str = "v1", deadline: int = 60) -> str:
+def manifest(image: str = "registry/app:v1", env: str = "v1", deadline: int = 600) -> str:
     docs = [
         {
             "apiVersion": "v1",
@@ -168,7 +168,7 @@ def test_kubectl_rollout_of_new_image_replaces_replicaset(
     assert dep["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
 
     # The undo (an Update by kubectl) took the template's fields from mlgitops.
-    v3 = write(tmp_path, manifest(image="registry/app:v3", env="v3"))
+    v3 = write(tmp_path, manifest(image="registry/app:v3", env="v3", deadline=60))
     conflict = kubectl(*SSA, "-f", v3)
     assert 'conflicts with "kubectl"' in conflict.stderr
 
@@ -434,7 +434,7 @@ def test_apply_patch_body_forms_and_errors(fake_kube: FakeKubeServer) -> None:
         assert invalid.json()["reason"] == "Invalid"
 
 
-def test_patch_flavours(fake_kube_api_client: Any) -> None:
+def test_patch_flavours(fake_kube_api_client: Any, fake_kube_dynamic: Any) -> None:
     apps = k8s.AppsV1Api(fake_kube_api_client)
     apps.create_namespaced_deployment(NS, deployment())
 
@@ -473,19 +473,10 @@ def test_patch_flavours(fake_kube_api_client: Any) -> None:
             "template": {"spec": {"containers": [{"name": "only", "image": "registry/only:1"}]}}
         },
     }
-    got = apps.api_client.call_api(
-        *apps.api_client.param_serialize(
-            "PATCH",
-            f"/apis/apps/v1/namespaces/{NS}/deployments/app",
-            header_params={
-                "Content-Type": "application/merge-patch+json",
-                "Accept": "application/json",
-            },
-            body=merge,
-        )
-    )
-    got.read()
-    data = json.loads(got.data)
+    deployments = fake_kube_dynamic.resources.get(api_version="apps/v1", kind="Deployment")
+    data = deployments.patch(
+        body=merge, name="app", namespace=NS, content_type="application/merge-patch+json"
+    ).to_dict()
     assert [c["name"] for c in data["spec"]["template"]["spec"]["containers"]] == ["only"]
     assert data["metadata"]["labels"] == {"app": "app", "team": "ml"}
 
