@@ -150,7 +150,13 @@ def push(
         image = image_ref(*split_tag(image))
     result = push_image(image, registry, cache_dir=cache, tls_verify=tls_verify, verify=verify)
     if verify_pull:
-        pull_and_verify(result.remote_ref, result.digest, result.image_id, tls_verify=tls_verify)
+        pull_and_verify(
+            result.remote_ref,
+            result.digest,
+            result.image_id,
+            tls_verify=tls_verify,
+            cache_dir=cache,
+        )
     checked = "verified" if result.verified else "not verified"
     typer.echo(f"{result.remote_ref} {result.digest} ({checked})")
     typer.echo(f"pinned: {result.pinned}")

@@ -103,11 +103,22 @@ def push_image(
 
 
 def pull_and_verify(
-    remote_ref: str, expected_digest: str, expected_image_id: str, *, tls_verify: bool = True
+    remote_ref: str,
+    expected_digest: str,
+    expected_image_id: str,
+    *,
+    tls_verify: bool = True,
+    cache_dir: Path | None = None,
 ) -> None:
-    """Pull `remote_ref` into empty, throwaway storage; check its manifest digest and image ID."""
+    """Pull `remote_ref` into empty, throwaway storage; check its manifest digest and image ID.
+
+    Separate storage, because pulling into the one that built the image would only add a name to
+    the image already there and prove nothing.
+    """
     require_buildah()
-    with tempfile.TemporaryDirectory(prefix="mlgitops-pull-", dir="/var/tmp") as tmp:
+    scratch = (Path(cache_dir) if cache_dir else default_cache_dir()) / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="pull-", dir=scratch) as tmp:
         fresh = Buildah(root=Path(tmp) / "root", runroot=Path(tmp) / "run")
         fresh(
             "pull", "--quiet", f"--tls-verify={'true' if tls_verify else 'false'}",

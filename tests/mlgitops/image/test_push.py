@@ -34,7 +34,12 @@ def pushed(registry, toy_bento: Path, toy_repository: str, image_cache: Path) ->
 
 @pytest.mark.timeout(900)
 def test_push_then_pull_round_trips_the_digest(
-    registry, pushed: PushResult, toy_repository: str, toy_version: str, buildah: Buildah
+    registry,
+    pushed: PushResult,
+    toy_repository: str,
+    toy_version: str,
+    buildah: Buildah,
+    image_cache: Path,
 ) -> None:
     tag = toy_version
     assert pushed.verified
@@ -50,13 +55,21 @@ def test_push_then_pull_round_trips_the_digest(
     assert manifest["config"]["digest"] == image_id(local) == pushed.image_id
     # By digest too, as a deployment pinned to it would fetch it.
     assert head_manifest_digest(registry.host, "mlgitops/toy", pushed.digest, tls_verify=False)
-    pull_and_verify(pushed.remote_ref, pushed.digest, pushed.image_id, tls_verify=False)
+    pull_and_verify(
+        pushed.remote_ref, pushed.digest, pushed.image_id, tls_verify=False, cache_dir=image_cache
+    )
 
 
 @pytest.mark.timeout(300)
-def test_pull_verification_catches_a_wrong_digest(pushed: PushResult) -> None:
+def test_pull_verification_catches_a_wrong_digest(pushed: PushResult, image_cache: Path) -> None:
     with pytest.raises(ImageBuildError, match="expected"):
-        pull_and_verify(pushed.remote_ref, "sha256:" + "0" * 64, pushed.image_id, tls_verify=False)
+        pull_and_verify(
+            pushed.remote_ref,
+            "sha256:" + "0" * 64,
+            pushed.image_id,
+            tls_verify=False,
+            cache_dir=image_cache,
+        )
 
 
 @pytest.mark.timeout(120)
