@@ -744,6 +744,25 @@ def test_failed_rollout_via_python_client(
         "CrashLoopBackOff"
     }
 
+    # An image that cannot be pulled keeps its pods Pending.
+    fake_kube.fail_image(lambda image: image.endswith(":missing"), reason="ImagePullBackOff")
+    apps.create_namespaced_deployment(NS, deployment("other", image="registry/app:missing"))
+
+    def pull_failures() -> list[Any]:
+        pods = k8s.CoreV1Api(fake_kube_api_client).list_namespaced_pod(
+            NS, label_selector="app=other"
+        )
+        return [
+            p
+            for p in pods.items
+            if p.status.container_statuses
+            and p.status.container_statuses[0].state.waiting.reason == "ImagePullBackOff"
+        ]
+
+    pod = fake_kube.wait_for(pull_failures)[0]
+    assert pod.status.phase == "Pending"
+    assert pod.status.container_statuses[0].restart_count == 0
+
 
 def test_scale_deletecollection_and_expired_watch(
     fake_kube: FakeKubeServer, fake_kube_api_client: Any

@@ -50,6 +50,9 @@ Known simplifications (deliberate; this is not a reimplementation):
   of `sendInitialEvents`.
 - Deletion is immediate (no finalizers or grace periods); owner references and
   namespace deletion are garbage-collected synchronously.
+- No Events are emitted, no scheduling or nodes exist (pods get nodeName
+  "fake-node"), and HPAs, PDBs, NetworkPolicies, RBAC objects and Leases are
+  stored but never acted upon.
 - The Deployment controller surges 100%: the new ReplicaSet is scaled to the full
   replica count at once and old ones go to zero when it is fully available
   (Recreate scales old ones down first). minReadySeconds and maxSurge are ignored.

@@ -24,6 +24,7 @@ REPLICASETS = lookup("replicasets")
 PODS = lookup("pods")
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff")
 
 
 def template_hash(template: Obj) -> str:
@@ -73,7 +74,7 @@ class Controller:
         self.ready_delay = ready_delay
         self.time_scale = time_scale
         self.interval = interval
-        self.failing: list[ImagePredicate] = []
+        self.failing: list[tuple[ImagePredicate, str]] = []  # (predicate, waiting reason)
         self.errors: list[str] = errors if errors is not None else []
         self._pod_seen: dict[str, float] = {}  # pod uid -> monotonic first-seen time
         self._progress: dict[str, tuple[Any, float]] = {}  # deployment uid -> (key, since)
@@ -248,19 +249,21 @@ class Controller:
         uid = pod["metadata"]["uid"]
         return time.monotonic() - self._pod_seen.setdefault(uid, time.monotonic())
 
-    def _failing(self, image: str) -> bool:
-        return any(pred(image) for pred in self.failing)
+    def _failure(self, image: str) -> str | None:
+        """The waiting reason injected for this image, if any."""
+        return next((reason for pred, reason in self.failing if pred(image)), None)
 
     def _pod_ready(self, pod: Obj) -> bool:
         containers = pod.get("spec", {}).get("containers") or []
         return self._pod_age(pod) >= self.ready_delay and not any(
-            self._failing(c.get("image", "")) for c in containers
+            self._failure(c.get("image", "")) for c in containers
         )
 
     def _sync_pod(self, pod: Obj) -> None:
         age = self._pod_age(pod)
         started = age >= self.ready_delay
         restart_every = max(self.ready_delay, 0.1)
+        pulled = True  # images that cannot be pulled keep the pod Pending
         statuses = []
         for c in pod.get("spec", {}).get("containers") or []:
             image = c.get("image", "")
@@ -272,13 +275,18 @@ class Controller:
                 "ready": False,
                 "started": False,
             }
+            failure = self._failure(image)
             if not started:
                 st["state"] = {"waiting": {"reason": "ContainerCreating"}}
-            elif self._failing(image):
+            elif failure in PULL_FAILURES:
+                message = f'Back-off pulling image "{image}"'
+                st["state"] = {"waiting": {"reason": failure, "message": message}}
+                pulled = False
+            elif failure:
                 st["restartCount"] = 1 + int((age - self.ready_delay) / restart_every)
                 st["state"] = {
                     "waiting": {
-                        "reason": "CrashLoopBackOff",
+                        "reason": failure,
                         "message": f"back-off restarting failed container {st['name']}",
                     }
                 }
@@ -290,7 +298,7 @@ class Controller:
         ready = started and all(s["ready"] for s in statuses)
         old = pod.get("status") or {}
         status: Obj = {
-            "phase": "Running" if started else "Pending",
+            "phase": "Running" if started and pulled else "Pending",
             "conditions": _pod_conditions(old, started, ready),
             "containerStatuses": statuses,
             "hostIP": "10.0.0.1",

@@ -379,14 +379,18 @@ class FakeKubeServer:
 
     # ------------------------------------------------------------ control
 
-    def fail_image(self, image: str | Callable[[str], bool]) -> None:
-        """Pods running a matching image never become Ready (CrashLoopBackOff).
+    def fail_image(
+        self, image: str | Callable[[str], bool], reason: str = "CrashLoopBackOff"
+    ) -> None:
+        """Containers running a matching image never become Ready.
 
         `image` is an exact image reference or a predicate on the image string.
+        `reason` is the container's waiting reason: "CrashLoopBackOff" (restartCount
+        keeps increasing) or "ImagePullBackOff"/"ErrImagePull" (the pod stays Pending).
         """
         pred = image if callable(image) else (lambda s, want=image: s == want)
         with self.store.lock:
-            self.controller.failing.append(pred)
+            self.controller.failing.append((pred, reason))
 
     def heal_images(self) -> None:
         """Undo every fail_image(); pods then become Ready after `ready_delay`."""
