@@ -171,6 +171,8 @@ def running_container(
     log = (log_dir or buildah.root.parent / "logs") / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     process: subprocess.Popen[bytes] | None = None
+    # Seen while the process tree is whole; a server that crashed may orphan its workers.
+    namespaces: set[str] = set()
     try:
         with log.open("wb") as sink:
             process = subprocess.Popen(
@@ -178,7 +180,7 @@ def running_container(
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                start_new_session=True,  # its own process group, so stop_process reaches workers
+                start_new_session=True,  # not in our group: Ctrl-C handling stays ours
             )
         running = RunningContainer(name, port, log, process)
         if ready_path is not None:
@@ -188,9 +190,10 @@ def running_container(
                 stop_container(process, container_namespaces(process.pid))
                 output = log.read_text(encoding="utf-8", errors="replace")
                 raise ImageBuildError(f"{error}; container log {log}:\n{tail(output)}") from None
+            namespaces = container_namespaces(process.pid)
         yield running
     finally:
         if process is not None:
-            stop_container(process, container_namespaces(process.pid))
+            stop_container(process, namespaces | container_namespaces(process.pid))
         with contextlib.suppress(ImageBuildError):
             buildah("rm", name, what=f"remove container {name}")
