@@ -23,7 +23,6 @@ PATCH_TYPES = {
     "application/merge-patch+json",
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
-    "application/apply-patch+cbor",
 }
 
 
@@ -198,7 +197,7 @@ class Api:
 
     def patch(self, req: Request, raw: bytes, content_type: str) -> Obj:
         ctype = content_type.split(";")[0].strip()
-        if ctype not in PATCH_TYPES or ctype.endswith("cbor"):
+        if ctype not in PATCH_TYPES:
             raise ApiError(
                 415,
                 "UnsupportedMediaType",
