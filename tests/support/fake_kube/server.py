@@ -98,8 +98,11 @@ class _HTTPServer(ThreadingHTTPServer):
             self.connections.pop(request, None)
         super().shutdown_request(request)
 
-    def close(self, timeout: float = 5.0) -> None:
-        """After shutdown(): end open connections (idle keep-alives, watches) and join."""
+    def close(self, timeout: float = 5.0) -> list[str]:
+        """After shutdown(): end open connections (idle keep-alives, watches) and join.
+
+        Returns the names of connection threads that did not finish in time.
+        """
         with self.conn_lock:
             open_connections = dict(self.connections)
         for conn in open_connections:
@@ -109,6 +112,7 @@ class _HTTPServer(ThreadingHTTPServer):
         for thread in open_connections.values():
             thread.join(max(0.0, deadline - time.monotonic()))
         self.server_close()
+        return [t.name for t in open_connections.values() if t.is_alive()]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -325,9 +329,11 @@ class FakeKubeServer:
         self.controller.stop()
         self.store.close()  # wakes watch streams, which then end
         self._http.shutdown()
-        self._http.close()
+        stuck = self._http.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+        if stuck:
+            self.errors.append(f"connection threads still running after stop(): {stuck}")
         self._http = self._thread = None
         if self._tmp is not None:
             self._tmp.cleanup()
