@@ -43,7 +43,7 @@ def test_build_tags_the_bento_version_and_labels_the_bento(
     assert image_labels(info)[LABEL_BENTO_TAG] == f"toy:{toy_version}"
     config = image_config(info)
     # Numeric, non-root: what Kubernetes' runAsNonRoot can check without /etc/passwd.
-    assert config["User"] == "1034:1034"
+    assert config["User"] == "10001:10001"
     assert config["WorkingDir"] == "/home/bentoml/bento"
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["BENTOML_HOME"].startswith("/tmp/")
@@ -97,7 +97,7 @@ def test_image_contents_are_lean(toy_image: str, buildah: Buildah) -> None:
     assert facts["cc"] == []
     assert facts["wheelhouse"] is False
     assert {"bento.yaml", "src", "env"} <= set(facts["bento"])
-    assert facts["uid"] == 1034
+    assert facts["uid"] == 10001
     assert facts["python"] == [3, 11]
 
 

@@ -186,7 +186,7 @@ def test_containerfile_is_offline_non_root_and_compiler_free() -> None:
     text = containerfile_text()
     assert "--no-index" in text
     assert "USER ${BENTO_UID}:${BENTO_UID}" in text
-    assert "ARG BENTO_UID=1034" in text
+    assert "ARG BENTO_UID=10001" in text
     assert "BENTOML_HOME=/tmp/bentoml" in text
     for forbidden in ["apt-get", "build-essential", "gcc", "curl", "pip install uv"]:
         assert forbidden not in text
