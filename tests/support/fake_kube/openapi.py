@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from .resources import RESOURCES, ResourceType, group_versions, resources_in
+from .resources import RESOURCES, VERBS, ResourceType, group_versions, resources_in
 
 Obj = dict[str, Any]
 
@@ -77,16 +77,7 @@ def api_resource_list(group: str, version: str) -> Obj | None:
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind,
-            "verbs": [
-                "create",
-                "delete",
-                "deletecollection",
-                "get",
-                "list",
-                "patch",
-                "update",
-                "watch",
-            ],
+            "verbs": VERBS,
             "storageVersionHash": hashlib.sha256(r.plural.encode()).hexdigest()[:12],
         }
         if r.short_names:

@@ -30,63 +30,48 @@ class ResourceType:
     def has_status(self) -> bool:
         return "status" in self.subresources
 
-    def base_path(self, namespace: str | None = None) -> str:
-        prefix = f"/apis/{self.group}/{self.version}" if self.group else "/api/v1"
-        if self.namespaced and namespace:
-            return f"{prefix}/namespaces/{namespace}/{self.plural}"
-        return f"{prefix}/{self.plural}"
+
+def _r(
+    group_version: str,
+    plural: str,
+    kind: str,
+    short: str = "",
+    *,
+    cluster: bool = False,
+    sub: str = "",
+    in_all: bool = False,
+) -> ResourceType:
+    group, _, version = group_version.rpartition("/")
+    return ResourceType(
+        group,
+        version,
+        plural,
+        kind,
+        namespaced=not cluster,
+        short_names=tuple(short.split()),
+        subresources=tuple(sub.split()),
+        categories=("all",) if in_all else (),
+    )
 
 
 RESOURCES: tuple[ResourceType, ...] = (
-    ResourceType("", "v1", "namespaces", "Namespace", False, ("ns",), ("status",)),
-    ResourceType("", "v1", "configmaps", "ConfigMap", short_names=("cm",)),
-    ResourceType("", "v1", "services", "Service", short_names=("svc",), subresources=("status",)),
-    ResourceType("", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",)),
-    ResourceType("", "v1", "pods", "Pod", short_names=("po",), subresources=("status",)),
-    ResourceType("", "v1", "secrets", "Secret"),
-    ResourceType("", "v1", "events", "Event", short_names=("ev",)),
-    ResourceType(
-        "apps",
-        "v1",
-        "deployments",
-        "Deployment",
-        short_names=("deploy",),
-        subresources=("status", "scale"),
-        categories=("all",),
-    ),
-    ResourceType(
-        "apps",
-        "v1",
-        "replicasets",
-        "ReplicaSet",
-        short_names=("rs",),
-        subresources=("status", "scale"),
-        categories=("all",),
-    ),
-    ResourceType(
-        "autoscaling",
-        "v2",
-        "horizontalpodautoscalers",
-        "HorizontalPodAutoscaler",
-        short_names=("hpa",),
-        subresources=("status",),
-        categories=("all",),
-    ),
-    ResourceType(
-        "policy",
-        "v1",
-        "poddisruptionbudgets",
-        "PodDisruptionBudget",
-        short_names=("pdb",),
-        subresources=("status",),
-    ),
-    ResourceType(
-        "networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short_names=("netpol",)
-    ),
-    ResourceType("rbac.authorization.k8s.io", "v1", "roles", "Role"),
-    ResourceType("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding"),
-    ResourceType("coordination.k8s.io", "v1", "leases", "Lease"),
-)
+    _r("v1", "namespaces", "Namespace", "ns", cluster=True, sub="status"),
+    _r("v1", "configmaps", "ConfigMap", "cm"),
+    _r("v1", "services", "Service", "svc", sub="status", in_all=True),
+    _r("v1", "serviceaccounts", "ServiceAccount", "sa"),
+    _r("v1", "pods", "Pod", "po", sub="status", in_all=True),
+    _r("v1", "secrets", "Secret"),
+    _r("v1", "events", "Event", "ev"),
+    _r("apps/v1", "deployments", "Deployment", "deploy", sub="status scale", in_all=True),
+    _r("apps/v1", "replicasets", "ReplicaSet", "rs", sub="status scale", in_all=True),
+    _r("autoscaling/v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler", "hpa",
+       sub="status", in_all=True),
+    _r("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", "pdb", sub="status"),
+    _r("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", "netpol"),
+    _r("rbac.authorization.k8s.io/v1", "roles", "Role"),
+    _r("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding"),
+    _r("coordination.k8s.io/v1", "leases", "Lease"),
+)  # fmt: skip
 
 BY_GVR: dict[tuple[str, str, str], ResourceType] = {
     (r.group, r.version, r.plural): r for r in RESOURCES
