@@ -566,8 +566,9 @@ class FakeKubeServer:
         if verb == "update":
             return 200, self.api.update(req, decode_body(body, ctype))
         if verb == "patch":
-            existed = self.store.get(route.rtype, route.namespace, route.name) is not None
-            obj = self.api.patch(req, body, ctype)
+            with self.store.lock:  # apply creates missing objects: answer 201 for those
+                existed = self.store.get(route.rtype, route.namespace, route.name) is not None
+                obj = self.api.patch(req, body, ctype)
             return (200 if existed else 201), obj
         if verb == "delete":
             options = decode_body(body, ctype) if body.strip() else None
