@@ -156,7 +156,7 @@ class _Handler(BaseHTTPRequestHandler):
         def record(code: int) -> None:
             # Before the response goes out, so a client that saw it also sees the record.
             resource = route.rtype.plural if route else ""
-            fake.record(RequestRecord(method, url.path, query, verb, resource, code))
+            fake._record(RequestRecord(method, url.path, query, verb, resource, code))
 
         payload: Any
         try:
@@ -166,7 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self._watch(fake, route, query, record)
                 return
             else:
-                code, payload = fake.handle(method, verb, route, query, body, self.headers)
+                code, payload = fake._handle(method, verb, route, query, body, self.headers)
         except ApiError as err:
             code, payload = err.code, err.status()
         except Exception as exc:  # a bug in the fake: answer as an apiserver would
@@ -233,7 +233,7 @@ class _Handler(BaseHTTPRequestHandler):
     ) -> None:
         expired: Obj | None = None
         try:
-            events = fake.watch_events(route, query)  # ApiError surfaces before headers
+            events = fake._watch_events(route, query)  # ApiError surfaces before headers
         except ExpiredError as exc:
             expired = {"type": "ERROR", "object": status_object(410, "Expired", str(exc))}
             events = iter(())
@@ -514,7 +514,7 @@ class FakeKubeServer:
         with self._records_lock:
             self._records.clear()
 
-    def record(self, rec: RequestRecord) -> None:
+    def _record(self, rec: RequestRecord) -> None:
         with self._records_lock:
             self._records.append(rec)
 
@@ -531,7 +531,7 @@ class FakeKubeServer:
                 },
             )
 
-    def handle(
+    def _handle(
         self,
         method: str,
         verb: str,
@@ -604,7 +604,7 @@ class FakeKubeServer:
             "items": items,
         }
 
-    def watch_events(self, route: Route, query: dict[str, str]) -> Iterator[Obj | None]:
+    def _watch_events(self, route: Route, query: dict[str, str]) -> Iterator[Obj | None]:
         """Yield watch events (None = idle heartbeat) until timeout or shutdown.
 
         The first item is produced eagerly by the caller so that errors surface
