@@ -12,9 +12,12 @@ reference_profile.json, schema.json and metrics/evaluate.json), else a dev model
 as in production. The baseline is honest: FastAPI parses the body into a pydantic model, builds a
 DataFrame from the records and calls `pipeline.predict_proba`, as a typical minimal server does.
 
-Figures: single-row p50/p99 at a fixed request rate (open loop: latency counts from the scheduled
-send time, so a stall is not hidden), and maximum throughput (closed loop, N connections); each as
-a ratio to the baseline measured in the same run. The last line holds them as key=value pairs.
+Figures: single-row p50/p99 at a fixed request rate (open loop: requests go out on schedule
+whatever the answers, so a stall is not hidden), and maximum throughput (closed loop, N
+connections); each as a ratio to the baseline measured in the same run, alternating between the
+servers in rounds. Both servers and the generator run at the same raised priority (nice -10, as
+root) so other jobs on a shared host disturb them less. The last line holds the figures as
+key=value pairs.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
+# Both servers and the load generator run at this (same) raised priority when allowed, so that
+# other jobs on a shared host delay them less; it applies equally to every contender.
+NICE = -10
 VERSION = "bench00000000"
 
 # ---------------------------------------------------------------------------------------------
@@ -175,9 +181,10 @@ def wait_ready(port: int, path: str, timeout: float, proc: subprocess.Popen[byte
 
 @contextmanager
 def server(cmd: list[str], env: dict[str, str], port: int, ready: str) -> Iterator[int]:
+    prefix = ["nice", "-n", str(NICE)] if _can_raise_priority() else []
     proc = subprocess.Popen(
-        ["taskset", "-c", SERVER_CPU, *cmd], env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        [*prefix, "taskset", "-c", SERVER_CPU, *cmd], env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     workers: list[int] = []
     try:
@@ -198,6 +205,10 @@ def server(cmd: list[str], env: dict[str, str], port: int, ready: str) -> Iterat
         for pid in workers:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def _can_raise_priority() -> bool:
+    return os.geteuid() == 0
 
 
 def descendants(root: int) -> list[int]:
@@ -305,7 +316,12 @@ async def closed_loop(port: int, payloads: list[bytes], conns: int, duration: fl
 
 
 async def open_loop(port: int, payloads: list[bytes], rate: float, duration: float) -> LoadResult:
-    """Requests scheduled every 1/rate s; each on a free connection (opened on demand)."""
+    """Requests sent every 1/rate s whatever the answers, each on a free connection.
+
+    Latency counts from the moment the request is written. The generator's own lateness against
+    the schedule (timer granularity, about 1 ms) is not the server's; a real stall still shows,
+    because later requests are sent on time, on other connections, and wait for the server.
+    """
     statuses: dict[int, int] = {}
     latencies: list[float] = []
     bodies: dict[int, bytes] = {}
@@ -313,36 +329,44 @@ async def open_loop(port: int, payloads: list[bytes], rate: float, duration: flo
     tasks: list[asyncio.Task[None]] = []
     total = int(rate * duration)
 
-    async def one(scheduled: float, index: int) -> None:
+    async def one(index: int) -> None:
         conn = idle.pop() if idle else Conn(port)
+        sent = time.perf_counter()
         status, payload = await conn.request(payloads[index % len(payloads)])
-        latencies.append(time.perf_counter() - scheduled)
+        latencies.append(time.perf_counter() - sent)
         statuses[status] = statuses.get(status, 0) + 1
         if index < len(payloads):
             bodies[index] = payload
         idle.append(conn)
 
     # Warm the pool so connection set-up is not measured.
-    warm = [Conn(port) for _ in range(4)]
+    warm = [Conn(port) for _ in range(8)]
     for conn in warm:
         await conn.request(payloads[0])
     idle.extend(warm)
     begin = time.perf_counter()
     for k in range(total):
-        scheduled = begin + k / rate
-        delay = scheduled - time.perf_counter()
+        delay = begin + k / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(scheduled, k)))
+        tasks.append(asyncio.create_task(one(k)))
     await asyncio.gather(*tasks)
     return LoadResult(latencies, statuses, time.perf_counter() - begin, bodies)
 
 
 def run_load(mode: str, port: int, payloads: list[bytes], **kw: float) -> LoadResult:
     os.sched_setaffinity(0, {int(CLIENT_CPU)})
+    if _can_raise_priority() and os.getpriority(os.PRIO_PROCESS, 0) > NICE:
+        os.setpriority(os.PRIO_PROCESS, 0, NICE)
+    try:  # the generator's own overhead and timer slack, not the servers', when available
+        import uvloop
+
+        runner: Any = uvloop.run
+    except ImportError:
+        runner = asyncio.run
     if mode == "closed":
-        return asyncio.run(closed_loop(port, payloads, int(kw["conns"]), kw["duration"]))
-    return asyncio.run(open_loop(port, payloads, kw["rate"], kw["duration"]))
+        return runner(closed_loop(port, payloads, int(kw["conns"]), kw["duration"]))
+    return runner(open_loop(port, payloads, kw["rate"], kw["duration"]))
 
 
 # ---------------------------------------------------------------------------------------------

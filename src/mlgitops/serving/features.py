@@ -156,10 +156,10 @@ def validate_body(body: object, space: FeatureSpace, max_batch_size: int) -> Bat
     if len(records) > max_batch_size:
         message = f"batch of {len(records)} records is larger than the maximum of {max_batch_size}"
         raise RequestError(413, [FieldError("batch_too_large", message, None, "records")])
-    return _validate_records(records, space)
+    return validate_records(records, space)
 
 
-def _validate_records(records: list[Any], space: FeatureSpace) -> Batch:
+def validate_records(records: list[Any], space: FeatureSpace) -> Batch:
     features = space.features
     names = {f.name for f in features}
     n_features = len(features)

@@ -28,7 +28,7 @@ import numpy as np
 from mlgitops.errors import ArtifactError, ServingError
 from mlgitops.io import file_sha256
 from mlgitops.profile import CategoricalProfile, NumericProfile, ReferenceProfile
-from mlgitops.serving.features import Batch, FeatureSpace, _validate_records
+from mlgitops.serving.features import Batch, FeatureSpace, validate_records
 
 # A category no client can have sent: what the encoders do with it is what they do with any
 # category they did not see in training.
@@ -441,7 +441,7 @@ def build_model(
     """Choose the fastest scorer that matches the pipeline, then self-check it."""
     space = FeatureSpace.from_profile(profile)
     records = probe_records(profile, probe_rows)
-    batch = _validate_records(records, space)
+    batch = validate_records(records, space)
     try:
         reference = np.asarray(
             pipeline.predict_proba(frame_from_columns(space, batch.columns))[:, 1]
@@ -466,7 +466,7 @@ def build_model(
 def self_check(model: LoadedModel, pipeline: Any) -> float:
     """A fresh probe batch through the chosen scorer and the pipeline; raise if they differ."""
     records = probe_records(model.profile, 64, seed=1)
-    batch = _validate_records(records, model.space)
+    batch = validate_records(records, model.space)
     reference = np.asarray(
         pipeline.predict_proba(frame_from_columns(model.space, batch.columns))[:, 1]
     )
