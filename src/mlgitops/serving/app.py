@@ -403,6 +403,12 @@ def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
             return not_ready(runtime)
         return _json(runtime.model.space.json_schema(runtime.settings.max_batch_size))
 
+    async def openapi(_: Request) -> Response:
+        runtime = get_runtime()
+        if runtime is None or runtime.model is None:
+            return not_ready(runtime)
+        return _json(openapi_document(runtime))
+
     async def feedback(request: Request) -> Response:
         runtime = get_runtime()
         if runtime is None:
@@ -431,6 +437,7 @@ def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
             Route("/predict", predict, methods=["POST"]),
             Route("/metadata", metadata, methods=["GET"]),
             Route("/schema", schema, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
             Route("/feedback", feedback, methods=["POST"]),
         ]
     )
@@ -461,3 +468,94 @@ def validate_feedback(body: object) -> dict[str, Any]:
             422, [FieldError("wrong_type", "row must be an integer >= 0", None, "row")]
         )
     return {"request_id": request_id, "row": row, "label": label}
+
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error", "message", "detail"],
+    "properties": {
+        "error": {"type": "string"},
+        "message": {"type": "string"},
+        "detail": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                    "row": {"type": ["integer", "null"]},
+                    "field": {"type": ["string", "null"]},
+                },
+            },
+        },
+    },
+}
+
+
+def openapi_document(runtime: Runtime) -> dict[str, Any]:
+    """OpenAPI 3.1 for the API, with the /predict body generated from the reference profile
+    (for clients, and for schema-driven fuzzers such as schemathesis)."""
+    assert runtime.model is not None
+    request = runtime.model.space.json_schema(runtime.settings.max_batch_size)
+    error = {"application/json": {"schema": _ERROR_SCHEMA}}
+    prediction = {
+        "type": "object",
+        "required": ["predictions", "model_version", "request_id"],
+        "properties": {
+            "predictions": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["score", "label"],
+                    "properties": {
+                        "score": {"type": "number", "minimum": 0, "maximum": 1},
+                        "label": {"type": "integer", "enum": [0, 1]},
+                    },
+                },
+            },
+            "model_version": {"type": "string"},
+            "request_id": {"type": "string"},
+        },
+    }
+    feedback = {
+        "type": "object",
+        "required": ["request_id", "label"],
+        "additionalProperties": False,
+        "properties": {
+            "request_id": {"type": "string", "minLength": 1, "maxLength": _REQUEST_ID_MAX},
+            "row": {"type": "integer", "minimum": 0, "default": 0},
+            "label": {"oneOf": [{"type": "integer", "enum": [0, 1]}, {"type": "boolean"}]},
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "mlgitops fraud detector", "version": runtime.pinned.bento_tag},
+        "paths": {
+            "/predict": {
+                "post": {
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": request}},
+                    },
+                    "responses": {
+                        "200": {"content": {"application/json": {"schema": prediction}}},
+                        "400": {"content": error},
+                        "413": {"content": error},
+                        "422": {"content": error},
+                        "503": {"content": error},
+                    },
+                }
+            },
+            "/feedback": {
+                "post": {
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": feedback}},
+                    },
+                    "responses": {"202": {}, "400": {"content": error}, "422": {"content": error}},
+                }
+            },
+            "/metadata": {"get": {"responses": {"200": {}}}},
+            "/schema": {"get": {"responses": {"200": {}}}},
+        },
+    }

@@ -73,7 +73,9 @@ class JsonLinesLog:
             else:
                 path = Path(self.sink)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._stream = path.open("ab", buffering=1 << 16)
+                # Unbuffered: each flush is one write(2) of whole lines to an O_APPEND file, so
+                # several workers appending to one file never interleave within a line.
+                self._stream = path.open("ab", buffering=0)
         except OSError as error:
             # Serving goes on without the log; the drop counter and /metadata show it.
             self.error = f"cannot open {self.sink}: {error}"

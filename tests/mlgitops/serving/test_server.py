@@ -198,6 +198,9 @@ def test_metadata_traces_the_pod_back_to_its_commit(
     assert [f["name"] for f in meta["features"]] == packaged.artifacts.metadata["feature_names"]
     schema = client.get("/schema").json()
     assert schema["properties"]["records"]["maxItems"] == MAX_BATCH
+    openapi = client.get("/openapi.json").json()
+    body = openapi["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == schema
 
 
 def test_prediction_log_and_feedback(
