@@ -129,18 +129,27 @@ SERVING_MODULES = (
 )
 
 
-def _stage_build_context(ctx: Path, pinned: dict[str, Any]) -> None:
+# The pin is written per build; the dev model is for tests and imports pipeline code.
+_NOT_SHIPPED = frozenset({PINNED_FILE, "devmodel.py"})
+
+
+def shipped_source_files() -> list[tuple[str, Path]]:
+    """(path inside the bento's src/, source file) for every file of the package the bento ships,
+    sorted; the package stage can hash exactly these for the bento version."""
     source = package_source_dir()
-    target = ctx / "mlgitops"
-    target.mkdir(parents=True)
-    for name in SERVING_MODULES:
-        if (source / name).is_file():
-            shutil.copyfile(source / name, target / name)
-    shutil.copytree(
-        source / "serving",
-        target / "serving",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", PINNED_FILE),
-    )
+    files = [(f"mlgitops/{name}", source / name) for name in SERVING_MODULES]
+    for path in sorted((source / "serving").rglob("*")):
+        skip = "__pycache__" in path.parts or path.suffix == ".pyc" or path.name in _NOT_SHIPPED
+        if path.is_file() and not skip:
+            files.append((f"mlgitops/{path.relative_to(source).as_posix()}", path))
+    return sorted((dest, path) for dest, path in files if path.is_file())
+
+
+def _stage_build_context(ctx: Path, pinned: dict[str, Any]) -> None:
+    for dest, path in shipped_source_files():
+        target = ctx / dest
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
     (ctx / "mlgitops" / "serving" / PINNED_FILE).write_text(
         json.dumps(pinned, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
