@@ -30,43 +30,67 @@ class Packaged:
     bento_tag: str
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def dev_artifacts(tmp_path_factory: pytest.TempPathFactory) -> DevArtifacts:
     return make_dev_artifacts(tmp_path_factory.mktemp("dev-artifacts"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A private BENTOML_HOME for the session (BentoML reads it once, at first import)."""
+    """A private BENTOML_HOME for these tests, restored afterwards for the rest of the session."""
     home = tmp_path_factory.mktemp("bentoml-home")
     mp = pytest.MonkeyPatch()
     mp.setenv("BENTOML_HOME", str(home))
     mp.setenv("BENTOML_DO_NOT_TRACK", "true")
-    _point_stores_at(home)
+    restore = _point_stores_at(home)
     yield home
+    restore()
     mp.undo()
 
 
-def _point_stores_at(home: Path) -> None:
+_STORE_PROVIDERS = (
+    "bentoml_home",
+    "bento_store_dir",
+    "model_store_dir",
+    "env_store_dir",
+    "tmp_bento_store_dir",
+    "bento_store",
+    "model_store",
+)
+
+
+def _point_stores_at(home: Path) -> Any:
     """BentoML resolves its home once per process; override the resolved stores too, in case
-    another test imported and used bentoml before this fixture ran."""
+    another test imported and used bentoml before this fixture ran. Returns the undo."""
     from bentoml._internal.bento import BentoStore
     from bentoml._internal.configuration.containers import BentoMLContainer
     from bentoml._internal.models import ModelStore
 
+    providers = {name: getattr(BentoMLContainer, name) for name in _STORE_PROVIDERS}
+    previous = {name: provider._override for name, provider in providers.items()}
     dirs = {name: home / name for name in ("bentos", "models", "envs", "tmp")}
     for path in dirs.values():
         path.mkdir(parents=True, exist_ok=True)
-    BentoMLContainer.bentoml_home.set(str(home))
-    BentoMLContainer.bento_store_dir.set(str(dirs["bentos"]))
-    BentoMLContainer.model_store_dir.set(str(dirs["models"]))
-    BentoMLContainer.env_store_dir.set(str(dirs["envs"]))
-    BentoMLContainer.tmp_bento_store_dir.set(str(dirs["tmp"]))
-    BentoMLContainer.bento_store.set(BentoStore(str(dirs["bentos"])))
-    BentoMLContainer.model_store.set(ModelStore(str(dirs["models"])))
+    values = {
+        "bentoml_home": str(home),
+        "bento_store_dir": str(dirs["bentos"]),
+        "model_store_dir": str(dirs["models"]),
+        "env_store_dir": str(dirs["envs"]),
+        "tmp_bento_store_dir": str(dirs["tmp"]),
+        "bento_store": BentoStore(str(dirs["bentos"])),
+        "model_store": ModelStore(str(dirs["models"])),
+    }
+    for name, value in values.items():
+        providers[name].set(value)
+
+    def restore() -> None:
+        for name, provider in providers.items():
+            provider._override = previous[name]
+
+    return restore
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def packaged(bentoml_home: Path, dev_artifacts: DevArtifacts) -> Packaged:
     from mlgitops.serving.bento import build_bento, save_model
 
@@ -211,7 +235,7 @@ def run_server(
         stop_server(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_server(
     packaged: Packaged, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
