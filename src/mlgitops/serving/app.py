@@ -136,6 +136,7 @@ class Runtime:
         self.metrics = get_metrics()
         self.model: LoadedModel | None = None
         self.model_metadata: dict[str, Any] = {}
+        self.model_card: dict[str, Any] = {}
         self.error: str | None = None
         self.git_commit = git_commit or pinned.release.get("git_commit")
         self._model_dir = model_dir or _bentoml_model_dir
@@ -188,6 +189,7 @@ class Runtime:
         directory = self._model_dir(self.pinned.model_tag)
         metadata_file = directory / "model.yaml"
         self.model_metadata = _read_model_metadata(metadata_file)
+        self.model_card = _read_model_card(directory)
         model_file = directory / MODEL_FILE
         expected = self.model_metadata.get("model_hash") or self.pinned.release.get("model_hash")
         verify_hash(model_file, expected)
@@ -210,7 +212,10 @@ class Runtime:
             "model_hash": meta.get("model_hash"),
             "data_hash": meta.get("data_hash"),
             "params_hash": meta.get("params_hash"),
-            "params": meta.get("params"),
+            "params": meta.get("params")
+            or self.model_card.get("train_params")
+            or self.model_card.get("params"),
+            "model_type": self.model_card.get("model_type"),
             "git_commit": self.git_commit,
             "metrics": meta.get("metrics"),
             "threshold": meta.get("threshold"),
@@ -270,6 +275,17 @@ def _read_model_metadata(model_yaml: Path) -> dict[str, Any]:
         raise ArtifactError(f"{model_yaml}: not valid YAML: {error}") from None
     metadata = raw.get("metadata") if isinstance(raw, dict) else None
     return dict(metadata) if isinstance(metadata, dict) else {}
+
+
+def _read_model_card(directory: Path) -> dict[str, Any]:
+    """The train stage's model card if the model carries one; /metadata shows its params."""
+    from mlgitops.serving.bento import MODEL_CARD_FILE
+
+    try:
+        raw = json.loads((directory / MODEL_CARD_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return raw if isinstance(raw, dict) else {}
 
 
 def _bentoml_model_dir(tag: str) -> Path:

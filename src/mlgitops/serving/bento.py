@@ -25,6 +25,8 @@ SERVICE_IMPORT = "mlgitops.serving.service:FraudDetector"
 MODEL_FILE = "model.joblib"
 PROFILE_FILE = "reference_profile.json"
 SCHEMA_FILE = "schema.json"
+# The train stage's model card, when it lies beside the model file (params, model type, ...).
+MODEL_CARD_FILE = "model_card.json"
 # The pin, beside service.py in the bento's copy of the package (absent in the repository).
 PINNED_FILE = "pinned.json"
 
@@ -83,6 +85,9 @@ def save_model(
             shutil.copyfile(model_file, model.path_of(MODEL_FILE))
             shutil.copyfile(profile_file, model.path_of(PROFILE_FILE))
             shutil.copyfile(schema_file, model.path_of(SCHEMA_FILE))
+            card = Path(model_file).parent / MODEL_CARD_FILE
+            if card.is_file():
+                shutil.copyfile(card, model.path_of(MODEL_CARD_FILE))
     except Exception as error:  # BentoML raises many kinds; all mean "not saved"
         raise _store_error(f"saving model {tag}", error) from error
     return tag

@@ -157,4 +157,11 @@ def make_dev_artifacts(directory: Path, rows: int = 5000, max_iter: int = 60) ->
         "positive_class": "1",
     }
     (directory / "metadata.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    card = {
+        "model_hash": metadata["model_hash"],
+        "model_type": "hist_gradient_boosting",
+        "trained_at": metadata["trained_at"],
+        "train_params": {"model": "hist_gradient_boosting", "max_iter": max_iter},
+    }
+    (directory / "model_card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
     return DevArtifacts(model_file, profile_file, schema_file, metadata, features)

@@ -195,6 +195,7 @@ def test_metadata_traces_the_pod_back_to_its_commit(
     assert meta["metrics"]["roc_auc"] == packaged.artifacts.metadata["metrics"]["roc_auc"]
     assert meta["ready"] is True
     assert meta["runtime"] == "onnx"
+    assert meta["params"]["model"] == "hist_gradient_boosting"
     assert [f["name"] for f in meta["features"]] == packaged.artifacts.metadata["feature_names"]
     schema = client.get("/schema").json()
     assert schema["properties"]["records"]["maxItems"] == MAX_BATCH
