@@ -162,6 +162,7 @@ class Runtime:
             self.load()
 
     def wait_loaded(self, timeout: float) -> bool:
+        """Whether loading finished (successfully or not) within `timeout` seconds."""
         return self._loaded.wait(timeout)
 
     def load(self) -> None:
@@ -192,7 +193,10 @@ class Runtime:
         self.model_card = _read_model_card(directory)
         model_file = directory / MODEL_FILE
         expected = self.model_metadata.get("model_hash") or self.pinned.release.get("model_hash")
-        verify_hash(model_file, expected)
+        if not expected:
+            # Without the release's hash a damaged file could not be told from the real one.
+            raise ArtifactError(f"model {self.pinned.model_tag} records no model_hash")
+        verify_hash(model_file, str(expected))
         pipeline = load_pipeline(model_file)
         profile = load_profile(directory / PROFILE_FILE)
         threshold = self.model_metadata.get("threshold", self.pinned.release.get("threshold"))

@@ -423,10 +423,8 @@ def load_pipeline(path: Path) -> Any:
     return model
 
 
-def verify_hash(path: Path, expected: str | None) -> None:
-    """Refuse a model file whose bytes are not the ones the release recorded."""
-    if not expected:
-        return
+def verify_hash(path: Path, expected: str) -> None:
+    """Refuse a model file whose bytes are not the ones the release recorded ("sha256:<hex>")."""
     algorithm, _, digest = expected.partition(":")
     if algorithm != "sha256" or not digest:
         raise ArtifactError(f"unsupported model hash {expected!r}")
