@@ -198,8 +198,14 @@ def wait_for(url: str, status: int, timeout: float, process: Any) -> bool:
 
 @contextmanager
 def run_server(
-    packaged: Packaged, workdir: Path, extra_env: dict[str, str] | None = None
+    packaged: Packaged,
+    workdir: Path,
+    extra_env: dict[str, str] | None = None,
+    target: str | None = None,
+    home: Path | None = None,
 ) -> Iterator[LiveServer]:
+    """`bentoml serve` of `target` (default: the packaged bento's tag) with `home` as
+    BENTOML_HOME (default: the packaged store)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLGITOPS_")}
     workdir.mkdir(parents=True, exist_ok=True)
@@ -211,7 +217,7 @@ def run_server(
         log_file=workdir / "server.log",
     )
     env.update(
-        BENTOML_HOME=str(packaged.home),
+        BENTOML_HOME=str(home or packaged.home),
         BENTOML_DO_NOT_TRACK="True",
         OMP_NUM_THREADS="1",
         MLGITOPS_PREDICTION_LOG=str(server.prediction_log),
@@ -219,7 +225,7 @@ def run_server(
         MLGITOPS_MAX_BATCH_SIZE=str(MAX_BATCH),
         **(extra_env or {}),
     )
-    cmd = [sys.executable, "-m", "bentoml", "serve", packaged.bento_tag]
+    cmd = [sys.executable, "-m", "bentoml", "serve", target or packaged.bento_tag]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     with server.log_file.open("wb") as log:
         process = subprocess.Popen(

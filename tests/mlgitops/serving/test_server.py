@@ -310,3 +310,26 @@ def test_corrupted_model_is_live_but_never_ready(
         assert meta["ready"] is False
         assert meta["error"]
         assert meta["model_tag"] == tag
+
+
+def test_exported_archive_serves_alone_as_in_the_image(
+    packaged: Packaged, tmp_path: Path, records: list[dict[str, Any]]
+) -> None:
+    """The image runs `bentoml serve <unpacked archive>` with an empty BentoML home: the bento
+    must carry its code, its pin and its model."""
+    import tarfile
+
+    from mlgitops.serving.bento import export_bento
+
+    archive = tmp_path / "bento.tar"
+    export_bento(packaged.bento_tag, archive)
+    unpacked = tmp_path / "bento"
+    with tarfile.open(archive) as tar:
+        tar.extractall(unpacked, filter="data")
+    empty_home = tmp_path / "empty-home"
+    with run_server(packaged, tmp_path / "run", target=str(unpacked), home=empty_home) as server:
+        assert wait_for(f"{server.url}/readyz", 200, 90, server.process)
+        response = httpx.post(f"{server.url}/predict", json={"records": records[:2]})
+        assert response.status_code == 200
+        assert response.json()["model_version"] == packaged.bento_tag
+    assert not (empty_home / "models" / "fraud-detector").exists()
