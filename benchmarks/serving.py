@@ -41,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
+# The dev model lives in tests/support; importable when run as a script from anywhere.
+sys.path.insert(0, str(REPO))
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
 # Both servers and the load generator run at this (same) raised priority when allowed, so that
@@ -118,7 +120,7 @@ def pick_model(workdir: Path) -> Subject:
         threshold = float(json.loads(metrics.read_text())["threshold"])
         source = "pipeline"
     else:
-        from mlgitops.serving.devmodel import make_dev_artifacts
+        from tests.support.devmodel import make_dev_artifacts
 
         dev = make_dev_artifacts(workdir / "dev", rows=20000, max_iter=250)
         model, profile, schema = dev.model_file, dev.profile_file, dev.schema_file

@@ -97,20 +97,49 @@ def save_model(
 OPTIONAL_RUNTIME_DISTRIBUTIONS = ("uvloop", "httptools")
 
 
+def _requirement_closure(roots: list[str]) -> list[str]:
+    """The installed distributions that `roots` need, transitively, with markers evaluated."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    seen: dict[str, str] = {}
+    pending = list(roots)
+    while pending:
+        name = canonicalize_name(pending.pop())
+        if name in seen:
+            continue
+        try:
+            distribution = importlib_metadata.distribution(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue  # an optional dependency that is not installed here
+        seen[name] = distribution.version
+        for line in distribution.requires or []:
+            try:
+                requirement = Requirement(line)
+            except InvalidRequirement:
+                continue
+            # Extras of a dependency are not requested here, so `extra == ...` markers are off.
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                pending.append(requirement.name)
+    return [f"{name}=={version}" for name, version in sorted(seen.items())]
+
+
 def pinned_requirements() -> list[str]:
-    """`name==version` for each runtime distribution, as installed here."""
-    lines = []
+    """`name==version` for each runtime distribution and everything it needs, as installed here.
+
+    Pinning the whole closure, not only the top level, means two machines building the same bento
+    version fill the wheelhouse with the same wheels and produce the same image.
+    """
     for dist in RUNTIME_DISTRIBUTIONS:
         try:
-            lines.append(f"{dist}=={importlib_metadata.version(dist)}")
+            importlib_metadata.version(dist)
         except importlib_metadata.PackageNotFoundError as error:
             raise PackagingError(f"runtime requirement {dist} is not installed") from error
-    for dist in OPTIONAL_RUNTIME_DISTRIBUTIONS:
-        try:
-            lines.append(f"{dist}=={importlib_metadata.version(dist)}")
-        except importlib_metadata.PackageNotFoundError:
-            continue
-    return lines
+    closure = _requirement_closure(
+        ["bentoml", *RUNTIME_DISTRIBUTIONS, *OPTIONAL_RUNTIME_DISTRIBUTIONS]
+    )
+    # BentoML writes its own `bentoml==` line into the bento's requirements.
+    return [line for line in closure if not line.startswith("bentoml==")]
 
 
 def package_source_dir() -> Path:
@@ -134,8 +163,8 @@ SERVING_MODULES = (
 )
 
 
-# The pin is written per build; the dev model is for tests and imports pipeline code.
-_NOT_SHIPPED = frozenset({PINNED_FILE, "devmodel.py"})
+# The pin is written per build.
+_NOT_SHIPPED = frozenset({PINNED_FILE})
 
 
 def shipped_source_files() -> list[tuple[str, Path]]:

@@ -1,7 +1,8 @@
 """Stage `package`: model store -> content-addressed bento -> archive -> release record.
 
 The bento version is a content hash of everything a pod serves: the model file's sha256, the
-operating threshold, the reference profile, the schema and the serving code. The same model
+operating threshold, the reference profile, the schema, the serving code and its pinned runtime
+requirements. The same model
 therefore always maps to the same bento, image tag and manifests (a rollback by `git revert`
 needs no rebuild), and a tag can never name two different things.
 """
@@ -42,14 +43,14 @@ def params_hash(params: Params) -> str:
 
 
 def serving_code_digest() -> str:
-    """sha256 over the mlgitops package source that the bento ships."""
-    import mlgitops
+    """sha256 over what the bento ships besides the model: its source files and the pinned
+    runtime requirements. Pipeline-only edits leave it, and so the bento version, unchanged."""
+    from mlgitops.serving.bento import pinned_requirements, shipped_source_files
 
-    root = Path(mlgitops.__file__).parent
     digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+    for destination, path in shipped_source_files():
+        digest.update(destination.encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update("\n".join(pinned_requirements()).encode())
     return digest.hexdigest()
 
 
@@ -61,7 +62,7 @@ def bento_version(
         "threshold": repr(threshold),
         "profile_sha256": file_sha256(profile),
         "schema_sha256": file_sha256(schema),
-        "serving_code_sha256": code_digest,
+        "serving_code_sha256": code_digest,  # shipped source + pinned requirements
     }
     canonical = json.dumps(content, sort_keys=True).encode()
     return hashlib.sha256(canonical).hexdigest()[:length]

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from mlgitops.serving.devmodel import DevArtifacts, make_dev_artifacts
+from tests.support.devmodel import DevArtifacts, make_dev_artifacts
 
 BENTO_NAME = "fraud-detector"
 VERSION = "0123456789ab"

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mlgitops.errors import ArtifactError, ServingError
 from mlgitops.io import file_sha256
 from mlgitops.profile import CategoricalProfile, load_profile
-from mlgitops.serving.devmodel import CATEGORICAL, NUMERIC, DevArtifacts, _frame, _profile
+from tests.support.devmodel import CATEGORICAL, NUMERIC, DevArtifacts, _frame, _profile
 from mlgitops.serving.features import FeatureSpace, validate_body
 from mlgitops.serving.model import (
     SELF_CHECK_TOLERANCE,
