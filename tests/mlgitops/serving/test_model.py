@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from mlgitops.errors import ArtifactError, ServingError
 from mlgitops.io import file_sha256
 from mlgitops.profile import CategoricalProfile, load_profile
-from tests.support.devmodel import CATEGORICAL, NUMERIC, DevArtifacts, _frame, _profile
 from mlgitops.serving.features import FeatureSpace, validate_body
 from mlgitops.serving.model import (
     SELF_CHECK_TOLERANCE,
@@ -26,6 +25,7 @@ from mlgitops.serving.model import (
     self_check,
     verify_hash,
 )
+from tests.support.devmodel import CATEGORICAL, NUMERIC, DevArtifacts, _frame, _profile
 
 
 @pytest.fixture(scope="module")
