@@ -43,6 +43,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 # The dev model lives in tests/support; importable when run as a script from anywhere.
 sys.path.insert(0, str(REPO))
+
+from tests.support.processes import descendants  # noqa: E402
+
 SERVER_CPU = "0"
 CLIENT_CPU = "1"
 # Both servers and the load generator run at this (same) raised priority when allowed, so that
@@ -212,22 +215,6 @@ def server(cmd: list[str], env: dict[str, str], port: int, ready: str) -> Iterat
 
 def _can_raise_priority() -> bool:
     return os.geteuid() == 0
-
-
-def descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def base_env(home: Path) -> dict[str, str]:

@@ -137,17 +137,11 @@ def push(
     cache_dir: Path | None = _CACHE,
 ) -> None:
     """Push the built image to a registry and print its digest."""
-    from mlgitops.image.build import image_ref
     from mlgitops.image.cache import default_cache_dir
-    from mlgitops.image.push import pull_and_verify, push_image, split_tag
-    from mlgitops.image.source import resolve_bento_source
+    from mlgitops.image.push import pull_and_verify, push_image
 
     cache = cache_dir or default_cache_dir()
-    if image is None:
-        source = resolve_bento_source(rev, cache)
-        image = image_ref(source.image_repository, source.version)
-    else:
-        image = image_ref(*split_tag(image))
+    image = _image_to_use(rev, image, cache)
     result = push_image(image, registry, cache_dir=cache, tls_verify=tls_verify, verify=verify)
     if verify_pull:
         pull_and_verify(
@@ -172,19 +166,12 @@ def run_image(
     """Run the built image with `buildah run` until Ctrl-C (a local smoke test)."""
     import time
 
-    from mlgitops.image.build import image_ref
     from mlgitops.image.buildah import Buildah
     from mlgitops.image.cache import default_cache_dir
-    from mlgitops.image.push import split_tag
     from mlgitops.image.run import running_container
-    from mlgitops.image.source import resolve_bento_source
 
     cache = cache_dir or default_cache_dir()
-    if image is None:
-        source = resolve_bento_source(rev, cache)
-        image = image_ref(source.image_repository, source.version)
-    else:
-        image = image_ref(*split_tag(image))
+    image = _image_to_use(rev, image, cache)
     with running_container(image, Buildah.for_cache(cache), port=port) as container:
         typer.echo(f"{image} ready on {container.base_url} (log {container.log}); Ctrl-C stops it")
         try:
@@ -192,3 +179,15 @@ def run_image(
                 time.sleep(1)
         except KeyboardInterrupt:
             typer.echo("stopping")
+
+
+def _image_to_use(rev: str | None, image: str | None, cache: Path) -> str:
+    """The explicit `--image`, else the image of the bento of `--rev` (default HEAD)."""
+    from mlgitops.image.build import image_ref
+    from mlgitops.image.push import split_tag
+    from mlgitops.image.source import resolve_bento_source
+
+    if image is not None:
+        return image_ref(*split_tag(image))
+    source = resolve_bento_source(rev, cache)
+    return image_ref(source.image_repository, source.version)

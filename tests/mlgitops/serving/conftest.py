@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.devmodel import DevArtifacts, make_dev_artifacts
+from tests.support.processes import descendants
 
 BENTO_NAME = "fraud-detector"
 VERSION = "0123456789ab"
@@ -146,22 +147,6 @@ class LiveServer:
             except OSError:
                 continue
         return total
-
-
-def descendants(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = [], [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
 
 
 def stop_server(process: Any) -> None:
