@@ -104,7 +104,9 @@ def materialize(
     if pulled.returncode == 0 and dvc_file_is_clean(dvc_file, cwd)[0]:
         return MaterializeResult("pulled", f"pulled {data_path} from the DVC remote")
 
-    reason = (pulled.stderr.strip().splitlines() or ["no output"])[-1]
+    lines = pulled.stderr.strip().splitlines()
+    reason = next((line for line in lines if line.startswith("ERROR")), lines[-1] if lines else "")
+    reason = reason.removeprefix("ERROR: ") or "no output"
     write_dataset(cwd / data_path, generator or GeneratorConfig())
     mismatches = _mismatches(cwd / dvc_file)
     if mismatches:
