@@ -11,9 +11,10 @@ import pytest
 import yaml
 
 from mlgitops.config import load_params
+from mlgitops.io import load_pipeline
 from mlgitops.profile import load_profile
 from mlgitops.serving.features import FeatureSpace, validate_body
-from mlgitops.serving.model import build_model, load_pipeline
+from mlgitops.serving.model import build_model
 from tests.support.project import make_project, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]

@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from mlgitops.errors import ArtifactError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _CHUNK = 1 << 20
 
@@ -54,3 +62,45 @@ def file_md5(path: Path) -> str:
         while chunk := handle.read(_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def load_pipeline(path: Path) -> Any:
+    """The fitted scikit-learn Pipeline in a joblib file, or an ArtifactError naming the file."""
+    import joblib
+    from sklearn.pipeline import Pipeline
+
+    try:
+        model = joblib.load(path)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: model not found (run `dvc repro`)") from None
+    except Exception as error:  # a truncated or foreign pickle can raise almost anything
+        raise ArtifactError(
+            f"{path}: cannot load the model: {type(error).__name__}: {error}"
+        ) from None
+    if not isinstance(model, Pipeline):
+        raise ArtifactError(f"{path}: expected a scikit-learn Pipeline, got {type(model).__name__}")
+    return model
+
+
+def read_json(path: Path) -> Any:
+    """A JSON artifact, or an ArtifactError naming the file and what is wrong with it."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: not found (run `dvc repro` first)") from None
+    except json.JSONDecodeError as error:
+        raise ArtifactError(f"{path}: not valid JSON: {error}") from None
+
+
+def save_model_json(model: BaseModel, path: Path) -> None:
+    """Write a pydantic model as pretty JSON atomically, so a crash never leaves half a file."""
+    atomic_write_text(path, model.model_dump_json(indent=2) + "\n")
+
+
+def load_model_json(cls: type[ModelT], path: Path) -> ModelT:
+    try:
+        return cls.model_validate(read_json(path))
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = ".".join(str(p) for p in first["loc"])
+        raise ArtifactError(f"{path}: {location}: {first['msg']}") from None

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlgitops.schema import load_model_json
+from mlgitops.io import load_model_json
 
 
 class _Frozen(BaseModel):

@@ -12,8 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from mlgitops.io import atomic_write_text
-from mlgitops.schema import load_model_json
+from mlgitops.io import atomic_write_text, load_model_json, save_model_json
 
 # Names shared by the release patch, the kustomize base and the deploy command.
 CONTAINER_NAME = "server"
@@ -86,5 +85,5 @@ def render_k8s_release_patch(record: ReleaseRecord, deployment_name: str) -> str
 
 
 def write_release(record: ReleaseRecord, release_path: Path, k8s_patch_path: Path) -> None:
-    atomic_write_text(release_path, record.model_dump_json(indent=2) + "\n")
+    save_model_json(record, release_path)
     atomic_write_text(k8s_patch_path, render_k8s_release_patch(record, record.bento_name))

@@ -5,16 +5,14 @@ Written by the validate stage, read by split/train and, through the reference pr
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
-from mlgitops.errors import ArtifactError
+from mlgitops.io import load_model_json
 
 FeatureKind = Literal["numeric", "categorical"]
-ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
 class FeatureSpec(BaseModel):
@@ -47,28 +45,6 @@ class TrainingSchema(BaseModel):
     @property
     def categorical_features(self) -> list[str]:
         return [f.name for f in self.features if f.kind == "categorical"]
-
-
-def save_model_json(model: BaseModel, path: Path) -> None:
-    """Write a pydantic model as pretty JSON atomically, so a crash never leaves half a file."""
-    from mlgitops.io import atomic_write_text
-
-    atomic_write_text(path, model.model_dump_json(indent=2) + "\n")
-
-
-def load_model_json(cls: type[ModelT], path: Path) -> ModelT:
-    try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: not found (run `dvc repro` first)") from None
-    except json.JSONDecodeError as error:
-        raise ArtifactError(f"{path}: not valid JSON: {error}") from None
-    try:
-        return cls.model_validate(raw)
-    except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(p) for p in first["loc"])
-        raise ArtifactError(f"{path}: {location}: {first['msg']}") from None
 
 
 def load_schema(path: Path) -> TrainingSchema:

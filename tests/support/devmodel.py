@@ -16,7 +16,7 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from mlgitops.data.generate import GeneratorConfig, generate_csv_text
+from mlgitops.data.generate import COLUMNS, GeneratorConfig, generate_csv_text
 from mlgitops.io import atomic_write_text, file_sha256
 from mlgitops.profile import (
     CategoricalProfile,
@@ -25,18 +25,13 @@ from mlgitops.profile import (
     normalize_category,
 )
 from mlgitops.schema import FeatureSpec, TrainingSchema
+from tests.support.project import raw_params
 
-NUMERIC = [
-    "amount",
-    "hour",
-    "account_age_days",
-    "customer_age",
-    "distance_from_home_km",
-    "transactions_last_24h",
-    "avg_amount_30d",
-]
-CATEGORICAL = ["merchant_category", "country", "channel", "card_type", "device_os"]
-TARGET = "is_fraud"
+# The default dataset's features as params.yaml declares them, in column order.
+_DECLARED = raw_params()["data"]["column_types"]
+NUMERIC = [name for name in COLUMNS if _DECLARED.get(name) == "numeric"]
+CATEGORICAL = [name for name in COLUMNS if _DECLARED.get(name) == "categorical"]
+TARGET = raw_params()["data"]["target"]
 
 
 @dataclass(frozen=True)

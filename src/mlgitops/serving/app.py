@@ -29,8 +29,9 @@ from starlette.routing import Route
 from mlgitops import __version__
 from mlgitops.config import ServingConfig
 from mlgitops.errors import ArtifactError, MlgitopsError, ServingError
+from mlgitops.io import load_pipeline
 from mlgitops.serving.features import FieldError, RequestError, validate_body
-from mlgitops.serving.model import LoadedModel, build_model, load_pipeline, self_check, verify_hash
+from mlgitops.serving.model import LoadedModel, build_model, self_check, verify_hash
 from mlgitops.serving.predlog import JsonLinesLog
 
 logger = logging.getLogger("mlgitops.serving")

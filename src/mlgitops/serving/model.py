@@ -409,20 +409,6 @@ class LoadedModel:
         return self.scorer.score(batch.columns)
 
 
-def load_pipeline(path: Path) -> Any:
-    import joblib
-
-    try:
-        model = joblib.load(path)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: model file not found") from None
-    except Exception as error:  # a corrupt pickle can raise almost anything
-        raise ArtifactError(f"{path}: cannot load the model: {type(error).__name__}") from None
-    if not hasattr(model, "predict_proba") or not hasattr(model, "__getitem__"):
-        raise ArtifactError(f"{path}: expected a scikit-learn Pipeline, got {type(model).__name__}")
-    return model
-
-
 def verify_hash(path: Path, expected: str) -> None:
     """Refuse a model file whose bytes are not the ones the release recorded ("sha256:<hex>")."""
     algorithm, _, digest = expected.partition(":")

@@ -22,10 +22,9 @@ from sklearn.metrics import (
 
 from mlgitops.config import Params, ThresholdConfig
 from mlgitops.errors import DataQualityError
-from mlgitops.io import atomic_write_text
+from mlgitops.io import atomic_write_text, load_pipeline
 from mlgitops.schema import load_schema
 from mlgitops.stages.split import TARGET_COLUMN
-from mlgitops.stages.train import load_model
 
 # Plot files stay small enough to diff and render: curves are thinned to this many points.
 MAX_CURVE_POINTS = 400
@@ -133,7 +132,7 @@ def run(params: Params) -> str:
     labels = test[TARGET_COLUMN].to_numpy().astype(int)
     if len(np.unique(labels)) < 2:
         raise DataQualityError(f"{params.paths.test}: the test split has a single class")
-    model = load_model(params.paths.model)
+    model = load_pipeline(params.paths.model)
     scores = model.predict_proba(test[schema.feature_names])[:, 1]
     threshold = choose_threshold(labels, scores, params.threshold)
     metrics = compute_metrics(labels, scores, threshold, params.threshold)

@@ -16,7 +16,7 @@ from pathlib import Path
 from mlgitops import __version__
 from mlgitops.config import Params
 from mlgitops.errors import ArtifactError
-from mlgitops.io import file_md5, file_sha256
+from mlgitops.io import file_md5, file_sha256, read_json
 from mlgitops.release import ReleaseRecord, write_release
 
 HEADLINE_METRICS = (
@@ -68,19 +68,10 @@ def bento_version(
     return hashlib.sha256(canonical).hexdigest()[:length]
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: not found (run `dvc repro`)") from None
-    except json.JSONDecodeError as error:
-        raise ArtifactError(f"{path}: not valid JSON: {error}") from None
-
-
 def make_release(params: Params) -> ReleaseRecord:
     model_sha = file_sha256(params.paths.model)
-    metrics = _read_json(params.paths.metrics)
-    card = _read_json(params.paths.model_card)
+    metrics = read_json(params.paths.metrics)
+    card = read_json(params.paths.model_card)
     missing = [name for name in ("threshold", *HEADLINE_METRICS) if name not in metrics]
     if missing:
         raise ArtifactError(f"{params.paths.metrics}: missing metrics: {', '.join(missing)}")

@@ -15,9 +15,9 @@ from mlgitops.config import Params, SplitConfig
 from mlgitops.data.prepare import encode_target, model_frame
 from mlgitops.data.table import read_table
 from mlgitops.errors import DataQualityError
-from mlgitops.io import atomic_write
+from mlgitops.io import atomic_write, save_model_json
 from mlgitops.profile import CategoricalProfile, NumericProfile, ReferenceProfile
-from mlgitops.schema import TrainingSchema, load_schema, save_model_json
+from mlgitops.schema import TrainingSchema, load_schema
 
 TARGET_COLUMN = "__target__"
 TIME_COLUMN = "__time__"

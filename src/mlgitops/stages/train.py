@@ -21,7 +21,6 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from mlgitops import __version__
 from mlgitops.config import Params, TrainConfig
-from mlgitops.errors import ArtifactError
 from mlgitops.io import atomic_write, atomic_write_text, file_sha256
 from mlgitops.schema import TrainingSchema, load_schema
 from mlgitops.stages.split import TARGET_COLUMN
@@ -121,20 +120,6 @@ def fit(train: pd.DataFrame, schema: TrainingSchema, config: TrainConfig) -> Pip
     pipeline = build_pipeline(schema, config)
     pipeline.fit(train[schema.feature_names], train[TARGET_COLUMN].to_numpy())
     return pipeline
-
-
-def load_model(path) -> Pipeline:
-    try:
-        model = joblib.load(path)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: model not found (run `dvc repro`)") from None
-    except Exception as error:  # a truncated or foreign pickle can raise almost anything
-        raise ArtifactError(
-            f"{path}: cannot load the model: {type(error).__name__}: {error}"
-        ) from None
-    if not isinstance(model, Pipeline):
-        raise ArtifactError(f"{path}: expected a scikit-learn Pipeline, got {type(model).__name__}")
-    return model
 
 
 def run(params: Params) -> str:

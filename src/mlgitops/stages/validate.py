@@ -14,8 +14,9 @@ from mlgitops.config import DataConfig, Params, ValidateConfig
 from mlgitops.data.prepare import to_category, to_numeric
 from mlgitops.data.table import read_table
 from mlgitops.errors import DataError, DataQualityError
+from mlgitops.io import save_model_json
 from mlgitops.profile import normalize_category
-from mlgitops.schema import FeatureSpec, TrainingSchema, save_model_json
+from mlgitops.schema import FeatureSpec, TrainingSchema
 
 
 class ColumnReport(BaseModel):

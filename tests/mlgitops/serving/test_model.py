@@ -13,14 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mlgitops.errors import ArtifactError, ServingError
-from mlgitops.io import file_sha256
+from mlgitops.io import file_sha256, load_pipeline
 from mlgitops.profile import CategoricalProfile, load_profile
 from mlgitops.serving.features import FeatureSpace, validate_body
 from mlgitops.serving.model import (
     SELF_CHECK_TOLERANCE,
     build_model,
     frame_from_columns,
-    load_pipeline,
     probe_records,
     self_check,
     verify_hash,

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from mlgitops.errors import ArtifactError
-from mlgitops.io import file_sha256
+from mlgitops.io import file_sha256, load_pipeline
 from mlgitops.schema import load_schema
 from mlgitops.stages import split, train, validate
 from tests.support.project import params_in, write_small_dataset
@@ -29,7 +29,7 @@ def test_model_handles_unseen_categories_and_missing_values(params):
     validate.run(params)
     split.run(params)
     train.run(params)
-    model = train.load_model(params.paths.model)
+    model = load_pipeline(params.paths.model)
     schema = load_schema(params.paths.schema_file)
     row = pd.read_parquet(params.paths.test)[schema.feature_names].head(2).copy()
     row.loc[row.index[0], "merchant_category"] = "never-seen"
@@ -57,4 +57,4 @@ def test_corrupt_model_file_is_an_artifact_error(tmp_path):
     path = tmp_path / "model.joblib"
     path.write_bytes(b"\x80\x04garbage")
     with pytest.raises(ArtifactError, match="cannot load the model"):
-        train.load_model(path)
+        load_pipeline(path)
