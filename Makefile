@@ -13,18 +13,25 @@ export BENTOML_DO_NOT_TRACK := True
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup data run repro summary test lint format serve image bench clean
+.PHONY: help setup lock data run repro summary test lint format serve image bench clean
 
 help: ## List the documented targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# The venv is made from requirements.lock only: exact versions, every file checked by its hash,
+# so every machine runs (and every bento pins) the same libraries. `make lock` updates it.
+$(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-setup: $(STAMP) ## Create .venv and install mlgitops with its dev tools
+setup: $(STAMP) ## Create .venv from requirements.lock and install mlgitops into it
+
+lock: $(STAMP) ## Re-resolve requirements.lock from pyproject.toml (newest versions in its ranges)
+	uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	  --generate-hashes --no-header --quiet -o requirements.lock
+	@echo "requirements.lock updated; run 'make setup' and 'dvc repro' (the bento pins change)"
 
 data: $(STAMP) ## Materialize the dataset of data.dvc (dvc pull, else regenerate and verify)
 	mlgitops data materialize
