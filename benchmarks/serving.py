@@ -417,7 +417,7 @@ print(json.dumps({{"pipeline_p50_ms": pipe[0], "pipeline_p99_ms": pipe[1],
 
 def package(subject: Subject, home: Path) -> str:
     os.environ["BENTOML_HOME"] = str(home)
-    from mlgitops.serving.bento import build_bento, save_model
+    from mlgitops.packaging.bento import build_bento, save_model
 
     tag = save_model(
         name="fraud-detector", version=VERSION, model_file=subject.model_file,

@@ -198,7 +198,7 @@ class Runtime:
 
     def _load(self) -> LoadedModel:
         from mlgitops.profile import load_profile
-        from mlgitops.serving.bento import MODEL_FILE, PROFILE_FILE
+        from mlgitops.serving.layout import MODEL_FILE, PROFILE_FILE
 
         directory = self._model_dir(self.pinned.model_tag)
         metadata_file = directory / "model.yaml"
@@ -297,7 +297,7 @@ def _read_model_metadata(model_yaml: Path) -> dict[str, Any]:
 
 def _read_model_card(directory: Path) -> dict[str, Any]:
     """The train stage's model card if the model carries one; /metadata shows its params."""
-    from mlgitops.serving.bento import MODEL_CARD_FILE
+    from mlgitops.serving.layout import MODEL_CARD_FILE
 
     try:
         raw = json.loads((directory / MODEL_CARD_FILE).read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import bentoml
 
 from mlgitops.serving.app import Runtime, Settings, create_app, load_pinned
-from mlgitops.serving.bento import PINNED_FILE
+from mlgitops.serving.layout import PINNED_FILE
 
 ENV_WORKERS = "MLGITOPS_WORKERS"
 ENV_ACCESS_LOG = "MLGITOPS_ACCESS_LOG"

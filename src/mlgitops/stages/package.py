@@ -45,7 +45,7 @@ def params_hash(params: Params) -> str:
 def serving_code_digest() -> str:
     """sha256 over what the bento ships besides the model: its source files and the pinned
     runtime requirements. Pipeline-only edits leave it, and so the bento version, unchanged."""
-    from mlgitops.serving.bento import pinned_requirements, shipped_source_files
+    from mlgitops.packaging.bento import pinned_requirements, shipped_source_files
 
     digest = hashlib.sha256()
     for destination, path in shipped_source_files():
@@ -101,7 +101,7 @@ def make_release(params: Params) -> ReleaseRecord:
 
 
 def run(params: Params) -> str:
-    from mlgitops.serving import bento
+    from mlgitops.packaging import bento
 
     record = make_release(params)
     model_tag = bento.save_model(

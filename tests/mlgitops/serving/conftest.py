@@ -93,7 +93,7 @@ def _point_stores_at(home: Path) -> Any:
 
 @pytest.fixture(scope="package")
 def packaged(bentoml_home: Path, dev_artifacts: DevArtifacts) -> Packaged:
-    from mlgitops.serving.bento import build_bento, save_model
+    from mlgitops.packaging.bento import build_bento, save_model
 
     model_tag = save_model(
         name=BENTO_NAME,

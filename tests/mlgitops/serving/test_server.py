@@ -265,7 +265,8 @@ def _corrupt_model(packaged: Packaged, version: str, how: str) -> str:
     import bentoml
 
     from mlgitops.io import file_sha256
-    from mlgitops.serving.bento import MODEL_FILE, save_model
+    from mlgitops.packaging.bento import save_model
+    from mlgitops.serving.layout import MODEL_FILE
 
     metadata = dict(packaged.artifacts.metadata)
     tag = save_model(
@@ -319,7 +320,7 @@ def test_exported_archive_serves_alone_as_in_the_image(
     must carry its code, its pin and its model."""
     import tarfile
 
-    from mlgitops.serving.bento import export_bento
+    from mlgitops.packaging.bento import export_bento
 
     archive = tmp_path / "bento.tar"
     export_bento(packaged.bento_tag, archive)

@@ -18,17 +18,14 @@ from typing import Any
 
 from mlgitops.errors import PackagingError
 from mlgitops.io import atomic_write
-
-# Where the service is, as `bentoml serve` imports it from the bento's src/.
-SERVICE_IMPORT = "mlgitops.serving.service:FraudDetector"
-# File names inside the model store entry (model.path_of(...)).
-MODEL_FILE = "model.joblib"
-PROFILE_FILE = "reference_profile.json"
-SCHEMA_FILE = "schema.json"
-# The train stage's model card, when it lies beside the model file (params, model type, ...).
-MODEL_CARD_FILE = "model_card.json"
-# The pin, beside service.py in the bento's copy of the package (absent in the repository).
-PINNED_FILE = "pinned.json"
+from mlgitops.serving.layout import (
+    MODEL_CARD_FILE,
+    MODEL_FILE,
+    PINNED_FILE,
+    PROFILE_FILE,
+    SCHEMA_FILE,
+    SERVICE_IMPORT,
+)
 
 # What the service imports at run time; versions are pinned to the building environment so the
 # image runs the library versions the model was tested with.

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlgitops.errors import PackagingError
-from mlgitops.serving import bento as packaging
+from mlgitops.packaging import bento as packaging
 from tests.mlgitops.serving.conftest import BENTO_NAME, VERSION, Packaged
 
 

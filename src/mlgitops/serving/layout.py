@@ -1,0 +1,16 @@
+"""File names inside a bento and its model store entry: the contract between packaging (which
+writes them at build time) and the pod runtime (which reads them). Nothing else lives here, so
+the runtime never imports build code."""
+
+from __future__ import annotations
+
+# Where the service is, as `bentoml serve` imports it from the bento's src/.
+SERVICE_IMPORT = "mlgitops.serving.service:FraudDetector"
+# File names inside the model store entry (model.path_of(...)).
+MODEL_FILE = "model.joblib"
+PROFILE_FILE = "reference_profile.json"
+SCHEMA_FILE = "schema.json"
+# The train stage's model card (params, model type, ...).
+MODEL_CARD_FILE = "model_card.json"
+# The pin, beside service.py in the bento's copy of the package (absent in the repository).
+PINNED_FILE = "pinned.json"
