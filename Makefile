@@ -21,6 +21,7 @@ help: ## List the documented targets
 # The venv is made from requirements.lock only: exact versions, every file checked by its hash,
 # so every machine runs (and every bento pins) the same libraries. `make lock` updates it.
 $(STAMP): requirements.lock pyproject.toml
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
@@ -28,8 +29,10 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP) ## Create .venv from requirements.lock and install mlgitops into it
 
+# Resolved for CPython 3.11 on Linux (the image's interpreter), with the hashes of every file of
+# each pinned release, and no index address written into the repository.
 lock: $(STAMP) ## Re-resolve requirements.lock from pyproject.toml (newest versions in its ranges)
-	uv pip compile pyproject.toml --extra dev --universal --python-version 3.11 \
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --python-platform linux \
 	  --generate-hashes --no-header --quiet -o requirements.lock
 	@echo "requirements.lock updated; run 'make setup' and 'dvc repro' (the bento pins change)"
 

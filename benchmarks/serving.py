@@ -417,14 +417,18 @@ print(json.dumps({{"pipeline_p50_ms": pipe[0], "pipeline_p99_ms": pipe[1],
 
 def package(subject: Subject, home: Path) -> str:
     os.environ["BENTOML_HOME"] = str(home)
-    from mlgitops.packaging.bento import build_bento, save_model
+    from mlgitops.packaging.bento import build_bento, pinned_requirements, save_model
 
     tag = save_model(
         name="fraud-detector", version=VERSION, model_file=subject.model_file,
         profile_file=subject.profile_file, schema_file=subject.schema_file,
         metadata=subject.metadata,
     )  # fmt: skip
-    return build_bento(bento_name="fraud-detector", version=VERSION, model_tag=tag, release={})
+    requirements = pinned_requirements(REPO / "requirements.lock")
+    return build_bento(
+        bento_name="fraud-detector", version=VERSION, model_tag=tag, release={},
+        requirements=requirements,
+    )  # fmt: skip
 
 
 def max_score_difference(a: LoadResult, b: LoadResult) -> tuple[float, int]:

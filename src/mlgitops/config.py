@@ -38,6 +38,8 @@ class PathsConfig(_Strict):
     bento_archive: Path
     release: Path
     k8s_release_patch: Path
+    # The locked dependency closure (`make lock`); the bento pins its runtime libraries from it.
+    requirements_lock: Path = Path("requirements.lock")
 
 
 class DataConfig(_Strict):

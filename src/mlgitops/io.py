@@ -10,13 +10,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlgitops.errors import ArtifactError
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _CHUNK = 1 << 20
+
+
+class FrozenModel(BaseModel):
+    """The base of every typed artifact: immutable, and unknown keys are errors, not ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -41,10 +47,6 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def file_sha256(path: Path) -> str:

@@ -12,7 +12,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict
 
-from mlgitops.io import atomic_write_text, load_model_json, save_model_json
+from mlgitops.io import atomic_write_text, load_model_json
 
 # Names shared by the release patch, the kustomize base and the deploy command.
 CONTAINER_NAME = "server"
@@ -41,8 +41,12 @@ class ReleaseRecord(BaseModel):
     threshold: float
     threshold_policy: str
     metrics: dict[str, float]
-    trained_at: str
     mlgitops_version: str
+    # The latest event time of the training data (see ModelCard.data_until), if it has one.
+    data_until: str | None = None
+    # Records written before builds became reproducible carry the wall-clock training time;
+    # kept readable so old commits can still be deployed and rolled back to. Never written now.
+    trained_at: str | None = None
 
     @property
     def bento_tag(self) -> str:
@@ -85,5 +89,5 @@ def render_k8s_release_patch(record: ReleaseRecord, deployment_name: str) -> str
 
 
 def write_release(record: ReleaseRecord, release_path: Path, k8s_patch_path: Path) -> None:
-    save_model_json(record, release_path)
+    atomic_write_text(release_path, record.model_dump_json(indent=2, exclude_none=True) + "\n")
     atomic_write_text(k8s_patch_path, render_k8s_release_patch(record, record.bento_name))

@@ -14,6 +14,11 @@ from mlgitops.io import load_model_json
 
 FeatureKind = Literal["numeric", "categorical"]
 
+# Column names of the split files (artifacts/split/*.parquet) beside the features: the encoded
+# 0/1 target and, when `data.time_column` is set, the event time as UTC timestamps.
+TARGET_COLUMN = "__target__"
+TIME_COLUMN = "__time__"
+
 
 class FeatureSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

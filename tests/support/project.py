@@ -25,7 +25,11 @@ def raw_params() -> dict:
 def params_in(root: Path, rows: int = 3000, **sections: dict) -> Params:
     """The project's params.yaml with every path moved under `root` and small-data limits."""
     raw = raw_params()
-    raw["paths"] = {key: str(root / value) for key, value in raw["paths"].items()}
+    # Everything moves under root but the lock, which is the repository's own.
+    raw["paths"] = {
+        key: str((REPO_ROOT if key == "requirements_lock" else root) / value)
+        for key, value in raw["paths"].items()
+    }
     raw["data"]["path"] = str(root / "data" / "transactions.csv")
     raw["validate"]["min_rows"] = min(raw["validate"]["min_rows"], rows // 2)
     raw["validate"]["min_positive"] = 5
@@ -77,7 +81,7 @@ def make_project(
     )
     if (REPO_ROOT / "k8s").is_dir():
         shutil.copytree(REPO_ROOT / "k8s", root / "k8s", dirs_exist_ok=True)
-    for name in ("dvc.yaml", ".dvcignore"):
+    for name in ("dvc.yaml", ".dvcignore", "requirements.lock"):
         shutil.copy(REPO_ROOT / name, root / name)
     raw = raw_params()
     if not real_params:

@@ -28,7 +28,7 @@ def summary(params: Path = ParamsOption) -> None:
         "model hash": release.model_hash,
         "data hash": release.data_hash,
         "params hash": release.params_hash,
-        "trained at": release.trained_at,
+        "data until": release.data_until or "(no time column)",
         "threshold": f"{release.threshold:.6f} ({release.threshold_policy})",
     }
     currency = config.threshold.currency

@@ -9,8 +9,12 @@ the package at build time. The service reads it at startup and never resolves `:
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import re
 import shutil
+import tarfile
 import tempfile
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -18,6 +22,7 @@ from typing import Any
 
 from mlgitops.errors import PackagingError
 from mlgitops.io import atomic_write
+from mlgitops.packaging.imports import PACKAGE, module_closure, package_root
 from mlgitops.serving.layout import (
     MODEL_CARD_FILE,
     MODEL_FILE,
@@ -27,9 +32,9 @@ from mlgitops.serving.layout import (
     SERVICE_IMPORT,
 )
 
-# What the service imports at run time; versions are pinned to the building environment so the
-# image runs the library versions the model was tested with.
-# BentoML adds its own pin.
+# What the service imports at run time. Their versions, and those of everything they need, are
+# pinned from requirements.lock, so the bento (and its image) runs what the tests ran, on any
+# machine. BentoML adds its own pin.
 RUNTIME_DISTRIBUTIONS = (
     "scikit-learn",
     "scipy",
@@ -45,6 +50,11 @@ RUNTIME_DISTRIBUTIONS = (
     "prometheus-client",
     "starlette",
 )
+# uvicorn's fast event loop and HTTP parser (`uvicorn[standard]`).
+OPTIONAL_RUNTIME_DISTRIBUTIONS = ("uvloop", "httptools")
+# The archive's timestamps when SOURCE_DATE_EPOCH is unset: 1980-01-01, the zip epoch, as
+# reproducible-builds.org suggests for a build with no meaningful date.
+DEFAULT_SOURCE_DATE_EPOCH = 315532800
 
 
 def _store_error(action: str, error: Exception) -> PackagingError:
@@ -90,16 +100,38 @@ def save_model(
     return tag
 
 
-# uvicorn's fast event loop and HTTP parser (`uvicorn[standard]`): shipped when installed here.
-OPTIONAL_RUNTIME_DISTRIBUTIONS = ("uvloop", "httptools")
+def read_lock(lock_file: Path) -> dict[str, str]:
+    """{canonical name: version} of every `name==version` line of a compiled requirements file."""
+    from packaging.utils import canonicalize_name
+
+    try:
+        text = Path(lock_file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PackagingError(f"{lock_file}: not found (run `make lock`)") from None
+    pins: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        match = _PIN.match(line)
+        if match:
+            pins[canonicalize_name(match["name"])] = match["version"]
+        elif line.strip() and not line.lstrip().startswith(("#", "--hash")):
+            raise PackagingError(
+                f"{lock_file}:{number}: not a pinned requirement: {line.strip()!r}"
+            )
+    if not pins:
+        raise PackagingError(f"{lock_file}: pins nothing (run `make lock`)")
+    return pins
+
+
+_PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(\[[^]]*\])?==(?P<version>[^\s;\\]+)")
 
 
 def _requirement_closure(roots: list[str]) -> list[str]:
-    """The installed distributions that `roots` need, transitively, with markers evaluated."""
+    """Canonical names of the distributions `roots` need, transitively, with markers evaluated
+    (the dependency graph is read from the installed metadata; versions come from the lock)."""
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.utils import canonicalize_name
 
-    seen: dict[str, str] = {}
+    seen: set[str] = set()
     pending = list(roots)
     while pending:
         name = canonicalize_name(pending.pop())
@@ -108,8 +140,8 @@ def _requirement_closure(roots: list[str]) -> list[str]:
         try:
             distribution = importlib_metadata.distribution(name)
         except importlib_metadata.PackageNotFoundError:
-            continue  # an optional dependency that is not installed here
-        seen[name] = distribution.version
+            continue  # an optional dependency that the lock does not include
+        seen.add(name)
         for line in distribution.requires or []:
             try:
                 requirement = Requirement(line)
@@ -118,62 +150,57 @@ def _requirement_closure(roots: list[str]) -> list[str]:
             # Extras of a dependency are not requested here, so `extra == ...` markers are off.
             if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
                 pending.append(requirement.name)
-    return [f"{name}=={version}" for name, version in sorted(seen.items())]
+    return sorted(seen)
 
 
-def pinned_requirements() -> list[str]:
-    """`name==version` for each runtime distribution and everything it needs, as installed here.
+def pinned_requirements(lock_file: Path) -> list[str]:
+    """`name==version` from the lock for each runtime distribution and everything it needs.
 
     Pinning the whole closure, not only the top level, means two machines building the same bento
-    version fill the wheelhouse with the same wheels and produce the same image.
+    version fill the wheelhouse with the same wheels and produce the same image. An installed
+    version that differs from the lock is an error: the tests ran against the installed one.
     """
-    for dist in RUNTIME_DISTRIBUTIONS:
-        try:
-            importlib_metadata.version(dist)
-        except importlib_metadata.PackageNotFoundError as error:
-            raise PackagingError(f"runtime requirement {dist} is not installed") from error
-    closure = _requirement_closure(
+    pins = read_lock(lock_file)
+    lines = []
+    for name in _requirement_closure(
         ["bentoml", *RUNTIME_DISTRIBUTIONS, *OPTIONAL_RUNTIME_DISTRIBUTIONS]
-    )
-    # BentoML writes its own `bentoml==` line into the bento's requirements.
-    return [line for line in closure if not line.startswith("bentoml==")]
+    ):
+        installed = importlib_metadata.version(name)
+        if name not in pins:
+            raise PackagingError(f"{lock_file}: does not pin {name} (run `make lock`)")
+        if pins[name] != installed:
+            raise PackagingError(
+                f"{lock_file} pins {name}=={pins[name]} but {installed} is installed "
+                "(run `make setup`)"
+            )
+        # BentoML writes its own `bentoml==` line into the bento's requirements.
+        if name != "bentoml":
+            lines.append(f"{name}=={pins[name]}")
+    for dist in RUNTIME_DISTRIBUTIONS:
+        if canonicalize(dist) not in pins:
+            raise PackagingError(f"runtime requirement {dist} is not in {lock_file}")
+    return lines
 
 
-def package_source_dir() -> Path:
-    """The directory of the `mlgitops` package that is running (the repository's src/mlgitops)."""
-    import mlgitops
+def canonicalize(name: str) -> str:
+    from packaging.utils import canonicalize_name
 
-    return Path(mlgitops.__file__).resolve().parent
-
-
-# The part of the package the service imports. Only these go into the bento, so that the bento
-# (and its image) changes when serving code changes, not when pipeline code does.
-SERVING_MODULES = (
-    "__init__.py",
-    "py.typed",
-    "errors.py",
-    "io.py",
-    "schema.py",
-    "profile.py",
-    "release.py",
-    "config.py",
-)
+    return str(canonicalize_name(name))
 
 
-# The pin is written per build.
-_NOT_SHIPPED = frozenset({PINNED_FILE})
+def service_module() -> str:
+    return SERVICE_IMPORT.partition(":")[0]
 
 
 def shipped_source_files() -> list[tuple[str, Path]]:
     """(path inside the bento's src/, source file) for every file of the package the bento ships,
-    sorted; the package stage can hash exactly these for the bento version."""
-    source = package_source_dir()
-    files = [(f"mlgitops/{name}", source / name) for name in SERVING_MODULES]
-    for path in sorted((source / "serving").rglob("*")):
-        skip = "__pycache__" in path.parts or path.suffix == ".pyc" or path.name in _NOT_SHIPPED
-        if path.is_file() and not skip:
-            files.append((f"mlgitops/{path.relative_to(source).as_posix()}", path))
-    return sorted((dest, path) for dest, path in files if path.is_file())
+    sorted: the service module and the project modules it imports, transitively, and nothing
+    else. So pipeline, packaging or CLI edits leave the bento version alone."""
+    root = package_root()
+    files = [*module_closure(service_module(), root), root / "py.typed"]
+    return sorted(
+        (f"{PACKAGE}/{path.relative_to(root).as_posix()}", path) for path in files if path.is_file()
+    )
 
 
 def _stage_build_context(ctx: Path, pinned: dict[str, Any]) -> None:
@@ -186,7 +213,14 @@ def _stage_build_context(ctx: Path, pinned: dict[str, Any]) -> None:
     )
 
 
-def build_bento(*, bento_name: str, version: str, model_tag: str, release: dict[str, Any]) -> str:
+def build_bento(
+    *,
+    bento_name: str,
+    version: str,
+    model_tag: str,
+    release: dict[str, Any],
+    requirements: list[str],
+) -> str:
     """Build bento `bento_name:version` serving `model_tag`; return the bento tag.
 
     The bento holds a copy of the `mlgitops` package (with the pin file), the pinned runtime
@@ -219,7 +253,7 @@ def build_bento(*, bento_name: str, version: str, model_tag: str, release: dict[
                 exclude=["**/__pycache__", "**/*.pyc"],
                 labels={"mlgitops.io/model-tag": model_tag.replace(":", "-")},
                 description=f"Fraud detector serving model {model_tag}.",
-                python={"packages": pinned_requirements(), "lock_packages": False},
+                python={"packages": requirements, "lock_packages": False},
                 models=[model_tag],
             )
         except Exception as error:  # import errors of the service, store errors, ...
@@ -227,20 +261,81 @@ def build_bento(*, bento_name: str, version: str, model_tag: str, release: dict[
     return str(bento.tag)
 
 
+def source_date_epoch() -> int:
+    """The time written into archives: $SOURCE_DATE_EPOCH, else a fixed date. Never the clock."""
+    raw = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if not raw:
+        return DEFAULT_SOURCE_DATE_EPOCH
+    try:
+        epoch = int(raw)
+    except ValueError:
+        raise PackagingError(f"SOURCE_DATE_EPOCH={raw!r}: not an integer") from None
+    if epoch < 0:
+        raise PackagingError(f"SOURCE_DATE_EPOCH={raw!r}: must not be negative")
+    return epoch
+
+
+# BentoML stamps the build time into bento.yaml and each model.yaml, and the interpreter's patch
+# release into model.yaml. Both vary between machines and neither changes what the bento serves.
+_CREATION_TIME = re.compile(rb"^(?P<key>\s*creation_time: ).*$", re.MULTILINE)
+_PYTHON_PATCH = re.compile(
+    rb"^(?P<key>\s*python_version: )'?(?P<minor>3\.\d+)\.\d+'?$", re.MULTILINE
+)
+
+
+def normalize_metadata(name: str, data: bytes, epoch: int) -> bytes:
+    """bento.yaml / model.yaml with machine- and clock-dependent fields made reproducible."""
+    if not (name == "bento.yaml" or name.endswith("/model.yaml")):
+        return data
+    from datetime import UTC, datetime
+
+    stamp = datetime.fromtimestamp(epoch, UTC).isoformat().encode()
+    data = _CREATION_TIME.sub(lambda m: m["key"] + b"'" + stamp + b"'", data)
+    return _PYTHON_PATCH.sub(lambda m: m["key"] + b"'" + m["minor"] + b"'", data)
+
+
+def write_reproducible_tar(source: Path, archive: Path, epoch: int) -> None:
+    """A tar of `source` that depends only on the files' contents: sorted entries, one mtime,
+    owner root, modes 0755/0644, no user or group names, no PAX timestamps."""
+
+    def info(name: str, path: Path, size: int = 0) -> tarfile.TarInfo:
+        entry = tarfile.TarInfo(name)
+        entry.mtime = epoch
+        entry.uid = entry.gid = 0
+        entry.uname = entry.gname = ""
+        if path.is_dir():
+            entry.type, entry.mode = tarfile.DIRTYPE, 0o755
+        else:
+            entry.size = size
+            entry.mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
+        return entry
+
+    paths = sorted(source.rglob("*"), key=lambda p: p.relative_to(source).as_posix())
+    with tarfile.open(archive, "w", format=tarfile.USTAR_FORMAT) as tar:
+        tar.addfile(info("./", source))
+        for path in paths:
+            if path.is_symlink() or not (path.is_dir() or path.is_file()):
+                raise PackagingError(f"{path}: only files and directories can go into a bento")
+            name = "./" + path.relative_to(source).as_posix()
+            if path.is_dir():
+                tar.addfile(info(name + "/", path))
+                continue
+            data = normalize_metadata(name[2:], path.read_bytes(), epoch)
+            tar.addfile(info(name, path, len(data)), io.BytesIO(data))
+
+
 def export_bento(bento_tag: str, path: Path) -> None:
-    """Export the bento as a tar archive at `path`, atomically (no half-written archive)."""
+    """Export the bento as a tar archive at `path`, atomically and reproducibly: the same bento
+    gives the same bytes on any machine (DVC tracks the archive by its md5)."""
     import bentoml
     from bentoml.exceptions import NotFound
-
-    def write(tmp: Path) -> None:
-        try:
-            bentoml.bentos.export_bento(bento_tag, str(tmp), output_format="tar")
-        except NotFound:
-            raise PackagingError(f"bento {bento_tag} is not in the bento store") from None
-        except Exception as error:
-            raise _store_error(f"exporting bento {bento_tag}", error) from error
 
     path = Path(path)
     if path.suffix != ".tar":
         raise PackagingError(f"{path}: the bento archive must be a .tar file")
-    atomic_write(path, write)
+    try:
+        source = Path(bentoml.bentos.get(bento_tag).path)
+    except NotFound:
+        raise PackagingError(f"bento {bento_tag} is not in the bento store") from None
+    epoch = source_date_epoch()
+    atomic_write(path, lambda tmp: write_reproducible_tar(source, tmp, epoch))

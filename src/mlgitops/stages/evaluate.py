@@ -23,8 +23,8 @@ from sklearn.metrics import (
 from mlgitops.config import Params, ThresholdConfig
 from mlgitops.errors import DataQualityError
 from mlgitops.io import atomic_write_text, load_pipeline
-from mlgitops.schema import load_schema
-from mlgitops.stages.split import TARGET_COLUMN
+from mlgitops.records import EvaluationMetrics, save_record
+from mlgitops.schema import TARGET_COLUMN, load_schema
 
 # Plot files stay small enough to diff and render: curves are thinned to this many points.
 MAX_CURVE_POINTS = 400
@@ -136,16 +136,16 @@ def run(params: Params) -> str:
     scores = model.predict_proba(test[schema.feature_names])[:, 1]
     threshold = choose_threshold(labels, scores, params.threshold)
     metrics = compute_metrics(labels, scores, threshold, params.threshold)
-    metrics_doc = {
+    record = EvaluationMetrics(
         # The threshold stays exact: serving must cut where evaluation did.
         **{
             k: (round(v, 6) if isinstance(v, float) and k != "threshold" else v)
             for k, v in metrics.items()
         },
-        "threshold_policy": params.threshold.policy,
-        "currency": params.threshold.currency,
-    }
-    atomic_write_text(params.paths.metrics, json.dumps(metrics_doc, indent=2) + "\n")
+        threshold_policy=params.threshold.policy,
+        currency=params.threshold.currency,
+    )
+    save_record(record, params.paths.metrics)
     for name, rows in plot_data(labels, scores, threshold).items():
         atomic_write_text(Path(params.paths.plots) / name, json.dumps(rows) + "\n")
     return (

@@ -16,7 +16,8 @@ from pathlib import Path
 from mlgitops import __version__
 from mlgitops.config import Params
 from mlgitops.errors import ArtifactError
-from mlgitops.io import file_md5, file_sha256, read_json
+from mlgitops.io import file_md5, file_sha256
+from mlgitops.records import load_metrics, load_model_card
 from mlgitops.release import ReleaseRecord, write_release
 
 HEADLINE_METRICS = (
@@ -42,15 +43,15 @@ def params_hash(params: Params) -> str:
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def serving_code_digest() -> str:
+def serving_code_digest(requirements: list[str]) -> str:
     """sha256 over what the bento ships besides the model: its source files and the pinned
     runtime requirements. Pipeline-only edits leave it, and so the bento version, unchanged."""
-    from mlgitops.packaging.bento import pinned_requirements, shipped_source_files
+    from mlgitops.packaging.bento import shipped_source_files
 
     digest = hashlib.sha256()
     for destination, path in shipped_source_files():
         digest.update(destination.encode() + b"\0" + path.read_bytes() + b"\0")
-    digest.update("\n".join(pinned_requirements()).encode())
+    digest.update("\n".join(requirements).encode())
     return digest.hexdigest()
 
 
@@ -68,20 +69,22 @@ def bento_version(
     return hashlib.sha256(canonical).hexdigest()[:length]
 
 
-def make_release(params: Params) -> ReleaseRecord:
+def make_release(params: Params, requirements: list[str]) -> ReleaseRecord:
     model_sha = file_sha256(params.paths.model)
-    metrics = read_json(params.paths.metrics)
-    card = read_json(params.paths.model_card)
-    missing = [name for name in ("threshold", *HEADLINE_METRICS) if name not in metrics]
-    if missing:
-        raise ArtifactError(f"{params.paths.metrics}: missing metrics: {', '.join(missing)}")
-    threshold = float(metrics["threshold"])
+    metrics = load_metrics(params.paths.metrics)
+    card = load_model_card(params.paths.model_card)
+    if card.model_hash != f"sha256:{model_sha}":
+        raise ArtifactError(
+            f"{params.paths.model_card}: describes model {card.model_hash}, but "
+            f"{params.paths.model} is sha256:{model_sha} (run `dvc repro`)"
+        )
+    threshold = metrics.threshold
     version = bento_version(
         model_sha,
         threshold,
         params.paths.profile,
         params.paths.schema_file,
-        serving_code_digest(),
+        serving_code_digest(requirements),
         params.package.version_length,
     )
     return ReleaseRecord(
@@ -93,9 +96,9 @@ def make_release(params: Params) -> ReleaseRecord:
         params_hash=params_hash(params),
         image=f"{params.package.image_repository}:{version}",
         threshold=threshold,
-        threshold_policy=str(metrics.get("threshold_policy", params.threshold.policy)),
-        metrics={name: float(metrics[name]) for name in HEADLINE_METRICS},
-        trained_at=str(card["trained_at"]),
+        threshold_policy=metrics.threshold_policy,
+        metrics={name: float(getattr(metrics, name)) for name in HEADLINE_METRICS},
+        data_until=card.data_until,
         mlgitops_version=__version__,
     )
 
@@ -103,20 +106,22 @@ def make_release(params: Params) -> ReleaseRecord:
 def run(params: Params) -> str:
     from mlgitops.packaging import bento
 
-    record = make_release(params)
+    requirements = bento.pinned_requirements(params.paths.requirements_lock)
+    record = make_release(params, requirements)
     model_tag = bento.save_model(
         name=record.bento_name,
         version=record.bento_version,
         model_file=params.paths.model,
         profile_file=params.paths.profile,
         schema_file=params.paths.schema_file,
-        metadata=record.model_dump(mode="json"),
+        metadata=record.model_dump(mode="json", exclude_none=True),
     )
     bento_tag = bento.build_bento(
         bento_name=record.bento_name,
         version=record.bento_version,
         model_tag=model_tag,
-        release=record.model_dump(mode="json"),
+        release=record.model_dump(mode="json", exclude_none=True),
+        requirements=requirements,
     )
     bento.export_bento(bento_tag, params.paths.bento_archive)
     # Written last: release.json and the k8s pin only ever name a bento that exists.

@@ -17,10 +17,7 @@ from mlgitops.data.table import read_table
 from mlgitops.errors import DataQualityError
 from mlgitops.io import atomic_write, save_model_json
 from mlgitops.profile import CategoricalProfile, NumericProfile, ReferenceProfile
-from mlgitops.schema import TrainingSchema, load_schema
-
-TARGET_COLUMN = "__target__"
-TIME_COLUMN = "__time__"
+from mlgitops.schema import TARGET_COLUMN, TIME_COLUMN, TrainingSchema, load_schema
 
 
 def split_indices(

@@ -6,8 +6,7 @@ thread scheduling could change results, so the same params and data give the sam
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
+import time
 
 import joblib
 import numpy as np
@@ -21,9 +20,9 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from mlgitops import __version__
 from mlgitops.config import Params, TrainConfig
-from mlgitops.io import atomic_write, atomic_write_text, file_sha256
-from mlgitops.schema import TrainingSchema, load_schema
-from mlgitops.stages.split import TARGET_COLUMN
+from mlgitops.io import atomic_write, file_sha256
+from mlgitops.records import ModelCard, save_record
+from mlgitops.schema import TARGET_COLUMN, TIME_COLUMN, TrainingSchema, load_schema
 
 
 def _ordinal(config: TrainConfig, unknown: float | int) -> OrdinalEncoder:
@@ -122,24 +121,31 @@ def fit(train: pd.DataFrame, schema: TrainingSchema, config: TrainConfig) -> Pip
     return pipeline
 
 
+def data_until(train: pd.DataFrame) -> str | None:
+    """The latest event time of the training rows, if the split recorded event times."""
+    if TIME_COLUMN not in train.columns or train[TIME_COLUMN].isna().all():
+        return None
+    return pd.Timestamp(train[TIME_COLUMN].max()).isoformat()
+
+
 def run(params: Params) -> str:
     schema = load_schema(params.paths.schema_file)
     train = pd.read_parquet(params.paths.train)
-    started = datetime.now(UTC)
+    started = time.perf_counter()
     pipeline = fit(train, schema, params.train)
-    seconds = (datetime.now(UTC) - started).total_seconds()
+    seconds = time.perf_counter() - started
     atomic_write(params.paths.model, lambda tmp: joblib.dump(pipeline, tmp, compress=3))
-    # The card is a separate file so the model's bytes, and hence its hash, stay timeless.
-    card = {
-        "model_hash": "sha256:" + file_sha256(params.paths.model),
-        "model_type": params.train.model,
-        "trained_at": started.isoformat(timespec="seconds"),
-        "training_seconds": round(seconds, 3),
-        "n_train_rows": len(train),
-        "train_label_rate": float(train[TARGET_COLUMN].mean()),
-        "features": [feature.model_dump() for feature in schema.features],
-        "train_params": params.train.model_dump(mode="json"),
-        "mlgitops_version": __version__,
-    }
-    atomic_write_text(params.paths.model_card, json.dumps(card, indent=2) + "\n")
-    return f"{params.train.model} on {len(train)} rows in {seconds:.1f}s, {card['model_hash'][:19]}"
+    # The card is a separate file so the model's bytes, and hence its hash, stay timeless. The
+    # training time differs between machines, so it is printed, never written.
+    card = ModelCard(
+        model_hash="sha256:" + file_sha256(params.paths.model),
+        model_type=params.train.model,
+        n_train_rows=len(train),
+        train_label_rate=float(train[TARGET_COLUMN].mean()),
+        data_until=data_until(train),
+        features=schema.features,
+        train_params=params.train.model_dump(mode="json"),
+        mlgitops_version=__version__,
+    )
+    save_record(card, params.paths.model_card)
+    return f"{params.train.model} on {len(train)} rows in {seconds:.1f}s, {card.model_hash[:19]}"

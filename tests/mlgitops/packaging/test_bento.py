@@ -11,6 +11,7 @@ import pytest
 from mlgitops.errors import PackagingError
 from mlgitops.packaging import bento as packaging
 from tests.mlgitops.serving.conftest import BENTO_NAME, VERSION, Packaged
+from tests.support.project import REPO_ROOT
 
 
 def test_save_model_stores_files_and_metadata(packaged: Packaged) -> None:
@@ -64,7 +65,11 @@ def test_build_bento_pins_model_and_is_idempotent(packaged: Packaged) -> None:
     assert "scikit-learn==" in requirements
     assert "bentoml==" in requirements
     again = packaging.build_bento(
-        bento_name=BENTO_NAME, version=VERSION, model_tag=packaged.model_tag, release={}
+        bento_name=BENTO_NAME,
+        version=VERSION,
+        model_tag=packaged.model_tag,
+        release={},
+        requirements=[],
     )
     assert again == packaged.bento_tag
 
@@ -72,7 +77,11 @@ def test_build_bento_pins_model_and_is_idempotent(packaged: Packaged) -> None:
 def test_build_bento_unknown_model_is_packaging_error(packaged: Packaged) -> None:
     with pytest.raises(PackagingError, match="not in the model store"):
         packaging.build_bento(
-            bento_name=BENTO_NAME, version="aaaaaaaaaaaa", model_tag="nope:1", release={}
+            bento_name=BENTO_NAME,
+            version="aaaaaaaaaaaa",
+            model_tag="nope:1",
+            release={},
+            requirements=[],
         )
 
 
@@ -91,3 +100,79 @@ def test_export_unknown_bento_leaves_nothing(packaged: Packaged, tmp_path: Path)
     with pytest.raises(PackagingError):
         packaging.export_bento("nope:1", tmp_path / "bento.tar")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_export_is_byte_identical_and_free_of_clock_and_machine(
+    packaged: Packaged, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    first, second = tmp_path / "a.tar", tmp_path / "b.tar"
+    packaging.export_bento(packaged.bento_tag, first)
+    # What BentoML stamps in the store (build time, Python patch release) must not leak: rewrite
+    # the store's copy as another machine at another time would have written it.
+    import bentoml
+
+    store = Path(bentoml.bentos.get(packaged.bento_tag).path)
+    bento_yaml = store / "bento.yaml"
+    original = bento_yaml.read_text()
+    bento_yaml.write_text(
+        original.replace("creation_time: '", "creation_time: '2031-05-05T10:00:00+00:00'  #")
+    )
+    try:
+        packaging.export_bento(packaged.bento_tag, second)
+    finally:
+        bento_yaml.write_text(original)
+    assert first.read_bytes() == second.read_bytes()
+    with tarfile.open(first) as tar:
+        members = tar.getmembers()
+        assert {m.mtime for m in members} == {packaging.DEFAULT_SOURCE_DATE_EPOCH}
+        assert {(m.uid, m.gid, m.uname, m.gname) for m in members} == {(0, 0, "", "")}
+        assert [m.name for m in members] == sorted(m.name for m in members)
+        assert {m.mode for m in members} <= {0o755, 0o644}
+        text = tar.extractfile("./bento.yaml").read().decode()
+    assert "creation_time: '1980-01-01T00:00:00+00:00'" in text
+
+
+def test_source_date_epoch_sets_the_archive_time(
+    packaged: Packaged, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    archive = tmp_path / "bento.tar"
+    packaging.export_bento(packaged.bento_tag, archive)
+    with tarfile.open(archive) as tar:
+        assert {m.mtime for m in tar.getmembers()} == {1700000000}
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(PackagingError, match="SOURCE_DATE_EPOCH='yesterday'"):
+        packaging.export_bento(packaged.bento_tag, archive)
+
+
+def test_requirements_come_from_the_lock(tmp_path: Path) -> None:
+    lock = REPO_ROOT / "requirements.lock"
+    pins = packaging.read_lock(lock)
+    lines = packaging.pinned_requirements(lock)
+    names = [line.partition("==")[0] for line in lines]
+    assert names == sorted(names)
+    for line in lines:
+        name, _, version = line.partition("==")
+        assert pins[name] == version
+    assert not any(line.startswith("bentoml==") for line in lines)
+    assert "scikit-learn==" + pins["scikit-learn"] in lines
+    # A lock that disagrees with the installed libraries is refused, naming the package.
+    numpy = pins["numpy"]
+    skewed = tmp_path / "requirements.lock"
+    skewed.write_text(lock.read_text().replace(f"numpy=={numpy} ", "numpy==0.0.1 "))
+    with pytest.raises(PackagingError, match=r"pins numpy==0\.0\.1 but .* is installed"):
+        packaging.pinned_requirements(skewed)
+    broken = tmp_path / "broken.lock"
+    broken.write_text("numpy>=2\n")
+    with pytest.raises(PackagingError, match=r"broken\.lock:1: not a pinned requirement"):
+        packaging.read_lock(broken)
+
+
+def test_bento_ships_exactly_what_the_service_imports() -> None:
+    shipped = {dest for dest, _ in packaging.shipped_source_files()}
+    assert "mlgitops/serving/service.py" in shipped
+    assert "mlgitops/profile.py" in shipped  # imported by the request validator
+    # Build, pipeline and operator code never ship: their edits leave the bento version alone.
+    assert not any(dest.startswith(("mlgitops/packaging/", "mlgitops/stages/")) for dest in shipped)
+    assert not any(dest.startswith(("mlgitops/cli/", "mlgitops/deploy/")) for dest in shipped)

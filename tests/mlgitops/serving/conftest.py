@@ -18,6 +18,7 @@ import pytest
 
 from tests.support.devmodel import DevArtifacts, make_dev_artifacts
 from tests.support.processes import descendants
+from tests.support.project import REPO_ROOT
 
 BENTO_NAME = "fraud-detector"
 VERSION = "0123456789ab"
@@ -93,7 +94,7 @@ def _point_stores_at(home: Path) -> Any:
 
 @pytest.fixture(scope="package")
 def packaged(bentoml_home: Path, dev_artifacts: DevArtifacts) -> Packaged:
-    from mlgitops.packaging.bento import build_bento, save_model
+    from mlgitops.packaging.bento import build_bento, pinned_requirements, save_model
 
     model_tag = save_model(
         name=BENTO_NAME,
@@ -108,6 +109,7 @@ def packaged(bentoml_home: Path, dev_artifacts: DevArtifacts) -> Packaged:
         version=VERSION,
         model_tag=model_tag,
         release={"model_hash": dev_artifacts.metadata["model_hash"], "git_commit": "deadbeef"},
+        requirements=pinned_requirements(REPO_ROOT / "requirements.lock"),
     )
     return Packaged(bentoml_home, dev_artifacts, model_tag, bento_tag)
 

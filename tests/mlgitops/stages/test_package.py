@@ -5,6 +5,7 @@ import tarfile
 
 import yaml
 
+from mlgitops.packaging.bento import pinned_requirements
 from mlgitops.release import load_release
 from mlgitops.stages import evaluate, package, split, train, validate
 from tests.support.project import params_in
@@ -42,12 +43,16 @@ def test_package_writes_release_bento_and_pin(params):
 
 def test_bento_version_follows_what_the_pod_serves(params):
     _through_evaluate(params)
-    first = package.make_release(params)
-    assert package.make_release(params).bento_version == first.bento_version
+    pins = pinned_requirements(params.paths.requirements_lock)
+    first = package.make_release(params, pins)
+    assert package.make_release(params, pins).bento_version == first.bento_version
+    # A library upgrade in the lock is a new bento, even for the same model.
+    upgraded = [*pins[:-1], pins[-1] + ".post1"]
+    assert package.make_release(params, upgraded).bento_version != first.bento_version
     changed = params.model_copy(
         update={"threshold": params.threshold.model_copy(update={"policy": "fixed"})}
     )
     evaluate.run(changed)
-    second = package.make_release(changed)
+    second = package.make_release(changed, pins)
     assert second.model_hash == first.model_hash
     assert second.bento_version != first.bento_version

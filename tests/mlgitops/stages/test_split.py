@@ -6,8 +6,8 @@ import pytest
 
 from mlgitops.config import SplitConfig
 from mlgitops.profile import load_profile
+from mlgitops.schema import TARGET_COLUMN, TIME_COLUMN
 from mlgitops.stages import split, validate
-from mlgitops.stages.split import TARGET_COLUMN, TIME_COLUMN
 
 
 def test_time_split_puts_latest_rows_in_test(params):

@@ -1,0 +1,64 @@
+"""Typed artifacts of the train and evaluate stages: the model card and the evaluation metrics.
+
+Like the schema, the profile and the release record, each is read back through its model, so a
+missing or misspelt key is an error naming the file, not a KeyError somewhere downstream.
+Neither holds anything from the wall clock or the machine: same data and params, same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mlgitops.io import FrozenModel, atomic_write_text, load_model_json
+from mlgitops.schema import FeatureSpec
+
+
+class ModelCard(FrozenModel):
+    model_hash: str
+    model_type: str
+    n_train_rows: int
+    train_label_rate: float
+    # The latest event time in the training split (`data.time_column`), ISO 8601 UTC; None when
+    # the data has no time column. It says how fresh the model is without a wall-clock time.
+    data_until: str | None
+    features: tuple[FeatureSpec, ...]
+    train_params: dict[str, Any]
+    mlgitops_version: str
+
+
+class EvaluationMetrics(FrozenModel):
+    roc_auc: float
+    pr_auc: float
+    # Exact (never rounded): serving must cut where evaluation did.
+    threshold: float
+    precision: float
+    recall: float
+    fpr: float
+    fnr: float
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+    n_test: int
+    test_label_rate: float
+    # Business terms: per 1,000 transactions, alerts to review, frauds missed, expected cost.
+    alerts_per_1000: float
+    missed_frauds_per_1000: float
+    expected_cost_per_1000: float
+    threshold_policy: str
+    currency: str
+
+
+def save_record(record: FrozenModel, path: Path) -> None:
+    # json.dumps of the plain dump keeps the files as they were (and as `dvc metrics` reads them).
+    atomic_write_text(path, json.dumps(record.model_dump(mode="json"), indent=2) + "\n")
+
+
+def load_model_card(path: Path) -> ModelCard:
+    return load_model_json(ModelCard, path)
+
+
+def load_metrics(path: Path) -> EvaluationMetrics:
+    return load_model_json(EvaluationMetrics, path)
