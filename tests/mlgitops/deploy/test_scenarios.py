@@ -142,6 +142,42 @@ def test_progress_deadline_exceeded_rolls_back(
     assert history_entries(cluster)[-2]["message"].startswith("ProgressDeadlineExceeded")
 
 
+def test_a_progress_deadline_rollback_to_the_old_replicaset_is_reported_as_succeeded(
+    cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    """One replica: the rollback re-uses A's ReplicaSet, still available, while the controller
+    keeps the stale ProgressDeadlineExceeded (naming B's ReplicaSet) until the old pod is gone."""
+    from mlgitops.deploy.deploy import Settings, deploy
+    from mlgitops.errors import RolloutFailedError
+
+    commit_a = gitops_repo.commit_model("A")
+    settings = Settings(
+        repo=gitops_repo.path,
+        kubeconfig=cluster.kubeconfig_path,
+        timeout=60,
+        crashloop_restarts=10_000,
+    )
+    deploy("staging", settings=settings)
+    gitops_repo.commit_model("B")
+    cluster.fail_image(release_for("B").image)
+    cluster.scale_down_delay = 1.0  # a ReplicaSet controller as slow as a busy real one
+
+    with pytest.raises(RolloutFailedError, match="ProgressDeadlineExceeded") as failure:
+        deploy("staging", settings=settings)
+
+    assert f"rolled back to #1 ({commit_a[:12]}" in str(failure.value)
+    assert "also failed" not in str(failure.value)
+    assert deployment(cluster)["spec"]["replicas"] == 1
+    assert deployed_image(cluster) == release_for("A").image
+    assert running_images(cluster) == {release_for("A").image}
+    outcomes = [(e["kind"], e["outcome"]) for e in history_entries(cluster)]
+    assert outcomes == [
+        ("deploy", "succeeded"),
+        ("deploy", "failed"),
+        ("auto-rollback", "succeeded"),
+    ]
+
+
 def test_git_revert_redeploys_the_previous_image_without_building(
     cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
