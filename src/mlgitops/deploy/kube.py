@@ -7,7 +7,6 @@ fake one of the tests or a real cluster, and errors arrive as `KubeError` with t
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ Manifest = dict[str, Any]
 # No single API call of a deploy should take longer; the rollout wait has its own deadline.
 REQUEST_TIMEOUT_S = 30.0
 DEFAULT_KUBECONFIG = "~/.kube/config"
+# The discovery cache lives in memory only; this path can never exist, so none is read either.
+_NO_CACHE_FILE = str(Path(os.devnull) / "mlgitops-discovery.json")
 _MISSING, _EMPTY = "does not exist", "is empty"
 
 
@@ -124,11 +125,20 @@ def _no_kubeconfig(paths: list[Path], explicit: bool) -> str:
 class Kube:
     """The handful of verbs a deploy needs, on plain dicts."""
 
-    def __init__(self, api_client: Any, cache_file: str | None = None) -> None:
+    def __init__(self, api_client: Any) -> None:
         from kubernetes.dynamic import DynamicClient
+        from kubernetes.dynamic.discovery import LazyDiscoverer
+
+        class MemoryDiscoverer(LazyDiscoverer):
+            """Discovery kept for the life of this client: no cache file per API server."""
+
+            def _write_cache(self) -> None:
+                pass
 
         self.api_client = api_client
-        self._dynamic = DynamicClient(api_client, cache_file=cache_file)
+        self._dynamic = DynamicClient(
+            api_client, cache_file=_NO_CACHE_FILE, discoverer=MemoryDiscoverer
+        )
         self._resources: dict[tuple[str, str], Any] = {}
 
     @classmethod
@@ -136,11 +146,8 @@ class Kube:
         """Load `kubeconfig` (default: $KUBECONFIG, ~/.kube/config), else the in-cluster config."""
         api_client = _api_client(kubeconfig, context)
         api_client.user_agent = f"{FIELD_MANAGER}/deploy"
-        # One discovery cache per API server and user, like kubectl's ~/.kube/cache.
-        host = api_client.configuration.host.replace("://", "_").replace("/", "_").replace(":", "_")
-        cache = Path(tempfile.gettempdir()) / f"mlgitops-discovery-{os.getuid()}-{host}.json"
         try:
-            return cls(api_client, cache_file=str(cache))
+            return cls(api_client)
         except Exception as error:  # the client raises many types when discovery fails
             raise DeployError(f"cannot reach the API server: {_describe(error)}") from None
 

@@ -1,9 +1,11 @@
-"""Connecting to the API server: kubeconfig problems are one-line errors."""
+"""Connecting to the API server: kubeconfig problems are one-line errors, no stray files."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,3 +110,22 @@ def test_kubeconfig_lists_are_searched_and_all_named(
     code, err = mlgitops(capsys, "history", "--env", "staging", "--repo", str(committed.path))
     assert code == 9
     assert f"kubeconfig {second} is not a kubeconfig" in err
+
+
+@pytest.mark.k8s
+def test_a_deploy_leaves_no_file_in_the_temp_dir(
+    cli: Any, gitops_repo: GitOpsRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A private temp dir (for this process and the kubectl it starts), so other users of the
+    # machine cannot disturb the check.
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    assert tempfile.gettempdir() == str(tmp)
+    gitops_repo.commit_model("A")
+
+    assert cli("deploy", "--env", "staging").code == 0
+    assert cli("history", "--env", "staging").code == 0
+
+    assert sorted(tmp.iterdir()) == []
