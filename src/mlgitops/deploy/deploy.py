@@ -28,7 +28,7 @@ from mlgitops.deploy.rollout import (
     apply_time,
     expected_pod_mismatches,
 )
-from mlgitops.errors import DeployError, GitError, RolloutFailedError
+from mlgitops.errors import DeployError, MlgitopsError, RolloutFailedError
 from mlgitops.release import ANNOTATION_PREFIX
 
 Log = Callable[[str], None]
@@ -255,7 +255,7 @@ class _Session:
         started = now_iso()
         try:
             target = self.render(previous.commit, failed.environment)
-        except (GitError, DeployError) as error:
+        except MlgitopsError as error:  # git, a broken release record, manifests
             return RolloutFailedError(
                 f"{what}; rolling back to #{previous.seq} failed: cannot render "
                 f"{previous.commit[:12]}: {error}"

@@ -492,3 +492,18 @@ def test_an_apply_failing_midway_is_rolled_back_not_left_half_applied(
     assert "rolled back to #1" in result.err
     assert deployed_image(cluster) == release_for("A").image
     assert running_images(cluster) == {release_for("A").image}
+
+
+def test_an_invalid_release_record_stops_the_deploy_before_any_write(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    gitops_repo.commit_model("A")
+    (gitops_repo.path / "release.json").write_text('{"bento_name": "fraud-detector"}\n')
+    gitops_repo.git("commit", "-q", "-am", "a broken release record")
+    commit = gitops_repo.git("rev-parse", "HEAD")
+
+    result = cli("deploy", "--env", "staging")
+
+    assert result.code == 5, result.err
+    assert f"{commit[:12]}:release.json: not a valid release record" in result.err
+    assert cluster.get_object("deployments", DEPLOYMENT, STAGING_NS) is None
