@@ -17,6 +17,7 @@ import yaml
 from mlgitops.deploy import FIELD_MANAGER
 from mlgitops.errors import DeployError
 
+# A Kubernetes object as the API serves it; every deploy module passes these around.
 Manifest = dict[str, Any]
 
 # No single API call of a deploy should take longer; the rollout wait has its own deadline.

@@ -17,14 +17,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from mlgitops.deploy import FIELD_MANAGER
-from mlgitops.deploy.kube import Kube
+from mlgitops.deploy.kube import Kube, Manifest
 from mlgitops.deploy.lock import parse_time
 from mlgitops.release import CONTAINER_NAME
-
-Manifest = dict[str, Any]
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
