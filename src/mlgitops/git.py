@@ -52,9 +52,24 @@ def run_bytes(repo: Path | None, *args: str) -> bytes:
     return out if isinstance(out, bytes) else out.encode()
 
 
+def require_repository(repo: Path | None) -> None:
+    """GitError "<dir>: not a Git repository" (or no such directory) unless `repo` is one."""
+    where = Path(repo if repo is not None else Path()).absolute()
+    if not where.is_dir():
+        raise GitError(f"{where}: no such directory")
+    try:
+        run(where, "rev-parse", "--git-dir")
+    except GitError:
+        raise GitError(f"{where}: not a Git repository") from None
+
+
 def repo_root(start: Path | None = None) -> Path:
     """The top of the work tree holding `start` (default: the current directory)."""
-    return Path(run(start, "rev-parse", "--show-toplevel").strip())
+    try:
+        return Path(run(start, "rev-parse", "--show-toplevel").strip())
+    except GitError:
+        require_repository(start)
+        raise
 
 
 def resolve_commit(repo: Path, rev: str) -> str:
@@ -65,6 +80,8 @@ def resolve_commit(repo: Path, rev: str) -> str:
         out = run(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
         return out.strip()
     except GitError:
+        # Otherwise a directory that is no repository reads as "HEAD is not a commit".
+        require_repository(repo)
         raise GitError(f"revision {rev!r} is not a commit of the repository at {repo}") from None
 
 

@@ -72,3 +72,14 @@ def test_root_and_current_commit(repo: Path, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     outside.mkdir()
     assert git.current_commit(outside) is None
+
+
+def test_a_directory_that_is_no_repository_says_so(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for call in (lambda: git.resolve_commit(plain, "HEAD"), lambda: git.repo_root(plain)):
+        with pytest.raises(GitError) as error:
+            call()
+        assert str(error.value) == f"{plain}: not a Git repository"
+    with pytest.raises(GitError, match="no such directory"):
+        git.resolve_commit(tmp_path / "missing", "HEAD")

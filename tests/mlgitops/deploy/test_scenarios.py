@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -507,3 +508,17 @@ def test_an_invalid_release_record_stops_the_deploy_before_any_write(
     assert result.code == 5, result.err
     assert f"{commit[:12]}:release.json: not a valid release record" in result.err
     assert cluster.get_object("deployments", DEPLOYMENT, STAGING_NS) is None
+
+
+@pytest.mark.parametrize("command", ["deploy", "history", "rollback"])
+def test_a_repo_that_is_no_git_repository_says_so(
+    command: str, cluster: FakeKubeServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlgitops.cli.main import main
+
+    plain = tmp_path / "not-a-repo"
+    plain.mkdir()
+    code = main([command, "--env", "staging", "--repo", str(plain),
+                 "--kubeconfig", str(cluster.kubeconfig_path)])  # fmt: skip
+    assert code == 12
+    assert capsys.readouterr().err.strip() == f"error: {plain}: not a Git repository"
