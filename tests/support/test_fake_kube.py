@@ -722,6 +722,48 @@ def test_deployment_controller(fake_kube: FakeKubeServer, fake_kube_api_client: 
     assert fake_kube.list_objects("pods", NS) == []
 
 
+def test_rollback_to_the_old_replicaset_keeps_the_stale_deadline_until_progress(
+    fake_kube: FakeKubeServer, fake_kube_api_client: Any
+) -> None:
+    """As the real controller: the failed rollout's condition stays until the old pods go."""
+    apps = k8s.AppsV1Api(fake_kube_api_client)
+    apps.create_namespaced_deployment(NS, deployment(replicas=1, deadline=30))
+    fake_kube.wait_for_rollout("app", NS)
+    [good] = fake_kube.list_objects("replicasets", NS)
+    fake_kube.fail_image("registry/app:bad")
+    bad_template = {"spec": {"template": {"spec": {"containers": [
+        {"name": "server", "image": "registry/app:bad"}]}}}}  # fmt: skip
+    apps.patch_namespaced_deployment("app", NS, bad_template)
+    timed_out = fake_kube.wait_for_rollout("app", NS)
+    [bad] = [rs for rs in fake_kube.list_objects("replicasets", NS) if rs != good]
+    stale = {c["type"]: c for c in timed_out["status"]["conditions"]}["Progressing"]
+    assert stale["reason"] == "ProgressDeadlineExceeded"
+    fake_kube.scale_down_delay = 1.0
+
+    back = {"spec": {"template": {"spec": {"containers": [
+        {"name": "server", "image": "registry/app:v1"}]}}}}  # fmt: skip
+    generation = apps.patch_namespaced_deployment("app", NS, back).metadata.generation
+
+    def observed() -> Any:
+        dep = fake_kube.get_object("deployments", "app", NS)
+        return dep if dep and dep["status"]["observedGeneration"] == generation else None
+
+    dep = fake_kube.wait_for(observed)
+    progressing = {c["type"]: c for c in dep["status"]["conditions"]}["Progressing"]
+    assert progressing == stale  # still naming the failed ReplicaSet, with its old times
+    assert bad["metadata"]["name"] in progressing["message"]
+
+    def progressed() -> Any:
+        dep = fake_kube.get_object("deployments", "app", NS) or {}
+        cond = {c["type"]: c for c in dep["status"]["conditions"]}["Progressing"]
+        return cond if cond["reason"] != "ProgressDeadlineExceeded" else None
+
+    progressing = fake_kube.wait_for(progressed, timeout=10)
+    assert (progressing["status"], progressing["reason"]) == ("True", "NewReplicaSetAvailable")
+    assert good["metadata"]["name"] in progressing["message"]
+    assert len(fake_kube.list_objects("pods", NS)) == 1
+
+
 def test_failed_rollout_via_python_client(
     fake_kube: FakeKubeServer, fake_kube_api_client: Any
 ) -> None:

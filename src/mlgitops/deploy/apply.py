@@ -11,14 +11,12 @@ from __future__ import annotations
 import copy
 import difflib
 from collections.abc import Iterable
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import yaml
 
-from mlgitops.deploy.kube import Kube, KubeError, ObjectRef
+from mlgitops.deploy.kube import Kube, KubeError, Manifest, ObjectRef
 from mlgitops.errors import DeployError
-
-Manifest = dict[str, Any]
 
 # Server bookkeeping that changes on every write and says nothing about the desired state.
 _VOLATILE_METADATA = ("managedFields", "resourceVersion", "generation", "uid", "creationTimestamp")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from mlgitops.deploy.apply import apply_all, bootstrap_hint, dry_run_diff, validate_all
@@ -24,9 +25,10 @@ from mlgitops.deploy.rollout import (
     DEFAULT_CRASHLOOP_RESTARTS,
     RolloutFailure,
     RolloutWatcher,
+    apply_time,
     expected_pod_mismatches,
 )
-from mlgitops.errors import DeployError, GitError, RolloutFailedError
+from mlgitops.errors import DeployError, MlgitopsError, RolloutFailedError
 from mlgitops.release import ANNOTATION_PREFIX
 
 Log = Callable[[str], None]
@@ -144,18 +146,27 @@ class _Session:
         with self.timings.phase(f"validate{phase}"):
             validate_all(kube, rendered.objects, env)
         with self.timings.phase(f"apply{phase}"):
+            started = datetime.now(UTC)
             try:
-                apply_all(kube, rendered.objects, env)
+                applied = apply_all(kube, rendered.objects, env)
             except DeployError as error:
                 # Some objects may be written already: treat it as a failed rollout, so the last
                 # good revision is re-applied and nothing stays half-applied.
                 raise RolloutFailure("ApplyFailed", str(error)) from None
         self.log(f"applied {len(rendered.objects)} objects to {rendered.namespace} (server-side)")
+        # The server's clock when it says: condition times are the server's too.
+        name = rendered.deployment_name
+        live = next(
+            (o for o in applied if o.get("kind") == "Deployment" and o["metadata"]["name"] == name),
+            {},
+        )
+        applied_at = apply_time(live) or started
         watcher = RolloutWatcher(
             kube,
             rendered.namespace,
             rendered.deployment_name,
             crashloop_restarts=self.settings.crashloop_restarts,
+            applied_at=applied_at,
             log=self.log,
         )
         with self.timings.phase(f"wait{phase}"):
@@ -244,7 +255,7 @@ class _Session:
         started = now_iso()
         try:
             target = self.render(previous.commit, failed.environment)
-        except (GitError, DeployError) as error:
+        except MlgitopsError as error:  # git, a broken release record, manifests
             return RolloutFailedError(
                 f"{what}; rolling back to #{previous.seq} failed: cannot render "
                 f"{previous.commit[:12]}: {error}"

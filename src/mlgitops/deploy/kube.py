@@ -7,18 +7,25 @@ fake one of the tests or a real cluster, and errors arrive as `KubeError` with t
 from __future__ import annotations
 
 import os
-import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from mlgitops.deploy import FIELD_MANAGER
 from mlgitops.errors import DeployError
 
+# A Kubernetes object as the API serves it; every deploy module passes these around.
 Manifest = dict[str, Any]
 
 # No single API call of a deploy should take longer; the rollout wait has its own deadline.
 REQUEST_TIMEOUT_S = 30.0
+DEFAULT_KUBECONFIG = "~/.kube/config"
+# The discovery cache lives in memory only; this path can never exist, so none is read either.
+_NO_CACHE_FILE = str(Path(os.devnull) / "mlgitops-discovery.json")
+_MISSING, _EMPTY = "does not exist", "is empty"
 
 
 class KubeError(DeployError):
@@ -63,41 +70,85 @@ class ObjectRef:
         return f"{self.kind}/{self.name}"
 
 
+def kubeconfig_paths(
+    explicit: str | Path | None, environ: Mapping[str, str] = os.environ
+) -> list[Path]:
+    """The files the client reads: `explicit`, else each of $KUBECONFIG, else ~/.kube/config."""
+    if explicit:
+        return [Path(explicit).expanduser()]
+    listed = [p for p in environ.get("KUBECONFIG", "").split(os.pathsep) if p]
+    return [Path(p).expanduser() for p in listed or [DEFAULT_KUBECONFIG]]
+
+
+def kubeconfig_problem(path: Path) -> str | None:
+    """What is wrong with the file at `path` as a kubeconfig, or None if it is a YAML mapping.
+
+    The client turns most of these into tracebacks (TypeError, UnicodeDecodeError, ...).
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return _MISSING
+    except IsADirectoryError:
+        return "is a directory, not a file"
+    except OSError as error:
+        return f"cannot be read: {error.strerror or error}"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not a text file (not UTF-8)"
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or _describe(error)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        return f"is not valid YAML: {problem}{where}"
+    if doc is None:
+        return _EMPTY
+    if not isinstance(doc, dict):
+        kinds = {list: "a list", str: "a string", bool: "a boolean", int: "a number"}
+        kind = kinds.get(type(doc), "a number" if isinstance(doc, float) else "a single value")
+        return f"is not a kubeconfig: the YAML is {kind}, not a mapping"
+    return None
+
+
+def _no_kubeconfig(paths: list[Path], explicit: bool) -> str:
+    if explicit:
+        return f"kubeconfig {paths[0]} {_MISSING}"
+    tried = ", ".join(str(p) for p in paths)
+    source = "$KUBECONFIG" if os.environ.get("KUBECONFIG") else DEFAULT_KUBECONFIG
+    return (
+        f"no kubeconfig found (tried {tried}, from {source}); pass --kubeconfig or set KUBECONFIG"
+    )
+
+
 class Kube:
     """The handful of verbs a deploy needs, on plain dicts."""
 
-    def __init__(self, api_client: Any, cache_file: str | None = None) -> None:
+    def __init__(self, api_client: Any) -> None:
         from kubernetes.dynamic import DynamicClient
+        from kubernetes.dynamic.discovery import LazyDiscoverer
+
+        class MemoryDiscoverer(LazyDiscoverer):
+            """Discovery kept for the life of this client: no cache file per API server."""
+
+            def _write_cache(self) -> None:
+                pass
 
         self.api_client = api_client
-        self._dynamic = DynamicClient(api_client, cache_file=cache_file)
+        self._dynamic = DynamicClient(
+            api_client, cache_file=_NO_CACHE_FILE, discoverer=MemoryDiscoverer
+        )
         self._resources: dict[tuple[str, str], Any] = {}
 
     @classmethod
     def connect(cls, kubeconfig: str | Path | None = None, context: str | None = None) -> Kube:
         """Load `kubeconfig` (default: $KUBECONFIG, ~/.kube/config), else the in-cluster config."""
-        from kubernetes import client, config
-        from kubernetes.config.config_exception import ConfigException
-
-        path = str(kubeconfig) if kubeconfig else None
-        try:
-            api_client = config.new_client_from_config(config_file=path, context=context)
-        except (ConfigException, FileNotFoundError, OSError) as error:
-            if (
-                path is not None
-                or context is not None
-                or "KUBERNETES_SERVICE_HOST" not in os.environ
-            ):
-                raise DeployError(f"cannot load the kubeconfig: {error}") from None
-            configuration = client.Configuration()
-            config.load_incluster_config(client_configuration=configuration)
-            api_client = client.ApiClient(configuration)
+        api_client = _api_client(kubeconfig, context)
         api_client.user_agent = f"{FIELD_MANAGER}/deploy"
-        # One discovery cache per API server and user, like kubectl's ~/.kube/cache.
-        host = api_client.configuration.host.replace("://", "_").replace("/", "_").replace(":", "_")
-        cache = Path(tempfile.gettempdir()) / f"mlgitops-discovery-{os.getuid()}-{host}.json"
         try:
-            return cls(api_client, cache_file=str(cache))
+            return cls(api_client)
         except Exception as error:  # the client raises many types when discovery fails
             raise DeployError(f"cannot reach the API server: {_describe(error)}") from None
 
@@ -235,6 +286,35 @@ class Kube:
                 name=name, namespace=namespace, body=body, _request_timeout=REQUEST_TIMEOUT_S
             )
         )
+
+
+def _api_client(kubeconfig: str | Path | None, context: str | None) -> Any:
+    from kubernetes import client, config
+
+    paths = kubeconfig_paths(kubeconfig)
+    problems = [(path, kubeconfig_problem(path)) for path in paths]
+    for path, problem in problems:
+        if problem not in (None, _MISSING, _EMPTY):
+            raise DeployError(f"kubeconfig {path} {problem}")
+    usable = [path for path, problem in problems if problem is None]
+    if not usable:
+        if kubeconfig is None and context is None and "KUBERNETES_SERVICE_HOST" in os.environ:
+            configuration = client.Configuration()
+            try:
+                config.load_incluster_config(client_configuration=configuration)
+            except Exception as error:  # ConfigException, or OSError on the token files
+                raise DeployError(
+                    f"cannot load the in-cluster config: {_describe(error)}"
+                ) from None
+            return client.ApiClient(configuration)
+        if len(paths) == 1 and problems[0][1] == _EMPTY:
+            raise DeployError(f"kubeconfig {paths[0]} {_EMPTY}")
+        raise DeployError(_no_kubeconfig(paths, kubeconfig is not None))
+    where = os.pathsep.join(str(path) for path in usable)
+    try:
+        return config.new_client_from_config(config_file=where, context=context)
+    except Exception as error:  # a mapping with wrong shapes raises TypeError, KeyError, ...
+        raise DeployError(f"cannot load the kubeconfig {where}: {_describe(error)}") from None
 
 
 def _describe(error: BaseException) -> str:

@@ -7,22 +7,19 @@ never modifies the checkout.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import shutil
 import subprocess
-import tarfile
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import yaml
-from pydantic import ValidationError
 
+from mlgitops.deploy.kube import Manifest
 from mlgitops.errors import DeployError, GitError
+from mlgitops.git import extract_tree, resolve_commit
 from mlgitops.release import (
     ANNOTATION_BENTO_TAG,
     ANNOTATION_GIT_COMMIT,
@@ -30,13 +27,11 @@ from mlgitops.release import (
     CONTAINER_NAME,
     ReleaseRecord,
 )
+from mlgitops.revision import find_release_at, params_at, release_path, setting
 
 K8S_DIR = "k8s"
 OVERLAYS_DIR = f"{K8S_DIR}/overlays"
-DEFAULT_RELEASE_PATH = "release.json"
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
-
-Manifest = dict[str, Any]
 
 # Apply order: what others refer to goes first (the HPA points at the Deployment).
 _KIND_ORDER = {
@@ -92,53 +87,7 @@ class RenderedRevision:
         return self.pod_annotations.get(ANNOTATION_BENTO_TAG, "")
 
 
-# ------------------------------------------------------------------------------------ git
-
-
-def git(repo: Path, *args: str, binary: bool = False) -> Any:
-    """Run git in `repo`; a failure becomes a GitError carrying git's own message."""
-    try:
-        proc = subprocess.run(
-            ["git", "-C", str(repo), *args],
-            capture_output=True,
-            check=False,
-            text=not binary,
-        )
-    except FileNotFoundError:
-        raise GitError("git is not installed or not on PATH") from None
-    if proc.returncode != 0:
-        stderr = proc.stderr
-        if isinstance(stderr, bytes):
-            stderr = stderr.decode(errors="replace")
-        raise GitError(f"git {' '.join(args)}: {stderr.strip() or f'exit {proc.returncode}'}")
-    return proc.stdout
-
-
-def resolve_commit(repo: Path, rev: str) -> str:
-    """The full sha of REV's commit; GitError if REV names no commit in this repository."""
-    if not rev or rev.startswith("-"):
-        raise GitError(f"invalid revision {rev!r}")
-    try:
-        out = git(repo, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{commit}}")
-        return str(out).strip()
-    except GitError:
-        raise GitError(f"revision {rev!r} is not a commit of the repository at {repo}") from None
-
-
-def read_blob(repo: Path, commit: str, path: str) -> str | None:
-    """The text of `path` at `commit`, or None when the commit has no such file."""
-    try:
-        return git(repo, "cat-file", "blob", f"{commit}:{path}")
-    except GitError:
-        return None
-
-
-def extract_tree(repo: Path, commit: str, subdir: str, dest: Path) -> None:
-    """Unpack `subdir` of `commit` into `dest` straight from Git objects."""
-    data = git(repo, "archive", "--format=tar", commit, "--", subdir, binary=True)
-    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-        # The "data" filter refuses absolute paths, links out of dest and device files.
-        archive.extractall(dest, filter="data")
+# ------------------------------------------------------------------------------ the tree
 
 
 def list_environments_in(tree: Path) -> list[str]:
@@ -231,29 +180,6 @@ def annotate_commit(objects: list[Manifest], deployment_name: str, commit: str) 
             meta["annotations"] = annotations
 
 
-def _params_at(repo: Path, commit: str) -> dict[str, Any]:
-    text = read_blob(repo, commit, "params.yaml")
-    if text is None:
-        return {}
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return {}
-    # Older revisions may predate today's schema: read only the two keys needed, leniently.
-    return raw if isinstance(raw, dict) else {}
-
-
-def _release_at(repo: Path, commit: str, path: str) -> ReleaseRecord | None:
-    text = read_blob(repo, commit, path)
-    if text is None:
-        return None
-    try:
-        return ReleaseRecord.model_validate(json.loads(text))
-    except (ValueError, ValidationError) as error:
-        message = f"{path} at {commit[:12]} is not a valid release record: {error}"
-        raise DeployError(message) from None
-
-
 def check_consistency(rendered: RenderedRevision) -> None:
     """release.json and the rendered Deployment must name the same image and model."""
     record = rendered.release
@@ -293,11 +219,10 @@ def render(repo: Path, rev: str, environment: str) -> RenderedRevision:
             )
         objects = kustomize(tree / OVERLAYS_DIR / environment)
 
-    params = _params_at(repo, commit)
-    paths = params.get("paths") if isinstance(params.get("paths"), dict) else {}
-    package = params.get("package") if isinstance(params.get("package"), dict) else {}
-    release = _release_at(repo, commit, str(paths.get("release") or DEFAULT_RELEASE_PATH))
-    preferred = release.bento_name if release else package.get("bento_name")
+    params = params_at(repo, commit)
+    # A commit from before the package stage has no release record: nothing to check it with.
+    release = find_release_at(repo, commit, release_path(params, commit))
+    preferred = release.bento_name if release else setting(params, commit, "package", "bento_name")
     deployment = pick_deployment(objects, preferred)
     name = deployment["metadata"]["name"]
     namespace = deployment["metadata"].get("namespace")

@@ -4,19 +4,24 @@
 completion rule as `kubectl rollout status` (observedGeneration caught up; updated, total and
 available replicas equal the desired count) plus early failure on ProgressDeadlineExceeded and
 on pods that cannot start (crash loops, image pull errors).
+
+A ProgressDeadlineExceeded condition decides only when it is about this rollout: a rollback to
+an existing ReplicaSet inherits the failed rollout's condition, which the controller keeps until
+it sees progress.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
 
-from mlgitops.deploy.kube import Kube
+from mlgitops.deploy import FIELD_MANAGER
+from mlgitops.deploy.kube import Kube, Manifest
+from mlgitops.deploy.lock import parse_time
 from mlgitops.release import CONTAINER_NAME
-
-Manifest = dict[str, Any]
 
 REVISION_ANNOTATION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
@@ -31,6 +36,8 @@ FATAL_WAITING = {
 }
 CRASH_LOOP = "CrashLoopBackOff"
 DEFAULT_CRASHLOOP_RESTARTS = 3
+# How the deployment controller names the ReplicaSet a Progressing condition is about.
+_NAMED_REPLICASET = re.compile(r'ReplicaSet "([^"]+)"')
 
 
 class RolloutFailure(Exception):  # noqa: N818 - an internal signal, not a user error
@@ -114,12 +121,40 @@ def _condition(deployment: Manifest, type_: str) -> Manifest:
     return {}
 
 
+def apply_time(obj: Manifest, manager: str = FIELD_MANAGER) -> datetime | None:
+    """When `manager` last applied `obj`, by the server's clock (its managedFields entry)."""
+    for entry in (obj.get("metadata") or {}).get("managedFields") or []:
+        if entry.get("manager") == manager and entry.get("operation") == "Apply":
+            return parse_time(entry.get("time"))
+    return None
+
+
+def stale_condition(
+    condition: Manifest, replicaset: Manifest | None, applied_at: datetime | None
+) -> str:
+    """Why `condition` is left over from an earlier rollout ("" when it is about this one)."""
+    named = _NAMED_REPLICASET.search(str(condition.get("message", "")))
+    current = (replicaset or {}).get("metadata", {}).get("name")
+    if named and named.group(1) != current:
+        return f"it names ReplicaSet {named.group(1)}, not the new {current or 'one'}"
+    changed = parse_time(condition.get("lastUpdateTime") or condition.get("lastTransitionTime"))
+    # Condition times have whole seconds: only a strictly earlier second is before the apply.
+    if (
+        applied_at is not None
+        and changed is not None
+        and changed < applied_at.replace(microsecond=0)
+    ):
+        return "it is older than this rollout's apply"
+    return ""
+
+
 def assess(
     deployment: Manifest,
     replicasets: list[Manifest],
     pods: list[Manifest],
     *,
     crashloop_restarts: int = DEFAULT_CRASHLOOP_RESTARTS,
+    applied_at: datetime | None = None,
 ) -> Assessment:
     meta, spec = deployment["metadata"], deployment.get("spec") or {}
     status = deployment.get("status") or {}
@@ -133,7 +168,9 @@ def assess(
         if failure is not None:
             return Assessment(False, failure.message, failure, rs, rs_pods)
     progressing = _condition(deployment, "Progressing")
-    if progressing.get("reason") == "ProgressDeadlineExceeded":
+    if progressing.get("reason") == "ProgressDeadlineExceeded" and not stale_condition(
+        progressing, rs, applied_at
+    ):
         failure = RolloutFailure(
             "ProgressDeadlineExceeded",
             f"{name} exceeded its progress deadline ({spec.get('progressDeadlineSeconds')} s): "
@@ -187,6 +224,7 @@ class RolloutWatcher:
         name: str,
         *,
         crashloop_restarts: int = DEFAULT_CRASHLOOP_RESTARTS,
+        applied_at: datetime | None = None,
         min_interval: float = 0.05,
         max_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
@@ -195,6 +233,7 @@ class RolloutWatcher:
     ) -> None:
         self.kube, self.namespace, self.name = kube, namespace, name
         self.crashloop_restarts = crashloop_restarts
+        self.applied_at = applied_at
         self.min_interval, self.max_interval = min_interval, max_interval
         self.clock, self.sleep = clock, sleep
         self.log = log
@@ -207,7 +246,13 @@ class RolloutWatcher:
         selector = (deployment.get("spec", {}).get("selector") or {}).get("matchLabels") or {}
         label_selector = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
         pods = self.kube.list("v1", "Pod", self.namespace, label_selector)
-        return assess(deployment, replicasets, pods, crashloop_restarts=self.crashloop_restarts)
+        return assess(
+            deployment,
+            replicasets,
+            pods,
+            crashloop_restarts=self.crashloop_restarts,
+            applied_at=self.applied_at,
+        )
 
     def wait(self, timeout: float) -> Assessment:
         deadline = self.clock() + timeout

@@ -9,23 +9,11 @@ from pathlib import Path
 
 from mlgitops.config import Params
 from mlgitops.errors import ArtifactError, ServingError
+from mlgitops.git import current_commit
 from mlgitops.release import ReleaseRecord, load_release
 from mlgitops.serving import app as serving_app
 
 LOCALHOST = "127.0.0.1"
-
-
-def git_commit(cwd: Path | None = None) -> str | None:
-    """HEAD's commit, or None outside a Git work tree."""
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=False
-        )
-    except OSError:
-        return None
-    if result.returncode != 0:
-        return None
-    return result.stdout.strip() or None
 
 
 def ensure_bento(record: ReleaseRecord, archive: Path) -> None:
@@ -86,7 +74,7 @@ def serve_release(params: Params, port: int) -> int:
     """Serve release.json's bento on 127.0.0.1:`port` until interrupted; the server's exit code."""
     record = load_release(params.paths.release)
     ensure_bento(record, params.paths.bento_archive)
-    env = serve_environment(params, record, git_commit(), dict(os.environ))
+    env = serve_environment(params, record, current_commit(), dict(os.environ))
     try:
         return subprocess.call(serve_command(record.bento_tag, port), env=env)
     except KeyboardInterrupt:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -140,6 +141,42 @@ def test_progress_deadline_exceeded_rolls_back(
     assert "rolled back to #1" in str(failure.value)
     assert deployed_image(cluster) == release_for("A").image
     assert history_entries(cluster)[-2]["message"].startswith("ProgressDeadlineExceeded")
+
+
+def test_a_progress_deadline_rollback_to_the_old_replicaset_is_reported_as_succeeded(
+    cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    """One replica: the rollback re-uses A's ReplicaSet, still available, while the controller
+    keeps the stale ProgressDeadlineExceeded (naming B's ReplicaSet) until the old pod is gone."""
+    from mlgitops.deploy.deploy import Settings, deploy
+    from mlgitops.errors import RolloutFailedError
+
+    commit_a = gitops_repo.commit_model("A")
+    settings = Settings(
+        repo=gitops_repo.path,
+        kubeconfig=cluster.kubeconfig_path,
+        timeout=60,
+        crashloop_restarts=10_000,
+    )
+    deploy("staging", settings=settings)
+    gitops_repo.commit_model("B")
+    cluster.fail_image(release_for("B").image)
+    cluster.scale_down_delay = 1.0  # a ReplicaSet controller as slow as a busy real one
+
+    with pytest.raises(RolloutFailedError, match="ProgressDeadlineExceeded") as failure:
+        deploy("staging", settings=settings)
+
+    assert f"rolled back to #1 ({commit_a[:12]}" in str(failure.value)
+    assert "also failed" not in str(failure.value)
+    assert deployment(cluster)["spec"]["replicas"] == 1
+    assert deployed_image(cluster) == release_for("A").image
+    assert running_images(cluster) == {release_for("A").image}
+    outcomes = [(e["kind"], e["outcome"]) for e in history_entries(cluster)]
+    assert outcomes == [
+        ("deploy", "succeeded"),
+        ("deploy", "failed"),
+        ("auto-rollback", "succeeded"),
+    ]
 
 
 def test_git_revert_redeploys_the_previous_image_without_building(
@@ -456,3 +493,32 @@ def test_an_apply_failing_midway_is_rolled_back_not_left_half_applied(
     assert "rolled back to #1" in result.err
     assert deployed_image(cluster) == release_for("A").image
     assert running_images(cluster) == {release_for("A").image}
+
+
+def test_an_invalid_release_record_stops_the_deploy_before_any_write(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
+) -> None:
+    gitops_repo.commit_model("A")
+    (gitops_repo.path / "release.json").write_text('{"bento_name": "fraud-detector"}\n')
+    gitops_repo.git("commit", "-q", "-am", "a broken release record")
+    commit = gitops_repo.git("rev-parse", "HEAD")
+
+    result = cli("deploy", "--env", "staging")
+
+    assert result.code == 5, result.err
+    assert f"{commit[:12]}:release.json: not a valid release record" in result.err
+    assert cluster.get_object("deployments", DEPLOYMENT, STAGING_NS) is None
+
+
+@pytest.mark.parametrize("command", ["deploy", "history", "rollback"])
+def test_a_repo_that_is_no_git_repository_says_so(
+    command: str, cluster: FakeKubeServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mlgitops.cli.main import main
+
+    plain = tmp_path / "not-a-repo"
+    plain.mkdir()
+    code = main([command, "--env", "staging", "--repo", str(plain),
+                 "--kubeconfig", str(cluster.kubeconfig_path)])  # fmt: skip
+    assert code == 12
+    assert capsys.readouterr().err.strip() == f"error: {plain}: not a Git repository"

@@ -194,12 +194,38 @@ def test_assess_ignores_crashing_pods_of_old_replicasets() -> None:
     assert state.failure is None
 
 
+def _deadline_exceeded(replicaset: str, at: str = "2026-11-22T10:00:05Z") -> dict[str, Any]:
+    return {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+            "lastUpdateTime": at, "lastTransitionTime": at,
+            "message": f'ReplicaSet "{replicaset}" has timed out progressing.'}  # fmt: skip
+
+
 def test_assess_progress_deadline() -> None:
-    conditions = [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
-                   "message": 'ReplicaSet "web-2" has timed out progressing.'}]  # fmt: skip
-    state = assess(_deployment(conditions=conditions), [_rs("new", "2")], [])
+    conditions = [_deadline_exceeded("new")]
+    applied_at = datetime(2026, 11, 22, 10, 0, 5, 800_000, tzinfo=UTC)  # the same second
+    state = assess(_deployment(conditions=conditions), [_rs("new", "2")], [], applied_at=applied_at)
     assert state.failure is not None
     assert state.failure.reason == "ProgressDeadlineExceeded"
+
+
+def test_assess_ignores_the_deadline_of_the_failed_replicaset_after_a_rollback() -> None:
+    # Rolled back to the old ReplicaSet "new" (revision 2 again), still available; the
+    # controller keeps the failed rollout's condition, which names the failed ReplicaSet.
+    status = {"replicas": 3, "updatedReplicas": 2, "availableReplicas": 2}
+    deployment = _deployment(conditions=[_deadline_exceeded("failed")], **status)
+
+    state = assess(deployment, [_rs("failed", "1"), _rs("new", "2")], [_pod("new")])
+
+    assert state.failure is None
+    assert not state.done
+    assert "old replicas pending termination" in state.message
+
+
+def test_assess_ignores_a_deadline_older_than_the_apply() -> None:
+    deployment = _deployment(conditions=[_deadline_exceeded("new", at="2026-11-22T10:00:04Z")])
+    applied_at = datetime(2026, 11, 22, 10, 0, 5, tzinfo=UTC)
+    state = assess(deployment, [_rs("new", "2")], [], applied_at=applied_at)
+    assert state.failure is None
 
 
 def test_new_replicaset_falls_back_to_the_template() -> None:

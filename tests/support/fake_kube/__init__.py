@@ -56,6 +56,10 @@ Known simplifications (deliberate; this is not a reimplementation):
 - The Deployment controller surges 100%: the new ReplicaSet is scaled to the full
   replica count at once and old ones go to zero when it is fully available
   (Recreate scales old ones down first). minReadySeconds and maxSurge are ignored.
+  Its Progressing condition follows the real controller's rules: a rollback to an
+  existing ReplicaSet keeps the old condition (even ProgressDeadlineExceeded naming
+  the failed ReplicaSet) until progress is seen, and the Deployment status lags the
+  ReplicaSets by one reconcile pass; `scale_down_delay` widens that window.
   Durations from specs (progressDeadlineSeconds) are multiplied by `time_scale`
   (default 0.01: 600 s becomes 6 s).
 """

@@ -12,7 +12,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 from .resources import lookup
 from .store import Obj, Store, now_rfc3339
@@ -25,6 +24,8 @@ PODS = lookup("pods")
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff")
+_COMPLETE = "NewReplicaSetAvailable"
+_TIMED_OUT = "ProgressDeadlineExceeded"
 
 
 def template_hash(template: Obj) -> str:
@@ -59,6 +60,10 @@ class Controller:
     ready_delay: seconds (wall clock) before a new pod becomes Ready.
     time_scale: multiplies durations taken from specs (progressDeadlineSeconds),
         so a 600 s deadline becomes 6 s at the default 0.01.
+    scale_down_delay: seconds before the ReplicaSet controller removes the pods of a scaled-down
+        ReplicaSet. The real controllers are separate loops fed by watches, so the Deployment
+        controller writes a status (observedGeneration caught up) before it sees the old pods
+        go; on a real cluster that takes tens of milliseconds to a second.
     """
 
     def __init__(
@@ -68,16 +73,22 @@ class Controller:
         ready_delay: float = 0.2,
         time_scale: float = 0.01,
         interval: float = 0.05,
+        scale_down_delay: float = 0.0,
         errors: list[str] | None = None,
     ) -> None:
         self.store = store
         self.ready_delay = ready_delay
         self.time_scale = time_scale
         self.interval = interval
+        self.scale_down_delay = scale_down_delay
         self.failing: list[tuple[ImagePredicate, str]] = []  # (predicate, waiting reason)
         self.errors: list[str] = errors if errors is not None else []
         self._pod_seen: dict[str, float] = {}  # pod uid -> monotonic first-seen time
-        self._progress: dict[str, tuple[Any, float]] = {}  # deployment uid -> (key, since)
+        # deployment uid -> monotonic time of the last progress (the real controller compares
+        # the Progressing condition's lastUpdateTime with the deadline; this one is time-scaled)
+        self._progress: dict[str, float] = {}
+        self._created: set[str] = set()  # deployment uids whose new ReplicaSet was just created
+        self._scale_down_seen: dict[str, float] = {}  # rs uid -> when its excess pods were seen
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -101,6 +112,8 @@ class Controller:
             self.failing.clear()
             self._pod_seen.clear()
             self._progress.clear()
+            self._created.clear()
+            self._scale_down_seen.clear()
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -124,18 +137,20 @@ class Controller:
                 by_type.setdefault(rtype.plural, []).append(obj)
             for deployment in by_type.get("deployments", []):
                 self._sync_deployment(deployment, by_type.get("replicasets", []))
+            # Like the real deployment controller, the status is computed from the ReplicaSets'
+            # statuses as they are now, before the ReplicaSet controller acts on this pass's
+            # scaling: the Deployment sees the result one pass later.
+            deployments, _ = self.store.list(DEPLOYMENTS)
             replicasets, _ = self.store.list(REPLICASETS)
+            for deployment in deployments:
+                owned = [rs for rs in replicasets if _owned_by(rs, deployment)]
+                self._deployment_status(deployment, owned)
             pods, _ = self.store.list(PODS)
             for rs in replicasets:
                 self._sync_replicaset(rs, [p for p in pods if _owned_by(p, rs)])
             pods, _ = self.store.list(PODS)
             for pod in pods:
                 self._sync_pod(pod)
-            deployments, _ = self.store.list(DEPLOYMENTS)
-            replicasets, _ = self.store.list(REPLICASETS)
-            for deployment in deployments:
-                owned = [rs for rs in replicasets if _owned_by(rs, deployment)]
-                self._deployment_status(deployment, owned)
             live = {p["metadata"]["uid"] for p in pods}
             self._pod_seen = {k: v for k, v in self._pod_seen.items() if k in live}
 
@@ -172,6 +187,7 @@ class Controller:
                 "spec": {"replicas": new_replicas, "selector": selector, "template": template},
             }
             new_rs = self.store.commit(REPLICASETS, new_rs)
+            self._created.add(deployment["metadata"]["uid"])
         else:
             changed = new_rs["spec"].get("replicas") != new_replicas
             new_rs["spec"]["replicas"] = new_replicas
@@ -211,9 +227,16 @@ class Controller:
         ns, name = rs["metadata"]["namespace"], rs["metadata"]["name"]
         spec = rs.setdefault("spec", {})
         want, template = spec.get("replicas", 1), spec.get("template") or {}
-        for pod in pods[want:]:
-            self.store.delete(PODS, ns, pod["metadata"]["name"])
-        pods = pods[:want]
+        uid = rs["metadata"]["uid"]
+        if len(pods) > want:
+            seen = self._scale_down_seen.setdefault(uid, time.monotonic())
+            if time.monotonic() - seen >= self.scale_down_delay:
+                for pod in pods[want:]:
+                    self.store.delete(PODS, ns, pod["metadata"]["name"])
+                pods = pods[:want]
+                del self._scale_down_seen[uid]
+        else:
+            self._scale_down_seen.pop(uid, None)
         for _ in range(want - len(pods)):
             tmeta = template.get("metadata") or {}
             pod = {
@@ -321,68 +344,97 @@ class Controller:
         for rs in owned:
             for k in counts:
                 counts[k] += rs.get("status", {}).get(k, 0)
-        updated = (new_rs or {}).get("status", {}).get("replicas", 0)
-        new_available = (new_rs or {}).get("status", {}).get("availableReplicas", 0)
         available = counts["availableReplicas"]
-        complete = new_rs is not None and updated == desired == counts["replicas"]
-        complete = complete and new_available == desired
-
-        now = time.monotonic()
-        key = (h, desired, updated, new_available, counts["replicas"])
-        prev_key, since = self._progress.get(meta["uid"], (None, now))
-        if key != prev_key:
-            since = now
-        self._progress[meta["uid"]] = (key, since)
-        deadline = spec.get("progressDeadlineSeconds", 600) * self.time_scale
-        rs_name = new_rs["metadata"]["name"] if new_rs else meta["name"]
-
         old_status = deployment.get("status") or {}
-        old_conds = {c["type"]: c for c in old_status.get("conditions") or []}
-        max_unavailable = _max_unavailable(spec, desired)
-        if available >= desired - max_unavailable:
-            avail = ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
-        else:
-            avail = (
-                "False",
-                "MinimumReplicasUnavailable",
-                "Deployment does not have minimum availability.",
-            )
-        prev_progress = old_conds.get("Progressing", {})
-        if complete:
-            progress = (
-                "True",
-                "NewReplicaSetAvailable",
-                f'ReplicaSet "{rs_name}" has successfully progressed.',
-            )
-        elif now - since > deadline or (
-            prev_progress.get("reason") == "ProgressDeadlineExceeded" and key == prev_key
-        ):
-            progress = (
-                "False",
-                "ProgressDeadlineExceeded",
-                f'ReplicaSet "{rs_name}" has timed out progressing.',
-            )
-        else:
-            progress = ("True", "ReplicaSetUpdated", f'ReplicaSet "{rs_name}" is progressing.')
-        if spec.get("paused"):
-            progress = ("Unknown", "DeploymentPaused", "Deployment is paused")
-
         status: Obj = {
             "observedGeneration": meta["generation"],
             "replicas": counts["replicas"],
-            "updatedReplicas": updated,
+            "updatedReplicas": (new_rs or {}).get("status", {}).get("replicas", 0),
             "readyReplicas": counts["readyReplicas"],
             "availableReplicas": available,
             "unavailableReplicas": max(0, desired - available),
-            "conditions": [
-                _condition(old_conds.get("Available"), "Available", *avail),
-                _condition(prev_progress or None, "Progressing", *progress),
-            ],
         }
+        conds = {c["type"]: c for c in old_status.get("conditions") or []}
+        if available >= desired - _max_unavailable(spec, desired):
+            _set_condition(
+                conds, "Available", "True", "MinimumReplicasAvailable",
+                "Deployment has minimum availability.",
+            )  # fmt: skip
+        else:
+            _set_condition(
+                conds, "Available", "False", "MinimumReplicasUnavailable",
+                "Deployment does not have minimum availability.",
+            )  # fmt: skip
+        self._progressing(deployment, new_rs, old_status, status, conds)
+        status["conditions"] = [conds[t] for t in ("Available", "Progressing") if t in conds]
         status = {k: v for k, v in status.items() if v or k in ("observedGeneration", "conditions")}
         if old_status != status:
             deployment["status"] = status
             self.store.commit(DEPLOYMENTS, deployment)
+
+    def _progressing(
+        self, deployment: Obj, new_rs: Obj | None, old: Obj, new: Obj, conds: dict[str, Obj]
+    ) -> None:
+        """The Progressing condition, by the rules of the real controller (sync.go, progress.go).
+
+        A rollback to an existing ReplicaSet leaves the condition as it is, so a
+        ProgressDeadlineExceeded naming the failed ReplicaSet stays until progress is seen.
+        """
+        spec, uid = deployment["spec"], deployment["metadata"]["uid"]
+        now = time.monotonic()
+        name = new_rs["metadata"]["name"] if new_rs else None
+        what = f'ReplicaSet "{name}"' if name else f'Deployment "{deployment["metadata"]["name"]}"'
+        current = conds.get("Progressing") or {}
+        if uid in self._created:
+            self._created.discard(uid)
+            _set_condition(
+                conds, "Progressing", "True", "NewReplicaSetCreated",
+                f'Created new replica set "{name}"',
+            )  # fmt: skip
+            self._progress[uid] = now
+        elif new_rs is not None and not current:
+            _set_condition(
+                conds,
+                "Progressing",
+                "True",
+                "FoundNewReplicaSet",
+                f'Found new replica set "{name}"',
+            )
+            self._progress[uid] = now
+        if spec.get("paused"):
+            _set_condition(
+                conds, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused"
+            )
+            return
+        if (conds.get("Progressing") or {}).get("reason") == "DeploymentPaused":
+            _set_condition(
+                conds, "Progressing", "Unknown", "DeploymentResumed", "Deployment is resumed"
+            )
+            self._progress[uid] = now
+        current = conds.get("Progressing") or {}
+        desired = spec.get("replicas", 1)
+        if new["replicas"] == new["updatedReplicas"] and current.get("reason") == _COMPLETE:
+            return  # a finished rollout; scaling is not progress to estimate
+        if new["updatedReplicas"] == new["replicas"] == new["availableReplicas"] == desired:
+            _set_condition(
+                conds, "Progressing", "True", _COMPLETE, f"{what} has successfully progressed."
+            )
+        elif _made_progress(old, new):
+            _set_condition(
+                conds, "Progressing", "True", "ReplicaSetUpdated", f"{what} is progressing.",
+                refresh=True,
+            )  # fmt: skip
+            self._progress[uid] = now
+        elif current.get("reason") == _TIMED_OUT or (
+            current.get("reason") != _COMPLETE
+            and current
+            and now - self._progress.setdefault(uid, now)
+            > spec.get("progressDeadlineSeconds", 600) * self.time_scale
+        ):
+            # Setting the same status and reason again keeps the old message and times.
+            _set_condition(
+                conds, "Progressing", "False", _TIMED_OUT, f"{what} has timed out progressing."
+            )
 
 
 def _labels(obj: Obj) -> dict[str, str]:
@@ -405,16 +457,35 @@ def _max_unavailable(spec: Obj, desired: int) -> int:
     return int(value)
 
 
-def _condition(old: Obj | None, type_: str, status: str, reason: str, message: str) -> Obj:
+def _made_progress(old: Obj, new: Obj) -> bool:
+    """util.DeploymentProgressing: more updated, ready or available pods, or fewer old ones."""
+    old_olds = old.get("replicas", 0) - old.get("updatedReplicas", 0)
+    new_olds = new["replicas"] - new["updatedReplicas"]
+    return (
+        new["updatedReplicas"] > old.get("updatedReplicas", 0)
+        or new_olds < old_olds
+        or new["readyReplicas"] > old.get("readyReplicas", 0)
+        or new["availableReplicas"] > old.get("availableReplicas", 0)
+    )
+
+
+def _set_condition(
+    conds: dict[str, Obj],
+    type_: str,
+    status: str,
+    reason: str,
+    message: str,
+    *,
+    refresh: bool = False,
+) -> None:
+    """util.SetDeploymentCondition: the same status and reason is no change (unless `refresh`,
+    which the real controller does for ReplicaSetUpdated to move lastUpdateTime)."""
+    old = conds.get(type_)
+    if not refresh and old and (old.get("status"), old.get("reason")) == (status, reason):
+        return
     now = now_rfc3339()
-    if old and (old.get("status"), old.get("reason"), old.get("message")) == (
-        status,
-        reason,
-        message,
-    ):
-        return old
     transition = old["lastTransitionTime"] if old and old.get("status") == status else now
-    return {
+    conds[type_] = {
         "type": type_,
         "status": status,
         "lastUpdateTime": now,

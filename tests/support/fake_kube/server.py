@@ -413,6 +413,15 @@ class FakeKubeServer:
         self.controller.ready_delay = seconds
 
     @property
+    def scale_down_delay(self) -> float:
+        """Seconds before the pods of a scaled-down ReplicaSet go (settable at any time)."""
+        return self.controller.scale_down_delay
+
+    @scale_down_delay.setter
+    def scale_down_delay(self, seconds: float) -> None:
+        self.controller.scale_down_delay = seconds
+
+    @property
     def time_scale(self) -> float:
         """Factor applied to durations in specs such as progressDeadlineSeconds."""
         return self.controller.time_scale

@@ -1,0 +1,89 @@
+"""What a commit releases: its release record and the paths params.yaml names, from Git objects.
+
+Deploy and image build both ask this, so they get one answer. The release record parses
+strictly: it names what runs. Of params.yaml only the keys a caller needs are read, so an
+older commit whose params predate today's schema can still be deployed and built.
+
+(Beside `release.py`, not in it: `release.py` ships in the bento, and the bento's version is
+the hash of what it ships.)
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from mlgitops.config import DEFAULT_PARAMS_FILE
+from mlgitops.errors import ArtifactError, ConfigError
+from mlgitops.git import read_blob
+from mlgitops.release import ReleaseRecord
+
+DEFAULT_RELEASE_PATH = "release.json"
+
+
+def params_at(repo: Path, commit: str) -> dict[str, Any]:
+    """params.yaml at `commit` as a mapping (empty when the commit has none)."""
+    source = f"{commit[:12]}:{DEFAULT_PARAMS_FILE}"
+    text = read_blob(repo, commit, DEFAULT_PARAMS_FILE.as_posix())
+    if text is None:
+        return {}
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ConfigError(f"{source}: not valid YAML: {first}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    return raw
+
+
+def setting(params: dict[str, Any], commit: str, section: str, key: str) -> str | None:
+    """params[section][key] as text, None when absent; ConfigError when it is something else."""
+    source = f"{commit[:12]}:{DEFAULT_PARAMS_FILE}"
+    block = params.get(section, {})
+    if not isinstance(block, dict):
+        raise ConfigError(f"{source}: {section}: expected a mapping")
+    value = block.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{source}: {section}.{key}: expected a non-empty string")
+    return value
+
+
+def release_path(params: dict[str, Any], commit: str) -> str:
+    return setting(params, commit, "paths", "release") or DEFAULT_RELEASE_PATH
+
+
+def find_release_at(repo: Path, commit: str, path: str) -> ReleaseRecord | None:
+    """The release record at `commit`, None when the commit has no file at `path`."""
+    text = read_blob(repo, commit, path)
+    if text is None:
+        return None
+    source = f"{commit[:12]}:{path}: not a valid release record"
+    try:
+        return ReleaseRecord.model_validate(json.loads(text))
+    except json.JSONDecodeError as error:
+        raise ArtifactError(f"{source}: not valid JSON: {error}") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        location = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        raise ArtifactError(f"{source}: {location}: {first['msg']}") from None
+
+
+def release_at(repo: Path, commit: str, params: dict[str, Any] | None = None) -> ReleaseRecord:
+    """The release record of `commit`, where its params.yaml says; ArtifactError without one."""
+    params = params_at(repo, commit) if params is None else params
+    path = release_path(params, commit)
+    record = find_release_at(repo, commit, path)
+    if record is None:
+        raise ArtifactError(
+            f"{commit[:12]} has no release record {path} (run `dvc repro` and commit it)"
+        )
+    return record
