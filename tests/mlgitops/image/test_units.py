@@ -18,8 +18,8 @@ from mlgitops.image.buildah import Buildah, image_size
 from mlgitops.image.cache import recipe_key
 from mlgitops.image.proc import run, tail
 from mlgitops.image.push import parse_destination, split_tag
-from mlgitops.image.registry import registry_config
 from mlgitops.image.wheelhouse import check_interpreter, wheelhouse_key
+from tests.support.registry import registry_config
 
 BENTO_YAML = "name: fraud-detector\nversion: 1a2b3c4d5e6f\nimage:\n  python_version: '3.11'\n"
 
