@@ -6,7 +6,9 @@ Bookworm's python3.11 is the same minor version as the project's interpreter, so
 install there unchanged. The image is tagged `localhost/mlgitops-base:<suite>-<recipe key>`; the key
 hashes every input of the recipe, so a changed recipe makes a new base and an unchanged one is
 reused. Debootstrap takes the mirror's current point release: the key says what was asked for, not
-the byte content (point a recipe at a snapshot.debian.org URL for a bit-for-bit pin).
+the byte content (point a recipe at a snapshot.debian.org URL for a closer pin). The commit is
+stamped with the recipe's timestamp, so only the root filesystem's content decides the base digest;
+docs/image.md says what two debootstrap runs still differ in.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from pathlib import Path
 from mlgitops.errors import ImageBuildError
 from mlgitops.image.buildah import Buildah, require_buildah
 from mlgitops.image.cache import file_lock, recipe_key
+from mlgitops.image.epoch import source_date_epoch
 from mlgitops.image.proc import run
 
 MIRROR_ENV = "MLGITOPS_DEBIAN_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BASE_REPOSITORY = "localhost/mlgitops-base"
 # Bump when the code below changes what a recipe produces (the key must change with it).
-RECIPE_REVISION = 1
+RECIPE_REVISION = 2
 
 # Removed after debootstrap: package caches and documentation nothing at run time reads.
 # Copyright files stay: they are the licences of what the image ships.
@@ -59,6 +62,8 @@ class BaseRecipe:
         ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
         ("LANG", "C.UTF-8"),
     )
+    # Creation time of the image and of every file in its layer (SOURCE_DATE_EPOCH, else 0).
+    timestamp: int = field(default_factory=source_date_epoch)
     revision: int = RECIPE_REVISION
 
     @property
@@ -128,8 +133,9 @@ def import_rootfs(buildah: Buildah, rootfs: Path, recipe: BaseRecipe, workdir: P
         config += ["--label", f"ai.mlgitops.base.suite={recipe.suite}"]
         config += ["--cmd", "/bin/bash"]
         buildah("config", *config, container, what="configure base image")
-        buildah("commit", "--quiet", container, recipe.image_ref, what="commit base image",
-                timeout=600)  # fmt: skip
+        # No builder-version label: it would tell two buildah versions' bases apart for nothing.
+        buildah("commit", "--quiet", "--timestamp", str(recipe.timestamp), "--identity-label=false",
+                container, recipe.image_ref, what="commit base image", timeout=600)  # fmt: skip
     finally:
         buildah("rm", container, what="remove base working container")
 
