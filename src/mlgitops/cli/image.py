@@ -71,7 +71,7 @@ def build(
     )
     state = "built" if result.built else "already built, nothing to do"
     typer.echo(f"{result.ref}: {state} ({_megabytes(result.size_bytes)}, {result.seconds:.1f}s)")
-    typer.echo(f"image id {result.image_id}, bento {result.bento_tag}")
+    typer.echo(f"image id {result.image_id}, manifest {result.digest}, bento {result.bento_tag}")
 
 
 @app.command()

@@ -6,7 +6,9 @@ Bookworm's python3.11 is the same minor version as the project's interpreter, so
 install there unchanged. The image is tagged `localhost/mlgitops-base:<suite>-<recipe key>`; the key
 hashes every input of the recipe, so a changed recipe makes a new base and an unchanged one is
 reused. Debootstrap takes the mirror's current point release: the key says what was asked for, not
-the byte content (point a recipe at a snapshot.debian.org URL for a bit-for-bit pin).
+the byte content (point a recipe at a snapshot.debian.org URL for a closer pin). The commit is
+stamped with the recipe's timestamp, so only the root filesystem's content decides the base digest;
+docs/image.md says what two debootstrap runs still differ in.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from pathlib import Path
 from mlgitops.errors import ImageBuildError
 from mlgitops.image.buildah import Buildah, require_buildah
 from mlgitops.image.cache import file_lock, recipe_key
+from mlgitops.image.epoch import source_date_epoch
 from mlgitops.image.proc import run
 
 MIRROR_ENV = "MLGITOPS_DEBIAN_MIRROR"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 BASE_REPOSITORY = "localhost/mlgitops-base"
 # Bump when the code below changes what a recipe produces (the key must change with it).
-RECIPE_REVISION = 1
+RECIPE_REVISION = 3
 
 # Removed after debootstrap: package caches and documentation nothing at run time reads.
 # Copyright files stay: they are the licences of what the image ships.
@@ -40,9 +43,24 @@ PRUNE = (
     "usr/share/info/*",
     "usr/share/locale/*",
     "var/log/*",
+    # ldconfig's speed-up cache records inode numbers and ctimes: different on every run.
+    "var/cache/ldconfig/aux-cache",
 )
 # Under usr/share/doc/<package>/ only these survive (the licence texts).
 DOC_KEEP = ("copyright",)
+
+# Run by the rootfs's own python3.11: every pyc the packages compiled (py3compile, timestamp
+# based) is rewritten as an unchecked-hash pyc of the same source. The commit stamps every file
+# with the build epoch, which would make timestamp pycs stale: each import would recompile.
+RECOMPILE_PYC = """
+import importlib.util, pathlib, py_compile, sys
+for pyc in sorted(pathlib.Path("/usr/lib").glob("python3*/**/__pycache__/*.pyc")):
+    name = pyc.name.split(".")[0] + ".py"
+    source = pyc.parent.parent / name
+    if source.is_file() and importlib.util.cache_from_source(str(source)) == str(pyc):
+        py_compile.compile(str(source), str(pyc), doraise=True,
+                           invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+"""
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,8 @@ class BaseRecipe:
         ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
         ("LANG", "C.UTF-8"),
     )
+    # Creation time of the image and of every file in its layer (SOURCE_DATE_EPOCH, else 0).
+    timestamp: int = field(default_factory=source_date_epoch)
     revision: int = RECIPE_REVISION
 
     @property
@@ -96,6 +116,14 @@ def prune_rootfs(rootfs: Path, patterns: tuple[str, ...], doc_keep: tuple[str, .
     (rootfs / "etc" / "hostname").write_text("localhost\n")
 
 
+def recompile_bytecode(rootfs: Path) -> None:
+    python = "/usr/bin/python3.11"
+    # PYTHONHASHSEED fixes the order of set constants in the pycs; nothing else is written.
+    env = {"PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "LC_ALL": "C.UTF-8"}
+    run(["chroot", str(rootfs), python, "-c", RECOMPILE_PYC], env=env,
+        what="recompile the base's bytecode as hash-based pycs", timeout=600)  # fmt: skip
+
+
 def debootstrap(recipe: BaseRecipe, target: Path, log: Path) -> None:
     if shutil.which("debootstrap") is None:
         raise ImageBuildError("debootstrap is not installed (apt-get install -y debootstrap)")
@@ -109,7 +137,10 @@ def debootstrap(recipe: BaseRecipe, target: Path, log: Path) -> None:
         str(target),
         recipe.mirror,
     ]
-    run(cmd, what="debootstrap the base root filesystem", timeout=1200, log=log)
+    # Package scripts that stamp dates (pwconv's password-change day in /etc/shadow) use the
+    # build epoch, not today.
+    env = {"SOURCE_DATE_EPOCH": str(recipe.timestamp)}
+    run(cmd, what="debootstrap the base root filesystem", timeout=1200, log=log, env=env)
 
 
 def import_rootfs(buildah: Buildah, rootfs: Path, recipe: BaseRecipe, workdir: Path) -> None:
@@ -128,8 +159,9 @@ def import_rootfs(buildah: Buildah, rootfs: Path, recipe: BaseRecipe, workdir: P
         config += ["--label", f"ai.mlgitops.base.suite={recipe.suite}"]
         config += ["--cmd", "/bin/bash"]
         buildah("config", *config, container, what="configure base image")
-        buildah("commit", "--quiet", container, recipe.image_ref, what="commit base image",
-                timeout=600)  # fmt: skip
+        # No builder-version label: it would tell two buildah versions' bases apart for nothing.
+        buildah("commit", "--quiet", "--timestamp", str(recipe.timestamp), "--identity-label=false",
+                container, recipe.image_ref, what="commit base image", timeout=600)  # fmt: skip
     finally:
         buildah("rm", container, what="remove base working container")
 
@@ -152,5 +184,6 @@ def ensure_base_image(
             rootfs = workdir / "rootfs"
             debootstrap(recipe, rootfs, log=cache_dir / "logs" / f"debootstrap-{recipe.key}.log")
             prune_rootfs(rootfs, recipe.prune, recipe.doc_keep)
+            recompile_bytecode(rootfs)
             import_rootfs(buildah, rootfs, recipe, workdir)
     return BaseImage(recipe.image_ref, built=True, seconds=time.monotonic() - start)

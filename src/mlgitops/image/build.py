@@ -10,6 +10,8 @@ the bento's `env/docker/entrypoint.sh`) and installs only from the wheelhouse.
 
 The image is `REPO:VERSION` with VERSION the bento version. Building a bento whose image is already
 stored is a no-op; an image under that tag made from another bento is an error, never overwritten.
+A rebuild (`force`) of the same bento on the same base gives the same image ID and manifest digest:
+every time in it is the build epoch (see epoch.py), and nothing host-specific is recorded.
 """
 
 from __future__ import annotations
@@ -30,18 +32,22 @@ from mlgitops.image.bento import BentoInfo, check_python, extract_bento, read_be
 from mlgitops.image.buildah import (
     ISOLATION,
     Buildah,
+    image_digest,
     image_id,
     image_labels,
     image_size,
     require_buildah,
 )
 from mlgitops.image.cache import default_cache_dir
+from mlgitops.image.epoch import source_date_epoch
 from mlgitops.image.proc import run
 from mlgitops.image.wheelhouse import Wheelhouse, ensure_wheelhouse
 
 LABEL_BENTO_TAG = "ai.mlgitops.bento-tag"
 LABEL_BENTO_SHA256 = "ai.mlgitops.bento-archive-sha256"
 LABEL_WHEELHOUSE = "ai.mlgitops.wheelhouse"
+LABEL_BASE_NAME = "org.opencontainers.image.base.name"
+LABEL_BASE_DIGEST = "org.opencontainers.image.base.digest"
 BUILD_TIMEOUT = 1800.0
 
 
@@ -50,6 +56,7 @@ class ImageResult:
     ref: str
     image_id: str
     bento_tag: str
+    digest: str  # manifest digest in local storage
     built: bool
     size_bytes: int
     seconds: float
@@ -116,13 +123,19 @@ def bud_command(
     labels: dict[str, str],
     *,
     offline: bool,
+    timestamp: int = 0,
 ) -> list[str]:
     args: list[str] = [
         "bud",
         "--isolation", ISOLATION,
         "--format", "oci",
         "--pull-never",
+        # Config `created`, history and every file time in the new layers; without it each build
+        # gets a new image ID. No builder-version label: it says nothing about the content.
+        "--timestamp", str(timestamp),
+        "--identity-label=false",
         "--build-arg", f"BASE_IMAGE={base_ref}",
+        "--build-arg", f"SOURCE_DATE_EPOCH={timestamp}",
         "--tag", ref,
         "--file", str(ctx / "Containerfile"),
     ]  # fmt: skip
@@ -175,37 +188,44 @@ def build_image(
                 "remove it or pick another repository"
             )
         return ImageResult(
-            ref, image_id(existing), info.tag, built=False, size_bytes=image_size(existing),
-            seconds=time.monotonic() - start,
+            ref, image_id(existing), info.tag, image_digest(existing), built=False,
+            size_bytes=image_size(existing), seconds=time.monotonic() - start,
         )  # fmt: skip
 
     (cache_dir / "tmp").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="ctx-", dir=cache_dir / "tmp") as tmp:
         ctx = Path(tmp)
         _, wheelhouse = prepare_build_context(bento_archive, ctx, cache_dir, python=python)
+        timestamp = source_date_epoch()
         if base_image is None:
-            base_ref = ensure_base_image(cache_dir, BaseRecipe(), buildah).ref
+            base_ref = ensure_base_image(cache_dir, BaseRecipe(timestamp=timestamp), buildah).ref
         else:
             # Pulled before the build, so the build itself still runs with no network.
             base_ref = base_image
             if not buildah.image_exists(base_ref):
                 buildah("pull", base_ref, what=f"pull base image {base_ref}", timeout=900)
+        base = buildah.inspect_image(base_ref)
+        if base is None:
+            raise ImageBuildError(f"base image {base_ref} is not in buildah's storage")
         labels = {
             "org.opencontainers.image.title": info.name,
             "org.opencontainers.image.version": info.version,
-            "org.opencontainers.image.base.name": base_ref,
+            # The tag names the recipe; the digest says which bytes it stood for at build time.
+            LABEL_BASE_NAME: base_ref,
+            LABEL_BASE_DIGEST: image_digest(base),
             LABEL_BENTO_TAG: info.tag,
             LABEL_BENTO_SHA256: file_sha256(bento_archive),
             LABEL_WHEELHOUSE: wheelhouse.key,
         }
         log = cache_dir / "logs" / f"build-{info.name}-{info.version}.log"
-        cmd = bud_command(buildah, ctx, ref, base_ref, labels, offline=offline)
+        cmd = bud_command(buildah, ctx, ref, base_ref, labels, offline=offline, timestamp=timestamp)
         run(cmd, what=f"build image {ref}", timeout=BUILD_TIMEOUT, log=log)
 
     built = buildah.inspect_image(ref)
     if built is None:
         raise ImageBuildError(f"buildah reported success but {ref} is not in its storage")
     return ImageResult(
-        ref, image_id(built), info.tag, built=True, size_bytes=image_size(built),
-        seconds=time.monotonic() - start, base_ref=base_ref, wheelhouse=wheelhouse.path, log=log,
+        ref, image_id(built), info.tag, image_digest(built), built=True,
+        size_bytes=image_size(built), seconds=time.monotonic() - start, base_ref=base_ref,
+        wheelhouse=wheelhouse.path, log=log,
     )  # fmt: skip

@@ -81,6 +81,11 @@ def image_id(info: dict[str, Any]) -> str:
     return raw if raw.startswith("sha256:") else f"sha256:{raw}"
 
 
+def image_digest(info: dict[str, Any]) -> str:
+    """The manifest digest ("sha256:..."), what a registry serves and a deployment pins."""
+    return str(info["FromImageDigest"])
+
+
 def image_labels(info: dict[str, Any]) -> dict[str, str]:
     return dict(info.get("OCIv1", {}).get("config", {}).get("Labels") or {})
 

@@ -1,12 +1,12 @@
 """The wheelhouse: every Python package of the bento as a wheel, made outside the build.
 
 Inside the build, HTTPS to PyPI fails certificate checks (and the build runs with no network at
-all), so pip installs with `--no-index --find-links`. The wheels are made with this machine's
-interpreter, which must be CPython 3.11 on Linux x86_64 like bookworm's python3.11 in the base:
-same ABI tag, and a glibc no newer than bookworm's. `pip` itself is added as a wheel so the build
-can run pip from it (`python /wheelhouse/pip-X.whl/pip install ...`) without installing pip, or
-python3.11-venv/ensurepip, into the image. The cache entry is keyed by the requirements, any local
-wheels the bento ships, the interpreter and the pip version.
+all), so pip installs with `--no-index --find-links`. The wheels are made with the interpreter
+running mlgitops, which must be CPython 3.11 on Linux x86_64 like bookworm's python3.11 in the
+base: same ABI tag, and a glibc no newer than bookworm's (2.36). `pip` itself is added as a wheel
+so the build can run pip from it (`python /wheelhouse/pip-X.whl/pip install ...`) without
+installing pip, or python3.11-venv/ensurepip, into the image. The cache entry is keyed by the
+requirements, any local wheels the bento ships, the interpreter and the pip version.
 """
 
 from __future__ import annotations

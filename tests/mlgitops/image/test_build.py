@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from mlgitops.errors import ImageBuildError
-from mlgitops.image.build import LABEL_BENTO_TAG, build_image
-from mlgitops.image.buildah import Buildah, image_config, image_labels
+from mlgitops.image.build import LABEL_BASE_DIGEST, LABEL_BASE_NAME, LABEL_BENTO_TAG, build_image
+from mlgitops.image.buildah import Buildah, image_config, image_digest, image_id, image_labels
+from mlgitops.image.epoch import source_date_epoch
 from mlgitops.image.run import running_container
 
 pytestmark = pytest.mark.container
@@ -62,6 +64,27 @@ def test_same_bento_again_is_a_no_op(
     assert again.ref == toy_image
     assert again.image_id == f"sha256:{before['FromImageID']}"
     assert time.monotonic() - start < 10
+
+
+@pytest.mark.timeout(300)
+def test_forced_rebuild_gives_the_same_image_id_and_manifest_digest(
+    toy_image: str, toy_bento: Path, toy_repository: str, image_cache: Path, buildah: Buildah
+) -> None:
+    """One bento, one image: a rebuild from scratch on the same base is bit-for-bit the same."""
+    first = buildah.inspect_image(toy_image)
+    assert first is not None
+    again = build_image(toy_bento, toy_repository, cache_dir=image_cache, force=True)
+    assert again.built
+    assert again.image_id == image_id(first)
+    assert again.digest == image_digest(first)
+    # Stamped with the build epoch (SOURCE_DATE_EPOCH, else 0), not the time of the build.
+    epoch = datetime.fromtimestamp(source_date_epoch(), UTC)
+    assert first["OCIv1"]["created"] == epoch.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # The image says which bytes its base was, not only the base's name.
+    labels = image_labels(first)
+    base = buildah.inspect_image(labels[LABEL_BASE_NAME])
+    assert base is not None
+    assert labels[LABEL_BASE_DIGEST] == image_digest(base)
 
 
 @pytest.mark.timeout(120)

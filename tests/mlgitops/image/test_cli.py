@@ -9,7 +9,8 @@ import pytest
 
 from mlgitops.cli.main import main
 from mlgitops.errors import ImageBuildError
-from mlgitops.image.registry import head_manifest_digest, local_registry
+from mlgitops.image.registry import head_manifest_digest
+from tests.support.registry import local_registry
 
 
 def test_image_help_lists_the_commands(capsys: pytest.CaptureFixture[str]) -> None:

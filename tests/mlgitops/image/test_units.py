@@ -16,10 +16,11 @@ from mlgitops.image.bento import check_python, extract_bento, parse_bento_yaml, 
 from mlgitops.image.build import bud_command, containerfile_text, image_ref
 from mlgitops.image.buildah import Buildah, image_size
 from mlgitops.image.cache import recipe_key
+from mlgitops.image.epoch import source_date_epoch
 from mlgitops.image.proc import run, tail
 from mlgitops.image.push import parse_destination, split_tag
-from mlgitops.image.registry import registry_config
 from mlgitops.image.wheelhouse import check_interpreter, wheelhouse_key
+from tests.support.registry import registry_config
 
 BENTO_YAML = "name: fraud-detector\nversion: 1a2b3c4d5e6f\nimage:\n  python_version: '3.11'\n"
 
@@ -44,6 +45,7 @@ def test_base_recipe_key_changes_with_its_inputs() -> None:
     assert base.key == BaseRecipe(mirror="http://deb.debian.org/debian").key
     assert base.key != BaseRecipe(mirror=base.mirror, packages=("python3.11", "curl")).key
     assert base.key != BaseRecipe(mirror=base.mirror, suite="trixie").key
+    assert base.key != BaseRecipe(mirror=base.mirror, timestamp=base.timestamp + 1).key
     assert base.image_ref == f"localhost/mlgitops-base:bookworm-{base.key}"
 
 
@@ -54,6 +56,7 @@ def test_prune_rootfs_keeps_copyright_and_drops_caches(tmp_path: Path) -> None:
         "usr/share/man/man1/bash.1.gz",
         "var/lib/apt/lists/deb.debian.org_dists",
         "var/cache/apt/archives/bash.deb",
+        "var/cache/ldconfig/aux-cache",
         "usr/bin/python3.11",
         "etc/resolv.conf",
         "etc/hostname",
@@ -67,6 +70,8 @@ def test_prune_rootfs_keeps_copyright_and_drops_caches(tmp_path: Path) -> None:
     assert not any((tmp_path / "usr/share/man").iterdir())
     assert not any((tmp_path / "var/lib/apt/lists").iterdir())
     assert not (tmp_path / "var/cache/apt/archives/bash.deb").exists()
+    # Inode numbers and ctimes: the one file two debootstrap runs differed in.
+    assert not (tmp_path / "var/cache/ldconfig/aux-cache").exists()
     assert (tmp_path / "usr/bin/python3.11").exists()
     assert (tmp_path / "etc/resolv.conf").read_text() == ""
 
@@ -204,6 +209,26 @@ def test_bud_command_runs_without_network_and_never_pulls(tmp_path: Path) -> Non
         assert argv[:2] == ["unshare", "--net"]
     online = bud_command(buildah, tmp_path, "localhost/x:1", "base:1", {}, offline=False)
     assert online[0] == "buildah"
+
+
+def test_bud_command_stamps_the_build_epoch_not_the_clock(tmp_path: Path) -> None:
+    buildah = Buildah(root=tmp_path / "root", runroot=tmp_path / "run")
+    argv = bud_command(buildah, tmp_path, "localhost/x:1", "b:1", {}, offline=False, timestamp=7)
+    assert argv[argv.index("--timestamp") + 1] == "7"
+    assert "SOURCE_DATE_EPOCH=7" in argv  # seen by useradd inside the build
+    assert "--identity-label=false" in argv
+
+
+def test_source_date_epoch_defaults_to_zero_and_rejects_garbage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    assert source_date_epoch() == 0
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    assert source_date_epoch() == 1700000000
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(ImageBuildError, match="SOURCE_DATE_EPOCH"):
+        source_date_epoch()
 
 
 def test_image_size_sums_the_local_layers() -> None:
