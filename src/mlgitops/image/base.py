@@ -21,10 +21,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from mlgitops.epoch import source_date_epoch
 from mlgitops.errors import ImageBuildError
 from mlgitops.image.buildah import Buildah, require_buildah
 from mlgitops.image.cache import file_lock, recipe_key
-from mlgitops.image.epoch import source_date_epoch
 from mlgitops.image.proc import run
 
 MIRROR_ENV = "MLGITOPS_DEBIAN_MIRROR"

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from mlgitops.epoch import source_date_epoch
 from mlgitops.errors import ImageBuildError
 from mlgitops.image.base import BaseRecipe, ensure_base_image
 from mlgitops.image.bento import BentoInfo, check_python, extract_bento, read_bento_info
@@ -39,7 +40,6 @@ from mlgitops.image.buildah import (
     require_buildah,
 )
 from mlgitops.image.cache import default_cache_dir
-from mlgitops.image.epoch import source_date_epoch
 from mlgitops.image.proc import run
 from mlgitops.image.wheelhouse import Wheelhouse, ensure_wheelhouse
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import shutil
 import tarfile
@@ -20,6 +19,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from mlgitops.epoch import source_date_epoch
 from mlgitops.errors import PackagingError
 from mlgitops.io import atomic_write
 from mlgitops.packaging.imports import PACKAGE, module_closure, package_root
@@ -52,9 +52,6 @@ RUNTIME_DISTRIBUTIONS = (
 )
 # uvicorn's fast event loop and HTTP parser (`uvicorn[standard]`).
 OPTIONAL_RUNTIME_DISTRIBUTIONS = ("uvloop", "httptools")
-# The archive's timestamps when SOURCE_DATE_EPOCH is unset: 1980-01-01, the zip epoch, as
-# reproducible-builds.org suggests for a build with no meaningful date.
-DEFAULT_SOURCE_DATE_EPOCH = 315532800
 
 
 def _store_error(action: str, error: Exception) -> PackagingError:
@@ -259,20 +256,6 @@ def build_bento(
         except Exception as error:  # import errors of the service, store errors, ...
             raise _store_error(f"building bento {tag}", error) from error
     return str(bento.tag)
-
-
-def source_date_epoch() -> int:
-    """The time written into archives: $SOURCE_DATE_EPOCH, else a fixed date. Never the clock."""
-    raw = os.environ.get("SOURCE_DATE_EPOCH", "")
-    if not raw:
-        return DEFAULT_SOURCE_DATE_EPOCH
-    try:
-        epoch = int(raw)
-    except ValueError:
-        raise PackagingError(f"SOURCE_DATE_EPOCH={raw!r}: not an integer") from None
-    if epoch < 0:
-        raise PackagingError(f"SOURCE_DATE_EPOCH={raw!r}: must not be negative")
-    return epoch
 
 
 # BentoML stamps the build time into bento.yaml and each model.yaml, and the interpreter's patch

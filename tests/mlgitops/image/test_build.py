@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from mlgitops.epoch import source_date_epoch
 from mlgitops.errors import ImageBuildError
 from mlgitops.image.build import LABEL_BASE_DIGEST, LABEL_BASE_NAME, LABEL_BENTO_TAG, build_image
 from mlgitops.image.buildah import Buildah, image_config, image_digest, image_id, image_labels
-from mlgitops.image.epoch import source_date_epoch
 from mlgitops.image.run import running_container
 
 pytestmark = pytest.mark.container

@@ -16,7 +16,6 @@ from mlgitops.image.bento import check_python, extract_bento, parse_bento_yaml, 
 from mlgitops.image.build import bud_command, containerfile_text, image_ref
 from mlgitops.image.buildah import Buildah, image_size
 from mlgitops.image.cache import recipe_key
-from mlgitops.image.epoch import source_date_epoch
 from mlgitops.image.proc import run, tail
 from mlgitops.image.push import parse_destination, split_tag
 from mlgitops.image.wheelhouse import check_interpreter, wheelhouse_key
@@ -217,18 +216,6 @@ def test_bud_command_stamps_the_build_epoch_not_the_clock(tmp_path: Path) -> Non
     assert argv[argv.index("--timestamp") + 1] == "7"
     assert "SOURCE_DATE_EPOCH=7" in argv  # seen by useradd inside the build
     assert "--identity-label=false" in argv
-
-
-def test_source_date_epoch_defaults_to_zero_and_rejects_garbage(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
-    assert source_date_epoch() == 0
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
-    assert source_date_epoch() == 1700000000
-    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
-    with pytest.raises(ImageBuildError, match="SOURCE_DATE_EPOCH"):
-        source_date_epoch()
 
 
 def test_image_size_sums_the_local_layers() -> None:
