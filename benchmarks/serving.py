@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 # The dev model lives in tests/support; importable when run as a script from anywhere.
 sys.path.insert(0, str(REPO))
 
+from tests.support.ports import free_port  # noqa: E402
 from tests.support.processes import descendants  # noqa: E402
 
 SERVER_CPU = "0"
@@ -161,12 +162,6 @@ def make_payloads(subject: Subject, count: int) -> list[bytes]:
 
 # ---------------------------------------------------------------------------------------------
 # Servers.
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(port: int, path: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:

@@ -146,7 +146,6 @@ class Runtime:
         self.error: str | None = None
         self.git_commit = git_commit or pinned.release.get("git_commit")
         self._model_dir = model_dir or _bentoml_model_dir
-        self._loaded = threading.Event()
         # Request ids: a random prefix per worker and a counter. Unique across workers, pods and
         # restarts with overwhelming probability, and far cheaper per request than uuid4.
         self._id_prefix = os.urandom(8).hex()
@@ -174,10 +173,6 @@ class Runtime:
         else:
             self.load()
 
-    def wait_loaded(self, timeout: float) -> bool:
-        """Whether loading finished (successfully or not) within `timeout` seconds."""
-        return self._loaded.wait(timeout)
-
     def load(self) -> None:
         try:
             self.model = self._load()
@@ -193,8 +188,6 @@ class Runtime:
         except Exception as error:  # never ready on anything unexpected either
             self.error = f"{type(error).__name__}: {error}"
             logger.exception("model %s not loaded, not ready", self.pinned.model_tag)
-        finally:
-            self._loaded.set()
 
     def _load(self) -> LoadedModel:
         from mlgitops.profile import load_profile

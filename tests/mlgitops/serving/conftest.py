@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.support.devmodel import DevArtifacts, make_dev_artifacts
+from tests.support.ports import free_port
 from tests.support.processes import descendants
 
 BENTO_NAME = "fraud-detector"
@@ -115,14 +116,6 @@ def packaged(bentoml_home: Path, dev_artifacts: DevArtifacts) -> Packaged:
 # --- Real servers: `bentoml serve <bento>` on 127.0.0.1, in their own session (process group).
 
 MAX_BATCH = 50
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -16,7 +16,8 @@ from mlgitops.errors import ServingError
 from mlgitops.release import ReleaseRecord
 from mlgitops.serving.app import Pinned, Settings, load_pinned
 from mlgitops.serving.local import serve_command, serve_environment
-from tests.mlgitops.serving.conftest import Packaged, free_port, stop_server, wait_for
+from tests.mlgitops.serving.conftest import Packaged, stop_server, wait_for
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 
