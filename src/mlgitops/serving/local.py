@@ -10,7 +10,7 @@ from pathlib import Path
 from mlgitops.config import Params
 from mlgitops.errors import ArtifactError, ServingError
 from mlgitops.release import ReleaseRecord, load_release
-from mlgitops.serving import app as serving_app
+from mlgitops.serving import runtime as serving_app
 
 LOCALHOST = "127.0.0.1"
 

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import bentoml
 
-from mlgitops.serving.app import Runtime, Settings, create_app, load_pinned
+from mlgitops.serving.app import create_app
 from mlgitops.serving.layout import PINNED_FILE
+from mlgitops.serving.runtime import Runtime, Settings, load_pinned
 
 ENV_WORKERS = "MLGITOPS_WORKERS"
 ENV_ACCESS_LOG = "MLGITOPS_ACCESS_LOG"

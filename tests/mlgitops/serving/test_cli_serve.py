@@ -14,8 +14,8 @@ import yaml
 from mlgitops.config import load_params
 from mlgitops.errors import ServingError
 from mlgitops.release import ReleaseRecord
-from mlgitops.serving.app import Pinned, Settings, load_pinned
 from mlgitops.serving.local import serve_command, serve_environment
+from mlgitops.serving.runtime import Pinned, Settings, load_pinned
 from tests.mlgitops.serving.conftest import Packaged, stop_server, wait_for
 from tests.support.ports import free_port
 
