@@ -41,6 +41,7 @@ RUNTIME_DISTRIBUTIONS = (
     "threadpoolctl",
     "orjson",
     "pydantic",
+    "pydantic-settings",
     "pyyaml",
     "prometheus-client",
     "starlette",

@@ -25,14 +25,6 @@ from mlgitops.serving.predlog import JsonLinesLog
 
 logger = logging.getLogger(__name__)
 
-ENV_MODEL_TAG = "MLGITOPS_MODEL_TAG"
-ENV_BENTO_TAG = "MLGITOPS_BENTO_TAG"
-ENV_GIT_COMMIT = "MLGITOPS_GIT_COMMIT"
-ENV_MAX_BATCH_SIZE = "MLGITOPS_MAX_BATCH_SIZE"
-ENV_PREDICTION_LOG = "MLGITOPS_PREDICTION_LOG"
-ENV_FEEDBACK_LOG = "MLGITOPS_FEEDBACK_LOG"
-ENV_PREDICTION_LOG_QUEUE = "MLGITOPS_PREDICTION_LOG_QUEUE"
-
 
 @dataclass(frozen=True)
 class Pinned:
@@ -52,52 +44,20 @@ class Pinned:
         return cls(bento_tag, model_tag, dict(raw.get("release") or {}))
 
 
-def load_pinned(pin_file: Path, environ: dict[str, str] | None = None) -> Pinned:
-    """The tag from $MLGITOPS_MODEL_TAG (development), else from the bento's pin file."""
-    env = os.environ if environ is None else environ
-    if env.get(ENV_MODEL_TAG):
-        return Pinned.parse({"model_tag": env[ENV_MODEL_TAG], "bento_tag": env.get(ENV_BENTO_TAG)})
+def load_pinned(pin_file: Path, settings: ServingConfig) -> Pinned:
+    """The tag from `settings.model_tag` (development), else from the bento's pin file."""
+    if settings.model_tag:
+        return Pinned.parse({"model_tag": settings.model_tag, "bento_tag": settings.bento_tag})
     try:
         raw = json.loads(pin_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ServingError(
-            f"{pin_file}: no pinned model (serve a built bento, or set {ENV_MODEL_TAG})"
+            f"{pin_file}: no pinned model (serve a built bento, or set "
+            f"{ServingConfig.env_name('model_tag')})"
         ) from None
     except json.JSONDecodeError as error:
         raise ServingError(f"{pin_file}: not valid JSON: {error}") from None
     return Pinned.parse(raw)
-
-
-@dataclass(frozen=True)
-class Settings:
-    max_batch_size: int
-    prediction_log: str
-    feedback_log: str
-    prediction_log_queue: int
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Defaults from params.yaml's `serving:` schema, overridden by MLGITOPS_* variables."""
-        env = os.environ if environ is None else environ
-        raw: dict[str, Any] = {}
-        for key, name in (
-            ("max_batch_size", ENV_MAX_BATCH_SIZE),
-            ("prediction_log", ENV_PREDICTION_LOG),
-            ("feedback_log", ENV_FEEDBACK_LOG),
-            ("prediction_log_queue", ENV_PREDICTION_LOG_QUEUE),
-        ):
-            if env.get(name):
-                raw[key] = env[name]
-        try:
-            config = ServingConfig.model_validate(raw)
-        except ValueError as error:
-            raise ServingError(f"serving settings from the environment: {error}") from None
-        return cls(
-            config.max_batch_size,
-            config.prediction_log,
-            config.feedback_log,
-            config.prediction_log_queue,
-        )
 
 
 def isotime(epoch: float) -> str:
@@ -111,9 +71,8 @@ class Runtime:
     def __init__(
         self,
         pinned: Pinned,
-        settings: Settings,
+        settings: ServingConfig,
         model_dir: Callable[[str], Path] | None = None,
-        git_commit: str | None = None,
     ) -> None:
         from mlgitops.serving.metrics import get_metrics
 
@@ -124,7 +83,7 @@ class Runtime:
         self.model_metadata: dict[str, Any] = {}
         self.model_card: dict[str, Any] = {}
         self.error: str | None = None
-        self.git_commit = git_commit or pinned.release.get("git_commit")
+        self.git_commit = settings.git_commit or pinned.release.get("git_commit")
         self._model_dir = model_dir or _bentoml_model_dir
         # Request ids: a random prefix per worker and a counter. Unique across workers, pods and
         # restarts with overwhelming probability, and far cheaper per request than uuid4.
