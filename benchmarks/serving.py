@@ -413,13 +413,21 @@ print(json.dumps({{"pipeline_p50_ms": pipe[0], "pipeline_p99_ms": pipe[1],
 def package(subject: Subject, home: Path) -> str:
     os.environ["BENTOML_HOME"] = str(home)
     from mlgitops.packaging.bento import build_bento, save_model
+    from mlgitops.release import ReleaseRecord
 
+    # The service reads the release from the bento's pin; only the hash and threshold matter here.
+    release = ReleaseRecord(
+        bento_name="fraud-detector", bento_version=VERSION, model_tag=f"fraud-detector:{VERSION}",
+        model_hash=subject.metadata["model_hash"], data_hash="md5:" + "0" * 32,
+        params_hash="sha256:" + "0" * 64, image=f"fraud-detector:{VERSION}",
+        threshold=subject.threshold, threshold_policy="fixed", metrics={},
+        trained_at="1970-01-01T00:00:00+00:00", mlgitops_version="0.1.0",
+    ).model_dump(mode="json")  # fmt: skip
     tag = save_model(
         name="fraud-detector", version=VERSION, model_file=subject.model_file,
-        profile_file=subject.profile_file, schema_file=subject.schema_file,
-        metadata=subject.metadata,
+        profile_file=subject.profile_file, schema_file=subject.schema_file, metadata=release,
     )  # fmt: skip
-    return build_bento(bento_name="fraud-detector", version=VERSION, model_tag=tag, release={})
+    return build_bento(bento_name="fraud-detector", version=VERSION, model_tag=tag, release=release)
 
 
 def max_score_difference(a: LoadResult, b: LoadResult) -> tuple[float, int]:

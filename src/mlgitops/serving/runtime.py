@@ -8,18 +8,19 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from pydantic import ValidationError
 
-from mlgitops import __version__
 from mlgitops.config import ServingConfig
 from mlgitops.errors import ArtifactError, MlgitopsError, ServingError
 from mlgitops.io import load_pipeline
+from mlgitops.release import ReleaseRecord
 from mlgitops.serving.model import LoadedModel, build_model, self_check, verify_hash
 from mlgitops.serving.predlog import JsonLinesLog
 
@@ -28,36 +29,47 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Pinned:
-    """Which model the service serves, fixed at build time (never `:latest`)."""
+    """Which model the service serves and the release it belongs to, fixed at build time (never
+    `:latest`): `pinned.json` in the bento, as `build_bento` writes it."""
 
     bento_tag: str
     model_tag: str
-    release: dict[str, Any] = field(default_factory=dict)
+    release: ReleaseRecord
 
     @classmethod
-    def parse(cls, raw: dict[str, Any]) -> Pinned:
+    def parse(cls, raw: object) -> Pinned:
+        if not isinstance(raw, dict):
+            raise ServingError("the pin must be a JSON object")
         model_tag = str(raw.get("model_tag", ""))
         name, _, version = model_tag.partition(":")
         if not name or not version or version == "latest":
             raise ServingError(f"pinned model tag {model_tag!r} must be name:version, not latest")
-        bento_tag = str(raw.get("bento_tag") or model_tag)
-        return cls(bento_tag, model_tag, dict(raw.get("release") or {}))
+        bento_tag = raw.get("bento_tag")
+        if not isinstance(bento_tag, str) or not bento_tag:
+            raise ServingError("the pin names no bento_tag")
+        try:
+            release = ReleaseRecord.model_validate(raw.get("release"))
+        except ValidationError as error:
+            raise ServingError(f"the pinned release record is invalid: {error}") from None
+        return cls(bento_tag, model_tag, release)
 
 
 def load_pinned(pin_file: Path, settings: ServingConfig) -> Pinned:
-    """The tag from `settings.model_tag` (development), else from the bento's pin file."""
-    if settings.model_tag:
-        return Pinned.parse({"model_tag": settings.model_tag, "bento_tag": settings.bento_tag})
+    """The bento's pin file; `settings.model_tag` and `bento_tag`, when set, replace its tags
+    (development: another model of the store, still checked against the pinned release)."""
     try:
         raw = json.loads(pin_file.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ServingError(
-            f"{pin_file}: no pinned model (serve a built bento, or set "
-            f"{ServingConfig.env_name('model_tag')})"
-        ) from None
+        raise ServingError(f"{pin_file}: no pinned model (serve a built bento)") from None
     except json.JSONDecodeError as error:
         raise ServingError(f"{pin_file}: not valid JSON: {error}") from None
-    return Pinned.parse(raw)
+    if isinstance(raw, dict):
+        tags = {"model_tag": settings.model_tag, "bento_tag": settings.bento_tag}
+        raw.update({key: tag for key, tag in tags.items() if tag})
+    try:
+        return Pinned.parse(raw)
+    except ServingError as error:
+        raise ServingError(f"{pin_file}: {error}") from None
 
 
 def isotime(epoch: float) -> str:
@@ -72,7 +84,6 @@ class Runtime:
         self,
         pinned: Pinned,
         settings: ServingConfig,
-        model_dir: Callable[[str], Path] | None = None,
     ) -> None:
         from mlgitops.serving.metrics import get_metrics
 
@@ -80,11 +91,10 @@ class Runtime:
         self.settings = settings
         self.metrics = get_metrics()
         self.model: LoadedModel | None = None
-        self.model_metadata: dict[str, Any] = {}
         self.model_card: dict[str, Any] = {}
         self.error: str | None = None
-        self.git_commit = settings.git_commit or pinned.release.get("git_commit")
-        self._model_dir = model_dir or _bentoml_model_dir
+        # Stamped on the pod at deploy time: a release cannot name the commit that records it.
+        self.git_commit = settings.git_commit
         # Request ids: a random prefix per worker and a counter. Unique across workers, pods and
         # restarts with overwhelming probability, and far cheaper per request than uuid4.
         self._id_prefix = os.urandom(8).hex()
@@ -130,48 +140,39 @@ class Runtime:
 
     def _load(self) -> LoadedModel:
         from mlgitops.profile import load_profile
-        from mlgitops.serving.layout import MODEL_FILE, PROFILE_FILE
+        from mlgitops.serving.layout import MODEL_CARD_FILE, MODEL_FILE, PROFILE_FILE
 
-        directory = self._model_dir(self.pinned.model_tag)
-        metadata_file = directory / "model.yaml"
-        self.model_metadata = _read_model_metadata(metadata_file)
-        self.model_card = _read_model_card(directory)
-        model_file = directory / MODEL_FILE
-        expected = self.model_metadata.get("model_hash") or self.pinned.release.get("model_hash")
-        if not expected:
-            # Without the release's hash a damaged file could not be told from the real one.
-            raise ArtifactError(f"model {self.pinned.model_tag} records no model_hash")
-        verify_hash(model_file, str(expected))
+        stored = _stored_model(self.pinned.model_tag)
+        release = self.pinned.release
+        self.model_card = _read_model_card(Path(stored.path_of(MODEL_CARD_FILE)))
+        model_file = Path(stored.path_of(MODEL_FILE))
+        # A damaged or swapped file is refused before it is unpickled.
+        verify_hash(model_file, release.model_hash)
         pipeline = load_pipeline(model_file)
-        profile = load_profile(directory / PROFILE_FILE)
-        threshold = self.model_metadata.get("threshold", self.pinned.release.get("threshold"))
-        if threshold is None:
-            raise ArtifactError(f"model {self.pinned.model_tag} has no threshold in its metadata")
-        model = build_model(pipeline, profile, float(threshold))
+        profile = load_profile(Path(stored.path_of(PROFILE_FILE)))
+        model = build_model(pipeline, profile, release.threshold)
         self_check(model, pipeline)
         return model
 
     def metadata(self) -> dict[str, Any]:
-        meta = {**self.pinned.release, **self.model_metadata}
+        release = self.pinned.release
         model = self.model
         return {
             "bento_tag": self.pinned.bento_tag,
             "model_version": self.pinned.bento_tag,
             "model_tag": self.pinned.model_tag,
-            "model_hash": meta.get("model_hash"),
-            "data_hash": meta.get("data_hash"),
-            "params_hash": meta.get("params_hash"),
-            "params": meta.get("params")
-            or self.model_card.get("train_params")
-            or self.model_card.get("params"),
+            "model_hash": release.model_hash,
+            "data_hash": release.data_hash,
+            "params_hash": release.params_hash,
+            "params": self.model_card.get("train_params"),
             "model_type": self.model_card.get("model_type"),
             "git_commit": self.git_commit,
-            "metrics": meta.get("metrics"),
-            "threshold": meta.get("threshold"),
-            "threshold_policy": meta.get("threshold_policy"),
-            "trained_at": meta.get("trained_at"),
-            "image": meta.get("image"),
-            "mlgitops_version": meta.get("mlgitops_version", __version__),
+            "metrics": release.metrics,
+            "threshold": release.threshold,
+            "threshold_policy": release.threshold_policy,
+            "trained_at": release.trained_at,
+            "image": release.image,
+            "mlgitops_version": release.mlgitops_version,
             "ready": model is not None,
             "error": self.error,
             "runtime": model.scorer.runtime if model else None,
@@ -214,35 +215,20 @@ class Runtime:
         self.feedback_log.close()
 
 
-def _read_model_metadata(model_yaml: Path) -> dict[str, Any]:
-    import yaml
-
+def _read_model_card(path: Path) -> dict[str, Any]:
+    """The train stage's model card (params, model type), which a model may lack."""
     try:
-        raw = yaml.safe_load(model_yaml.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"{model_yaml}: not found; is the model in the store?") from None
-    except yaml.YAMLError as error:
-        raise ArtifactError(f"{model_yaml}: not valid YAML: {error}") from None
-    metadata = raw.get("metadata") if isinstance(raw, dict) else None
-    return dict(metadata) if isinstance(metadata, dict) else {}
-
-
-def _read_model_card(directory: Path) -> dict[str, Any]:
-    """The train stage's model card if the model carries one; /metadata shows its params."""
-    from mlgitops.serving.layout import MODEL_CARD_FILE
-
-    try:
-        raw = json.loads((directory / MODEL_CARD_FILE).read_text(encoding="utf-8"))
+        raw = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return raw if isinstance(raw, dict) else {}
 
 
-def _bentoml_model_dir(tag: str) -> Path:
+def _stored_model(tag: str) -> Any:
     import bentoml
     from bentoml.exceptions import NotFound
 
     try:
-        return Path(bentoml.models.get(tag).path)
+        return bentoml.models.get(tag)
     except NotFound:
         raise ArtifactError(f"model {tag} is not in the model store") from None

@@ -59,7 +59,7 @@ def test_build_bento_pins_model_and_is_idempotent(packaged: Packaged) -> None:
     pinned = json.loads(pin.read_text())
     assert pinned["model_tag"] == packaged.model_tag
     assert pinned["bento_tag"] == packaged.bento_tag
-    assert pinned["release"]["git_commit"] == "deadbeef"
+    assert pinned["release"] == packaged.release.model_dump(mode="json")
     requirements = (Path(built.path) / "env" / "python" / "requirements.txt").read_text()
     assert "scikit-learn==" in requirements
     assert "bentoml==" in requirements

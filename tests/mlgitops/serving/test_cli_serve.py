@@ -41,10 +41,12 @@ def _record(packaged: Packaged) -> ReleaseRecord:
     )
 
 
-def test_pinned_tag_never_latest(tmp_path: Path) -> None:
+def test_pinned_tag_never_latest(packaged: Packaged, tmp_path: Path) -> None:
     pin = tmp_path / "pinned.json"
-    pin.write_text(json.dumps({"model_tag": "m:abc", "bento_tag": "b:abc", "release": {"x": 1}}))
-    assert load_pinned(pin, ServingConfig()) == Pinned("b:abc", "m:abc", {"x": 1})
+    release = _record(packaged)
+    raw = {"model_tag": "m:abc", "bento_tag": "b:abc", "release": release.model_dump(mode="json")}
+    pin.write_text(json.dumps(raw))
+    assert load_pinned(pin, ServingConfig()) == Pinned("b:abc", "m:abc", release)
     assert load_pinned(pin, ServingConfig(model_tag="m:def")).model_tag == "m:def"
     for bad in ("m:latest", "m", ""):
         pin.write_text(json.dumps({"model_tag": bad}))
