@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -92,15 +91,16 @@ def _request_id(request: Request, runtime: Runtime) -> str:
     return runtime.new_request_id()
 
 
-def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
-    """The API app; `get_runtime` returns the worker's Runtime (None before it exists)."""
+def create_app() -> Starlette:
+    """The API app. Its `state.runtime` is the worker's Runtime, set by the service instance of
+    that worker (`FraudDetector.__init__`); None until then."""
 
     def not_ready(runtime: Runtime | None) -> Response:
         detail = runtime.error if runtime is not None and runtime.error else "model is loading"
         return _json({"error": "not_ready", "message": detail, "detail": []}, 503)
 
     async def predict(request: Request) -> Response:
-        runtime = get_runtime()
+        runtime: Runtime | None = request.app.state.runtime
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
         model = runtime.model
@@ -141,27 +141,27 @@ def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
         )
         return response
 
-    async def metadata(_: Request) -> Response:
-        runtime = get_runtime()
+    async def metadata(request: Request) -> Response:
+        runtime: Runtime | None = request.app.state.runtime
         if runtime is None:
             return not_ready(runtime)
         return _json(runtime.metadata())
 
-    async def schema(_: Request) -> Response:
-        runtime = get_runtime()
+    async def schema(request: Request) -> Response:
+        runtime: Runtime | None = request.app.state.runtime
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
         return _json(runtime.model.space.json_schema(runtime.settings.max_batch_size))
 
-    async def openapi(_: Request) -> Response:
-        runtime = get_runtime()
+    async def openapi(request: Request) -> Response:
+        runtime: Runtime | None = request.app.state.runtime
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
         request_schema = runtime.model.space.json_schema(runtime.settings.max_batch_size)
         return _json(openapi_document(request_schema, runtime.pinned.bento_tag))
 
     async def feedback(request: Request) -> Response:
-        runtime = get_runtime()
+        runtime: Runtime | None = request.app.state.runtime
         if runtime is None:
             return not_ready(runtime)
         try:
@@ -183,7 +183,7 @@ def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
         runtime.metrics.child("feedback", str(entry["label"])).inc()
         return _json({"status": "accepted", "request_id": entry["request_id"]}, 202)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/predict", predict, methods=["POST"]),
             Route("/metadata", metadata, methods=["GET"]),
@@ -192,3 +192,5 @@ def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
             Route("/feedback", feedback, methods=["POST"]),
         ]
     )
+    app.state.runtime = None
+    return app

@@ -25,15 +25,7 @@ PIN_FILE = Path(__file__).resolve().parent / PINNED_FILE
 # imports this module before it forks the workers (each worker imports it again).
 SETTINGS = ServingConfig.from_env()
 
-# One Runtime per worker process, created by the service instance in that process.
-_runtime: Runtime | None = None
-
-
-def _current_runtime() -> Runtime | None:
-    return _runtime
-
-
-api = create_app(_current_runtime)
+api = create_app()
 
 
 @bentoml.asgi_app(api, path="/")
@@ -49,9 +41,9 @@ api = create_app(_current_runtime)
 )
 class FraudDetector:
     def __init__(self) -> None:
-        global _runtime
+        # One Runtime per worker process, made by the service instance in that process.
         self.runtime = Runtime(load_pinned(PIN_FILE, SETTINGS), SETTINGS)
-        _runtime = self.runtime
+        api.state.runtime = self.runtime
         # Loading runs in the background: /livez answers at once, /readyz only after the model
         # loaded and passed its self-check (never, for a corrupt model).
         self.runtime.start(background=True)
