@@ -80,11 +80,7 @@ class Runtime:
     """Everything one worker serves with. The model loads in a background thread; until it has
     loaded and passed its self-check, `ready` is False and /predict answers 503."""
 
-    def __init__(
-        self,
-        pinned: Pinned,
-        settings: ServingConfig,
-    ) -> None:
+    def __init__(self, pinned: Pinned, settings: ServingConfig) -> None:
         from mlgitops.serving.metrics import get_metrics
 
         self.pinned = pinned
