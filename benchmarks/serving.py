@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parent.parent
 # The dev model lives in tests/support; importable when run as a script from anywhere.
 sys.path.insert(0, str(REPO))
 
+from tests.support.ports import free_port  # noqa: E402
 from tests.support.processes import descendants  # noqa: E402
 
 SERVER_CPU = "0"
@@ -107,6 +108,7 @@ class Subject:
     model_file: Path
     profile_file: Path
     schema_file: Path
+    model_card_file: Path
     threshold: float
     metadata: dict[str, Any]
     source: str
@@ -119,7 +121,8 @@ def pick_model(workdir: Path) -> Subject:
     profile = REPO / "artifacts/reference_profile.json"
     schema = REPO / "artifacts/schema.json"
     metrics = REPO / "metrics/evaluate.json"
-    if all(p.is_file() for p in (model, profile, schema, metrics)):
+    card = REPO / "artifacts/model/model_card.json"
+    if all(p.is_file() for p in (model, profile, schema, metrics, card)):
         threshold = float(json.loads(metrics.read_text())["threshold"])
         source = "pipeline"
     else:
@@ -127,10 +130,11 @@ def pick_model(workdir: Path) -> Subject:
 
         dev = make_dev_artifacts(workdir / "dev", rows=20000, max_iter=250)
         model, profile, schema = dev.model_file, dev.profile_file, dev.schema_file
+        card = dev.model_card_file
         threshold = float(dev.metadata["threshold"])  # type: ignore[arg-type]
         source = "dev"
     metadata = {"threshold": threshold, "model_hash": f"sha256:{file_sha256(model)}"}
-    return Subject(model, profile, schema, threshold, metadata, source)
+    return Subject(model, profile, schema, card, threshold, metadata, source)
 
 
 def make_payloads(subject: Subject, count: int) -> list[bytes]:
@@ -161,12 +165,6 @@ def make_payloads(subject: Subject, count: int) -> list[bytes]:
 
 # ---------------------------------------------------------------------------------------------
 # Servers.
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_ready(port: int, path: str, timeout: float, proc: subprocess.Popen[bytes]) -> None:
@@ -418,15 +416,24 @@ print(json.dumps({{"pipeline_p50_ms": pipe[0], "pipeline_p99_ms": pipe[1],
 def package(subject: Subject, home: Path) -> str:
     os.environ["BENTOML_HOME"] = str(home)
     from mlgitops.packaging.bento import build_bento, pinned_requirements, save_model
+    from mlgitops.release import ReleaseRecord
 
+    # The service reads the release from the bento's pin; only the hash and threshold matter here.
+    release = ReleaseRecord(
+        bento_name="fraud-detector", bento_version=VERSION, model_tag=f"fraud-detector:{VERSION}",
+        model_hash=subject.metadata["model_hash"], data_hash="md5:" + "0" * 32,
+        params_hash="sha256:" + "0" * 64, image=f"fraud-detector:{VERSION}",
+        threshold=subject.threshold, threshold_policy="fixed", metrics={},
+        trained_at="1970-01-01T00:00:00+00:00", mlgitops_version="0.1.0",
+    ).model_dump(mode="json")  # fmt: skip
     tag = save_model(
         name="fraud-detector", version=VERSION, model_file=subject.model_file,
         profile_file=subject.profile_file, schema_file=subject.schema_file,
-        metadata=subject.metadata,
+        model_card_file=subject.model_card_file, metadata=release,
     )  # fmt: skip
     requirements = pinned_requirements(REPO / "requirements.lock")
     return build_bento(
-        bento_name="fraud-detector", version=VERSION, model_tag=tag, release={},
+        bento_name="fraud-detector", version=VERSION, model_tag=tag, release=release,
         requirements=requirements,
     )  # fmt: skip
 

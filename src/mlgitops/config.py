@@ -1,18 +1,21 @@
-"""params.yaml is read and validated here, and only here.
+"""params.yaml is read and validated here, and only here; so are the server's settings.
 
 Every other module receives typed objects. Every artifact path lives in the `paths:` section of
 params.yaml; dvc.yaml interpolates the same keys (`${paths.model}`), so a path is written once.
+The server's settings (`ServingConfig`) come from `serving:` in params.yaml for `mlgitops serve`
+and from `MLGITOPS_<FIELD>` variables in a container, which has no params.yaml.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
-from mlgitops.errors import ConfigError
+from mlgitops.errors import ConfigError, ServingError
 
 DEFAULT_PARAMS_FILE = Path("params.yaml")
 
@@ -138,12 +141,66 @@ class PackageConfig(_Strict):
         return value
 
 
-class ServingConfig(_Strict):
+class ServingConfig(BaseSettings):
+    """The server's settings. Field `name` is environment variable `MLGITOPS_NAME`; `from_env`
+    reads them, `environment` writes them, nothing else spells the names."""
+
+    # Only `from_env` reads the environment (see settings_customise_sources), so validating
+    # params.yaml never picks up a variable of the shell it runs in.
+    model_config = SettingsConfigDict(
+        env_prefix="MLGITOPS_",
+        # Kubernetes sets a variable from a missing annotation to "": unset, not a value.
+        env_ignore_empty=True,
+        extra="forbid",
+        frozen=True,
+        protected_namespaces=(),
+    )
+
     max_batch_size: int = Field(ge=1, default=1000)
     prediction_log: str = "stdout"  # "stdout", "off" or a file path
     feedback_log: str = "feedback.jsonl"
     prediction_log_queue: int = Field(ge=1, default=10000)
     workers: int = Field(ge=1, default=1)
+    # Each prediction is in the prediction log already; an access log line per request costs CPU.
+    access_log: bool = False
+    # OpenTelemetry spans for the API routes (with an exporter configured for BentoML).
+    tracing: bool = False
+    # Facts of one deployment, set in the environment (by `mlgitops serve`, the pod spec), never in
+    # params.yaml: the model to serve instead of the bento's pin, and the Git commit deployed.
+    model_tag: str | None = None
+    bento_tag: str | None = None
+    git_commit: str | None = None
+
+    DEPLOYMENT_FIELDS: ClassVar[tuple[str, ...]] = ("model_tag", "bento_tag", "git_commit")
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: Any, *_: Any, **__: Any
+    ) -> tuple[Any, ...]:
+        return (init_settings,)
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        return f"{cls.model_config['env_prefix']}{field.upper()}"
+
+    @classmethod
+    def from_env(cls) -> ServingConfig:
+        """The settings from the process environment, defaults for what is unset."""
+        try:
+            return cls(**EnvSettingsSource(cls)())
+        except ValidationError as error:
+            raise ServingError(f"serving settings from the environment: {error}") from None
+
+    def environment(self, exclude_unset: bool = False) -> dict[str, str]:
+        """The variables that `from_env` reads back as these settings (None fields omitted;
+        with `exclude_unset`, also fields left at their default, for the environment to fill)."""
+        env: dict[str, str] = {}
+        for name, value in self.model_dump(exclude_unset=exclude_unset).items():
+            if value is not None:
+                env[self.env_name(name)] = (
+                    str(value).lower() if isinstance(value, bool) else str(value)
+                )
+        return env
 
 
 class Params(_Strict):
@@ -154,9 +211,19 @@ class Params(_Strict):
     train: TrainConfig
     threshold: ThresholdConfig
     package: PackageConfig
-    serving: ServingConfig = ServingConfig()
+    serving: ServingConfig = Field(default_factory=ServingConfig)
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("serving", mode="before")
+    @classmethod
+    def _no_deployment_facts(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for key in ServingConfig.DEPLOYMENT_FIELDS:
+                if key in value:
+                    name = ServingConfig.env_name(key)
+                    raise ValueError(f"{key}: set by the environment ({name}), not in params.yaml")
+        return value
 
     @model_validator(mode="after")
     def _target_is_not_overridden_away(self) -> Params:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mlgitops.config import load_params, parse_params
+from mlgitops.config import ServingConfig, load_params, parse_params
 from mlgitops.errors import ConfigError
 from tests.support.project import REPO_ROOT, raw_params
 
@@ -24,6 +24,9 @@ def test_project_params_are_valid():
         (lambda r: r["data"].update(column_types={"is_fraud": "numeric"}), "target column cannot"),
         (lambda r: r["validate"].update(min_rows="many"), "validate.min_rows"),
         (lambda r: r.pop("paths"), "paths: Field required"),
+        (lambda r: r["serving"].update(max_bach_size=5), "serving.max_bach_size: Extra inputs"),
+        (lambda r: r["serving"].update(workers=0), "serving.workers"),
+        (lambda r: r["serving"].update(git_commit="abc"), "git_commit: set by the environment"),
     ],
 )
 def test_invalid_params_name_the_field(mutate, message):
@@ -45,3 +48,15 @@ def test_unparsable_yaml(tmp_path):
     path.write_text("a: [1,\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_params(path)
+
+
+def test_serving_settings_one_environment_mapping(monkeypatch):
+    # params.yaml is validated without the environment; from_env reads what environment() wrote.
+    monkeypatch.setenv("MLGITOPS_MAX_BATCH_SIZE", "3")
+    params = parse_params(raw_params())
+    assert params.serving.max_batch_size == raw_params()["serving"]["max_batch_size"]
+    settings = params.serving.model_copy(update={"tracing": True, "git_commit": "abc"})
+    for name, value in settings.environment().items():
+        monkeypatch.setenv(name, value)
+    assert ServingConfig.from_env() == settings
+    assert settings.environment()["MLGITOPS_GIT_COMMIT"] == "abc"

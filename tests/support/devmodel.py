@@ -1,37 +1,45 @@
-"""A small model with the pipeline's exact artifact shapes, for tests and the benchmark.
+"""A small model made by the pipeline's own stage functions, for tests and the benchmark.
 
-The train/split stages own the real artifacts; this builds stand-ins from the embedded data
-generator so the serving side can be developed and tested without running `dvc repro`.
+Generated rows go through the validate stage's schema inference, the split stage's frame and
+reference profile and the train stage's pipeline, exactly as `dvc repro` would, only without DVC
+and on less data: the serving side is tested on the real pipeline shape, not on a look-alike.
 """
 
 from __future__ import annotations
 
-import io
-import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import joblib
-import numpy as np
 import pandas as pd
 
-from mlgitops.data.generate import COLUMNS, GeneratorConfig, generate_csv_text
-from mlgitops.io import atomic_write_text, file_sha256
-from mlgitops.profile import (
-    CategoricalProfile,
-    NumericProfile,
-    ReferenceProfile,
-    normalize_category,
-)
-from mlgitops.schema import FeatureSpec, TrainingSchema
+from mlgitops.config import Params, TrainConfig, parse_params
+from mlgitops.data.generate import COLUMNS, GeneratorConfig, write_dataset
+from mlgitops.data.prepare import encode_target, model_frame
+from mlgitops.data.table import read_table
+from mlgitops.io import file_sha256, save_model_json
+from mlgitops.profile import ReferenceProfile
+from mlgitops.records import ModelCard, save_record
+from mlgitops.schema import TARGET_COLUMN, TrainingSchema
+from mlgitops.stages.split import build_profile
+from mlgitops.stages.train import fit
+from mlgitops.stages.validate import validate_table
 from tests.support.project import raw_params
 
+PARAMS: Params = parse_params(raw_params())
 # The default dataset's features as params.yaml declares them, in column order.
-_DECLARED = raw_params()["data"]["column_types"]
-NUMERIC = [name for name in COLUMNS if _DECLARED.get(name) == "numeric"]
-CATEGORICAL = [name for name in COLUMNS if _DECLARED.get(name) == "categorical"]
-TARGET = raw_params()["data"]["target"]
+NUMERIC = [name for name in COLUMNS if PARAMS.data.column_types.get(name) == "numeric"]
+CATEGORICAL = [name for name in COLUMNS if PARAMS.data.column_types.get(name) == "categorical"]
+TARGET = PARAMS.data.target
+
+
+@dataclass(frozen=True)
+class DevData:
+    schema: TrainingSchema
+    # The features as the stages hand them to the model, plus TARGET as 0/1.
+    frame: pd.DataFrame
+    profile: ReferenceProfile
 
 
 @dataclass(frozen=True)
@@ -39,124 +47,71 @@ class DevArtifacts:
     model_file: Path
     profile_file: Path
     schema_file: Path
+    model_card_file: Path
     metadata: dict[str, object]
-    frame: pd.DataFrame  # feature columns as the model takes them (test rows)
+    frame: pd.DataFrame  # feature columns as the model takes them
 
 
-def _frame(rows: int, seed: int) -> pd.DataFrame:
-    text = generate_csv_text(GeneratorConfig(rows=rows, seed=seed))
-    raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
-    frame = pd.DataFrame(index=raw.index)
-    for name in NUMERIC:
-        frame[name] = pd.to_numeric(raw[name].replace("", None), errors="coerce").astype("float64")
-    for name in CATEGORICAL:
-        values = [normalize_category(v) if v != "" else None for v in raw[name]]
-        frame[name] = pd.Series(values, dtype=object).where(
-            pd.Series(values, dtype=object).notna(), np.nan
-        )
-    frame[TARGET] = raw[TARGET].astype(int)
-    return frame
+def dev_data(rows: int, seed: int) -> DevData:
+    """Generated rows through the validate stage (schema) and the split stage (frame, profile)."""
+    with tempfile.TemporaryDirectory(prefix="mlgitops-dev-") as tmp:
+        path = Path(tmp) / "transactions.csv"
+        write_dataset(path, GeneratorConfig(rows=rows, seed=seed))
+        table = read_table(path, "csv")
+    source = f"generated rows (seed {seed})"
+    schema, _ = validate_table(table, PARAMS.data, PARAMS.validate_, source)
+    features = model_frame(table, schema, source)
+    labels = encode_target(table[schema.target], schema.positive_class)
+    profile = build_profile(features, labels, schema, PARAMS.split)
+    return DevData(schema, features.assign(**{TARGET: labels}), profile)
 
 
-def _profile(frame: pd.DataFrame) -> ReferenceProfile:
-    features: dict[str, NumericProfile | CategoricalProfile] = {}
-    for name in NUMERIC:
-        column = frame[name]
-        present = column.dropna()
-        edges = [float(x) for x in np.unique(np.quantile(present, np.linspace(0.1, 0.9, 9)))]
-        bins = np.searchsorted(edges, present.to_numpy(), side="right")
-        fractions = np.bincount(bins, minlength=len(edges) + 1) / max(len(present), 1)
-        features[name] = NumericProfile(
-            count=len(column),
-            missing_rate=float(column.isna().mean()),
-            min=float(present.min()),
-            max=float(present.max()),
-            mean=float(present.mean()),
-            std=float(present.std()),
-            bin_edges=edges,
-            bin_fractions=[float(x) for x in fractions],
-        )
-    for name in CATEGORICAL:
-        column = frame[name]
-        shares = column.dropna().value_counts(normalize=True)
-        features[name] = CategoricalProfile(
-            count=len(column),
-            missing_rate=float(column.isna().mean()),
-            frequencies={str(k): float(v) for k, v in shares.items()},
-        )
-    return ReferenceProfile(
-        n_rows=len(frame),
-        target=TARGET,
-        positive_class="1",
-        label_rate=float(frame[TARGET].mean()),
-        features=features,
+def hist_gradient_boosting(max_iter: int) -> TrainConfig:
+    """params.yaml's train section with a HistGradientBoosting model of `max_iter` trees."""
+    train = PARAMS.train
+    hgb = train.hist_gradient_boosting.model_copy(update={"max_iter": max_iter})
+    return train.model_copy(
+        update={"model": "hist_gradient_boosting", "hist_gradient_boosting": hgb}
     )
-
-
-def build_pipeline(max_iter: int = 60) -> Any:
-    from sklearn.compose import ColumnTransformer
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OrdinalEncoder
-
-    encoder = OrdinalEncoder(
-        handle_unknown="use_encoded_value",
-        unknown_value=np.nan,
-        encoded_missing_value=np.nan,
-        min_frequency=20,
-        max_categories=64,
-    )
-    pre = ColumnTransformer(
-        [("num", "passthrough", NUMERIC), ("cat", encoder, CATEGORICAL)],
-        remainder="drop",
-    )
-    categorical_mask = [False] * len(NUMERIC) + [True] * len(CATEGORICAL)
-    clf = HistGradientBoostingClassifier(
-        max_iter=max_iter, learning_rate=0.1, categorical_features=categorical_mask, random_state=0
-    )
-    return Pipeline([("preprocess", pre), ("model", clf)])
 
 
 def make_dev_artifacts(directory: Path, rows: int = 5000, max_iter: int = 60) -> DevArtifacts:
     """Train a small model and write model.joblib, reference_profile.json and schema.json."""
     directory.mkdir(parents=True, exist_ok=True)
-    frame = _frame(rows, seed=7)
-    features = frame[NUMERIC + CATEGORICAL]
-    pipeline = build_pipeline(max_iter=max_iter)
-    pipeline.fit(features, frame[TARGET])
+    data = dev_data(rows, seed=7)
+    schema = data.schema
+    train = data.frame.rename(columns={TARGET: TARGET_COLUMN})
+    config = hist_gradient_boosting(max_iter)
+    pipeline = fit(train, schema, config)
     model_file = directory / "model.joblib"
     joblib.dump(pipeline, model_file)
-    profile = _profile(frame)
     profile_file = directory / "reference_profile.json"
-    atomic_write_text(profile_file, profile.model_dump_json(indent=2))
-    schema = TrainingSchema(
-        target=TARGET,
-        positive_class="1",
-        time_column="timestamp",
-        features=tuple(FeatureSpec(name=n, kind="numeric", source="declared") for n in NUMERIC)
-        + tuple(FeatureSpec(name=n, kind="categorical", source="declared") for n in CATEGORICAL),
-        dropped_columns=("transaction_id",),
-    )
+    save_model_json(data.profile, profile_file)
     schema_file = directory / "schema.json"
-    atomic_write_text(schema_file, schema.model_dump_json(indent=2))
-    model_hash = file_sha256(model_file)
+    save_model_json(schema, schema_file)
     metadata: dict[str, object] = {
         "threshold": 0.2,
         "threshold_policy": "fixed",
         "metrics": {"roc_auc": 0.9, "pr_auc": 0.4, "precision": 0.5, "recall": 0.6},
-        "model_hash": f"sha256:{model_hash}",
+        "model_hash": f"sha256:{file_sha256(model_file)}",
         "data_hash": "md5:" + "0" * 32,
         "params_hash": "sha256:" + "1" * 64,
         "trained_at": "2026-11-22T00:00:00+00:00",
-        "feature_names": NUMERIC + CATEGORICAL,
-        "positive_class": "1",
+        "feature_names": schema.feature_names,
+        "positive_class": schema.positive_class,
     }
-    (directory / "metadata.json").write_text(json.dumps(metadata, indent=2), encoding="utf-8")
-    card = {
-        "model_hash": metadata["model_hash"],
-        "model_type": "hist_gradient_boosting",
-        "trained_at": metadata["trained_at"],
-        "train_params": {"model": "hist_gradient_boosting", "max_iter": max_iter},
-    }
-    (directory / "model_card.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
-    return DevArtifacts(model_file, profile_file, schema_file, metadata, features)
+    card = ModelCard(
+        model_hash=str(metadata["model_hash"]),
+        model_type="hist_gradient_boosting",
+        n_train_rows=len(train),
+        train_label_rate=float(train[TARGET_COLUMN].mean()),
+        data_until=None,
+        features=schema.features,
+        train_params=config.model_dump(mode="json"),
+        mlgitops_version="0.1.0",
+    )
+    card_file = directory / "model_card.json"
+    save_record(card, card_file)
+    return DevArtifacts(
+        model_file, profile_file, schema_file, card_file, metadata, data.frame[schema.feature_names]
+    )

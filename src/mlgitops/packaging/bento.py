@@ -46,6 +46,7 @@ RUNTIME_DISTRIBUTIONS = (
     "threadpoolctl",
     "orjson",
     "pydantic",
+    "pydantic-settings",
     "pyyaml",
     "prometheus-client",
     "starlette",
@@ -65,9 +66,10 @@ def save_model(
     model_file: Path,
     profile_file: Path,
     schema_file: Path,
+    model_card_file: Path,
     metadata: dict[str, Any],
 ) -> str:
-    """Save the model with its profile and schema under `name:version`; return the tag.
+    """Save the model with its profile, schema and card under `name:version`; return the tag.
 
     The model store is the one of `BENTOML_HOME`. An existing tag is kept: the version is the
     model's content hash, so the same tag means the same model.
@@ -80,7 +82,7 @@ def save_model(
         return str(bentoml.models.get(tag).tag)
     except NotFound:
         pass
-    for source in (model_file, profile_file, schema_file):
+    for source in (model_file, profile_file, schema_file, model_card_file):
         if not Path(source).is_file():
             raise PackagingError(f"{source}: not found; cannot save model {tag}")
     labels = {"mlgitops.io/kind": "fraud-model"}
@@ -89,9 +91,7 @@ def save_model(
             shutil.copyfile(model_file, model.path_of(MODEL_FILE))
             shutil.copyfile(profile_file, model.path_of(PROFILE_FILE))
             shutil.copyfile(schema_file, model.path_of(SCHEMA_FILE))
-            card = Path(model_file).parent / MODEL_CARD_FILE
-            if card.is_file():
-                shutil.copyfile(card, model.path_of(MODEL_CARD_FILE))
+            shutil.copyfile(model_card_file, model.path_of(MODEL_CARD_FILE))
     except Exception as error:  # BentoML raises many kinds; all mean "not saved"
         raise _store_error(f"saving model {tag}", error) from error
     return tag

@@ -1,6 +1,9 @@
-"""Serving: the BentoML service that runs in every pod, and nothing else.
+"""Serving: the BentoML service that runs in every pod.
 
-`mlgitops.serving.service` is what `bentoml serve` imports. The modules in between are pure: the
-request validator and encoder (`features`), the compiled model (`model`), the prediction log
-(`predlog`) and the HTTP app (`app`). File names shared with packaging live in `layout`.
+`mlgitops.serving.service` is what `bentoml serve` imports; it mounts the HTTP app (`app`: routes
+and plumbing) and gives each worker its state (`runtime`: pin, model loading, metadata, request
+ids, logs). Below those: the request validator and encoder (`features`), the scorer choice and
+its checks (`model`), the trees-to-ONNX compiler (`onnx`), feedback validation (`feedback`), the
+OpenAPI document (`openapi`), the prediction log (`predlog`) and metrics (`metrics`). File names
+shared with packaging live in `layout`. `local` is the `mlgitops serve` launcher.
 """

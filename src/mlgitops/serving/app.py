@@ -1,4 +1,4 @@
-"""The HTTP API (/predict, /metadata, /feedback, /schema) as a plain Starlette app.
+"""The HTTP API (/predict, /metadata, /feedback, /schema, /openapi.json) as a plain Starlette app.
 
 The BentoML service mounts this app; BentoML itself answers /livez, /readyz and /metrics and wraps
 everything in its request metrics. Handling the body here, with orjson and the profile-derived
@@ -7,16 +7,8 @@ validator, skips pydantic model building per request and lets every error name i
 
 from __future__ import annotations
 
-import itertools
 import json
-import logging
-import os
-import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,294 +18,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mlgitops import __version__
-from mlgitops.config import ServingConfig
-from mlgitops.errors import ArtifactError, MlgitopsError, ServingError
-from mlgitops.io import load_pipeline
 from mlgitops.serving.features import FieldError, RequestError, validate_body
-from mlgitops.serving.model import LoadedModel, build_model, self_check, verify_hash
-from mlgitops.serving.predlog import JsonLinesLog
+from mlgitops.serving.feedback import REQUEST_ID_MAX, validate_feedback
+from mlgitops.serving.openapi import openapi_document
+from mlgitops.serving.runtime import Runtime, isotime
 
-logger = logging.getLogger("mlgitops.serving")
-
-ENV_MODEL_TAG = "MLGITOPS_MODEL_TAG"
-ENV_BENTO_TAG = "MLGITOPS_BENTO_TAG"
-ENV_GIT_COMMIT = "MLGITOPS_GIT_COMMIT"
-ENV_MAX_BATCH_SIZE = "MLGITOPS_MAX_BATCH_SIZE"
-ENV_PREDICTION_LOG = "MLGITOPS_PREDICTION_LOG"
-ENV_FEEDBACK_LOG = "MLGITOPS_FEEDBACK_LOG"
-ENV_PREDICTION_LOG_QUEUE = "MLGITOPS_PREDICTION_LOG_QUEUE"
 # Batches above this size are scored in a worker thread so /livez stays responsive meanwhile.
 THREAD_OFFLOAD_ROWS = 256
 # Bytes per record allowed in a body, on top of a fixed allowance; more is refused unread.
 BYTES_PER_RECORD = 4096
-_REQUEST_ID_MAX = 128
-
-
-@dataclass(frozen=True)
-class Pinned:
-    """Which model the service serves, fixed at build time (never `:latest`)."""
-
-    bento_tag: str
-    model_tag: str
-    release: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def parse(cls, raw: dict[str, Any]) -> Pinned:
-        model_tag = str(raw.get("model_tag", ""))
-        name, _, version = model_tag.partition(":")
-        if not name or not version or version == "latest":
-            raise ServingError(f"pinned model tag {model_tag!r} must be name:version, not latest")
-        bento_tag = str(raw.get("bento_tag") or model_tag)
-        return cls(bento_tag, model_tag, dict(raw.get("release") or {}))
-
-
-def load_pinned(pin_file: Path, environ: dict[str, str] | None = None) -> Pinned:
-    """The tag from $MLGITOPS_MODEL_TAG (development), else from the bento's pin file."""
-    env = os.environ if environ is None else environ
-    if env.get(ENV_MODEL_TAG):
-        return Pinned.parse({"model_tag": env[ENV_MODEL_TAG], "bento_tag": env.get(ENV_BENTO_TAG)})
-    try:
-        raw = json.loads(pin_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ServingError(
-            f"{pin_file}: no pinned model (serve a built bento, or set {ENV_MODEL_TAG})"
-        ) from None
-    except json.JSONDecodeError as error:
-        raise ServingError(f"{pin_file}: not valid JSON: {error}") from None
-    return Pinned.parse(raw)
-
-
-@dataclass(frozen=True)
-class Settings:
-    max_batch_size: int
-    prediction_log: str
-    feedback_log: str
-    prediction_log_queue: int
-
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
-        """Defaults from params.yaml's `serving:` schema, overridden by MLGITOPS_* variables."""
-        env = os.environ if environ is None else environ
-        raw: dict[str, Any] = {}
-        for key, name in (
-            ("max_batch_size", ENV_MAX_BATCH_SIZE),
-            ("prediction_log", ENV_PREDICTION_LOG),
-            ("feedback_log", ENV_FEEDBACK_LOG),
-            ("prediction_log_queue", ENV_PREDICTION_LOG_QUEUE),
-        ):
-            if env.get(name):
-                raw[key] = env[name]
-        try:
-            config = ServingConfig.model_validate(raw)
-        except ValueError as error:
-            raise ServingError(f"serving settings from the environment: {error}") from None
-        return cls(
-            config.max_batch_size,
-            config.prediction_log,
-            config.feedback_log,
-            config.prediction_log_queue,
-        )
-
-
-def _now() -> str:
-    return _isotime(time.time())
-
-
-def _isotime(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
-
-
-class Runtime:
-    """Everything one worker serves with. The model loads in a background thread; until it has
-    loaded and passed its self-check, `ready` is False and /predict answers 503."""
-
-    def __init__(
-        self,
-        pinned: Pinned,
-        settings: Settings,
-        model_dir: Callable[[str], Path] | None = None,
-        git_commit: str | None = None,
-    ) -> None:
-        from mlgitops.serving.metrics import get_metrics
-
-        self.pinned = pinned
-        self.settings = settings
-        self.metrics = get_metrics()
-        self.model: LoadedModel | None = None
-        self.model_metadata: dict[str, Any] = {}
-        self.model_card: dict[str, Any] = {}
-        self.error: str | None = None
-        self.git_commit = git_commit or pinned.release.get("git_commit")
-        self._model_dir = model_dir or _bentoml_model_dir
-        self._loaded = threading.Event()
-        # Request ids: a random prefix per worker and a counter. Unique across workers, pods and
-        # restarts with overwhelming probability, and far cheaper per request than uuid4.
-        self._id_prefix = os.urandom(8).hex()
-        self._ids = itertools.count(1)
-        self.prediction_log = JsonLinesLog(
-            settings.prediction_log,
-            settings.prediction_log_queue,
-            render=self._render_predictions,
-            on_drop=self.metrics.log_dropped.inc,
-        )
-        self.feedback_log = JsonLinesLog(settings.feedback_log, settings.prediction_log_queue)
-
-    @property
-    def ready(self) -> bool:
-        return self.model is not None
-
-    def new_request_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._ids):x}"
-
-    def start(self, background: bool = True) -> None:
-        self.prediction_log.start()
-        self.feedback_log.start()
-        if background:
-            threading.Thread(target=self.load, name="model-loader", daemon=True).start()
-        else:
-            self.load()
-
-    def wait_loaded(self, timeout: float) -> bool:
-        """Whether loading finished (successfully or not) within `timeout` seconds."""
-        return self._loaded.wait(timeout)
-
-    def load(self) -> None:
-        try:
-            self.model = self._load()
-            logger.info(
-                "model %s ready (runtime %s, self-check difference %.2g)",
-                self.pinned.model_tag,
-                self.model.scorer.runtime,
-                self.model.self_check_difference,
-            )
-        except (MlgitopsError, OSError, ValueError, KeyError, TypeError) as error:
-            self.error = f"{type(error).__name__}: {error}"
-            logger.error("model %s not loaded, not ready: %s", self.pinned.model_tag, self.error)
-        except Exception as error:  # never ready on anything unexpected either
-            self.error = f"{type(error).__name__}: {error}"
-            logger.exception("model %s not loaded, not ready", self.pinned.model_tag)
-        finally:
-            self._loaded.set()
-
-    def _load(self) -> LoadedModel:
-        from mlgitops.profile import load_profile
-        from mlgitops.serving.layout import MODEL_FILE, PROFILE_FILE
-
-        directory = self._model_dir(self.pinned.model_tag)
-        metadata_file = directory / "model.yaml"
-        self.model_metadata = _read_model_metadata(metadata_file)
-        self.model_card = _read_model_card(directory)
-        model_file = directory / MODEL_FILE
-        expected = self.model_metadata.get("model_hash") or self.pinned.release.get("model_hash")
-        if not expected:
-            # Without the release's hash a damaged file could not be told from the real one.
-            raise ArtifactError(f"model {self.pinned.model_tag} records no model_hash")
-        verify_hash(model_file, str(expected))
-        pipeline = load_pipeline(model_file)
-        profile = load_profile(directory / PROFILE_FILE)
-        threshold = self.model_metadata.get("threshold", self.pinned.release.get("threshold"))
-        if threshold is None:
-            raise ArtifactError(f"model {self.pinned.model_tag} has no threshold in its metadata")
-        model = build_model(pipeline, profile, float(threshold))
-        self_check(model, pipeline)
-        return model
-
-    def metadata(self) -> dict[str, Any]:
-        meta = {**self.pinned.release, **self.model_metadata}
-        model = self.model
-        return {
-            "bento_tag": self.pinned.bento_tag,
-            "model_version": self.pinned.bento_tag,
-            "model_tag": self.pinned.model_tag,
-            "model_hash": meta.get("model_hash"),
-            "data_hash": meta.get("data_hash"),
-            "params_hash": meta.get("params_hash"),
-            "params": meta.get("params")
-            or self.model_card.get("train_params")
-            or self.model_card.get("params"),
-            "model_type": self.model_card.get("model_type"),
-            "git_commit": self.git_commit,
-            "metrics": meta.get("metrics"),
-            "threshold": meta.get("threshold"),
-            "threshold_policy": meta.get("threshold_policy"),
-            "trained_at": meta.get("trained_at"),
-            "image": meta.get("image"),
-            "mlgitops_version": meta.get("mlgitops_version", __version__),
-            "ready": model is not None,
-            "error": self.error,
-            "runtime": model.scorer.runtime if model else None,
-            "self_check_difference": model.self_check_difference if model else None,
-            "features": [
-                {"name": f.name, "kind": f.kind, "allows_missing": f.allows_missing}
-                for f in model.space.features
-            ]
-            if model
-            else None,
-            "max_batch_size": self.settings.max_batch_size,
-            "prediction_log": {
-                "sink": self.settings.prediction_log,
-                "written": self.prediction_log.written,
-                "dropped": self.prediction_log.dropped,
-                "error": self.prediction_log.error,
-            },
-        }
-
-    def _render_predictions(self, item: tuple[Any, ...]) -> Iterable[bytes]:
-        request_id, epoch, records, scores, labels = item
-        version = self.pinned.bento_tag
-        when = _isotime(epoch)
-        dumps = orjson.dumps
-        for row, (record, score, label) in enumerate(zip(records, scores, labels, strict=True)):
-            yield dumps(
-                {
-                    "request_id": request_id,
-                    "row": row,
-                    "time": when,
-                    "model_version": version,
-                    "features": record,
-                    "score": score,
-                    "label": label,
-                }
-            )
-
-    def close(self) -> None:
-        self.prediction_log.close()
-        self.feedback_log.close()
-
-
-def _read_model_metadata(model_yaml: Path) -> dict[str, Any]:
-    import yaml
-
-    try:
-        raw = yaml.safe_load(model_yaml.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ArtifactError(f"{model_yaml}: not found; is the model in the store?") from None
-    except yaml.YAMLError as error:
-        raise ArtifactError(f"{model_yaml}: not valid YAML: {error}") from None
-    metadata = raw.get("metadata") if isinstance(raw, dict) else None
-    return dict(metadata) if isinstance(metadata, dict) else {}
-
-
-def _read_model_card(directory: Path) -> dict[str, Any]:
-    """The train stage's model card if the model carries one; /metadata shows its params."""
-    from mlgitops.serving.layout import MODEL_CARD_FILE
-
-    try:
-        raw = json.loads((directory / MODEL_CARD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return raw if isinstance(raw, dict) else {}
-
-
-def _bentoml_model_dir(tag: str) -> Path:
-    import bentoml
-    from bentoml.exceptions import NotFound
-
-    try:
-        return Path(bentoml.models.get(tag).path)
-    except NotFound:
-        raise ArtifactError(f"model {tag} is not in the model store") from None
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -373,20 +86,21 @@ def _decode(body: bytes) -> Any:
 
 def _request_id(request: Request, runtime: Runtime) -> str:
     given = request.headers.get("x-request-id")
-    if given and len(given) <= _REQUEST_ID_MAX and given.isprintable():
+    if given and len(given) <= REQUEST_ID_MAX and given.isprintable():
         return given
     return runtime.new_request_id()
 
 
-def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
-    """The API app; `get_runtime` returns the worker's Runtime (None before it exists)."""
+def create_app() -> Starlette:
+    """The API app. Its `state.runtime` is the worker's Runtime, set by the service instance of
+    that worker (`FraudDetector.__init__`); None until then."""
 
     def not_ready(runtime: Runtime | None) -> Response:
         detail = runtime.error if runtime is not None and runtime.error else "model is loading"
         return _json({"error": "not_ready", "message": detail, "detail": []}, 503)
 
     async def predict(request: Request) -> Response:
-        runtime = get_runtime()
+        runtime: Runtime | None = request.app.state.runtime
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
         model = runtime.model
@@ -427,26 +141,27 @@ def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
         )
         return response
 
-    async def metadata(_: Request) -> Response:
-        runtime = get_runtime()
+    async def metadata(request: Request) -> Response:
+        runtime: Runtime | None = request.app.state.runtime
         if runtime is None:
             return not_ready(runtime)
         return _json(runtime.metadata())
 
-    async def schema(_: Request) -> Response:
-        runtime = get_runtime()
+    async def schema(request: Request) -> Response:
+        runtime: Runtime | None = request.app.state.runtime
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
         return _json(runtime.model.space.json_schema(runtime.settings.max_batch_size))
 
-    async def openapi(_: Request) -> Response:
-        runtime = get_runtime()
+    async def openapi(request: Request) -> Response:
+        runtime: Runtime | None = request.app.state.runtime
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
-        return _json(openapi_document(runtime))
+        request_schema = runtime.model.space.json_schema(runtime.settings.max_batch_size)
+        return _json(openapi_document(request_schema, runtime.pinned.bento_tag))
 
     async def feedback(request: Request) -> Response:
-        runtime = get_runtime()
+        runtime: Runtime | None = request.app.state.runtime
         if runtime is None:
             return not_ready(runtime)
         try:
@@ -460,7 +175,7 @@ def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
         if not log.enabled or log.error:
             reason = log.error or "the feedback log is off"
             return _json({"error": "feedback_unavailable", "message": reason, "detail": []}, 503)
-        entry["time"] = _now()
+        entry["time"] = isotime(time.time())
         entry["model_version"] = runtime.pinned.bento_tag
         if not log.submit(entry):
             message = "feedback queue is full; retry later"
@@ -468,7 +183,7 @@ def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
         runtime.metrics.child("feedback", str(entry["label"])).inc()
         return _json({"status": "accepted", "request_id": entry["request_id"]}, 202)
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/predict", predict, methods=["POST"]),
             Route("/metadata", metadata, methods=["GET"]),
@@ -477,121 +192,5 @@ def create_app(get_runtime: Callable[[], Runtime | None]) -> Starlette:
             Route("/feedback", feedback, methods=["POST"]),
         ]
     )
-
-
-def validate_feedback(body: object) -> dict[str, Any]:
-    """`{"request_id": str, "label": 0|1|true|false, "row": int >= 0 (default 0)}`."""
-    if not isinstance(body, dict):
-        raise RequestError(400, [FieldError("invalid_body", "body must be a JSON object")])
-    unknown = [key for key in body if key not in {"request_id", "label", "row"}]
-    if unknown:
-        raise RequestError(
-            422, [FieldError("unknown_field", f"unknown field {unknown[0]!r}", None, unknown[0])]
-        )
-    request_id = body.get("request_id")
-    if not isinstance(request_id, str) or not 0 < len(request_id) <= _REQUEST_ID_MAX:
-        message = f"request_id must be a string of 1 to {_REQUEST_ID_MAX} characters"
-        raise RequestError(422, [FieldError("wrong_type", message, None, "request_id")])
-    label = body.get("label")
-    if type(label) is bool:
-        label = int(label)
-    if type(label) is not int or label not in (0, 1):
-        message = "label must be 0, 1, true or false"
-        raise RequestError(422, [FieldError("wrong_type", message, None, "label")])
-    row = body.get("row", 0)
-    if type(row) is not int or row < 0:
-        raise RequestError(
-            422, [FieldError("wrong_type", "row must be an integer >= 0", None, "row")]
-        )
-    return {"request_id": request_id, "row": row, "label": label}
-
-
-_ERROR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["error", "message", "detail"],
-    "properties": {
-        "error": {"type": "string"},
-        "message": {"type": "string"},
-        "detail": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "code": {"type": "string"},
-                    "message": {"type": "string"},
-                    "row": {"type": ["integer", "null"]},
-                    "field": {"type": ["string", "null"]},
-                },
-            },
-        },
-    },
-}
-
-
-def openapi_document(runtime: Runtime) -> dict[str, Any]:
-    """OpenAPI 3.1 for the API, with the /predict body generated from the reference profile
-    (for clients, and for schema-driven fuzzers such as schemathesis)."""
-    assert runtime.model is not None
-    request = runtime.model.space.json_schema(runtime.settings.max_batch_size)
-    error = {"application/json": {"schema": _ERROR_SCHEMA}}
-    prediction = {
-        "type": "object",
-        "required": ["predictions", "model_version", "request_id"],
-        "properties": {
-            "predictions": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["score", "label"],
-                    "properties": {
-                        "score": {"type": "number", "minimum": 0, "maximum": 1},
-                        "label": {"type": "integer", "enum": [0, 1]},
-                    },
-                },
-            },
-            "model_version": {"type": "string"},
-            "request_id": {"type": "string"},
-        },
-    }
-    feedback = {
-        "type": "object",
-        "required": ["request_id", "label"],
-        "additionalProperties": False,
-        "properties": {
-            "request_id": {"type": "string", "minLength": 1, "maxLength": _REQUEST_ID_MAX},
-            "row": {"type": "integer", "minimum": 0, "default": 0},
-            "label": {"oneOf": [{"type": "integer", "enum": [0, 1]}, {"type": "boolean"}]},
-        },
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "mlgitops fraud detector", "version": runtime.pinned.bento_tag},
-        "paths": {
-            "/predict": {
-                "post": {
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": request}},
-                    },
-                    "responses": {
-                        "200": {"content": {"application/json": {"schema": prediction}}},
-                        "400": {"content": error},
-                        "413": {"content": error},
-                        "422": {"content": error},
-                        "503": {"content": error},
-                    },
-                }
-            },
-            "/feedback": {
-                "post": {
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": feedback}},
-                    },
-                    "responses": {"202": {}, "400": {"content": error}, "422": {"content": error}},
-                }
-            },
-            "/metadata": {"get": {"responses": {"200": {}}}},
-            "/schema": {"get": {"responses": {"200": {}}}},
-        },
-    }
+    app.state.runtime = None
+    return app

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from mlgitops.profile import CategoricalProfile, ReferenceProfile, normalize_category
+from mlgitops.schema import FeatureKind
 
-FeatureKind = Literal["numeric", "categorical"]
 # Errors reported per request; past this many the rest would only repeat the same mistake.
 MAX_ERRORS = 20
 _ABSENT = object()

@@ -11,7 +11,6 @@ from mlgitops.config import Params
 from mlgitops.errors import ArtifactError, ServingError
 from mlgitops.git import current_commit
 from mlgitops.release import ReleaseRecord, load_release
-from mlgitops.serving import app as serving_app
 
 LOCALHOST = "127.0.0.1"
 
@@ -37,29 +36,27 @@ def ensure_bento(record: ReleaseRecord, archive: Path) -> None:
 def serve_environment(
     params: Params, record: ReleaseRecord, commit: str | None, base: dict[str, str]
 ) -> dict[str, str]:
-    """The server's environment: serving settings from params.yaml and the pinned tags."""
+    """The server's environment: serving settings from params.yaml and the pinned tags. Settings
+    params.yaml leaves out keep their value from `base`, if any (MLGITOPS_TRACING=true, ...)."""
+    update: dict[str, str | None] = {
+        "model_tag": record.model_tag,
+        "bento_tag": record.bento_tag,
+        "git_commit": commit,
+    }
+    # Relative log paths are relative to where `mlgitops serve` runs, not to the bento.
+    for name in ("prediction_log", "feedback_log"):
+        path = getattr(params.serving, name)
+        update[name] = path if path in {"stdout", "off"} else str(Path(path).resolve())
+    settings = params.serving.model_copy(update=update)
     env = dict(base)
-    serving = params.serving
+    env.update(settings.environment(exclude_unset=True))
     env.update(
         {
-            serving_app.ENV_MODEL_TAG: record.model_tag,
-            serving_app.ENV_BENTO_TAG: record.bento_tag,
-            serving_app.ENV_MAX_BATCH_SIZE: str(serving.max_batch_size),
-            serving_app.ENV_PREDICTION_LOG: serving.prediction_log,
-            serving_app.ENV_FEEDBACK_LOG: serving.feedback_log,
-            serving_app.ENV_PREDICTION_LOG_QUEUE: str(serving.prediction_log_queue),
-            "MLGITOPS_WORKERS": str(serving.workers),
             "BENTOML_DO_NOT_TRACK": "True",
             # One OpenMP/BLAS thread per worker: requests are small, threads only contend.
             "OMP_NUM_THREADS": base.get("OMP_NUM_THREADS", "1"),
         }
     )
-    if commit:
-        env[serving_app.ENV_GIT_COMMIT] = commit
-    # Relative log paths are relative to where `mlgitops serve` runs, not to the bento.
-    for key in (serving_app.ENV_PREDICTION_LOG, serving_app.ENV_FEEDBACK_LOG):
-        if env[key] not in {"stdout", "off"}:
-            env[key] = str(Path(env[key]).resolve())
     return env
 
 

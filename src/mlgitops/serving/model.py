@@ -5,8 +5,8 @@ Python loop over hundreds of trees). The service gets the same scores much faste
 
 1. An encoder plan, learned by probing the fitted preprocessing one feature at a time, maps the
    validated columns straight into the estimator's input matrix (numpy, no pandas).
-2. A HistGradientBoostingClassifier is rebuilt as one ONNX `TreeEnsemble` node in float64 (same
-   thresholds, same leaf values, NaN routing and categorical sets), run by ONNX Runtime.
+2. A HistGradientBoostingClassifier is rebuilt as one float64 ONNX model (`serving.onnx`) and run
+   by ONNX Runtime.
 
 Each step is only used if it reproduces `pipeline.predict_proba` on a probe batch to 1e-9; else
 the service falls back to the estimator, then to the pipeline itself. The self-check at load time
@@ -29,6 +29,7 @@ from mlgitops.errors import ArtifactError, ServingError
 from mlgitops.io import file_sha256
 from mlgitops.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from mlgitops.serving.features import Batch, FeatureSpace, validate_records
+from mlgitops.serving.onnx import INPUT, compile_model, inference_session
 
 # A category no client can have sent: what the encoders do with it is what they do with any
 # category they did not see in training.
@@ -192,119 +193,6 @@ def compile_encoder(
     )
 
 
-def _bitset_members(words: np.ndarray) -> list[float]:
-    return [
-        float(w * 32 + b) for w, word in enumerate(words) for b in range(32) if (int(word) >> b) & 1
-    ]
-
-
-def hgb_to_onnx(estimator: Any) -> tuple[bytes, float] | None:
-    """A binary HistGradientBoostingClassifier as one float64 ONNX TreeEnsemble.
-
-    Returns (model bytes, constant) with score = expit(onnx(X) + constant), X being the matrix
-    after the estimator's own categorical preprocessing. None if the estimator is not one.
-    """
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    if not isinstance(estimator, HistGradientBoostingClassifier):
-        return None
-    if getattr(estimator, "n_trees_per_iteration_", 0) != 1 or len(estimator.classes_) != 2:
-        return None
-    if type(estimator._loss).__name__ != "HalfBinomialLoss":
-        return None
-    from onnx import TensorProto, helper, numpy_helper
-
-    constant = float(estimator._baseline_prediction.ravel()[0])
-    feat: list[int] = []
-    splits: list[float] = []
-    modes: list[int] = []
-    true_ids: list[int] = []
-    true_leaf: list[int] = []
-    false_ids: list[int] = []
-    false_leaf: list[int] = []
-    missing_true: list[int] = []
-    members: list[float] = []
-    roots: list[int] = []
-    weights: list[float] = []
-    for (predictor,) in estimator._predictors:
-        nodes = predictor.nodes
-        if nodes[0]["is_leaf"]:
-            constant += float(nodes[0]["value"])
-            continue
-        leaf_ids: dict[int, int] = {}
-        node_ids: dict[int, int] = {}
-        for i in range(len(nodes)):
-            if nodes[i]["is_leaf"]:
-                leaf_ids[i] = len(weights)
-                weights.append(float(nodes[i]["value"]))
-            else:
-                node_ids[i] = len(feat) + len(node_ids)
-        roots.append(node_ids[0])
-        for i in sorted(node_ids, key=node_ids.__getitem__):
-            node = nodes[i]
-            feat.append(int(node["feature_idx"]))
-            if node["is_categorical"]:
-                modes.append(6)  # BRANCH_MEMBER: in the left set -> true (left)
-                splits.append(0.0)
-                left_set = _bitset_members(predictor.raw_left_cat_bitsets[node["bitset_idx"]])
-                # Only missing values go left: a set nothing matches (codes are >= 0).
-                members.extend(left_set or [-1.0])
-                members.append(math.nan)
-            else:
-                modes.append(0)  # BRANCH_LEQ, as sklearn: x <= threshold -> left
-                splits.append(float(node["num_threshold"]))
-            left, right = int(node["left"]), int(node["right"])
-            true_leaf.append(int(bool(nodes[left]["is_leaf"])))
-            true_ids.append(leaf_ids[left] if nodes[left]["is_leaf"] else node_ids[left])
-            false_leaf.append(int(bool(nodes[right]["is_leaf"])))
-            false_ids.append(leaf_ids[right] if nodes[right]["is_leaf"] else node_ids[right])
-            missing_true.append(int(bool(node["missing_go_to_left"])))
-    if not roots:
-        return None
-    attrs: dict[str, Any] = {
-        "nodes_featureids": feat,
-        "nodes_splits": numpy_helper.from_array(np.array(splits, np.float64)),
-        "nodes_modes": numpy_helper.from_array(np.array(modes, np.uint8)),
-        "nodes_truenodeids": true_ids,
-        "nodes_trueleafs": true_leaf,
-        "nodes_falsenodeids": false_ids,
-        "nodes_falseleafs": false_leaf,
-        "nodes_missing_value_tracks_true": missing_true,
-        "tree_roots": roots,
-        "leaf_targetids": [0] * len(weights),
-        "leaf_weights": numpy_helper.from_array(np.array(weights, np.float64)),
-        "n_targets": 1,
-        "aggregate_function": 1,  # SUM
-        "post_transform": 0,  # NONE: the sigmoid is applied as sklearn does
-    }
-    if members:
-        attrs["membership_values"] = numpy_helper.from_array(np.array(members, np.float64))
-    n_features = int(estimator.n_features_in_)
-    node = helper.make_node("TreeEnsemble", ["X"], ["Y"], domain="ai.onnx.ml", **attrs)
-    graph = helper.make_graph(
-        [node],
-        "hist_gradient_boosting",
-        [helper.make_tensor_value_info("X", TensorProto.DOUBLE, [None, n_features])],
-        [helper.make_tensor_value_info("Y", TensorProto.DOUBLE, [None, 1])],
-    )
-    opsets = [helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)]
-    model = helper.make_model(graph, opset_imports=opsets, producer_name="mlgitops")
-    model.ir_version = 10
-    return model.SerializeToString(), constant
-
-
-def _ort_session(model_bytes: bytes) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    # One request at a time per worker: intra-op threads would only fight the event loop.
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
-
-
 @dataclass(frozen=True)
 class Scorer:
     """Validated columns -> positive-class scores."""
@@ -324,15 +212,13 @@ def candidate_scorers(
     pipeline: Any, space: FeatureSpace, profile: ReferenceProfile
 ) -> list[Scorer]:
     """Fastest first; each still has to pass the comparison with the pipeline."""
-    from scipy.special import expit
-
     scorers: list[Scorer] = []
     if len(pipeline) < 2:
         return [_pipeline_scorer(pipeline, space)]
     preprocess, estimator = pipeline[:-1], pipeline[-1]
     extra = encoder_categories(pipeline)
     inner = getattr(estimator, "_preprocessor", None)
-    onnx_model = hgb_to_onnx(estimator)
+    onnx_model = compile_model(estimator)
     if onnx_model is not None:
 
         def full(frame: Any) -> np.ndarray:
@@ -341,11 +227,10 @@ def candidate_scorers(
 
         tree_plan = compile_encoder(full, space, profile, extra)
         if tree_plan is not None:
-            session, constant = _ort_session(onnx_model[0]), onnx_model[1]
+            session = inference_session(onnx_model)
 
             def onnx_score(columns: list[list[Any]]) -> np.ndarray:
-                raw = session.run(None, {"X": tree_plan.encode(columns)})[0][:, 0]
-                return expit(raw + constant)
+                return session.run(None, {INPUT: tree_plan.encode(columns)})[0][:, 0]
 
             scorers.append(Scorer("onnx", onnx_score))
     plan = compile_encoder(preprocess.transform, space, profile, extra)
@@ -423,6 +308,8 @@ def build_model(
     pipeline: Any, profile: ReferenceProfile, threshold: float, probe_rows: int = SELF_CHECK_ROWS
 ) -> LoadedModel:
     """Choose the fastest scorer that matches the pipeline, then self-check it."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ServingError(f"threshold {threshold} is not a probability")
     space = FeatureSpace.from_profile(profile)
     records = probe_records(profile, probe_rows)
     batch = validate_records(records, space)
@@ -441,8 +328,6 @@ def build_model(
             continue
         tolerance = FAST_PATH_TOLERANCE if scorer.runtime != "pipeline" else 0.0
         if difference <= tolerance:
-            if not 0.0 <= threshold <= 1.0:
-                raise ServingError(f"threshold {threshold} is not a probability")
             return LoadedModel(space, profile, threshold, scorer, difference)
     raise ServingError("self-check: no scorer reproduces the pipeline's scores")
 

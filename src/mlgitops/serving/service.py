@@ -7,55 +7,43 @@ the model store by its exact tag. The API is a Starlette app mounted on the serv
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import bentoml
 
-from mlgitops.serving.app import Runtime, Settings, create_app, load_pinned
+from mlgitops.config import ServingConfig
+from mlgitops.serving.app import create_app
 from mlgitops.serving.layout import PINNED_FILE
+from mlgitops.serving.runtime import Runtime, load_pinned
 
-ENV_WORKERS = "MLGITOPS_WORKERS"
-ENV_ACCESS_LOG = "MLGITOPS_ACCESS_LOG"
-ENV_TRACING = "MLGITOPS_TRACING"
 # BentoML's OpenTelemetry middleware builds a span per request even when the sample rate is 0
 # (the default): a third of a single-row request's server time. Our API routes skip it unless
-# tracing is wanted (MLGITOPS_TRACING=1, with an exporter configured for BentoML).
+# tracing is wanted (MLGITOPS_TRACING=true, with an exporter configured for BentoML).
 _UNTRACED = "predict,feedback,metadata,schema,livez,readyz,healthz,metrics"
 PIN_FILE = Path(__file__).resolve().parent / PINNED_FILE
+# Read at import: the decorator below needs workers, access log and tracing, and `bentoml serve`
+# imports this module before it forks the workers (each worker imports it again).
+SETTINGS = ServingConfig.from_env()
 
-# One Runtime per worker process, created by the service instance in that process.
-_runtime: Runtime | None = None
-
-
-def _current_runtime() -> Runtime | None:
-    return _runtime
-
-
-api = create_app(_current_runtime)
+api = create_app()
 
 
 @bentoml.asgi_app(api, path="/")
 @bentoml.service(
     name="fraud-detector",
-    # Read when the module is imported, i.e. by `bentoml serve` before it forks workers.
-    workers=int(os.environ.get(ENV_WORKERS, "1")),
+    workers=SETTINGS.workers,
     traffic={"timeout": 30},
     # Each prediction is already in the prediction log; a second line per request in the access
-    # log costs CPU on the hot path. Turn it on with MLGITOPS_ACCESS_LOG=1.
-    logging={"access": {"enabled": os.environ.get(ENV_ACCESS_LOG, "0") == "1"}},
+    # log costs CPU on the hot path. Turn it on with MLGITOPS_ACCESS_LOG=true.
+    logging={"access": {"enabled": SETTINGS.access_log}},
     metrics={"enabled": True},
-    tracing={} if os.environ.get(ENV_TRACING) == "1" else {"excluded_urls": _UNTRACED},
+    tracing={} if SETTINGS.tracing else {"excluded_urls": _UNTRACED},
 )
 class FraudDetector:
     def __init__(self) -> None:
-        global _runtime
-        self.runtime = Runtime(
-            load_pinned(PIN_FILE),
-            Settings.from_env(),
-            git_commit=os.environ.get("MLGITOPS_GIT_COMMIT") or None,
-        )
-        _runtime = self.runtime
+        # One Runtime per worker process, made by the service instance in that process.
+        self.runtime = Runtime(load_pinned(PIN_FILE, SETTINGS), SETTINGS)
+        api.state.runtime = self.runtime
         # Loading runs in the background: /livez answers at once, /readyz only after the model
         # loaded and passed its self-check (never, for a corrupt model).
         self.runtime.start(background=True)

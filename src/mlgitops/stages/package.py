@@ -114,6 +114,7 @@ def run(params: Params) -> str:
         model_file=params.paths.model,
         profile_file=params.paths.profile,
         schema_file=params.paths.schema_file,
+        model_card_file=params.paths.model_card,
         metadata=record.model_dump(mode="json", exclude_none=True),
     )
     bento_tag = bento.build_bento(

@@ -33,6 +33,7 @@ def test_save_model_is_idempotent(packaged: Packaged, tmp_path: Path) -> None:
         model_file=tmp_path / "absent.joblib",
         profile_file=tmp_path / "absent.json",
         schema_file=tmp_path / "absent.json",
+        model_card_file=tmp_path / "absent.json",
         metadata={},
     )
     assert tag == packaged.model_tag
@@ -46,6 +47,7 @@ def test_save_model_missing_file_is_packaging_error(packaged: Packaged, tmp_path
             model_file=tmp_path / "absent.joblib",
             profile_file=packaged.artifacts.profile_file,
             schema_file=packaged.artifacts.schema_file,
+            model_card_file=packaged.artifacts.model_card_file,
             metadata={},
         )
 
@@ -60,7 +62,7 @@ def test_build_bento_pins_model_and_is_idempotent(packaged: Packaged) -> None:
     pinned = json.loads(pin.read_text())
     assert pinned["model_tag"] == packaged.model_tag
     assert pinned["bento_tag"] == packaged.bento_tag
-    assert pinned["release"]["git_commit"] == "deadbeef"
+    assert pinned["release"] == packaged.release.model_dump(mode="json")
     requirements = (Path(built.path) / "env" / "python" / "requirements.txt").read_text()
     assert "scikit-learn==" in requirements
     assert "bentoml==" in requirements

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,9 @@ from typing import Any
 
 import pytest
 
+from mlgitops.release import ReleaseRecord
 from tests.support.devmodel import DevArtifacts, make_dev_artifacts
+from tests.support.ports import free_port
 from tests.support.processes import descendants
 from tests.support.project import REPO_ROOT
 
@@ -30,6 +31,28 @@ class Packaged:
     artifacts: DevArtifacts
     model_tag: str
     bento_tag: str
+    release: ReleaseRecord
+
+
+def dev_release(
+    artifacts: DevArtifacts, name: str = BENTO_NAME, version: str = VERSION
+) -> ReleaseRecord:
+    """The release record the package stage would write for the dev model."""
+    meta: dict[str, Any] = artifacts.metadata
+    return ReleaseRecord(
+        bento_name=name,
+        bento_version=version,
+        model_tag=f"{name}:{version}",
+        model_hash=meta["model_hash"],
+        data_hash=meta["data_hash"],
+        params_hash=meta["params_hash"],
+        image=f"registry.example.com/{name}:{version}",
+        threshold=meta["threshold"],
+        threshold_policy=meta["threshold_policy"],
+        metrics=meta["metrics"],
+        trained_at=meta["trained_at"],
+        mlgitops_version="0.1.0",
+    )
 
 
 @pytest.fixture(scope="package")
@@ -96,35 +119,30 @@ def _point_stores_at(home: Path) -> Any:
 def packaged(bentoml_home: Path, dev_artifacts: DevArtifacts) -> Packaged:
     from mlgitops.packaging.bento import build_bento, pinned_requirements, save_model
 
+    # As the package stage does: the release as the model's metadata and in the bento's pin.
+    release = dev_release(dev_artifacts)
     model_tag = save_model(
         name=BENTO_NAME,
         version=VERSION,
         model_file=dev_artifacts.model_file,
         profile_file=dev_artifacts.profile_file,
         schema_file=dev_artifacts.schema_file,
-        metadata=json.loads(json.dumps(dev_artifacts.metadata)),
+        model_card_file=dev_artifacts.model_card_file,
+        metadata=release.model_dump(mode="json"),
     )
     bento_tag = build_bento(
         bento_name=BENTO_NAME,
         version=VERSION,
         model_tag=model_tag,
-        release={"model_hash": dev_artifacts.metadata["model_hash"], "git_commit": "deadbeef"},
+        release=release.model_dump(mode="json"),
         requirements=pinned_requirements(REPO_ROOT / "requirements.lock"),
     )
-    return Packaged(bentoml_home, dev_artifacts, model_tag, bento_tag)
+    return Packaged(bentoml_home, dev_artifacts, model_tag, bento_tag, release)
 
 
 # --- Real servers: `bentoml serve <bento>` on 127.0.0.1, in their own session (process group).
 
 MAX_BATCH = 50
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -232,7 +250,9 @@ def run_server(
 def live_server(
     packaged: Packaged, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
-    with run_server(packaged, tmp_path_factory.mktemp("live-server")) as server:
+    # The pod gets its commit from the deploy's annotation; this server from the same variable.
+    commit = {"MLGITOPS_GIT_COMMIT": "deadbeef"}
+    with run_server(packaged, tmp_path_factory.mktemp("live-server"), commit) as server:
         if not wait_for(f"{server.url}/readyz", 200, 90, server.process):
             raise RuntimeError(f"server not ready:\n{server.log_file.read_text()[-3000:]}")
         yield server

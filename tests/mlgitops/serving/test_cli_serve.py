@@ -11,12 +11,13 @@ import httpx
 import pytest
 import yaml
 
-from mlgitops.config import load_params
+from mlgitops.config import ServingConfig, load_params
 from mlgitops.errors import ServingError
 from mlgitops.release import ReleaseRecord
-from mlgitops.serving.app import Pinned, Settings, load_pinned
 from mlgitops.serving.local import serve_command, serve_environment
-from tests.mlgitops.serving.conftest import Packaged, free_port, stop_server, wait_for
+from mlgitops.serving.runtime import Pinned, load_pinned
+from tests.mlgitops.serving.conftest import Packaged, stop_server, wait_for
+from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -40,24 +41,29 @@ def _record(packaged: Packaged) -> ReleaseRecord:
     )
 
 
-def test_pinned_tag_never_latest(tmp_path: Path) -> None:
+def test_pinned_tag_never_latest(packaged: Packaged, tmp_path: Path) -> None:
     pin = tmp_path / "pinned.json"
-    pin.write_text(json.dumps({"model_tag": "m:abc", "bento_tag": "b:abc", "release": {"x": 1}}))
-    assert load_pinned(pin, {}) == Pinned("b:abc", "m:abc", {"x": 1})
-    assert load_pinned(pin, {"MLGITOPS_MODEL_TAG": "m:def"}).model_tag == "m:def"
+    release = _record(packaged)
+    raw = {"model_tag": "m:abc", "bento_tag": "b:abc", "release": release.model_dump(mode="json")}
+    pin.write_text(json.dumps(raw))
+    assert load_pinned(pin, ServingConfig()) == Pinned("b:abc", "m:abc", release)
+    assert load_pinned(pin, ServingConfig(model_tag="m:def")).model_tag == "m:def"
     for bad in ("m:latest", "m", ""):
         pin.write_text(json.dumps({"model_tag": bad}))
         with pytest.raises(ServingError):
-            load_pinned(pin, {})
+            load_pinned(pin, ServingConfig())
     with pytest.raises(ServingError, match="no pinned model"):
-        load_pinned(tmp_path / "absent.json", {})
+        load_pinned(tmp_path / "absent.json", ServingConfig())
 
 
-def test_settings_from_environment() -> None:
-    settings = Settings.from_env({"MLGITOPS_MAX_BATCH_SIZE": "7", "MLGITOPS_PREDICTION_LOG": "off"})
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLGITOPS_MAX_BATCH_SIZE", "7")
+    monkeypatch.setenv("MLGITOPS_PREDICTION_LOG", "off")
+    settings = ServingConfig.from_env()
     assert (settings.max_batch_size, settings.prediction_log) == (7, "off")
+    monkeypatch.setenv("MLGITOPS_MAX_BATCH_SIZE", "0")
     with pytest.raises(ServingError):
-        Settings.from_env({"MLGITOPS_MAX_BATCH_SIZE": "0"})
+        ServingConfig.from_env()
 
 
 def test_serve_environment_carries_params_and_tags(packaged: Packaged) -> None:

@@ -24,7 +24,7 @@ from mlgitops.serving.model import (
     self_check,
     verify_hash,
 )
-from tests.support.devmodel import CATEGORICAL, NUMERIC, DevArtifacts, _frame, _profile
+from tests.support.devmodel import CATEGORICAL, NUMERIC, DevArtifacts, dev_data
 
 
 @pytest.fixture(scope="module")
@@ -79,25 +79,14 @@ def test_scores_match_pipeline_on_generated_records(dev_model: Any, data: st.Dat
 
 @pytest.mark.parametrize("kind", ["random_forest", "logistic_regression", "hist_gradient_boosting"])
 def test_every_pipeline_kind_of_the_train_stage_is_served_exactly(kind: str) -> None:
-    train = pytest.importorskip("mlgitops.stages.train")
     from mlgitops.config import RandomForestParams, TrainConfig
-    from mlgitops.schema import FeatureSpec, TrainingSchema
+    from mlgitops.stages import train
 
-    schema = TrainingSchema(
-        target="is_fraud",
-        positive_class="1",
-        time_column=None,
-        features=tuple(
-            [FeatureSpec(name=n, kind="numeric", source="declared") for n in NUMERIC]
-            + [FeatureSpec(name=n, kind="categorical", source="declared") for n in CATEGORICAL]
-        ),
-        dropped_columns=(),
-    )
     config = TrainConfig(model=kind, random_forest=RandomForestParams(n_estimators=15))
-    frame = _frame(3000, seed=11)
-    pipeline = train.build_pipeline(schema, config)
-    pipeline.fit(frame[NUMERIC + CATEGORICAL], frame["is_fraud"].to_numpy())
-    profile = _profile(frame)
+    data = dev_data(3000, seed=11)
+    pipeline = train.build_pipeline(data.schema, config)
+    pipeline.fit(data.frame[NUMERIC + CATEGORICAL], data.frame["is_fraud"].to_numpy())
+    profile = data.profile
     model = build_model(pipeline, profile, 0.5)
     body = {"records": probe_records(profile, 500, seed=3)}
     scores = model.scores(validate_body(body, model.space, 10_000))

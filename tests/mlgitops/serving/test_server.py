@@ -275,6 +275,7 @@ def _corrupt_model(packaged: Packaged, version: str, how: str) -> str:
         model_file=packaged.artifacts.model_file,
         profile_file=packaged.artifacts.profile_file,
         schema_file=packaged.artifacts.schema_file,
+        model_card_file=packaged.artifacts.model_card_file,
         metadata=metadata,
     )
     path = Path(bentoml.models.get(tag).path_of(MODEL_FILE))

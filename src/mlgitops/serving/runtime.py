@@ -1,0 +1,223 @@
+"""The state of one worker: the pinned model, loaded in the background and self-checked, its
+metadata, request ids and the prediction and feedback logs."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from mlgitops.config import ServingConfig
+from mlgitops.errors import ArtifactError, MlgitopsError, ServingError
+from mlgitops.io import load_pipeline
+from mlgitops.records import ModelCard, load_model_card
+from mlgitops.release import ReleaseRecord
+from mlgitops.serving.model import LoadedModel, build_model, self_check, verify_hash
+from mlgitops.serving.predlog import JsonLinesLog
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Pinned:
+    """Which model the service serves and the release it belongs to, fixed at build time (never
+    `:latest`): `pinned.json` in the bento, as `build_bento` writes it."""
+
+    bento_tag: str
+    model_tag: str
+    release: ReleaseRecord
+
+    @classmethod
+    def parse(cls, raw: object) -> Pinned:
+        if not isinstance(raw, dict):
+            raise ServingError("the pin must be a JSON object")
+        model_tag = str(raw.get("model_tag", ""))
+        name, _, version = model_tag.partition(":")
+        if not name or not version or version == "latest":
+            raise ServingError(f"pinned model tag {model_tag!r} must be name:version, not latest")
+        bento_tag = raw.get("bento_tag")
+        if not isinstance(bento_tag, str) or not bento_tag:
+            raise ServingError("the pin names no bento_tag")
+        try:
+            release = ReleaseRecord.model_validate(raw.get("release"))
+        except ValidationError as error:
+            raise ServingError(f"the pinned release record is invalid: {error}") from None
+        return cls(bento_tag, model_tag, release)
+
+
+def load_pinned(pin_file: Path, settings: ServingConfig) -> Pinned:
+    """The bento's pin file; `settings.model_tag` and `bento_tag`, when set, replace its tags
+    (development: another model of the store, still checked against the pinned release)."""
+    try:
+        raw = json.loads(pin_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ServingError(f"{pin_file}: no pinned model (serve a built bento)") from None
+    except json.JSONDecodeError as error:
+        raise ServingError(f"{pin_file}: not valid JSON: {error}") from None
+    if isinstance(raw, dict):
+        tags = {"model_tag": settings.model_tag, "bento_tag": settings.bento_tag}
+        raw.update({key: tag for key, tag in tags.items() if tag})
+    try:
+        return Pinned.parse(raw)
+    except ServingError as error:
+        raise ServingError(f"{pin_file}: {error}") from None
+
+
+def isotime(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+class Runtime:
+    """Everything one worker serves with. The model loads in a background thread; until it has
+    loaded and passed its self-check, `ready` is False and /predict answers 503."""
+
+    def __init__(self, pinned: Pinned, settings: ServingConfig) -> None:
+        from mlgitops.serving.metrics import get_metrics
+
+        self.pinned = pinned
+        self.settings = settings
+        self.metrics = get_metrics()
+        self.model: LoadedModel | None = None
+        self.model_card: ModelCard | None = None
+        self.error: str | None = None
+        # Stamped on the pod at deploy time: a release cannot name the commit that records it.
+        self.git_commit = settings.git_commit
+        # Request ids: a random prefix per worker and a counter. Unique across workers, pods and
+        # restarts with overwhelming probability, and far cheaper per request than uuid4.
+        self._id_prefix = os.urandom(8).hex()
+        self._ids = itertools.count(1)
+        self.prediction_log = JsonLinesLog(
+            settings.prediction_log,
+            settings.prediction_log_queue,
+            render=self._render_predictions,
+            on_drop=self.metrics.log_dropped.inc,
+        )
+        self.feedback_log = JsonLinesLog(settings.feedback_log, settings.prediction_log_queue)
+
+    @property
+    def ready(self) -> bool:
+        return self.model is not None
+
+    def new_request_id(self) -> str:
+        return f"{self._id_prefix}-{next(self._ids):x}"
+
+    def start(self, background: bool = True) -> None:
+        self.prediction_log.start()
+        self.feedback_log.start()
+        if background:
+            threading.Thread(target=self.load, name="model-loader", daemon=True).start()
+        else:
+            self.load()
+
+    def load(self) -> None:
+        try:
+            self.model = self._load()
+            logger.info(
+                "model %s ready (runtime %s, self-check difference %.2g)",
+                self.pinned.model_tag,
+                self.model.scorer.runtime,
+                self.model.self_check_difference,
+            )
+        except (MlgitopsError, OSError, ValueError, KeyError, TypeError) as error:
+            self.error = f"{type(error).__name__}: {error}"
+            logger.error("model %s not loaded, not ready: %s", self.pinned.model_tag, self.error)
+        except Exception as error:  # never ready on anything unexpected either
+            self.error = f"{type(error).__name__}: {error}"
+            logger.exception("model %s not loaded, not ready", self.pinned.model_tag)
+
+    def _load(self) -> LoadedModel:
+        from mlgitops.profile import load_profile
+        from mlgitops.serving.layout import MODEL_CARD_FILE, MODEL_FILE, PROFILE_FILE
+
+        stored = _stored_model(self.pinned.model_tag)
+        release = self.pinned.release
+        self.model_card = load_model_card(Path(stored.path_of(MODEL_CARD_FILE)))
+        model_file = Path(stored.path_of(MODEL_FILE))
+        # A damaged or swapped file is refused before it is unpickled.
+        verify_hash(model_file, release.model_hash)
+        pipeline = load_pipeline(model_file)
+        profile = load_profile(Path(stored.path_of(PROFILE_FILE)))
+        model = build_model(pipeline, profile, release.threshold)
+        self_check(model, pipeline)
+        return model
+
+    def metadata(self) -> dict[str, Any]:
+        release = self.pinned.release
+        model = self.model
+        return {
+            "bento_tag": self.pinned.bento_tag,
+            "model_version": self.pinned.bento_tag,
+            "model_tag": self.pinned.model_tag,
+            "model_hash": release.model_hash,
+            "data_hash": release.data_hash,
+            "params_hash": release.params_hash,
+            "params": self.model_card.train_params if self.model_card else None,
+            "model_type": self.model_card.model_type if self.model_card else None,
+            "git_commit": self.git_commit,
+            "metrics": release.metrics,
+            "threshold": release.threshold,
+            "threshold_policy": release.threshold_policy,
+            "data_until": release.data_until,
+            "trained_at": release.trained_at,
+            "image": release.image,
+            "mlgitops_version": release.mlgitops_version,
+            "ready": model is not None,
+            "error": self.error,
+            "runtime": model.scorer.runtime if model else None,
+            "self_check_difference": model.self_check_difference if model else None,
+            "features": [
+                {"name": f.name, "kind": f.kind, "allows_missing": f.allows_missing}
+                for f in model.space.features
+            ]
+            if model
+            else None,
+            "max_batch_size": self.settings.max_batch_size,
+            "prediction_log": {
+                "sink": self.settings.prediction_log,
+                "written": self.prediction_log.written,
+                "dropped": self.prediction_log.dropped,
+                "error": self.prediction_log.error,
+            },
+        }
+
+    def _render_predictions(self, item: tuple[Any, ...]) -> Iterable[bytes]:
+        request_id, epoch, records, scores, labels = item
+        version = self.pinned.bento_tag
+        when = isotime(epoch)
+        dumps = orjson.dumps
+        for row, (record, score, label) in enumerate(zip(records, scores, labels, strict=True)):
+            yield dumps(
+                {
+                    "request_id": request_id,
+                    "row": row,
+                    "time": when,
+                    "model_version": version,
+                    "features": record,
+                    "score": score,
+                    "label": label,
+                }
+            )
+
+    def close(self) -> None:
+        self.prediction_log.close()
+        self.feedback_log.close()
+
+
+def _stored_model(tag: str) -> Any:
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return bentoml.models.get(tag)
+    except NotFound:
+        raise ArtifactError(f"model {tag} is not in the model store") from None
