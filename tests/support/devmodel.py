@@ -96,7 +96,7 @@ def make_dev_artifacts(directory: Path, rows: int = 5000, max_iter: int = 60) ->
         "model_hash": f"sha256:{file_sha256(model_file)}",
         "data_hash": "md5:" + "0" * 32,
         "params_hash": "sha256:" + "1" * 64,
-        "trained_at": "2026-11-22T00:00:00+00:00",
+        "data_until": "2026-11-22T00:00:00+00:00",
         "feature_names": schema.feature_names,
         "positive_class": schema.positive_class,
     }

@@ -86,8 +86,10 @@ def save_model(
         if not Path(source).is_file():
             raise PackagingError(f"{source}: not found; cannot save model {tag}")
     labels = {"mlgitops.io/kind": "fraud-model"}
+    # BentoML's model metadata cannot hold null; an absent key reads back the same.
+    stored = {key: value for key, value in metadata.items() if value is not None}
     try:
-        with bentoml.models.create(tag, labels=labels, metadata=dict(metadata)) as model:
+        with bentoml.models.create(tag, labels=labels, metadata=stored) as model:
             shutil.copyfile(model_file, model.path_of(MODEL_FILE))
             shutil.copyfile(profile_file, model.path_of(PROFILE_FILE))
             shutil.copyfile(schema_file, model.path_of(SCHEMA_FILE))
@@ -309,16 +311,26 @@ def write_reproducible_tar(source: Path, archive: Path, epoch: int) -> None:
 
 def export_bento(bento_tag: str, path: Path) -> None:
     """Export the bento as a tar archive at `path`, atomically and reproducibly: the same bento
-    gives the same bytes on any machine (DVC tracks the archive by its md5)."""
+    gives the same bytes on any machine (DVC tracks the archive by its md5).
+
+    BentoML's own export adds the models (the store keeps them apart from the bento); its archive
+    is unpacked and written again by `write_reproducible_tar`.
+    """
     import bentoml
     from bentoml.exceptions import NotFound
 
     path = Path(path)
     if path.suffix != ".tar":
         raise PackagingError(f"{path}: the bento archive must be a .tar file")
-    try:
-        source = Path(bentoml.bentos.get(bento_tag).path)
-    except NotFound:
-        raise PackagingError(f"bento {bento_tag} is not in the bento store") from None
     epoch = source_date_epoch()
-    atomic_write(path, lambda tmp: write_reproducible_tar(source, tmp, epoch))
+    with tempfile.TemporaryDirectory(prefix="mlgitops-export-") as tmp:
+        exported, unpacked = Path(tmp) / "bento.tar", Path(tmp) / "bento"
+        try:
+            bentoml.bentos.export_bento(bento_tag, str(exported), output_format="tar")
+        except NotFound:
+            raise PackagingError(f"bento {bento_tag} is not in the bento store") from None
+        except Exception as error:
+            raise _store_error(f"exporting bento {bento_tag}", error) from error
+        with tarfile.open(exported) as tar:
+            tar.extractall(unpacked, filter="data")
+        atomic_write(path, lambda out: write_reproducible_tar(unpacked, out, epoch))

@@ -178,3 +178,15 @@ def test_bento_ships_exactly_what_the_service_imports() -> None:
     # Build, pipeline and operator code never ship: their edits leave the bento version alone.
     assert not any(dest.startswith(("mlgitops/packaging/", "mlgitops/stages/")) for dest in shipped)
     assert not any(dest.startswith(("mlgitops/cli/", "mlgitops/deploy/")) for dest in shipped)
+
+
+def test_the_archive_carries_the_model(packaged: Packaged, tmp_path: Path) -> None:
+    # The store keeps models apart from bentos; the archive must hold both (the image has no
+    # model store to fall back on).
+    archive = tmp_path / "bento.tar"
+    packaging.export_bento(packaged.bento_tag, archive)
+    name, _, version = packaged.model_tag.partition(":")
+    with tarfile.open(archive) as tar:
+        names = set(tar.getnames())
+    for file in ("model.joblib", "model.yaml", "model_card.json", "reference_profile.json"):
+        assert f"./models/{name}/{version}/{file}" in names

@@ -50,7 +50,7 @@ def dev_release(
         threshold=meta["threshold"],
         threshold_policy=meta["threshold_policy"],
         metrics=meta["metrics"],
-        trained_at=meta["trained_at"],
+        data_until=meta["data_until"],
         mlgitops_version="0.1.0",
     )
 

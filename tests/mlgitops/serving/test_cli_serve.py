@@ -36,7 +36,7 @@ def _record(packaged: Packaged) -> ReleaseRecord:
         threshold=float(meta["threshold"]),  # type: ignore[arg-type]
         threshold_policy="fixed",
         metrics={"roc_auc": 0.9},
-        trained_at=str(meta["trained_at"]),
+        data_until=str(meta["data_until"]),
         mlgitops_version="0.1.0",
     )
 

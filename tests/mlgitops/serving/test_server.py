@@ -191,7 +191,7 @@ def test_metadata_traces_the_pod_back_to_its_commit(
     assert meta["params_hash"] == packaged.artifacts.metadata["params_hash"]
     assert meta["git_commit"] == "deadbeef"
     assert meta["threshold"] == packaged.artifacts.metadata["threshold"]
-    assert meta["trained_at"] == packaged.artifacts.metadata["trained_at"]
+    assert meta["data_until"] == packaged.artifacts.metadata["data_until"]
     assert meta["metrics"]["roc_auc"] == packaged.artifacts.metadata["metrics"]["roc_auc"]
     assert meta["ready"] is True
     assert meta["runtime"] == "onnx"
