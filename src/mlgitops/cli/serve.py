@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
         params_file: Path = ParamsOption,
     ) -> None:
         """Serve the current commit's bento (from release.json) on 127.0.0.1."""
+        from mlgitops.cli.local_server import serve_release
         from mlgitops.config import load_params
-        from mlgitops.serving.local import serve_release
 
         params = load_params(params_file)
         raise typer.Exit(serve_release(params, port=port))

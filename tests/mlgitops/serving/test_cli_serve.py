@@ -11,10 +11,10 @@ import httpx
 import pytest
 import yaml
 
+from mlgitops.cli.local_server import serve_command, serve_environment
 from mlgitops.config import ServingConfig, load_params
 from mlgitops.errors import ServingError
 from mlgitops.release import ReleaseRecord
-from mlgitops.serving.local import serve_command, serve_environment
 from mlgitops.serving.runtime import Pinned, load_pinned
 from tests.mlgitops.serving.conftest import Packaged, stop_server, wait_for
 from tests.support.ports import free_port

@@ -1,4 +1,7 @@
-"""Running the current commit's bento locally (`mlgitops serve`, `make serve`)."""
+"""Running the current commit's bento on this machine (`mlgitops serve`, `make serve`).
+
+Operator-side code: it never ships in a bento (the bento carries only what the pod imports).
+"""
 
 from __future__ import annotations
 
