@@ -41,6 +41,9 @@ class PathsConfig(_Strict):
     bento_archive: Path
     release: Path
     k8s_release_patch: Path
+    # Stage `export` (issue 13): ONNX, quantized, pruned, C and JS artifacts, and their ledger.
+    export_dir: Path = Path("artifacts/export")
+    export_metrics: Path = Path("metrics/export.json")
     # The locked dependency closure (`make lock`); the bento pins its runtime libraries from it.
     requirements_lock: Path = Path("requirements.lock")
 
@@ -203,6 +206,26 @@ class ServingConfig(BaseSettings):
         return env
 
 
+ExportArtifact = Literal["onnx", "quantized", "pruned", "c", "js"]
+
+
+class QuantizeGate(_Strict):
+    """The quantized model fails the stage unless it keeps decisions and ranking this close."""
+
+    max_flipped_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.001
+    max_abs_delta_roc_auc: Annotated[float, Field(ge=0.0, le=1.0)] = 0.001
+
+
+class ExportConfig(_Strict):
+    artifacts: tuple[ExportArtifact, ...] = ("onnx", "quantized", "pruned", "c", "js")
+    # Float exports (ONNX, C, JS) must match predict_proba this closely, with no decision flipped.
+    parity_tolerance: Annotated[float, Field(gt=0.0, le=1e-3)] = 1e-6
+    quantize: QuantizeGate = QuantizeGate()
+    # Pruning keeps the fewest trees whose test expected cost per 1,000 rows is at most this
+    # much (currency) above the full model's.
+    prune_epsilon_cost_per_1000: float = Field(ge=0.0, default=1.0)
+
+
 class Params(_Strict):
     paths: PathsConfig
     data: DataConfig
@@ -212,6 +235,7 @@ class Params(_Strict):
     threshold: ThresholdConfig
     package: PackageConfig
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    export: ExportConfig = ExportConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -73,3 +73,9 @@ class GitError(MlgitopsError):
     """A Git revision or object could not be resolved."""
 
     exit_code = 12
+
+
+class ExportError(ArtifactError):
+    """An exported model fails its parity or quantization gate, or cannot be exported."""
+
+    exit_code = 13
