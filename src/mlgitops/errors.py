@@ -73,3 +73,15 @@ class GitError(MlgitopsError):
     """A Git revision or object could not be resolved."""
 
     exit_code = 12
+
+
+class MonitoringInputError(DataError):
+    """`mlgitops monitor` got no usable input: no readable log, no prediction, a bad label file."""
+
+    exit_code = 13
+
+
+class MonitoringAlertError(MlgitopsError):
+    """`mlgitops monitor` ran and at least one alert fired (the report says which)."""
+
+    exit_code = 14

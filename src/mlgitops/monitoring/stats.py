@@ -44,11 +44,16 @@ def psi_dof(ref_counts: np.ndarray) -> int:
     return max(int((np.asarray(ref_counts) > 0).sum()) - 1, 1)
 
 
+def chi2_quantile(alpha: float, dof: int) -> float:
+    """The (1−alpha) quantile of χ²(dof)."""
+    return float(sps.chi2.isf(alpha, dof))
+
+
 def psi_null_quantile(n_ref: float, n_cur: float, dof: int, alpha: float) -> float:
     """The (1−alpha) quantile of PSI when nothing changed: (1/N_ref + 1/N_cur)·χ²_{1−α}(dof)."""
     if n_cur <= 0 or n_ref <= 0:
         return math.inf
-    return (1.0 / n_ref + 1.0 / n_cur) * float(sps.chi2.isf(alpha, dof))
+    return (1.0 / n_ref + 1.0 / n_cur) * chi2_quantile(alpha, dof)
 
 
 def psi_threshold(n_ref: float, n_cur: float, dof: int, alpha: float, min_psi: float) -> float:
