@@ -194,8 +194,12 @@ class MonitoringConfig(_Strict):
     # Expected cost per 1,000 above the reference by this share (and the sampling error).
     min_cost_increase: float = Field(ge=0.0, default=0.2)
     slow_min_cost_increase: float = Field(ge=0.0, default=0.1)
+    # Realized (and estimated) FPR/FNR above the released value by this share, at least.
+    min_rate_increase: float = Field(ge=0.0, default=0.2)
     cusum_k: float = Field(ge=0.0, default=0.5)
     cusum_h: float = Field(gt=0.0, default=5.0)
+    # Windows pooled for the slow-burn check that confirms a CUSUM alarm.
+    slow_windows: int = Field(ge=1, default=7)
     segments: list[str] = Field(default_factory=list)
     max_segment_values: int = Field(ge=1, default=20)
     example_ids: int = Field(ge=0, default=5)

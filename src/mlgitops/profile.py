@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
@@ -112,9 +112,9 @@ def reference_fractions(feature: FeatureProfile) -> np.ndarray:
     return np.asarray(shares, dtype="float64")
 
 
-def bin_indices(feature: FeatureProfile, values: np.ndarray) -> np.ndarray:
-    """Vectorised bin index of each value: floats (NaN = missing) for numeric features,
-    normalised category strings (None/NaN = missing) for categorical ones."""
+def bin_indices(feature: FeatureProfile, values: Any) -> np.ndarray:
+    """Vectorised bin index of each value (an array or a pandas Series): floats (NaN = missing)
+    for numeric features, normalised category strings (None/NaN = missing) for categorical."""
     labels_count = len(bin_labels(feature))
     missing = labels_count - 1
     if isinstance(feature, NumericProfile):
@@ -122,15 +122,26 @@ def bin_indices(feature: FeatureProfile, values: np.ndarray) -> np.ndarray:
         edges = np.asarray(feature.bin_edges, dtype="float64")
         index = np.searchsorted(edges, numbers, side="right")
         return np.where(np.isnan(numbers), missing, index).astype(np.int64)
-    objects = np.asarray(values, dtype=object)
-    index = np.full(objects.shape, missing, dtype=np.int64)
-    present = np.array([v is not None and v == v for v in objects.tolist()], dtype=bool)
-    if present.any():
-        known = {name: i for i, name in enumerate(feature.frequencies)}
-        unseen = missing - 1
-        uniques, inverse = np.unique(objects[present].astype(str), return_inverse=True)
-        codes = np.array([known.get(u, unseen) for u in uniques.tolist()], dtype=np.int64)
-        index[present] = codes[inverse]
+    import pandas as pd  # only the vectorised path needs it; serving bins with bin_label
+
+    series = (
+        values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
+    )
+    categories = list(feature.frequencies)
+    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # Arrow's hash lookup on the Arrow-backed strings, without converting them to objects.
+        known = pa.array(categories, type=pa.string())
+        strings = pa.array(series)
+        found = pc.index_in(strings, value_set=known.cast(strings.type))
+        codes = pc.fill_null(found, -1).to_numpy().astype(np.int64)
+    else:
+        codes = pd.Index(categories).get_indexer(series.astype(object)).astype(np.int64)
+    # -1: unseen, or missing (set next).
+    index = np.where(codes >= 0, codes, missing - 1)
+    index[series.isna().to_numpy()] = missing
     return index
 
 

@@ -49,3 +49,10 @@ def test_integral_floats_match_integer_categories():
     profile = CategoricalProfile(count=2, missing_rate=0.0, frequencies={"3": 1.0})
     assert bin_label(profile, 3.0) == "3"
     assert bin_indices(profile, np.array([], dtype=object)).size == 0
+
+
+def test_arrow_strings_take_the_same_bins():
+    profile = categorical_profile(pd.Series(["a", "a", "b", None]), max_categories=5)
+    values = ["b", "z", None, "a"]
+    arrow = bin_indices(profile, pd.Series(values, dtype="string[pyarrow]"))
+    assert arrow.tolist() == bin_indices(profile, np.array(values, dtype=object)).tolist()

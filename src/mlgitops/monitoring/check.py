@@ -183,6 +183,26 @@ def _drift_rows(
     return results
 
 
+def table_drift(
+    predictions: pd.DataFrame,
+    profile: ReferenceProfile,
+    reference: ScoreReference,
+    config: MonitoringConfig,
+) -> dict[str, dict[str, Any]]:
+    """Drift of the whole table (one window) for every feature and the score: what a
+    dataset-drift report computes, on the profile's bins."""
+    n = len(predictions)
+    windows = Windows(["all"], [], [], np.zeros(n, dtype=np.int64))
+    families = [
+        _feature_counts(name, spec, predictions[name], windows)
+        for name, spec in profile.features.items()
+    ]
+    families.append(
+        _feature_counts(SCORE_SUBJECT, reference.score, predictions[SCORE].to_numpy(), windows)
+    )
+    return _drift_rows(families, 0, config, config.false_alarm_rate / len(families))
+
+
 def _z(confidence: float) -> float:
     from scipy.stats import norm
 
@@ -266,7 +286,9 @@ def check(
                 "last": part[EVENT_TIME].max().isoformat(),
             }
         predictions = predictions[mine]
-    predictions = predictions.sort_values(EVENT_TIME, kind="stable").reset_index(drop=True)
+    if not predictions[EVENT_TIME].is_monotonic_increasing:  # logs are mostly in order already
+        predictions = predictions.sort_values(EVENT_TIME, kind="stable")
+    predictions = predictions.reset_index(drop=True)
     n_rows = len(predictions)
     if as_of is None:
         candidates = [predictions[TIME].max()] if n_rows else []
@@ -277,7 +299,7 @@ def check(
 
     progress(f"binning {n_rows} predictions over {n_windows} windows")
     families = [
-        _feature_counts(name, spec, predictions[name].to_numpy(), windows)
+        _feature_counts(name, spec, predictions[name], windows)
         for name, spec in profile.features.items()
     ]
     scores = predictions[SCORE].to_numpy(dtype="float64")
@@ -296,23 +318,11 @@ def check(
         .drop_duplicates(REQUEST_KEY, keep="last")
         .set_index(REQUEST_KEY)
     )
-    truth = (
-        predictions[KEY].map(by_id[LABEL])
-        if len(by_id)
-        else pd.Series(np.nan, index=predictions.index)
+    truth, label_time = _join_labels(predictions, by_id, by_request)
+    truth_values = truth
+    delay_hours = ((label_time - predictions[TIME]).dt.total_seconds() / 3600.0).to_numpy(
+        dtype="float64"
     )
-    truth = truth.astype("float64")
-    if len(by_request):
-        truth = truth.fillna(predictions[REQUEST_KEY].map(by_request[LABEL]).astype("float64"))
-    label_time = pd.Series(pd.NaT, index=predictions.index, dtype="datetime64[ns, UTC]")
-    if len(by_id):
-        label_time = predictions[KEY].map(by_id["label_time"])
-    if len(by_request):
-        label_time = label_time.fillna(predictions[REQUEST_KEY].map(by_request["label_time"]))
-    truth_values = truth.to_numpy(dtype="float64")
-    delay_hours = (
-        (pd.to_datetime(label_time, utc=True) - predictions[TIME]).dt.total_seconds() / 3600.0
-    ).to_numpy(dtype="float64")
 
     logged = predictions[LABEL].to_numpy(dtype="float64")
     flagged = np.where(np.isnan(logged), scores >= reference.threshold, logged == 1)
@@ -349,7 +359,9 @@ def check(
                 "examples": [str(x) for x in group["id"].head(config.example_ids)],
             }
 
-    segments = _segment_values(predictions, config)
+    segments = _segment_tables(
+        predictions, config, w_index, n_windows, flagged, truth_values, row_cost
+    )
 
     out_windows: dict[str, Any] = {}
     expected_z: list[float] = []
@@ -440,7 +452,8 @@ def check(
         # Label-free estimate (CBPE): expected confusion counts from the scores.
         e = {k: expected_sums[k][w] for k in OUTCOMES}
         cost_1000 = 1000.0 * cost_sums[w] / n
-        se = 1000.0 * reference.expected_cost_std / math.sqrt(n)
+        # The reference mean is itself an estimate from n_ref test rows: both errors count.
+        se = 1000.0 * reference.expected_cost_std * math.sqrt(1.0 / n + 1.0 / reference.n_rows)
         z_cost = (cost_1000 - reference.expected_cost_per_1000) / se
         record["estimated"] = {
             **{f"expected_{k}": v for k, v in e.items()},
@@ -487,7 +500,7 @@ def check(
         record["realized"] = figures
         if labelled >= config.min_labels:
             for name, high in (("fpr", released_fpr_high), ("fnr", released_fnr_high)):
-                if figures[f"{name}_low"] is not None and figures[f"{name}_low"] > high:
+                if _degraded(figures, name, high, reference.released[name], config):
                     alerts.append(
                         Alert(
                             kind=f"{name}_degraded",
@@ -502,7 +515,8 @@ def check(
                         )
                     )
             cost_row = figures["cost_per_1000"] / 1000.0
-            realized_z.append((cost_row - real_mean) / (real_sd / math.sqrt(labelled)))
+            spread = real_sd * math.sqrt(1.0 / labelled + 1.0 / reference.n_rows)
+            realized_z.append((cost_row - real_mean) / spread)
         else:
             realized_z.append(math.nan)
         mature = as_of is not None and windows.ends[w] <= as_of - pd.Timedelta(
@@ -521,33 +535,46 @@ def check(
                 )
             )
         if segments:
-            record["segments"], seg_alerts = _segments(
-                key,
-                predictions,
-                in_window,
-                flagged,
-                truth_values,
-                row_cost,
-                segments,
-                reference,
-                config,
-            )
+            record["segments"], seg_alerts = _segments(key, w, segments, reference, config)
             alerts.extend(seg_alerts)
         out_windows[key] = record
 
-    # Gentle decay: CUSUM of the standardised per-window cost, label-free and realized.
-    for stream, z in (("expected_cost", expected_z), ("realized_cost", realized_z)):
+    # Gentle decay: CUSUM of the standardised per-window cost, label-free and realized. The
+    # reference is itself an estimate, so a small fixed offset would accumulate forever: alarm
+    # only when the pooled cost of the trailing windows also exceeds the reference materially.
+    realized_cost = (
+        reference.costs.false_positive * realized["fp"]
+        + reference.costs.false_negative * realized["fn"]
+    )
+    labelled_rows = sum(realized[k] for k in OUTCOMES)
+    streams = (
+        ("expected_cost", expected_z, cost_sums, rows_per_window,
+         reference.expected_cost_per_1000 / 1000.0, reference.expected_cost_std),
+        ("realized_cost", realized_z, realized_cost, labelled_rows, real_mean, real_sd),
+    )  # fmt: skip
+    for stream, z, cost_total, count, base, sd in streams:
         levels = stats.cusum(np.asarray(z, dtype=float), config.cusum_k)
         for w, key in enumerate(windows.keys):
-            out_windows[key].setdefault("cusum", {})[stream] = float(levels[w])
-            if levels[w] >= config.cusum_h:
+            first = max(0, w - config.slow_windows + 1)
+            n_pooled = float(count[first : w + 1].sum())
+            pooled = float(cost_total[first : w + 1].sum()) / n_pooled if n_pooled else math.nan
+            spread = sd * math.sqrt(1.0 / max(n_pooled, 1.0) + 1.0 / reference.n_rows)
+            pooled_z = (pooled - base) / spread if n_pooled else math.nan
+            record = out_windows[key].setdefault("cusum", {})
+            record[stream] = float(levels[w])
+            record[f"{stream}_pooled_excess"] = pooled / base - 1.0 if base else math.nan
+            record[f"{stream}_pooled_z"] = pooled_z
+            material = n_pooled > 0 and pooled > base * (1.0 + config.slow_min_cost_increase)
+            if levels[w] >= config.cusum_h and material and pooled_z > z_conf:
                 alerts.append(
                     Alert(
                         kind="slow_decay",
                         window=key,
                         subject=stream,
                         message=f"{key}: CUSUM of {stream.replace('_', ' ')} "
-                        f"{levels[w]:.1f} >= {config.cusum_h:g} (slow decay)",
+                        f"{levels[w]:.1f} >= {config.cusum_h:g} and the last "
+                        f"{w - first + 1} windows cost {pooled / base - 1.0:+.0%} vs the "
+                        "reference (slow decay)",
                         value=float(levels[w]),
                         threshold=config.cusum_h,
                     )
@@ -664,6 +691,22 @@ def _feature_alerts(
     return out
 
 
+def _degraded(
+    figures: dict[str, Any], name: str, high: float, released: float, config: MonitoringConfig
+) -> bool:
+    """Worse beyond both sampling errors (Wilson bounds) and by a material share."""
+    low = figures[f"{name}_low"]
+    limit = released * (1.0 + config.min_rate_increase)
+    return low is not None and low > high and figures[name] > limit
+
+
+def _released_rates(counts: dict[str, int]) -> dict[str, float]:
+    return {
+        "fpr": rate(counts["fp"], counts["fp"] + counts["tn"]),
+        "fnr": rate(counts["fn"], counts["fn"] + counts["tp"]),
+    }
+
+
 def _released_highs(counts: dict[str, int], confidence: float) -> tuple[float, float]:
     """Upper Wilson bounds of the released FPR and FNR: the test split had sampling error too."""
     fpr_high = stats.wilson(counts["fp"], counts["fp"] + counts["tn"], confidence)[1]
@@ -671,63 +714,122 @@ def _released_highs(counts: dict[str, int], confidence: float) -> tuple[float, f
     return fpr_high, fnr_high
 
 
-def _segment_values(predictions: pd.DataFrame, config: MonitoringConfig) -> dict[str, list[str]]:
-    out = {}
+def _join_labels(
+    predictions: pd.DataFrame, by_id: pd.DataFrame, by_request: pd.DataFrame
+) -> tuple[np.ndarray, pd.Series]:
+    """Label and label time of each prediction: by entity id, else by request id and row.
+
+    Arrow's hash lookup (index_in) does the join; pandas' map is several times slower at 1M.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    truth = np.full(len(predictions), np.nan)
+    times = np.full(len(predictions), np.datetime64("NaT"), dtype="datetime64[ns]")
+    for keys, table in ((predictions[KEY], by_id), (predictions[REQUEST_KEY], by_request)):
+        if not len(table):
+            continue
+        wanted = pa.array(keys, from_pandas=True)
+        if not pa.types.is_string(wanted.type) and not pa.types.is_large_string(wanted.type):
+            wanted = pa.array(keys.astype(object).to_numpy(), type=pa.string(), from_pandas=True)
+        known = pa.array(table.index.astype(object).to_numpy(), type=pa.string())
+        known = known.cast(wanted.type)
+        position = pc.fill_null(pc.index_in(wanted, value_set=known), -1).to_numpy()
+        hit = (position >= 0) & np.isnan(truth)
+        truth[hit] = table[LABEL].to_numpy(dtype="float64")[position[hit]]
+        label_times = table["label_time"].dt.tz_convert("UTC").dt.tz_localize(None)
+        times[hit] = label_times.to_numpy(dtype="datetime64[ns]")[position[hit]]
+    return truth, pd.Series(times).dt.tz_localize("UTC")
+
+
+@dataclass(frozen=True)
+class _SegmentTable:
+    column: str
+    values: list[str]
+    sums: dict[str, np.ndarray]  # windows x values
+
+
+def _segment_tables(
+    predictions: pd.DataFrame,
+    config: MonitoringConfig,
+    window: np.ndarray,
+    n_windows: int,
+    flagged: np.ndarray,
+    truth: np.ndarray,
+    row_cost: np.ndarray,
+) -> list[_SegmentTable]:
+    """Per window and segment value: rows, flags, outcomes and expected cost, by one bincount
+    each over (window, value) pairs."""
+    out = []
+    positive, negative = truth == 1, truth == 0
     for column in config.segments:
         if column not in predictions.columns:
             continue
-        counts = pd.Series(segment_values(predictions[column])).value_counts(sort=False)
+        values = pd.Series(segment_values(predictions[column]))
+        counts = values.value_counts(sort=False)
         ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
-        out[column] = [str(v) for v, _ in ordered[: config.max_segment_values]]
+        kept = [str(v) for v, _ in ordered[: config.max_segment_values]]
+        code = pd.Index(kept).get_indexer(values).astype(np.int64)
+        inside = code >= 0
+        cell = window[inside] * len(kept) + code[inside]
+        size = n_windows * len(kept)
+
+        def count(weights: np.ndarray, cell=cell, inside=inside, size=size, k=len(kept)):
+            flat = np.bincount(cell, weights=weights[inside].astype(float), minlength=size)
+            return flat.reshape(n_windows, k)
+
+        out.append(
+            _SegmentTable(
+                column,
+                kept,
+                {
+                    "rows": count(np.ones(len(values))),
+                    "flagged": count(flagged),
+                    "cost": count(row_cost),
+                    "tp": count(flagged & positive),
+                    "fp": count(flagged & negative),
+                    "tn": count(~flagged & negative),
+                    "fn": count(~flagged & positive),
+                },
+            )
+        )
     return out
 
 
 def _segments(
     key: str,
-    predictions: pd.DataFrame,
-    in_window: np.ndarray,
-    flagged: np.ndarray,
-    truth: np.ndarray,
-    row_cost: np.ndarray,
-    segments: dict[str, list[str]],
+    w: int,
+    tables: list[_SegmentTable],
     reference: ScoreReference,
     config: MonitoringConfig,
 ) -> tuple[dict[str, Any], list[Alert]]:
     out: dict[str, Any] = {}
     alerts: list[Alert] = []
-    for column, values in segments.items():
-        column_values = segment_values(predictions[column])
-        released = reference.segments.get(column, {})
+    for table in tables:
+        released = reference.segments.get(table.column, {})
         # Bonferroni over the segment values: each is one more look.
-        conf = 1.0 - (1.0 - config.confidence) / max(len(values), 1)
-        for value in values:
-            mask = in_window & (column_values == value)
-            n = int(mask.sum())
+        conf = 1.0 - (1.0 - config.confidence) / max(len(table.values), 1)
+        for j, value in enumerate(table.values):
+            n = table.sums["rows"][w, j]
             if n == 0:
                 continue
-            y = truth[mask]
-            f = flagged[mask]
-            c = {
-                "tp": float(np.sum(f & (y == 1))),
-                "fp": float(np.sum(f & (y == 0))),
-                "tn": float(np.sum(~f & (y == 0))),
-                "fn": float(np.sum(~f & (y == 1))),
-            }
+            c = {k: float(table.sums[k][w, j]) for k in OUTCOMES}
             figures = _realized_figures(c, reference, conf)
             figures.update(
                 rows=n,
-                flag_rate=float(f.mean()),
-                estimated_cost_per_1000=float(1000.0 * row_cost[mask].mean()),
+                flag_rate=table.sums["flagged"][w, j] / n,
+                estimated_cost_per_1000=1000.0 * table.sums["cost"][w, j] / n,
             )
-            label = f"{column}={value}"
+            label = f"{table.column}={value}"
             out[label] = figures
             counts = released.get(value)
             if figures["labelled"] < config.min_labels or counts is None:
                 continue
             highs = _released_highs(counts, conf)
             figures["released_fpr_high"], figures["released_fnr_high"] = highs
+            released_rates = _released_rates(counts)
             for name, high in zip(("fpr", "fnr"), highs, strict=True):
-                if figures[f"{name}_low"] is not None and figures[f"{name}_low"] > high:
+                if _degraded(figures, name, high, released_rates[name], config):
                     alerts.append(
                         Alert(
                             kind=f"segment_{name}_degraded",

@@ -16,10 +16,10 @@ import io
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-import numpy as np
 import orjson
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 
 from mlgitops.errors import MonitoringInputError
@@ -115,11 +115,13 @@ def _fast(data: bytes, schema: pa.Schema) -> pa.Table | None:
         return None
 
 
-def _slow(data: bytes, profile: ReferenceProfile, url: str, stats: ReadStats) -> dict[str, list]:
-    names = list(profile.features)
-    out: dict[str, list] = {k: [] for k in ("id", "request_id", "row", "time", "event_time")}
-    out.update({k: [] for k in ("model_version", "score", "label")})
-    feature_values: dict[str, list] = {name: [] for name in names}
+def _slow(data: bytes, profile: ReferenceProfile, url: str, stats: ReadStats) -> pa.Table:
+    """Line by line: every bad line is counted; values are coerced to the schema's types."""
+    schema = _arrow_schema(profile)
+    top = {k: [] for k in ("id", "request_id", "row", "time", "event_time", "model_version")}
+    top.update({"score": [], "label": []})
+    features: dict[str, list] = {name: [] for name in profile.features}
+    numeric = {n for n, spec in profile.features.items() if isinstance(spec, NumericProfile)}
     for number, line in enumerate(data.split(b"\n"), start=1):
         if not line.strip():
             continue
@@ -128,8 +130,8 @@ def _slow(data: bytes, profile: ReferenceProfile, url: str, stats: ReadStats) ->
         except orjson.JSONDecodeError:
             stats.bad(f"{url}:{number}", "not valid JSON (truncated?)")
             continue
-        features = record.get("features") if isinstance(record, dict) else None
-        score = record.get("score") if isinstance(features, dict) else None
+        values = record.get("features") if isinstance(record, dict) else None
+        score = record.get("score") if isinstance(values, dict) else None
         if not isinstance(score, int | float) or isinstance(score, bool):
             stats.bad(f"{url}:{number}", "no features object or numeric score")
             continue
@@ -138,51 +140,78 @@ def _slow(data: bytes, profile: ReferenceProfile, url: str, stats: ReadStats) ->
             continue
         for key in ("id", "request_id", "time", "event_time", "model_version"):
             value = record.get(key)
-            out[key].append(None if value is None else str(value))
+            top[key].append(None if value is None else str(value))
         row = record.get("row")
-        out["row"].append(row if isinstance(row, int) else 0)
-        out["score"].append(float(score))
+        top["row"].append(row if isinstance(row, int) and not isinstance(row, bool) else 0)
+        top["score"].append(float(score))
         label = record.get("label")
-        out["label"].append(int(label) if isinstance(label, int | float | bool) else None)
-        for name in names:
-            feature_values[name].append(features.get(name))
-    out["features"] = feature_values  # type: ignore[assignment]
-    return out
-
-
-def _frame_from_arrow(table: pa.Table, profile: ReferenceProfile) -> dict[str, object]:
-    columns: dict[str, object] = {
-        name: table.column(name).to_numpy(zero_copy_only=False)
-        for name in ("id", "request_id", "row", "time", "event_time", "model_version")
-    }
-    columns["score"] = table.column("score").to_numpy(zero_copy_only=False)
-    columns["label"] = table.column("label").to_numpy(zero_copy_only=False)
-    features = table.column("features").combine_chunks()
-    columns["features"] = {
-        name: features.field(name).to_numpy(zero_copy_only=False) for name in profile.features
-    }
-    return columns
-
-
-def _typed_features(raw: dict[str, object], profile: ReferenceProfile) -> dict[str, np.ndarray]:
-    typed = {}
-    for name, spec in profile.features.items():
-        values = np.asarray(raw[name])
-        if isinstance(spec, NumericProfile):
-            if values.dtype.kind != "f":
-                values = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
-            typed[name] = np.asarray(values, dtype="float64")
-        elif pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
-            typed[name] = values.astype(object)  # the fast path: strings and None already
-        else:
-            typed[name] = np.array([normalize_category(v) for v in values.tolist()], dtype=object)
-    return typed
-
-
-def _parse_times(values: object) -> pd.DatetimeIndex:
-    return pd.DatetimeIndex(
-        pd.to_datetime(pd.Series(values, dtype=object), utc=True, errors="coerce", format="ISO8601")
+        top["label"].append(int(label) if isinstance(label, int | float | bool) else None)
+        for name in features:
+            value = values.get(name)
+            features[name].append(_number(value) if name in numeric else normalize_category(value))
+    arrays = [pa.array(top[f.name], type=f.type) for f in schema if f.name != "features"]
+    names = [f.name for f in schema if f.name != "features"]
+    struct_type = schema.field("features").type
+    struct = pa.StructArray.from_arrays(
+        [pa.array(features[f.name], type=f.type) for f in struct_type],
+        fields=list(struct_type),
     )
+    return pa.Table.from_arrays([*arrays, struct], names=[*names, "features"])
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None  # a non-number in a numeric field counts as missing
+    return number
+
+
+def _timestamps(array: pa.ChunkedArray) -> pa.Array:
+    """ISO times as UTC timestamps; unparsable ones become null (pandas' parser as fallback)."""
+    try:
+        return pc.cast(array, pa.timestamp("us", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        text = pd.Series(array.to_pylist(), dtype=object)
+        parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+        return pa.array(parsed.astype("datetime64[us, UTC]"), type=pa.timestamp("us", tz="UTC"))
+
+
+def _parse_times(values: pd.Series) -> pd.DatetimeIndex:
+    if pd.api.types.is_datetime64_any_dtype(values):  # pyarrow's CSV reader parsed them already
+        times = pd.DatetimeIndex(values)
+        return times.tz_localize("UTC") if times.tz is None else times.tz_convert("UTC")
+    array = pa.chunked_array([pa.array(values.astype(object).to_numpy(), type=pa.string())])
+    return pd.DatetimeIndex(_timestamps(array).to_pandas())
+
+
+def _frame(table: pa.Table, profile: ReferenceProfile) -> tuple[pd.DataFrame, int]:
+    """The columns monitoring uses, built with Arrow kernels (no per-row Python)."""
+    time = _timestamps(table.column("time"))
+    event = _timestamps(table.column("event_time"))
+    event = pc.coalesce(event, time)
+    time = pc.coalesce(time, event)
+    row = pc.cast(pc.fill_null(table.column("row"), 0), pa.string())
+    request = pc.binary_join_element_wise(table.column("request_id"), row, ":")
+    columns: dict[str, object] = {
+        KEY: table.column("id").to_pandas(),
+        REQUEST_KEY: request.to_pandas(),
+        TIME: time.to_pandas(),
+        EVENT_TIME: event.to_pandas(),
+        VERSION: table.column("model_version").to_pandas(),
+        SCORE: table.column("score").to_numpy(),
+        LABEL: pc.cast(table.column("label"), pa.float64()).to_numpy(),
+    }
+    features = table.column("features")
+    for i, name in enumerate(profile.features):
+        values = pc.struct_field(features, [i])
+        floating = pa.types.is_floating(values.type)
+        columns[name] = values.to_numpy() if floating else values.to_pandas()
+    frame = pd.DataFrame(columns)
+    keep = ~(frame[SCORE].isna() | frame[EVENT_TIME].isna())
+    return frame, int((~keep).sum())
 
 
 def parse_predictions(
@@ -194,58 +223,23 @@ def parse_predictions(
     # the file keeps the fast path.
     cut = data.rfind(b"\n") + 1
     head, tail = data[:cut], data[cut:]
-    parts = []
-    table = _fast(head, _arrow_schema(profile)) if head.strip() else None
-    if table is not None:
-        parts.append(_frame_from_arrow(table, profile))
-        columns = parts[-1]
-        no_time = pd.isna(columns["time"]) & pd.isna(columns["event_time"])  # type: ignore[arg-type]
-        bad = pd.isna(columns["score"]) | no_time  # type: ignore[arg-type]
-        if bad.any():
-            stats.bad(f"{url}", "lines without score or time", int(bad.sum()))
-            keep = ~bad
-            parts[-1] = _select(parts[-1], keep)
-    elif head.strip():
-        parts.append(_slow(head, profile, url, stats))
+    tables = []
+    if head.strip():
+        table = _fast(head, _arrow_schema(profile))
+        tables.append(table if table is not None else _slow(head, profile, url, stats))
     if tail.strip():
-        parts.append(_slow(tail, profile, f"{url} (last line)", stats))
-    frames = [_to_frame(part, profile) for part in parts]
-    frames = [frame for frame in frames if len(frame)]
-    return pd.concat(frames, ignore_index=True) if frames else _to_frame(None, profile)
-
-
-def _select(columns: dict[str, object], keep: np.ndarray) -> dict[str, object]:
-    out: dict[str, object] = {k: np.asarray(v)[keep] for k, v in columns.items() if k != "features"}
-    features: dict[str, object] = columns["features"]  # type: ignore[assignment]
-    out["features"] = {name: np.asarray(v)[keep] for name, v in features.items()}
-    return out
-
-
-def _to_frame(columns: dict[str, object] | None, profile: ReferenceProfile) -> pd.DataFrame:
-    if columns is None:
-        columns = {k: [] for k in ("id", "request_id", "row", "time", "event_time")}
-        columns.update({"model_version": [], "score": [], "label": []})
-        columns["features"] = {name: [] for name in profile.features}
-    request = pd.Series(columns["request_id"], dtype=object).astype(str)
-    rows = pd.Series(columns["row"], dtype=object).fillna(0).astype(int).astype(str)
-    ids = pd.Series(columns["id"], dtype=object)
-    time = _parse_times(columns["time"])
-    event = _parse_times(columns["event_time"])
-    frame = pd.DataFrame(
-        {
-            KEY: ids.where(ids.notna(), None).to_numpy(dtype=object),
-            REQUEST_KEY: (request + ":" + rows).to_numpy(dtype=object),
-            TIME: time,
-            EVENT_TIME: event.where(~event.isna(), time),
-            VERSION: pd.Series(columns["model_version"], dtype=object).to_numpy(dtype=object),
-            SCORE: np.asarray(columns["score"], dtype="float64"),
-            LABEL: pd.to_numeric(pd.Series(columns["label"], dtype=object), errors="coerce"),
-        }
-    )
-    frame[TIME] = frame[TIME].where(~frame[TIME].isna(), frame[EVENT_TIME])
-    for name, values in _typed_features(columns["features"], profile).items():  # type: ignore[arg-type]
-        frame[name] = values
+        tables.append(_slow(tail, profile, f"{url} (last line)", stats))
+    schema = _arrow_schema(profile)
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    frame, bad = _frame(table, profile)
+    if bad:
+        stats.bad(url, "lines without a numeric score or a readable time", bad)
+        frame = frame[~(frame[SCORE].isna() | frame[EVENT_TIME].isna())].reset_index(drop=True)
     return frame
+
+
+def empty_predictions(profile: ReferenceProfile) -> pd.DataFrame:
+    return _frame(_arrow_schema(profile).empty_table(), profile)[0]
 
 
 def read_predictions(
@@ -255,15 +249,10 @@ def read_predictions(
     stats.files.extend(files)
     frames = []
     for url in files:
-        frame = parse_predictions(read_bytes(url), url, profile, stats)
-        bad_time = frame[EVENT_TIME].isna()
-        if bad_time.any():
-            stats.bad(url, "unparsable time", int(bad_time.sum()))
-            frame = frame[~bad_time]
-        frames.append(frame)
+        frames.append(parse_predictions(read_bytes(url), url, profile, stats))
     if not frames:
-        return _to_frame(None, profile)
-    return pd.concat(frames, ignore_index=True)
+        return empty_predictions(profile)
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
 
 
 # Labels ------------------------------------------------------------------------------------
@@ -293,10 +282,28 @@ def _label_table(url: str, data: bytes) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+LABEL_SPELLINGS = {"1": 1.0, "0": 0.0, "1.0": 1.0, "0.0": 0.0, "true": 1.0, "false": 0.0}
+
+
 def _label_values(column: pd.Series) -> pd.Series:
-    text = column.map(normalize_category, na_action="ignore")
-    mapped = text.map({"1": 1.0, "0": 0.0, "true": 1.0, "false": 0.0})
-    return mapped
+    """0/1 as float, NaN for anything else; vectorised for every dtype a reader produces."""
+    if pd.api.types.is_bool_dtype(column):
+        return column.astype("float64")
+    if pd.api.types.is_numeric_dtype(column):
+        values = column.astype("float64")
+        return values.where(values.isin([0.0, 1.0]))
+    return column.astype(object).astype(str).str.strip().str.lower().map(LABEL_SPELLINGS)
+
+
+def _keys(column: pd.Series) -> pd.Series:
+    """Ids as strings, integral numbers without ".0" (as normalize_category spells them)."""
+    if pd.api.types.is_float_dtype(column) or pd.api.types.is_integer_dtype(column):
+        values = column.astype("float64")
+        if (values.dropna() % 1 == 0).all():
+            return column.astype("Int64").astype(str).astype(object).where(column.notna(), None)
+    if pd.api.types.is_string_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column.astype(object).where(column.notna(), None)
+    return column.map(normalize_category, na_action="ignore").astype(object)
 
 
 def read_labels(
@@ -322,7 +329,7 @@ def read_labels(
             )
         keys = pd.Series([None] * len(table), dtype=object)
         if id_name is not None:
-            keys = table[id_name].map(normalize_category, na_action="ignore").astype(object)
+            keys = _keys(table[id_name])
         request = pd.Series([None] * len(table), dtype=object)
         if "request_id" in table.columns:
             rows = table["row"] if "row" in table.columns else pd.Series(0, index=table.index)

@@ -235,7 +235,8 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
             _alert(
                 f"ExpectedCostHigh{speed.capitalize()}",
                 f"({cost} > {_c(ref_cost * (1 + increase))})"
-                f" and ({cost} > {_c(ref_cost)} + {_c(z * se)} / sqrt({n}))"
+                f" and ({cost} > {_c(ref_cost)} + {_c(z * se)}"
+                f" * sqrt(1 / {n} + {_c(1.0 / reference.n_rows)}))"
                 f" and ({n} >= {rows_min})",
                 f"Expected cost per 1,000 above the release over {window}",
                 f"Label-free (CBPE) expected cost per 1,000 predictions over {window} is more "
@@ -254,7 +255,7 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
             o = f"mlgitops:expected_outcome:increase{window}"
             denominator = f'(sum({o}{{outcome=~"{den[0]}|{den[1]}"}}))'
             est = f'(sum({o}{{outcome="{num}"}}) / {denominator})'
-            limit = ref_rate * (1 + increase)
+            limit = ref_rate * (1 + config.min_rate_increase)
             spread = f"{_c(z * math.sqrt(ref_rate * (1 - ref_rate)))} / sqrt({denominator})"
             out.append(
                 _alert(
@@ -263,7 +264,8 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
                     f" and ({n} >= {rows_min})",
                     f"Estimated {rate_name.upper()} above the release over {window}",
                     f"Label-free estimate of the {rate_name.upper()} over {window} is above the "
-                    f"reference {ref_rate:.3f} by more than {increase:.0%} and its sampling error.",
+                    f"reference {ref_rate:.3f} by more than {config.min_rate_increase:.0%} and "
+                    "its sampling error.",
                     "warning",
                     config,
                     wait,
@@ -338,12 +340,15 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
             ("Fnr", "positives", (reference.realized["fn"], reference.realized["tp"])),
         ):
             released_high = stats.wilson(rate_counts[0], sum(rate_counts), config.confidence)[1]
+            released = rate_counts[0] / sum(rate_counts) if sum(rate_counts) else 0.0
+            floor = released * (1 + config.min_rate_increase)
             p = f"mlgitops:labelled_{name.lower()}:{window}"
             n = f"mlgitops:labelled_{num}:{window}"
             out.append(
                 _alert(
                     f"Realized{name}High{speed}",
                     f"({_wilson_low(p, n, z)} > {_c(released_high)})"
+                    f" and ({p} > {_c(floor)})"
                     f" and on () (mlgitops:labelled_rows:{window} >= {config.min_labels})",
                     f"Realized {name.upper()} above the release over {window}",
                     f"The Wilson lower bound of the {name.upper()} from labels of the last "

@@ -23,7 +23,7 @@ EXPECTED = {
 }
 
 
-def _monitor(release, log: Path, labels: Path | None, out: Path, *extra: str) -> tuple[int, dict]:
+def _monitor(release, log, labels, out: Path, *extra: str) -> tuple[int, dict]:
     argv = ["monitor", str(log), "--params", str(release.params_file)]
     argv += ["--summary", str(out / "summary.json"), "--report", str(out / "report.html")]
     if labels is not None:
@@ -149,3 +149,18 @@ def test_labels_without_a_key_column_are_refused(release, tmp_path: Path):
     code, summary = _monitor(release, log, bad, tmp_path)
     assert code == MonitoringInputError.exit_code
     assert "labels.csv: no 'id'" in summary["error"]
+
+
+def test_logs_and_labels_from_an_fsspec_url(release, tmp_path: Path):
+    import fsspec
+
+    log, labels = release.traffic(tmp_path, rows=600, days=1)
+    memory = fsspec.filesystem("memory")
+    memory.pipe("/bucket/logs/day-1.jsonl.gz", gzip.compress(log.read_bytes()))
+    memory.pipe("/bucket/labels/labels.csv", labels.read_bytes())
+    logs, label_url = "memory://bucket/logs", "memory://bucket/labels/labels.csv"
+    # Labels arrive a day or more later: look from a month on, when all have arrived.
+    code, summary = _monitor(release, logs, label_url, tmp_path, "--as-of", "2025-08-01")
+    assert code == 0
+    assert summary["rows"] == 600
+    assert summary["labels_matched"] == 600
