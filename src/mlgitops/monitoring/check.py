@@ -497,8 +497,14 @@ def check(
             released_fnr_high=released_fnr_high,
             released_cost_per_1000=reference.released["expected_cost_per_1000"],
         )
+        # Realized figures are judged only once the window's labels are due: a partly labelled
+        # window holds the labels of its earlier hours, a biased sample (flag rates vary by hour).
+        mature = as_of is not None and windows.ends[w] <= as_of - pd.Timedelta(
+            hours=config.label_delay_hours
+        )
+        figures["mature"] = int(mature)
         record["realized"] = figures
-        if labelled >= config.min_labels:
+        if mature and labelled >= config.min_labels:
             for name, high in (("fpr", released_fpr_high), ("fnr", released_fnr_high)):
                 if _degraded(figures, name, high, reference.released[name], config):
                     alerts.append(
@@ -519,9 +525,6 @@ def check(
             realized_z.append((cost_row - real_mean) / spread)
         else:
             realized_z.append(math.nan)
-        mature = as_of is not None and windows.ends[w] <= as_of - pd.Timedelta(
-            hours=config.label_delay_hours
-        )
         if mature and n >= config.min_rows and labelled / n < config.min_label_coverage:
             alerts.append(
                 Alert(
@@ -536,7 +539,8 @@ def check(
             )
         if segments:
             record["segments"], seg_alerts = _segments(key, w, segments, reference, config)
-            alerts.extend(seg_alerts)
+            if mature:
+                alerts.extend(seg_alerts)
         out_windows[key] = record
 
     # Gentle decay: CUSUM of the standardised per-window cost, label-free and realized. The
