@@ -164,3 +164,20 @@ def test_logs_and_labels_from_an_fsspec_url(release, tmp_path: Path):
     assert code == 0
     assert summary["rows"] == 600
     assert summary["labels_matched"] == 600
+
+
+def test_table_drift_flags_only_the_shifted_feature(release, tmp_path: Path):
+    from mlgitops.monitoring.check import table_drift
+    from mlgitops.monitoring.logs import ReadStats, read_predictions
+    from mlgitops.monitoring.reference import load_score_reference
+    from mlgitops.profile import load_profile
+
+    profile = load_profile(release.params.paths.profile)
+    reference = load_score_reference(release.params.paths.score_reference)
+    for scenario, expected in (("none", set()), ("covariate_shift", {"amount"})):
+        log, _ = release.traffic(tmp_path / scenario, scenario=scenario, rows=3000, days=3)
+        frame = read_predictions([str(log)], profile, ReadStats())
+        drift = table_drift(frame, profile, reference, release.params.monitoring)
+        drifted = {name for name, figures in drift.items() if figures["drift"]}
+        # A covariate shift of amounts moves the scores too.
+        assert drifted - {"score"} == expected, drifted
