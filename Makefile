@@ -70,6 +70,7 @@ bench: $(STAMP) ## Run the benchmarks (slow; figures on each last line)
 	python benchmarks/pipeline.py
 	python benchmarks/serving.py
 	python benchmarks/deploy.py
+	python benchmarks/monitor.py
 
 clean: ## Remove the virtual environment and caches (keeps data and artifacts)
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -62,6 +62,7 @@ def byod_project(tmp_path_factory) -> Path:
     }
     raw["validate"].update(min_rows=500, min_positive=20)
     raw["package"]["bento_name"] = "churn-model"
+    raw["monitoring"].update(segments=["contract"], id_column="customer_id")
     params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     run(["dvc", "add", "-q", "data"], root)
     run(["git", "add", "-A"], root)

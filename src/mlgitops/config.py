@@ -46,6 +46,12 @@ class PathsConfig(_Strict):
     export_metrics: Path = Path("metrics/export.json")
     # The locked dependency closure (`make lock`); the bento pins its runtime libraries from it.
     requirements_lock: Path = Path("requirements.lock")
+    # Monitoring; defaults keep params.yaml of older commits readable.
+    score_reference: Path = Path("artifacts/monitoring/score_reference.json")
+    prometheus_rules: Path = Path("k8s/monitoring/rules.yaml")
+    prometheus_rule_resource: Path = Path("k8s/monitoring/prometheusrule.yaml")
+    monitor_summary: Path = Path("reports/monitor/summary.json")
+    monitor_report: Path = Path("reports/monitor/report.html")
 
 
 class DataConfig(_Strict):
@@ -226,6 +232,64 @@ class ExportConfig(_Strict):
     prune_epsilon_cost_per_1000: float = Field(ge=0.0, default=1.0)
 
 
+class RulesConfig(_Strict):
+    """The generated Prometheus rules (stage `rules`)."""
+
+    group_prefix: str = Field(default="mlgitops", pattern=r"^[a-z][a-z0-9_-]*$")
+    # kube-prometheus-stack loads only PrometheusRules carrying its `release` label.
+    resource_labels: dict[str, str] = Field(
+        default_factory=lambda: {"release": "kube-prometheus-stack"}
+    )
+    resource_name: str = "mlgitops-model-alerts"
+    namespace: str | None = None
+    # Added to every alert; Alertmanager routes on them.
+    alert_labels: dict[str, str] = Field(default_factory=lambda: {"team": "ml"})
+    fast_window: Literal["1h"] = "1h"
+    slow_window: Literal["1d"] = "1d"
+    # Rule evaluations per hour, for the false-alarm budget of sliding windows.
+    evaluations_per_hour: int = Field(ge=1, default=60)
+    runbook_url: str = "https://example.invalid/runbooks/mlgitops-model"
+    zero_traffic_for: str = "15m"
+
+
+class MonitoringConfig(_Strict):
+    """`mlgitops monitor` and the generated alert rules."""
+
+    window: Literal["hour", "day", "rows"] = "day"
+    window_rows: int = Field(ge=1, default=10_000)
+    # Chance that a window with no change raises any drift alert (all features together).
+    false_alarm_rate: Probability = 0.01
+    correction: Literal["holm", "bh"] = "holm"
+    min_rows: int = Field(ge=1, default=200)
+    # Effect sizes below these are not worth an alert, however significant.
+    min_psi: float = Field(ge=0.0, default=0.1)
+    min_missing_increase: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+    broken_missing_rate: Probability = 0.5
+    min_unseen_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    min_unseen_count: int = Field(ge=1, default=10)
+    # Confidence of the Wilson intervals and the one-sided performance checks.
+    confidence: Probability = 0.99
+    min_labels: int = Field(ge=1, default=30)
+    # Labels of a window are expected once it is this old; fewer than the coverage is an alert.
+    label_delay_hours: float = Field(gt=0.0, default=72.0)
+    min_label_coverage: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    # Expected cost per 1,000 above the reference by this share (and the sampling error).
+    min_cost_increase: float = Field(ge=0.0, default=0.2)
+    slow_min_cost_increase: float = Field(ge=0.0, default=0.1)
+    # Realized (and estimated) FPR/FNR above the released value by this share, at least.
+    min_rate_increase: float = Field(ge=0.0, default=0.2)
+    cusum_k: float = Field(ge=0.0, default=0.5)
+    cusum_h: float = Field(gt=0.0, default=5.0)
+    # Windows pooled for the slow-burn check that confirms a CUSUM alarm.
+    slow_windows: int = Field(ge=1, default=7)
+    segments: list[str] = Field(default_factory=list)
+    max_segment_values: int = Field(ge=1, default=20)
+    example_ids: int = Field(ge=0, default=5)
+    id_column: str | None = None
+    score_bins: int = Field(ge=2, le=50, default=10)
+    rules: RulesConfig = RulesConfig()
+
+
 class Params(_Strict):
     paths: PathsConfig
     data: DataConfig
@@ -236,6 +300,7 @@ class Params(_Strict):
     package: PackageConfig
     serving: ServingConfig = Field(default_factory=ServingConfig)
     export: ExportConfig = ExportConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -79,3 +79,15 @@ class ExportError(ArtifactError):
     """An exported model fails its parity or quantization gate, or cannot be exported."""
 
     exit_code = 13
+
+
+class MonitoringInputError(DataError):
+    """`mlgitops monitor` got no usable input: no readable log, no prediction, a bad label file."""
+
+    exit_code = 14
+
+
+class MonitoringAlertError(MlgitopsError):
+    """`mlgitops monitor` ran and at least one alert fired (the report says which)."""
+
+    exit_code = 15

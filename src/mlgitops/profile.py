@@ -8,9 +8,11 @@ with its bins and frequencies.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlgitops.io import load_model_json
@@ -79,6 +81,80 @@ def normalize_category(value: object) -> str | None:
     if hasattr(value, "item"):  # numpy scalars
         return normalize_category(value.item())
     return str(value)
+
+
+# The one binning rule. Every count compared with the profile (monitoring now, the service's
+# Prometheus counters later) goes through these functions, so bins mean the same thing everywhere.
+# Numeric bins: "0".."B-1" over the interior edges (right-closed search, open outer ends), then
+# "missing". Categorical bins: the profiled categories, "unseen" (not in the profile, including
+# categories the profile truncated), then "missing".
+MISSING_BIN = "missing"
+UNSEEN_BIN = "unseen"
+
+
+def bin_labels(feature: FeatureProfile) -> list[str]:
+    """Bin names of a feature in index order (the `bin` label of the metrics)."""
+    if isinstance(feature, NumericProfile):
+        return [str(i) for i in range(len(feature.bin_edges) + 1)] + [MISSING_BIN]
+    return [*feature.frequencies, UNSEEN_BIN, MISSING_BIN]
+
+
+def reference_fractions(feature: FeatureProfile) -> np.ndarray:
+    """Reference share of all rows per bin of `bin_labels`; sums to 1."""
+    present = 1.0 - feature.missing_rate
+    if isinstance(feature, NumericProfile):
+        # All-missing in training: no edges, one bin that held nothing.
+        shares = [f * present for f in feature.bin_fractions] or [0.0]
+    else:
+        shares = [f * present for f in feature.frequencies.values()]
+        shares.append(feature.truncated_fraction * present)
+    shares.append(feature.missing_rate)
+    return np.asarray(shares, dtype="float64")
+
+
+def bin_indices(feature: FeatureProfile, values: Any) -> np.ndarray:
+    """Vectorised bin index of each value (an array or a pandas Series): floats (NaN = missing)
+    for numeric features, normalised category strings (None/NaN = missing) for categorical."""
+    labels_count = len(bin_labels(feature))
+    missing = labels_count - 1
+    if isinstance(feature, NumericProfile):
+        numbers = np.asarray(values, dtype="float64")
+        edges = np.asarray(feature.bin_edges, dtype="float64")
+        index = np.searchsorted(edges, numbers, side="right")
+        return np.where(np.isnan(numbers), missing, index).astype(np.int64)
+    import pandas as pd  # only the vectorised path needs it; serving bins with bin_label
+
+    series = (
+        values if isinstance(values, pd.Series) else pd.Series(np.asarray(values, dtype=object))
+    )
+    categories = list(feature.frequencies)
+    if isinstance(series.dtype, pd.StringDtype) and series.dtype.storage == "pyarrow":
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        # Arrow's hash lookup on the Arrow-backed strings, without converting them to objects.
+        known = pa.array(categories, type=pa.string())
+        strings = pa.array(series)
+        found = pc.index_in(strings, value_set=known.cast(strings.type))
+        codes = pc.fill_null(found, -1).to_numpy().astype(np.int64)
+    else:
+        codes = pd.Index(categories).get_indexer(series.astype(object)).astype(np.int64)
+    # -1: unseen, or missing (set next).
+    index = np.where(codes >= 0, codes, missing - 1)
+    index[series.isna().to_numpy()] = missing
+    return index
+
+
+def bin_label(feature: FeatureProfile, value: object) -> str:
+    """The bin of one raw value (the per-request form of `bin_indices`)."""
+    if isinstance(feature, NumericProfile):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return MISSING_BIN
+        return str(bisect_right(feature.bin_edges, float(value)))  # type: ignore[arg-type]
+    category = normalize_category(value)
+    if category is None:
+        return MISSING_BIN
+    return category if category in feature.frequencies else UNSEEN_BIN
 
 
 def load_profile(path: Path) -> ReferenceProfile:

@@ -21,15 +21,80 @@ def generate(
     rows: int = typer.Option(50_000, min=1, help="Number of transactions."),
     seed: int = typer.Option(20_261_122, help="Random seed; the same seed gives the same bytes."),
     days: int = typer.Option(180, min=1, help="Length of the date range in days."),
+    scenario: str = typer.Option(
+        "none",
+        help="What changes: none, covariate_shift, new_category, broken_feature, "
+        "concept_drift, label_delay.",
+    ),
+    start: str | None = typer.Option(None, help="First day (YYYY-MM-DD). Default: 2025-01-01."),
+    first_id: int = typer.Option(1, min=1, help="Number of the first transaction_id."),
     params: Path = ParamsOption,
 ) -> None:
     """Write the synthetic card-transaction dataset (byte-for-byte deterministic)."""
-    from mlgitops.config import load_params
-    from mlgitops.data.generate import GeneratorConfig, write_dataset
+    from datetime import UTC, datetime
 
+    from mlgitops.config import load_params
+    from mlgitops.data.generate import DEFAULT_START, SCENARIOS, GeneratorConfig, write_dataset
+    from mlgitops.errors import ConfigError
+
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"--scenario: {scenario!r} is not one of {', '.join(SCENARIOS)}")
+    begin = DEFAULT_START
+    if start is not None:
+        try:
+            begin = datetime.strptime(start, "%Y-%m-%d").replace(tzinfo=UTC)
+        except ValueError:
+            raise ConfigError(f"--start: {start!r} is not YYYY-MM-DD") from None
     target = out if out is not None else load_params(params).data.path
-    write_dataset(target, GeneratorConfig(rows=rows, seed=seed, days=days))
+    config = GeneratorConfig(
+        rows=rows, seed=seed, days=days, start=begin, scenario=scenario, first_id=first_id
+    )
+    write_dataset(target, config)
     typer.echo(f"wrote {rows} rows to {target}")
+
+
+@app.command()
+def traffic(
+    out_dir: Path = typer.Argument(..., help="Directory for predictions.jsonl and labels.csv."),
+    scenario: str = typer.Option("none", help="Scenario of the later period (see generate)."),
+    rows: int = typer.Option(14_000, min=1, help="Number of transactions."),
+    days: int = typer.Option(14, min=1, help="Length of the period in days."),
+    model_version: str | None = typer.Option(
+        None, help="model_version to log. Default: model_tag of release.json."
+    ),
+    params: Path = ParamsOption,
+) -> None:
+    """Score a later period under a scenario with the trained model: a prediction log and labels
+    as the service and the labelling would write them (for trying out `mlgitops monitor`)."""
+    from mlgitops.config import load_params
+    from mlgitops.data.generate import SCENARIOS
+    from mlgitops.errors import ConfigError
+    from mlgitops.io import load_pipeline, read_json
+    from mlgitops.monitoring.simulate import (
+        TrafficConfig,
+        generate_table,
+        write_traffic,
+    )
+    from mlgitops.monitoring.simulate import (
+        traffic as simulate,
+    )
+    from mlgitops.schema import load_schema
+
+    if scenario not in SCENARIOS:
+        raise ConfigError(f"--scenario: {scenario!r} is not one of {', '.join(SCENARIOS)}")
+    loaded = load_params(params)
+    version = model_version or read_json(loaded.paths.release)["model_tag"]
+    config = TrafficConfig(scenario=scenario, rows=rows, days=days, model_version=version)
+    threshold = float(read_json(loaded.paths.metrics)["threshold"])
+    lines, labels = simulate(
+        generate_table(config),
+        load_pipeline(loaded.paths.model),
+        load_schema(loaded.paths.schema_file),
+        threshold,
+        config,
+    )
+    log, labels_file = write_traffic(lines, labels, out_dir)
+    typer.echo(f"wrote {len(lines)} predictions to {log} and {len(labels)} labels to {labels_file}")
 
 
 @app.command()

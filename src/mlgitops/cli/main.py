@@ -8,7 +8,7 @@ import sys
 import typer
 
 from mlgitops import __version__
-from mlgitops.cli import data, deploy, image, serve, stages, summary
+from mlgitops.cli import data, deploy, image, monitor, serve, stages, summary
 from mlgitops.errors import MlgitopsError
 
 app = typer.Typer(
@@ -24,6 +24,7 @@ app.add_typer(image.app, name="image")
 serve.register(app)
 summary.register(app)
 deploy.register(app)
+monitor.register(app)
 
 
 def _version_callback(value: bool) -> None:

@@ -19,6 +19,8 @@ _STAGES = {
     "split": "Split train/test (by time or stratified) and profile the training data.",
     "train": "Fit the scikit-learn pipeline named in params.yaml.",
     "evaluate": "Score the test split, choose the operating threshold, write metrics and plots.",
+    "score_reference": "Score the test split; record score bins and operating point to monitor.",
+    "rules": "Generate the Prometheus alert rules (rule file and PrometheusRule).",
     "export": "Export ONNX, quantized, pruned, C and JS scorers; gate them on the test split.",
     "package": "Save the model to BentoML, build the content-addressed bento, write release.json.",
 }

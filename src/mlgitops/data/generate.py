@@ -5,6 +5,9 @@ guarantees for a given seed) and correctly rounded IEEE arithmetic (+ - * / sqrt
 libm functions such as exp or log, whose last bits differ between platforms. Numbers are written
 with explicit formats. The fraud signal is non-linear (interactions, thresholds, bursts) and noisy,
 so a good model lands around 0.85-0.95 ROC AUC rather than 1.0.
+
+Later periods of traffic to monitor come from the same generator under a named scenario (see
+SCENARIOS); scenario "none" draws exactly the numbers the default data draws.
 """
 
 from __future__ import annotations
@@ -85,12 +88,34 @@ SIGNAL_STRENGTH = 1.8
 NOISE = 1.4
 
 
+# What changes in a later period. Each effect applies from the first row of the period, so the
+# detection delay of a monitor is measured from the period's start.
+SCENARIOS = {
+    "none": "the same process as the training data",
+    "covariate_shift": "amounts 1.8x larger (the fraud mechanism is unchanged)",
+    "new_category": "8% of transactions in a merchant category never seen before (bnpl)",
+    "broken_feature": "distance_from_home_km always missing (a broken upstream feed)",
+    "concept_drift": "fraud moves to the categories and channels that used to be safe",
+    "label_delay": "inputs unchanged; labels arrive weeks late (see monitoring.simulate)",
+}
+NEW_CATEGORY = ("bnpl", 0, 0.5)
+NEW_CATEGORY_SHARE = 0.08
+SHIFTED_AMOUNT_FACTOR = 1.8
+
+
 @dataclass(frozen=True)
 class GeneratorConfig:
     rows: int = DEFAULT_ROWS
     seed: int = DEFAULT_SEED
     start: datetime = DEFAULT_START
     days: int = DEFAULT_DAYS
+    scenario: str = "none"
+    # Transaction ids start here, so a later period does not reuse the training data's ids.
+    first_id: int = 1
+
+    def __post_init__(self) -> None:
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"unknown scenario {self.scenario!r} (one of {', '.join(SCENARIOS)})")
 
 
 def _pick(rng: random.Random, options: Sequence[tuple]) -> tuple:
@@ -123,6 +148,7 @@ def _logistic(log_odds: float) -> float:
 
 def _rows(config: GeneratorConfig) -> Iterator[list[str]]:
     rng = random.Random(config.seed)
+    scenario = config.scenario
     total_seconds = config.days * 86_400
     for index in range(config.rows):
         # Evenly spread, jittered, strictly ordered in time.
@@ -132,6 +158,9 @@ def _rows(config: GeneratorConfig) -> Iterator[list[str]]:
         hour = moment.hour
 
         category, _, category_risk = _pick(rng, MERCHANT_CATEGORIES)
+        # Extra draws only under a scenario: "none" keeps the default data's sequence.
+        if scenario == "new_category" and rng.random() < NEW_CATEGORY_SHARE:
+            category, _, category_risk = NEW_CATEGORY
         country, _, country_risk = _pick(rng, COUNTRIES)
         channel, _, channel_risk = _pick(rng, CHANNELS)
         card_type, _, card_risk = _pick(rng, CARD_TYPES)
@@ -145,6 +174,8 @@ def _rows(config: GeneratorConfig) -> Iterator[list[str]]:
         avg_amount_30d = typical * (0.8 + 0.4 * rng.random())
         # Heavy right tail (Pareto, alpha 2) without logs; sqrt is correctly rounded.
         amount = typical * 0.5 / math.sqrt(0.02 + rng.random())
+        if scenario == "covariate_shift":
+            amount *= SHIFTED_AMOUNT_FACTOR
         home = country == "DE"
         u = rng.random()
         distance = (5.0 + 40.0 * u * u * u) if home else (300.0 + 4000.0 * u)
@@ -153,6 +184,9 @@ def _rows(config: GeneratorConfig) -> Iterator[list[str]]:
 
         ratio = amount / avg_amount_30d
         night = hour < 5
+        if scenario == "concept_drift":
+            # The learned risk of category and channel turns upside down.
+            category_risk, channel_risk = -category_risk, -channel_risk
         log_odds = category_risk + country_risk + channel_risk + card_risk
         log_odds += 1.4 if ratio > 4.0 else (0.6 if ratio > 2.0 else -0.3)
         log_odds += 1.3 if night and channel == "online" else (0.4 if night else 0.0)
@@ -167,10 +201,12 @@ def _rows(config: GeneratorConfig) -> Iterator[list[str]]:
         # Gaps a real feed has: ages not on file, GPS off, new accounts without history.
         customer_age_text = "" if rng.random() < 0.03 else str(customer_age)
         distance_text = "" if rng.random() < 0.05 else f"{distance:.1f}"
+        if scenario == "broken_feature":
+            distance_text = ""
         avg_text = "" if account_age_days < 15 or rng.random() < 0.02 else f"{avg_amount_30d:.2f}"
 
         yield [
-            f"tx_{index + 1:08d}",
+            f"tx_{index + config.first_id:08d}",
             moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
             f"{amount:.2f}",
             str(hour),

@@ -1,0 +1,73 @@
+"""`mlgitops monitor`: the batch check of logged predictions and labels (mlgitops.monitoring)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from mlgitops.cli.options import ParamsOption
+
+
+def _progress_enabled() -> bool:
+    return sys.stderr.isatty() and os.environ.get("CI", "").lower() not in ("true", "1")
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def monitor(
+        logs: list[str] = typer.Argument(
+            ..., help="Prediction logs: JSON-lines files, directories, .gz, s3:// or other URLs."
+        ),
+        labels: list[str] = typer.Option(
+            [], "--labels", "-l", help="Labels: CSV, JSON lines, Parquet or the /feedback log."
+        ),
+        model_version: str | None = typer.Option(
+            None, help="Model version to check. Default: model_tag of release.json."
+        ),
+        as_of: str | None = typer.Option(
+            None, help="ISO time of the check (labels after it are ignored). Default: last log."
+        ),
+        window: str | None = typer.Option(None, help="hour, day or rows (overrides params)."),
+        summary: Path | None = typer.Option(None, help="JSON summary path."),
+        report: Path | None = typer.Option(None, help="HTML report path."),
+        params: Path = ParamsOption,
+    ) -> None:
+        """Check windows of predictions for drift, broken inputs and performance.
+
+        Exit 0 when nothing fired, 14 when an alert fired, 13 when the input is unusable;
+        the JSON summary and the HTML report are written in every case.
+        """
+        import pandas as pd
+
+        from mlgitops.config import load_params
+        from mlgitops.errors import ConfigError
+        from mlgitops.monitoring.batch import MonitorRequest, run_monitor
+
+        loaded = load_params(params)
+        if window is not None:
+            if window not in ("hour", "day", "rows"):
+                raise ConfigError(f"--window: {window!r} is not hour, day or rows")
+            monitoring = loaded.monitoring.model_copy(update={"window": window})
+            loaded = loaded.model_copy(update={"monitoring": monitoring})
+        when = None
+        if as_of is not None:
+            try:
+                when = pd.Timestamp(as_of)
+            except ValueError:
+                raise ConfigError(f"--as-of: {as_of!r} is not an ISO time") from None
+            when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+        request = MonitorRequest(logs, labels, model_version, when, summary, report)
+        if _progress_enabled():
+            from rich.console import Console
+
+            with Console(stderr=True).status("monitor") as status:
+                document = run_monitor(loaded, request, lambda text: status.update(text))
+        else:
+            document = run_monitor(loaded, request)
+        typer.echo(
+            f"monitor: ok: {document['rows']} predictions in {document['windows_total']} "
+            f"windows, no alerts"
+        )
