@@ -46,6 +46,9 @@ class PathsConfig(_Strict):
     # Stage `export` (issue 13): ONNX, quantized, pruned, C and JS artifacts, and their ledger.
     export_dir: Path = Path("artifacts/export")
     export_metrics: Path = Path("metrics/export.json")
+    # Stage `report` (issue 12): the stakeholder report and its JSON twin (a DVC metrics file).
+    report_html: Path = Path("reports/model_report.html")
+    report_json: Path = Path("reports/model_report.json")
     # The locked dependency closure (`make lock`); the bento pins its runtime libraries from it.
     requirements_lock: Path = Path("requirements.lock")
 
@@ -237,6 +240,36 @@ class ExportConfig(_Strict):
     prune_epsilon_cost_per_1000: float = Field(ge=0.0, default=1.0)
 
 
+class ReportWords(_Strict):
+    """How the report names things, so a bring-your-own table reads naturally."""
+
+    model: str = Field(min_length=1, default="fraud detection model")
+    positive: str = Field(min_length=1, default="fraudulent transaction")
+    negative: str = Field(min_length=1, default="valid transaction")
+    # None: the singular + "s".
+    positive_plural: str | None = Field(min_length=1, default=None)
+    negative_plural: str | None = Field(min_length=1, default=None)
+    # What the model does to a negative it gets wrong ("... would be <flagged> and sent for
+    # manual review").
+    flagged: str = Field(min_length=1, default="flagged as fraudulent")
+
+
+class ReportConfig(_Strict):
+    """The stakeholder report. Costs and currency are `threshold:`'s, not repeated here."""
+
+    daily_volume: float = Field(gt=0.0, default=10_000.0)  # transactions scored per day
+    # The positive rate expected in production; None: the test split's (the latest period).
+    production_positive_rate: Probability | None = None
+    review_capacity_per_day: float = Field(gt=0.0, default=1_000.0)
+    words: ReportWords = ReportWords()
+    # Candidate operating points beyond the released one, the cost minimum and the capacity fit.
+    target_recalls: tuple[Probability, ...] = (0.7, 0.8, 0.9)
+    # Slices with fewer test rows than this are not ranked (their rates are mostly noise).
+    min_slice_count: int = Field(ge=1, default=100)
+    examples_per_kind: int = Field(ge=0, le=20, default=3)
+    calibration_bins: int = Field(ge=2, le=50, default=10)
+
+
 class Params(_Strict):
     paths: PathsConfig
     data: DataConfig
@@ -247,6 +280,7 @@ class Params(_Strict):
     package: PackageConfig
     serving: ServingConfig = Field(default_factory=ServingConfig)
     export: ExportConfig = ExportConfig()
+    report: ReportConfig = ReportConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -21,6 +21,7 @@ _STAGES = {
     "evaluate": "Score the test split, choose the operating threshold, write metrics and plots.",
     "export": "Export ONNX, quantized, pruned, C and JS scorers; gate them on the test split.",
     "package": "Save the model to BentoML, build the content-addressed bento, write release.json.",
+    "report": "Write the stakeholder report of the release (offline HTML) and its JSON twin.",
 }
 
 
