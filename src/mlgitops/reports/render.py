@@ -34,7 +34,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2937;max-width:980px;
 margin:2rem auto;padding:0 1rem;line-height:1.45}
 h1{font-size:1.6rem;margin-bottom:.2rem}h2{margin-top:2.2rem;border-bottom:2px solid #e5e7eb}
-table{border-collapse:collapse;margin:.6rem 0;font-size:.9rem}
+table{border-collapse:collapse;margin:.6rem 0;font-size:.82rem}
 td,th{border:1px solid #e5e7eb;padding:.25rem .5rem;text-align:left;vertical-align:top}
 th{background:#f9fafb}td.r{text-align:right;white-space:nowrap}
 .headline{font-size:1.25rem;background:#fef2f2;border-left:6px solid #b91c1c;padding:1rem}
