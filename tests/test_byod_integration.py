@@ -63,6 +63,13 @@ def byod_project(tmp_path_factory) -> Path:
     raw["validate"].update(min_rows=500, min_positive=20)
     raw["package"]["bento_name"] = "churn-model"
     raw["monitoring"].update(segments=["contract"], id_column="customer_id")
+    raw["report"]["words"] = {
+        "model": "churn model",
+        "positive": "churning customer",
+        "negative": "staying customer",
+        "flagged": "flagged as likely to churn",
+    }
+    raw["report"].update(daily_volume=2000, review_capacity_per_day=300)
     params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     run(["dvc", "add", "-q", "data"], root)
     run(["git", "add", "-A"], root)
@@ -113,3 +120,25 @@ def test_the_packaged_model_serves_the_new_schema(byod_project):
     scores = model.scores(batch)
     assert 0.0 <= float(scores[0]) <= 1.0
     assert model.self_check_difference <= 1e-9
+
+
+def test_the_report_speaks_of_customers_and_reruns_to_the_same_bytes(byod_project):
+    params = load_params(byod_project / "params.yaml")
+    twin = json.loads((byod_project / params.paths.report_json).read_text())
+    sentence = twin["headline"]["sentence"]
+    assert sentence.startswith("With these settings, the churn model would have ")
+    assert " staying customers would be flagged as likely to churn and sent" in sentence
+    assert sentence.endswith(" churning customers would be correctly caught.")
+    assert "transaction" not in sentence
+    assert twin["lineage"]["bento_tag"] == release_tag(byod_project)
+    assert twin["data"]["time_column"] is None
+    page = (byod_project / params.paths.report_html).read_bytes()
+    assert b"https://" not in page
+    assert b"http://" not in page
+    run(["dvc", "repro", "--force", "report"], byod_project)
+    assert (byod_project / params.paths.report_html).read_bytes() == page
+
+
+def release_tag(root: Path) -> str:
+    release = json.loads((root / "release.json").read_text())
+    return f"{release['bento_name']}:{release['bento_version']}"

@@ -32,6 +32,8 @@ class PathsConfig(_Strict):
     validation_report: Path
     schema_file: Path
     train: Path
+    # Rows for choices made after fitting (threshold, tuning's pick); never used for reporting.
+    validation: Path
     test: Path
     profile: Path
     model: Path
@@ -44,6 +46,9 @@ class PathsConfig(_Strict):
     # Stage `export` (issue 13): ONNX, quantized, pruned, C and JS artifacts, and their ledger.
     export_dir: Path = Path("artifacts/export")
     export_metrics: Path = Path("metrics/export.json")
+    # Stage `report` (issue 12): the stakeholder report and its JSON twin (a DVC metrics file).
+    report_html: Path = Path("reports/model_report.html")
+    report_json: Path = Path("reports/model_report.json")
     # The locked dependency closure (`make lock`); the bento pins its runtime libraries from it.
     requirements_lock: Path = Path("requirements.lock")
     # Monitoring; defaults keep params.yaml of older commits readable.
@@ -82,10 +87,19 @@ class ValidateConfig(_Strict):
 
 
 class SplitConfig(_Strict):
+    # Fractions of all rows; training gets the rest. By time: test is the latest period,
+    # validation the one before it.
     test_size: Probability = 0.2
+    validation_size: Probability = 0.2
     seed: int = 42
     numeric_bins: int = Field(ge=2, le=100, default=10)
     max_profile_categories: int = Field(ge=1, default=200)
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> SplitConfig:
+        if self.test_size + self.validation_size >= 1.0:
+            raise ValueError("test_size + validation_size must be below 1 (rows are left to train)")
+        return self
 
 
 class HistGradientBoostingParams(_Strict):
@@ -121,7 +135,7 @@ class TrainConfig(_Strict):
 
 
 class ThresholdConfig(_Strict):
-    """How the operating threshold is chosen on the test split."""
+    """How the operating threshold is chosen, on the validation split (test only measures)."""
 
     policy: Literal["min_expected_cost", "target_recall", "fixed"]
     # Business costs, in currency per transaction: a false alarm costs a manual review,
@@ -290,6 +304,36 @@ class MonitoringConfig(_Strict):
     rules: RulesConfig = RulesConfig()
 
 
+class ReportWords(_Strict):
+    """How the report names things, so a bring-your-own table reads naturally."""
+
+    model: str = Field(min_length=1, default="fraud detection model")
+    positive: str = Field(min_length=1, default="fraudulent transaction")
+    negative: str = Field(min_length=1, default="valid transaction")
+    # None: the singular + "s".
+    positive_plural: str | None = Field(min_length=1, default=None)
+    negative_plural: str | None = Field(min_length=1, default=None)
+    # What the model does to a negative it gets wrong ("... would be <flagged> and sent for
+    # manual review").
+    flagged: str = Field(min_length=1, default="flagged as fraudulent")
+
+
+class ReportConfig(_Strict):
+    """The stakeholder report. Costs and currency are `threshold:`'s, not repeated here."""
+
+    daily_volume: float = Field(gt=0.0, default=10_000.0)  # transactions scored per day
+    # The positive rate expected in production; None: the test split's (the latest period).
+    production_positive_rate: Probability | None = None
+    review_capacity_per_day: float = Field(gt=0.0, default=1_000.0)
+    words: ReportWords = ReportWords()
+    # Candidate operating points beyond the released one, the cost minimum and the capacity fit.
+    target_recalls: tuple[Probability, ...] = (0.7, 0.8, 0.9)
+    # Slices with fewer test rows than this are not ranked (their rates are mostly noise).
+    min_slice_count: int = Field(ge=1, default=100)
+    examples_per_kind: int = Field(ge=0, le=20, default=3)
+    calibration_bins: int = Field(ge=2, le=50, default=10)
+
+
 class Params(_Strict):
     paths: PathsConfig
     data: DataConfig
@@ -301,6 +345,7 @@ class Params(_Strict):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     export: ExportConfig = ExportConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
+    report: ReportConfig = ReportConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -23,6 +23,7 @@ _STAGES = {
     "rules": "Generate the Prometheus alert rules (rule file and PrometheusRule).",
     "export": "Export ONNX, quantized, pruned, C and JS scorers; gate them on the test split.",
     "package": "Save the model to BentoML, build the content-addressed bento, write release.json.",
+    "report": "Write the stakeholder report of the release (offline HTML) and its JSON twin.",
 }
 
 

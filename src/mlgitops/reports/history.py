@@ -1,0 +1,72 @@
+"""The previous release: the latest commit that changed the release record to something else.
+
+"Something else" matters: once this release is committed, the newest commit touching
+release.json is its own; skipping commits that record the same bento keeps the answer (and so
+the report's bytes) the same before and after that commit.
+
+Git history is not a DVC dependency: a report re-run after a new release elsewhere in history
+compares with that one. Reports are re-run with the release they describe, so this holds.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlgitops import git
+from mlgitops.errors import ArtifactError, ConfigError, GitError
+from mlgitops.release import ReleaseRecord
+from mlgitops.revision import find_release_at, params_at, release_path, setting
+
+DEFAULT_METRICS_PATH = "metrics/evaluate.json"
+# How far back to look; releases are a handful of commits apart, not thousands.
+MAX_COMMITS = 500
+
+
+@dataclass(frozen=True)
+class PreviousRelease:
+    commit: str
+    record: ReleaseRecord
+    # The commit's evaluate.json as a plain mapping (older ones predate today's fields), if any.
+    metrics: dict[str, Any] | None
+
+
+def previous_release(repo: Path | None, current: ReleaseRecord) -> PreviousRelease | None:
+    """The release before `current` in HEAD's history, None without one (or without Git)."""
+    try:
+        root = git.repo_root(repo)
+        head = git.current_commit(root)
+        if head is None:
+            return None
+        params = params_at(root, head)
+        path = release_path(params, head)
+        log = git.run(root, "log", f"-{MAX_COMMITS}", "--format=%H", head, "--", path)
+    except GitError:
+        return None
+    for commit in log.split():
+        try:
+            record = find_release_at(root, commit, path)
+        except ArtifactError:
+            continue  # a malformed record is no release to compare with
+        if record is None or record.bento_tag == current.bento_tag:
+            continue
+        return PreviousRelease(commit=commit, record=record, metrics=_metrics_at(root, commit))
+    return None
+
+
+def _metrics_at(root: Path, commit: str) -> dict[str, Any] | None:
+    try:
+        params = params_at(root, commit)
+        path = setting(params, commit, "paths", "metrics") or DEFAULT_METRICS_PATH
+    except ConfigError:  # an old commit's params need not parse today; then no counts
+        path = DEFAULT_METRICS_PATH
+    text = git.read_blob(root, commit, path)
+    if text is None:
+        return None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,3 @@
+from tests.support.reports import evaluated, reported
+
+__all__ = ["evaluated", "reported"]

@@ -1,0 +1,114 @@
+"""The page against its twin: every number on it is one of the twin's, no address, no script."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+
+from mlgitops.config import Params
+from mlgitops.records import load_metrics
+from mlgitops.reports.model import load_report
+from mlgitops.reports.render import FORMATS, Page, render
+
+# Digits the page's own prose may hold (everything else comes from the twin).
+ALLOWED = ("95%", "1,000")
+
+
+class _Reader(HTMLParser):
+    """Collects the <data> elements and the text outside them, <style>, <title> and <svg>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: list[tuple[dict[str, str], str]] = []
+        self.stray: list[str] = []
+        self.headline: list[str] = []
+        self._skip = 0
+        self._in_data: dict[str, str] | None = None
+        self._text = ""
+        self._headline_depth = 0
+
+    def handle_starttag(self, tag, attrs):
+        attributes = dict(attrs)
+        if tag in ("style", "title", "svg"):
+            self._skip += 1
+        if tag == "data":
+            self._in_data, self._text = attributes, ""
+        if tag == "p" and attributes.get("id") == "headline":
+            self._headline_depth = 1
+
+    def handle_endtag(self, tag):
+        if tag in ("style", "title", "svg"):
+            self._skip -= 1
+        if tag == "data" and self._in_data is not None:
+            self.data.append((self._in_data, self._text))
+            self._in_data = None
+        if tag == "p" and self._headline_depth:
+            self._headline_depth = 0
+
+    def handle_data(self, data):
+        if self._headline_depth:
+            self.headline.append(data)
+        if self._in_data is not None:
+            self._text += data
+        elif not self._skip:
+            self.stray.append(data)
+
+
+def _read(params: Params) -> tuple[_Reader, dict]:
+    reader = _Reader()
+    reader.feed(params.paths.report_html.read_text(encoding="utf-8"))
+    return reader, json.loads(params.paths.report_json.read_text(encoding="utf-8"))
+
+
+def test_every_number_on_the_page_is_the_twins(reported: Params) -> None:
+    reader, twin = _read(reported)
+    page = Page(twin)
+    assert len(reader.data) > 200
+    for attributes, text in reader.data:
+        value = page.get(attributes["data-k"])
+        fmt = attributes["data-f"]
+        shown = value if fmt == "text" else json.loads(attributes["value"])
+        assert shown == value, attributes
+        assert text == FORMATS[fmt](value), attributes
+    stray = "".join(reader.stray)
+    for allowed in ALLOWED:
+        stray = stray.replace(allowed, "")
+    assert re.findall(r".{0,30}\d.{0,30}", stray) == []
+
+
+def test_the_headline_is_the_twins_sentence_and_evaluates_figures(reported: Params) -> None:
+    reader, twin = _read(reported)
+    assert "".join(reader.headline) == twin["headline"]["sentence"]
+    metrics = load_metrics(reported.paths.metrics)
+    headline = twin["headline"]
+    assert headline["threshold"] == metrics.threshold
+    assert headline["fnr"]["value"] == round(metrics.fn / (metrics.fn + metrics.tp), 6)
+    assert headline["fpr"]["value"] == round(metrics.fp / (metrics.fp + metrics.tn), 6)
+    assert headline["fnr"]["value"] == metrics.fnr
+    assert headline["fpr"]["value"] == metrics.fpr
+    released = twin["tradeoffs"]["points"]["released"]
+    assert released["threshold"] == metrics.threshold
+    assert released["fnr"] == headline["fnr"]
+    rows = {row["name"]: row["current"] for row in twin["changes"]["rows"]}
+    assert rows["roc_auc"]["value"] == metrics.roc_auc
+    assert rows["recall"]["value"] == metrics.recall
+    splits = twin["data"]["splits"]
+    assert splits["test"]["rows"] == metrics.n_test
+    assert splits["test"]["positives"] == metrics.tp + metrics.fn
+
+
+def test_the_page_is_one_offline_file_under_budget(reported: Params) -> None:
+    html = reported.paths.report_html.read_text(encoding="utf-8")
+    assert "http://" not in html
+    assert "https://" not in html
+    assert "<script" not in html
+    assert "src=" not in html
+    assert "<link" not in html
+    assert len(html.encode()) < 1_000_000
+    assert html.count("<svg") == 2
+
+
+def test_render_is_a_pure_function_of_the_twin(reported: Params) -> None:
+    report = load_report(reported.paths.report_json)
+    assert render(report) == reported.paths.report_html.read_text(encoding="utf-8")
