@@ -32,6 +32,8 @@ class PathsConfig(_Strict):
     validation_report: Path
     schema_file: Path
     train: Path
+    # Rows for choices made after fitting (threshold, tuning's pick); never used for reporting.
+    validation: Path
     test: Path
     profile: Path
     model: Path
@@ -82,10 +84,19 @@ class ValidateConfig(_Strict):
 
 
 class SplitConfig(_Strict):
+    # Fractions of all rows; training gets the rest. By time: test is the latest period,
+    # validation the one before it.
     test_size: Probability = 0.2
+    validation_size: Probability = 0.2
     seed: int = 42
     numeric_bins: int = Field(ge=2, le=100, default=10)
     max_profile_categories: int = Field(ge=1, default=200)
+
+    @model_validator(mode="after")
+    def _leaves_training_rows(self) -> SplitConfig:
+        if self.test_size + self.validation_size >= 1.0:
+            raise ValueError("test_size + validation_size must be below 1 (rows are left to train)")
+        return self
 
 
 class HistGradientBoostingParams(_Strict):
@@ -121,7 +132,7 @@ class TrainConfig(_Strict):
 
 
 class ThresholdConfig(_Strict):
-    """How the operating threshold is chosen on the test split."""
+    """How the operating threshold is chosen, on the validation split (test only measures)."""
 
     policy: Literal["min_expected_cost", "target_recall", "fixed"]
     # Business costs, in currency per transaction: a false alarm costs a manual review,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mlgitops.io import FrozenModel, atomic_write_text, load_model_json
 from mlgitops.schema import FeatureSpec
@@ -28,7 +28,23 @@ class ModelCard(FrozenModel):
     mlgitops_version: str
 
 
+class ValidationFigures(FrozenModel):
+    """The validation split at the chosen threshold: the rows the threshold was fitted on, so
+    these figures are optimistic and are never the ones reported or gated on."""
+
+    n_rows: int
+    label_rate: float
+    roc_auc: float
+    pr_auc: float
+    precision: float
+    recall: float
+    alerts_per_1000: float
+    expected_cost_per_1000: float
+
+
 class EvaluationMetrics(FrozenModel):
+    """Test-split metrics (every top-level figure is measured on rows nothing was fitted on)."""
+
     roc_auc: float
     pr_auc: float
     # Exact (never rounded): serving must cut where evaluation did.
@@ -49,6 +65,10 @@ class EvaluationMetrics(FrozenModel):
     expected_cost_per_1000: float
     threshold_policy: str
     currency: str
+    # Where the threshold was chosen. None in records written before the validation split,
+    # when it was chosen on the test split itself (and the test figures were optimistic).
+    threshold_chosen_on: Literal["validation"] | None = None
+    validation: ValidationFigures | None = None
 
 
 def save_record(record: FrozenModel, path: Path) -> None:

@@ -1,8 +1,12 @@
-"""Stage `split`: train/test split and the reference profile of the training split.
+"""Stage `split`: train/validation/test split and the reference profile of the training split.
 
-The split is by time when `data.time_column` is set (the test set is the most recent slice, as
-production will be), stratified by label otherwise. The profile records what "normal" input
-looks like; serving and monitoring compare live traffic against it.
+Three roles, so that no figure we report was fitted on the rows it is measured on: `train` fits
+the model (and the tuning's cross-validation), `validation` chooses what is chosen after fitting
+(the operating threshold, later calibration), `test` only measures (the reported metrics and the
+champion/challenger gate). By time when `data.time_column` is set (test = the latest period,
+validation = the period before it, as production will be), stratified by label otherwise. The
+profile records what "normal" input looks like; serving and monitoring compare live traffic
+against it.
 """
 
 from __future__ import annotations
@@ -22,17 +26,32 @@ from mlgitops.schema import TARGET_COLUMN, TIME_COLUMN, TrainingSchema, load_sch
 
 def split_indices(
     n_rows: int, labels: np.ndarray, times: pd.Series | None, config: SplitConfig
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted row positions of (train, validation, test)."""
     positions = np.arange(n_rows)
+    n_test = max(1, round(n_rows * config.test_size))
+    n_validation = max(1, round(n_rows * config.validation_size))
+    if n_test + n_validation >= n_rows:
+        raise DataQualityError(
+            f"{n_rows} rows leave no training rows at split.test_size {config.test_size} and "
+            f"split.validation_size {config.validation_size}"
+        )
     if times is not None:
         # Stable sort keeps generation order among equal timestamps, so ties are deterministic.
         order = np.argsort(times.to_numpy(), kind="stable")
-        n_test = max(1, round(n_rows * config.test_size))
-        return np.sort(order[: n_rows - n_test]), np.sort(order[n_rows - n_test :])
-    train, test = train_test_split(
-        positions, test_size=config.test_size, random_state=config.seed, stratify=labels
+        n_train = n_rows - n_test - n_validation
+        return (
+            np.sort(order[:n_train]),
+            np.sort(order[n_train : n_rows - n_test]),
+            np.sort(order[n_rows - n_test :]),
+        )
+    rest, test = train_test_split(
+        positions, test_size=n_test, random_state=config.seed, stratify=labels
     )
-    return np.sort(train), np.sort(test)
+    train, validation = train_test_split(
+        rest, test_size=n_validation, random_state=config.seed, stratify=labels[rest]
+    )
+    return np.sort(train), np.sort(validation), np.sort(test)
 
 
 def numeric_profile(values: pd.Series, bins: int) -> NumericProfile:
@@ -100,38 +119,45 @@ def build_profile(
 
 def split_frame(
     table: pd.DataFrame, schema: TrainingSchema, config: SplitConfig, source: str
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(train, validation, test) model frames: the features, the 0/1 target, the event time."""
     features = model_frame(table, schema, source)
     labels = encode_target(table[schema.target], schema.positive_class)
     times = None
     if schema.time_column is not None:
         times = pd.to_datetime(table[schema.time_column], utc=True, format="ISO8601")
-    train_idx, test_idx = split_indices(len(table), labels, times, config)
+    indices = split_indices(len(table), labels, times, config)
     frame = features.assign(**{TARGET_COLUMN: labels})
     if times is not None:
         frame[TIME_COLUMN] = times
-    train, test = frame.iloc[train_idx], frame.iloc[test_idx]
-    for name, part in (("train", train), ("test", test)):
+    parts = tuple(frame.iloc[idx].reset_index(drop=True) for idx in indices)
+    for name, part in zip(("train", "validation", "test"), parts, strict=True):
         if part[TARGET_COLUMN].nunique() < 2:
             raise DataQualityError(
                 f"{source}: the {name} split has only one class; use more data, a different "
-                "split.test_size, or no data.time_column"
+                "split.test_size or split.validation_size, or no data.time_column"
             )
-    return train.reset_index(drop=True), test.reset_index(drop=True)
+    return parts
 
 
 def run(params: Params) -> str:
     schema = load_schema(params.paths.schema_file)
     table = read_table(params.data.path, params.data.format)
-    train, test = split_frame(table, schema, params.split, str(params.data.path))
+    train, validation, test = split_frame(table, schema, params.split, str(params.data.path))
     profile = build_profile(
         train[schema.feature_names], train[TARGET_COLUMN].to_numpy(), schema, params.split
     )
-    for path, part in ((params.paths.train, train), (params.paths.test, test)):
+    outputs = (
+        (params.paths.train, train),
+        (params.paths.validation, validation),
+        (params.paths.test, test),
+    )
+    for path, part in outputs:
         atomic_write(path, lambda tmp, part=part: part.to_parquet(tmp, index=False))
     save_model_json(profile, params.paths.profile)
     how = f"by {schema.time_column}" if schema.time_column else "stratified"
     return (
-        f"{len(train)} train / {len(test)} test rows ({how}), train label rate "
+        f"{len(train)} train / {len(validation)} validation / {len(test)} test rows ({how}), "
+        f"train label rate "
         f"{profile.label_rate:.2%}, profile in {params.paths.profile}"
     )

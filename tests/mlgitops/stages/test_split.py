@@ -4,27 +4,45 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgitops.config import SplitConfig
+from mlgitops.config import SplitConfig, parse_params
 from mlgitops.profile import load_profile
 from mlgitops.schema import TARGET_COLUMN, TIME_COLUMN
 from mlgitops.stages import split, validate
 
 
-def test_time_split_puts_latest_rows_in_test(params):
+def test_time_split_puts_latest_rows_in_test_and_the_period_before_in_validation(params):
     validate.run(params)
     split.run(params)
     train = pd.read_parquet(params.paths.train)
+    validation = pd.read_parquet(params.paths.validation)
     test = pd.read_parquet(params.paths.test)
     assert len(test) == round(3000 * params.split.test_size)
-    assert train[TIME_COLUMN].max() <= test[TIME_COLUMN].min()
+    assert len(validation) == round(3000 * params.split.validation_size)
+    assert len(train) + len(validation) + len(test) == 3000
+    assert train[TIME_COLUMN].max() <= validation[TIME_COLUMN].min()
+    assert validation[TIME_COLUMN].max() <= test[TIME_COLUMN].min()
 
 
-def test_stratified_split_keeps_label_rate():
-    labels = np.array([1] * 50 + [0] * 950)
-    train, test = split.split_indices(1000, labels, None, SplitConfig(test_size=0.2, seed=1))
-    assert len(set(train) & set(test)) == 0
-    assert labels[test].mean() == pytest.approx(0.05)
-    assert labels[train].mean() == pytest.approx(0.05)
+def test_stratified_split_keeps_label_rate_in_all_three_parts():
+    labels = np.array([1] * 100 + [0] * 1900)
+    config = SplitConfig(test_size=0.2, validation_size=0.25, seed=1)
+    train, validation, test = split.split_indices(2000, labels, None, config)
+    assert (len(train), len(validation), len(test)) == (1100, 500, 400)
+    assert len(set(train) | set(validation) | set(test)) == 2000
+    for part in (train, validation, test):
+        assert labels[part].mean() == pytest.approx(0.05)
+    again = split.split_indices(2000, labels, None, config)
+    assert all(np.array_equal(a, b) for a, b in zip((train, validation, test), again, strict=True))
+
+
+def test_sizes_that_leave_no_training_rows_are_refused():
+    from mlgitops.errors import ConfigError
+    from tests.support.project import raw_params
+
+    raw = raw_params()
+    raw["split"].update(test_size=0.5, validation_size=0.5)
+    with pytest.raises(ConfigError, match="split: .*validation_size must be below 1"):
+        parse_params(raw)
 
 
 def test_profile_describes_training_split(params):
