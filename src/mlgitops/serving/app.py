@@ -123,11 +123,17 @@ def create_app() -> Starlette:
         labels = (scores_array >= model.threshold).astype(np.int8).tolist()
         request_id = _request_id(request, runtime)
         version = runtime.pinned.bento_tag
+        if batch.ids is not None:
+            predictions = [
+                {"score": s, "label": lab, "id": i}
+                for s, lab, i in zip(scores, labels, batch.ids, strict=True)
+            ]
+        else:
+            pairs = zip(scores, labels, strict=True)
+            predictions = [{"score": s, "label": lab} for s, lab in pairs]
         response = _json(
             {
-                "predictions": [
-                    {"score": s, "label": lab} for s, lab in zip(scores, labels, strict=True)
-                ],
+                "predictions": predictions,
                 "model_version": version,
                 "request_id": request_id,
             },

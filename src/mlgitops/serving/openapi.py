@@ -45,6 +45,8 @@ def openapi_document(request: dict[str, Any], version: str) -> dict[str, Any]:
                     "properties": {
                         "score": {"type": "number", "minimum": 0, "maximum": 1},
                         "label": {"type": "integer", "enum": [0, 1]},
+                        # The record's id column, when the data has one (null if not sent).
+                        "id": {"type": ["string", "integer", "null"]},
                     },
                 },
             },

@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -137,7 +137,8 @@ class Runtime:
 
     def _load(self) -> LoadedModel:
         from mlgitops.profile import load_profile
-        from mlgitops.serving.layout import MODEL_CARD_FILE, MODEL_FILE, PROFILE_FILE
+        from mlgitops.schema import load_schema
+        from mlgitops.serving.layout import MODEL_CARD_FILE, MODEL_FILE, PROFILE_FILE, SCHEMA_FILE
 
         stored = _stored_model(self.pinned.model_tag)
         release = self.pinned.release
@@ -149,7 +150,12 @@ class Runtime:
         profile = load_profile(Path(stored.path_of(PROFILE_FILE)))
         model = build_model(pipeline, profile, release.threshold)
         self_check(model, pipeline)
-        return model
+        # The data's id, time and dropped columns are accepted (and echoed/logged), not scored.
+        schema = load_schema(Path(stored.path_of(SCHEMA_FILE)))
+        space = model.space.with_passthrough(
+            schema.id_column, schema.time_column, tuple(schema.dropped_columns)
+        )
+        return replace(model, space=space)
 
     def metadata(self) -> dict[str, Any]:
         release = self.pinned.release
@@ -195,18 +201,29 @@ class Runtime:
         version = self.pinned.bento_tag
         when = isotime(epoch)
         dumps = orjson.dumps
+        space = self.model.space if self.model is not None else None
+        id_column = space.id_column if space else None
+        time_column = space.time_column if space else None
+        passthrough = frozenset(space.passthrough) if space else frozenset()
         for row, (record, score, label) in enumerate(zip(records, scores, labels, strict=True)):
-            yield dumps(
-                {
-                    "request_id": request_id,
-                    "row": row,
-                    "time": when,
-                    "model_version": version,
-                    "features": record,
-                    "score": score,
-                    "label": label,
-                }
+            line: dict[str, Any] = {}
+            if passthrough and not passthrough.isdisjoint(record):
+                # The monitor reads the entity id and the event time beside the features.
+                if id_column is not None and record.get(id_column) is not None:
+                    line["id"] = record[id_column]
+                if time_column is not None and record.get(time_column) is not None:
+                    line["event_time"] = record[time_column]
+                record = {k: v for k, v in record.items() if k not in passthrough}
+            line.update(
+                request_id=request_id,
+                row=row,
+                time=when,
+                model_version=version,
+                features=record,
+                score=score,
+                label=label,
             )
+            yield dumps(line)
 
     def close(self) -> None:
         self.prediction_log.close()

@@ -335,3 +335,52 @@ def test_exported_archive_serves_alone_as_in_the_image(
         assert response.status_code == 200
         assert response.json()["model_version"] == packaged.bento_tag
     assert not (empty_home / "models" / "fraud-detector").exists()
+
+
+def _data_rows(count: int) -> list[dict[str, Any]]:
+    """Rows of data/transactions.csv as a client sends them: every column but the target, typed
+    JSON values, empty cells as null (generated the same way when the data is not pulled)."""
+    import io
+
+    import pandas as pd
+
+    from mlgitops.data.generate import GeneratorConfig, generate_csv_text
+    from tests.support.project import REPO_ROOT
+
+    data = REPO_ROOT / "data" / "transactions.csv"
+    text = data.read_text() if data.is_file() else generate_csv_text(GeneratorConfig(rows=count))
+    table = pd.read_csv(io.StringIO(text), nrows=count).drop(columns=["is_fraud"])
+    rows = table.to_dict("records")
+    return [{k: (None if v != v else v) for k, v in row.items()} for row in rows]
+
+
+def test_a_row_of_the_data_file_is_scored_and_its_id_echoed_and_logged(
+    client: httpx.Client, live_server: LiveServer
+) -> None:
+    rows = _data_rows(3)
+    assert {"transaction_id", "timestamp"} <= set(rows[0])
+    response = client.post("/predict", json={"records": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [p["id"] for p in body["predictions"]] == [r["transaction_id"] for r in rows]
+    # The same features without the id and the time score the same: they never reach the model.
+    bare = [{k: v for k, v in r.items() if k not in ("transaction_id", "timestamp")} for r in rows]
+    again = client.post("/predict", json={"records": bare}).json()["predictions"]
+    assert [p["score"] for p in again] == [p["score"] for p in body["predictions"]]
+    assert [p["id"] for p in again] == [None, None, None]
+    unknown = client.post("/predict", json={"records": [{**rows[0], "colour": "red"}]})
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["field"] == "colour"
+
+    deadline = time.monotonic() + 5
+    lines: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(lines) < 3:
+        time.sleep(0.1)
+        text = live_server.prediction_log.read_text()
+        lines = [json.loads(x) for x in text.splitlines() if body["request_id"] in x]
+    assert [(line["id"], line["event_time"]) for line in lines] == [
+        (r["transaction_id"], r["timestamp"]) for r in rows
+    ]
+    assert "transaction_id" not in lines[0]["features"]
+    schema = client.get("/schema").json()["properties"]["records"]["items"]
+    assert {"transaction_id", "timestamp"} <= set(schema["properties"])
