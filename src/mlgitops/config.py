@@ -50,6 +50,8 @@ class PathsConfig(_Strict):
     requirements_lock: Path = Path("requirements.lock")
     # Monitoring; defaults keep params.yaml of older commits readable.
     score_reference: Path = Path("artifacts/monitoring/score_reference.json")
+    # The calibration's check on the test split (Brier, reliability), a metric of score_reference.
+    calibration_metrics: Path = Path("metrics/calibration.json")
     prometheus_rules: Path = Path("k8s/monitoring/rules.yaml")
     prometheus_rule_resource: Path = Path("k8s/monitoring/prometheusrule.yaml")
     monitor_summary: Path = Path("reports/monitor/summary.json")
@@ -184,6 +186,8 @@ class ServingConfig(BaseSettings):
     feedback_log: str = "feedback.jsonl"
     prediction_log_queue: int = Field(ge=1, default=10000)
     workers: int = Field(ge=1, default=1)
+    # Rows whose served label a worker keeps to join /feedback to (labelled_outcome_total).
+    feedback_join_rows: int = Field(ge=0, default=100_000)
     # Each prediction is in the prediction log already; an access log line per request costs CPU.
     access_log: bool = False
     # OpenTelemetry spans for the API routes (with an exporter configured for BentoML).

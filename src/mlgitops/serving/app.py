@@ -140,6 +140,7 @@ def create_app() -> Starlette:
             headers={"x-request-id": request_id},
         )
         runtime.metrics.observe_batch(labels, scores, batch.missing, batch.unseen)
+        runtime.observe(batch, scores_array, labels, request_id)
         runtime.prediction_log.submit(
             # The time is formatted by the writer thread, off the request path.
             (request_id, time.time(), batch.records, scores, labels),
@@ -187,7 +188,9 @@ def create_app() -> Starlette:
             message = "feedback queue is full; retry later"
             return _json({"error": "feedback_busy", "message": message, "detail": []}, 503)
         runtime.metrics.child("feedback", str(entry["label"])).inc()
-        return _json({"status": "accepted", "request_id": entry["request_id"]}, 202)
+        joined = runtime.join_feedback(entry)
+        body = {"status": "accepted", "request_id": entry["request_id"], "outcome": joined}
+        return _json(body, 202)
 
     app = Starlette(
         routes=[

@@ -103,6 +103,12 @@ class Runtime:
             on_drop=self.metrics.log_dropped.inc,
         )
         self.feedback_log = JsonLinesLog(settings.feedback_log, settings.prediction_log_queue)
+        # Online monitoring (mlgitops.serving.stats): the binning plan, set when the model loads,
+        # and the served labels of recent rows, for joining /feedback.
+        from mlgitops.serving.stats import RecentPredictions
+
+        self.online: Any = None
+        self.recent = RecentPredictions(settings.feedback_join_rows)
 
     @property
     def ready(self) -> bool:
@@ -155,7 +161,47 @@ class Runtime:
         space = model.space.with_passthrough(
             schema.id_column, schema.time_column, tuple(schema.dropped_columns)
         )
+        self._prepare_monitoring(stored, profile)
         return replace(model, space=space)
+
+    def _prepare_monitoring(self, stored: Any, profile: Any) -> None:
+        from mlgitops.monitoring.reference import load_score_reference
+        from mlgitops.serving.layout import SCORE_REFERENCE_FILE
+        from mlgitops.serving.stats import OnlineStats
+
+        reference_file = Path(stored.path_of(SCORE_REFERENCE_FILE))
+        # Bentos built before the reference shipped have none: feature bins only, then.
+        reference = load_score_reference(reference_file) if reference_file.is_file() else None
+        if reference is None:
+            logger.warning("no %s in the model: no score bins or expected outcomes", reference_file)
+        self.online = OnlineStats(profile, reference)
+        release = self.pinned.release
+        info = {
+            "bento_tag": self.pinned.bento_tag,
+            "model_hash": release.model_hash,
+            "data_hash": release.data_hash,
+            "git_commit": self.git_commit or "",
+        }
+        self.metrics.prepare_monitoring(self.online, info)
+
+    def observe(self, batch: Any, scores: Any, labels: list[int], request_id: str) -> None:
+        """Monitoring counters of a scored batch, and its labels kept for /feedback."""
+        online = self.online
+        if online is not None:
+            self.metrics.observe_monitoring(online.batch(batch.columns, scores, labels))
+        self.recent.add(request_id, labels, batch.ids)
+
+    def join_feedback(self, entry: dict[str, Any]) -> str | None:
+        """The outcome (tp/fp/tn/fn) of a feedback label joined to the prediction this worker
+        served, counted in labelled_outcome; None when the prediction is not known here."""
+        from mlgitops.serving.stats import outcome
+
+        served = self.recent.label(entry["request_id"], entry["row"], entry.get("id"))
+        if served is None:
+            return None
+        result = outcome(served, entry["label"])
+        self.metrics.child("labelled_outcome", result).inc()
+        return result
 
     def metadata(self) -> dict[str, Any]:
         release = self.pinned.release

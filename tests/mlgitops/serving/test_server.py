@@ -180,6 +180,68 @@ def test_metrics_expose_labels_scores_and_bentoml_request_metrics(
     assert "bentoml_service_request" in text
 
 
+def _series(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    found = {}
+    for m in re.finditer(rf"^{re.escape(name)}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
+        labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', m.group(1))))
+        found[labels] = found.get(labels, 0.0) + float(m.group(2))
+    return found
+
+
+# Before the tests that start other servers: those share the BentoML home, and a server
+# starting clears the Prometheus multiprocess files of the store's home.
+def test_monitoring_counters_follow_the_metric_contract(
+    client: httpx.Client, packaged: Packaged, records: list[dict[str, Any]]
+) -> None:
+    from mlgitops.monitoring import metric_names as names
+    from mlgitops.profile import bin_label, bin_labels, load_profile
+
+    profile = load_profile(packaged.artifacts.profile_file)
+    before = client.get("/metrics").text
+    # Every (feature, bin) exists from the start, traffic or not.
+    bins = _series(before, names.FEATURE_BIN_TOTAL)
+    for feature, spec in profile.features.items():
+        for label in bin_labels(spec):
+            assert (("bin", label), ("feature", feature)) in bins
+    batch = records[:MAX_BATCH]
+    body = client.post("/predict", json={"records": batch}).json()
+    after = client.get("/metrics").text
+    delta = {k: v - bins.get(k, 0.0) for k, v in _series(after, names.FEATURE_BIN_TOTAL).items()}
+    want = {}
+    for record in batch:
+        for feature, spec in profile.features.items():
+            key = (("bin", bin_label(spec, record.get(feature))), ("feature", feature))
+            want[key] = want.get(key, 0) + 1
+    assert {k: v for k, v in delta.items() if v} == want
+    score_delta = sum(_series(after, names.SCORE_BIN_TOTAL).values()) - sum(
+        _series(before, names.SCORE_BIN_TOTAL).values()
+    )
+    assert score_delta == len(batch)
+    expected = _series(after, names.EXPECTED_OUTCOME_TOTAL)
+    assert set(expected) == {(("outcome", o),) for o in names.OUTCOMES}
+    gained = sum(expected.values()) - sum(_series(before, names.EXPECTED_OUTCOME_TOTAL).values())
+    assert gained == pytest.approx(len(batch))
+    info = _series(after, names.MODEL_INFO)
+    assert list(info.values()) == [1.0]
+    assert dict(next(iter(info))) == {
+        "bento_tag": packaged.bento_tag,
+        "model_hash": packaged.release.model_hash,
+        "data_hash": packaged.release.data_hash,
+        "git_commit": "deadbeef",
+    }
+    # A label for row 3 joins the served label of row 3 in labelled_outcome.
+    served = body["predictions"][3]["label"]
+    feedback = {"request_id": body["request_id"], "row": 3, "label": 1}
+    answer = client.post("/feedback", json=feedback).json()
+    assert answer["outcome"] == ("tp" if served else "fn")
+    labelled = _series(client.get("/metrics").text, names.LABELLED_OUTCOME_TOTAL)
+    old = _series(after, names.LABELLED_OUTCOME_TOTAL)
+    key = (("outcome", answer["outcome"]),)
+    assert labelled[key] - old.get(key, 0.0) == 1.0
+    unknown = client.post("/feedback", json={"request_id": "never-served", "label": 1}).json()
+    assert unknown["outcome"] is None
+
+
 def test_metadata_traces_the_pod_back_to_its_commit(
     client: httpx.Client, packaged: Packaged
 ) -> None:
