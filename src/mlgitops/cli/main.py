@@ -8,7 +8,7 @@ import sys
 import typer
 
 from mlgitops import __version__
-from mlgitops.cli import data, deploy, image, monitor, serve, stages, summary
+from mlgitops.cli import data, deploy, image, monitor, monitor_demo, serve, stages, summary
 from mlgitops.errors import MlgitopsError
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ serve.register(app)
 summary.register(app)
 deploy.register(app)
 monitor.register(app)
+monitor_demo.register(app)
 
 
 def _version_callback(value: bool) -> None:
