@@ -89,6 +89,13 @@ def calibration_check(
     """The calibration on the test split (rows it was not fitted on): Brier score, mean
     predicted against actual positives, and reliability bins, raw and calibrated."""
     calibrated = calibration.apply(scores)
+    reliability = reliability_bins(scores, calibrated, labels, bins)
+
+    def ece(key: str) -> float:
+        # Expected calibration error: the row-weighted gap between score and label rate per bin.
+        gaps = [b["rows"] * abs(b[key] - b["label_rate"]) for b in reliability]
+        return float(sum(gaps) / len(scores))
+
     return {
         "fitted_on": calibration.fitted_on,
         "fitted_rows": calibration.n_rows,
@@ -99,7 +106,9 @@ def calibration_check(
         "mean_raw": float(np.mean(scores)),
         "mean_calibrated": float(np.mean(calibrated)),
         "label_rate": float(np.mean(labels)),
-        "reliability": reliability_bins(scores, calibrated, labels, bins),
+        "ece_raw": ece("mean_score"),
+        "ece_calibrated": ece("mean_calibrated"),
+        "reliability": reliability,
     }
 
 
@@ -138,7 +147,8 @@ def run(params: Params) -> str:
     atomic_write_text(params.paths.calibration_metrics, json.dumps(check, indent=2) + "\n")
     return (
         f"calibration (isotonic on {calibration.n_rows} validation rows): test Brier "
-        f"{check['brier_raw']:.5f} -> {check['brier_calibrated']:.5f}; "
+        f"{check['brier_raw']:.5f} -> {check['brier_calibrated']:.5f}, ECE "
+        f"{check['ece_raw']:.4f} -> {check['ece_calibrated']:.4f}; "
         f"{reference.n_rows} test rows: flag rate {reference.positive_rate:.2%}, expected cost "
         f"{reference.expected_cost_per_1000:.1f} {costs.currency}/1000 (realized "
         f"{reference.released['expected_cost_per_1000']:.1f}), in {params.paths.score_reference}"
