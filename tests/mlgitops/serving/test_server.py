@@ -446,3 +446,30 @@ def test_a_row_of_the_data_file_is_scored_and_its_id_echoed_and_logged(
     assert "transaction_id" not in lines[0]["features"]
     schema = client.get("/schema").json()["properties"]["records"]["items"]
     assert {"transaction_id", "timestamp"} <= set(schema["properties"])
+
+
+def test_counters_of_two_workers_sum_exactly(
+    packaged: Packaged, records: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    from mlgitops.monitoring import metric_names as names
+
+    with run_server(packaged, tmp_path / "two-workers", {"MLGITOPS_WORKERS": "2"}) as server:
+        assert wait_for(f"{server.url}/readyz", 200, 90, server.process)
+        posted = 0
+        for start in range(0, 120, 4):  # a new connection each: both workers take requests
+            response = httpx.post(
+                f"{server.url}/predict", json={"records": records[start : start + 4]}, timeout=30
+            )
+            assert response.status_code == 200, response.text
+            posted += 4
+        text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    per_feature: dict[str, float] = {}
+    for labels, value in _series(text, names.FEATURE_BIN_TOTAL).items():
+        feature = dict(labels)["feature"]
+        per_feature[feature] = per_feature.get(feature, 0.0) + value
+    assert set(per_feature.values()) == {float(posted)}
+    assert sum(_series(text, names.SCORE_BIN_TOTAL).values()) == posted
+    assert sum(_series(text, names.PREDICTIONS_TOTAL).values()) == posted
+    assert sum(_series(text, names.EXPECTED_OUTCOME_TOTAL).values()) == pytest.approx(posted)
+    # One model_info series at 1, not one per worker.
+    assert list(_series(text, names.MODEL_INFO).values()) == [1.0]
