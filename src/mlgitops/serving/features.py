@@ -16,6 +16,7 @@ from mlgitops.schema import FeatureKind
 
 # Errors reported per request; past this many the rest would only repeat the same mistake.
 MAX_ERRORS = 20
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 _ABSENT = object()
 
 
@@ -278,6 +279,9 @@ def _passthrough_error(space: FeatureSpace, row: int, key: str, value: object) -
     kind = type(value)
     if value is None:
         return None
+    if kind is int and not _INT64_MIN <= value <= _UINT64_MAX:  # type: ignore[operator]
+        # The response and the log are written by orjson, which refuses wider integers.
+        return FieldError("wrong_type", f"{key} is an integer out of the 64-bit range", row, key)
     if key == space.id_column:
         if kind is str or kind is int:
             return None

@@ -138,7 +138,8 @@ def test_fields_the_data_never_had_are_still_unknown() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("tx_id", 1.5), ("tx_id", True), ("ts", 3), ("merchant_name", [1])]
+    ("field", "value"),
+    [("tx_id", 1.5), ("tx_id", True), ("tx_id", 2**64), ("ts", 3), ("merchant_name", [1])],
 )
 def test_passthrough_columns_of_the_wrong_type_are_named(field: str, value: object) -> None:
     error = _error_in({"records": [_record(**{field: value})]}, PASSTHROUGH)
