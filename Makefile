@@ -13,7 +13,7 @@ export BENTOML_DO_NOT_TRACK := True
 
 PYTEST_ARGS ?=
 
-.PHONY: help setup lock data run repro summary test lint format serve image bench clean
+.PHONY: help setup lock data run repro summary test lint format serve image bench clean monitor-demo
 
 help: ## List the documented targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -74,3 +74,7 @@ bench: $(STAMP) ## Run the benchmarks (slow; figures on each last line)
 
 clean: ## Remove the virtual environment and caches (keeps data and artifacts)
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+SCENARIO ?= broken_feature
+monitor-demo: $(STAMP) ## Replay a scenario (SCENARIO=...) through the served release, then monitor it
+	mlgitops monitor-demo --scenario $(SCENARIO)

@@ -426,10 +426,15 @@ def package(subject: Subject, home: Path) -> str:
         threshold=subject.threshold, threshold_policy="fixed", metrics={},
         trained_at="1970-01-01T00:00:00+00:00", mlgitops_version="0.1.0",
     ).model_dump(mode="json")  # fmt: skip
+    # The service's monitoring counters need the score reference, as the package stage ships it.
+    from mlgitops.serving.layout import SCORE_REFERENCE_FILE
+
+    reference = REPO / "artifacts/monitoring/score_reference.json"
+    extra = {SCORE_REFERENCE_FILE: reference} if subject.source == "pipeline" else None
     tag = save_model(
         name="fraud-detector", version=VERSION, model_file=subject.model_file,
         profile_file=subject.profile_file, schema_file=subject.schema_file,
-        model_card_file=subject.model_card_file, metadata=release,
+        model_card_file=subject.model_card_file, metadata=release, extra_files=extra,
     )  # fmt: skip
     requirements = pinned_requirements(REPO / "requirements.lock")
     return build_bento(

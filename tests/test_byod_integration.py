@@ -58,11 +58,12 @@ def byod_project(tmp_path_factory) -> Path:
         "target": "churned",
         "positive_class": "yes",
         "time_column": None,
+        "id_column": "customer_id",
         "column_types": {"plan_code": "categorical"},
     }
     raw["validate"].update(min_rows=500, min_positive=20)
     raw["package"]["bento_name"] = "churn-model"
-    raw["monitoring"].update(segments=["contract"], id_column="customer_id")
+    raw["monitoring"].update(segments=["contract"])
     raw["report"]["words"] = {
         "model": "churn model",
         "positive": "churning customer",

@@ -53,6 +53,8 @@ class PathsConfig(_Strict):
     requirements_lock: Path = Path("requirements.lock")
     # Monitoring; defaults keep params.yaml of older commits readable.
     score_reference: Path = Path("artifacts/monitoring/score_reference.json")
+    # The calibration's check on the test split (Brier, reliability), a metric of score_reference.
+    calibration_metrics: Path = Path("metrics/calibration.json")
     prometheus_rules: Path = Path("k8s/monitoring/rules.yaml")
     prometheus_rule_resource: Path = Path("k8s/monitoring/prometheusrule.yaml")
     monitor_summary: Path = Path("reports/monitor/summary.json")
@@ -64,6 +66,9 @@ class DataConfig(_Strict):
     target: str = Field(min_length=1)
     positive_class: str | int | bool
     time_column: str | None = None
+    # The entity id (a transaction id): never a feature; the service echoes and logs it and
+    # monitoring joins labels on it. The one definition (monitoring.id_column is its old name).
+    id_column: str | None = None
     column_types: dict[str, ColumnType] = Field(default_factory=dict)
     # Columns whose share of distinct values is above this are treated as identifiers and dropped.
     id_unique_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
@@ -184,6 +189,8 @@ class ServingConfig(BaseSettings):
     feedback_log: str = "feedback.jsonl"
     prediction_log_queue: int = Field(ge=1, default=10000)
     workers: int = Field(ge=1, default=1)
+    # Rows whose served label a worker keeps to join /feedback to (labelled_outcome_total).
+    feedback_join_rows: int = Field(ge=0, default=100_000)
     # Each prediction is in the prediction log already; an access log line per request costs CPU.
     access_log: bool = False
     # OpenTelemetry spans for the API routes (with an exporter configured for BentoML).
@@ -299,6 +306,7 @@ class MonitoringConfig(_Strict):
     segments: list[str] = Field(default_factory=list)
     max_segment_values: int = Field(ge=1, default=20)
     example_ids: int = Field(ge=0, default=5)
+    # Deprecated: data.id_column is the definition; kept so older params.yaml stay readable.
     id_column: str | None = None
     score_bins: int = Field(ge=2, le=50, default=10)
     rules: RulesConfig = RulesConfig()
@@ -358,6 +366,22 @@ class Params(_Strict):
                     name = ServingConfig.env_name(key)
                     raise ValueError(f"{key}: set by the environment ({name}), not in params.yaml")
         return value
+
+    @property
+    def id_column(self) -> str | None:
+        """The entity id column: data.id_column, else the deprecated monitoring.id_column."""
+        return self.data.id_column or self.monitoring.id_column
+
+    @model_validator(mode="after")
+    def _id_column_defined_once(self) -> Params:
+        data, old = self.data.id_column, self.monitoring.id_column
+        if data and old and data != old:
+            raise ValueError(f"monitoring.id_column {old!r} differs from data.id_column {data!r}")
+        if data and self.data.column_types.get(data) in ("numeric", "categorical"):
+            raise ValueError(f"data.column_types.{data}: the id column cannot be a feature")
+        if data and data in (self.data.target, self.data.time_column):
+            raise ValueError(f"data.id_column: {data!r} is the target or the time column")
+        return self
 
     @model_validator(mode="after")
     def _target_is_not_overridden_away(self) -> Params:

@@ -38,6 +38,15 @@ class TrainingSchema(BaseModel):
     time_column: str | None
     features: tuple[FeatureSpec, ...]
     dropped_columns: tuple[str, ...]
+    # data.id_column (one of dropped_columns); None in schemas written before it existed.
+    id_column: str | None = None
+
+    @property
+    def passthrough_columns(self) -> list[str]:
+        """Columns of the data that are not features (id, time, dropped) and that a request may
+        carry: the service accepts them and never feeds them to the model."""
+        names = [c for c in (self.id_column, self.time_column) if c]
+        return names + [c for c in self.dropped_columns if c not in names]
 
     @property
     def feature_names(self) -> list[str]:

@@ -60,3 +60,17 @@ def test_serving_settings_one_environment_mapping(monkeypatch):
         monkeypatch.setenv(name, value)
     assert ServingConfig.from_env() == settings
     assert settings.environment()["MLGITOPS_GIT_COMMIT"] == "abc"
+
+
+def test_the_id_column_is_defined_once() -> None:
+    from tests.support.project import raw_params
+
+    raw = raw_params()
+    assert parse_params(raw).id_column == raw["data"]["id_column"]
+    raw["monitoring"]["id_column"] = "other_id"
+    with pytest.raises(ConfigError, match="differs from data.id_column"):
+        parse_params(raw)
+    raw = raw_params()
+    raw["data"]["column_types"][raw["data"]["id_column"]] = "numeric"
+    with pytest.raises(ConfigError, match="cannot be a feature"):
+        parse_params(raw)

@@ -19,9 +19,11 @@ from mlgitops.data.generate import COLUMNS, GeneratorConfig, write_dataset
 from mlgitops.data.prepare import encode_target, model_frame
 from mlgitops.data.table import read_table
 from mlgitops.io import file_sha256, save_model_json
+from mlgitops.monitoring.reference import Costs, ScoreReference, fit_calibration
 from mlgitops.profile import ReferenceProfile
 from mlgitops.records import ModelCard, save_record
 from mlgitops.schema import TARGET_COLUMN, TrainingSchema
+from mlgitops.stages.score_reference import RELEASED_KEYS, build_reference
 from mlgitops.stages.split import build_profile
 from mlgitops.stages.train import fit
 from mlgitops.stages.validate import validate_table
@@ -50,6 +52,8 @@ class DevArtifacts:
     model_card_file: Path
     metadata: dict[str, object]
     frame: pd.DataFrame  # feature columns as the model takes them
+    # Score bins and calibration over held-out generated rows (as stage score_reference writes).
+    score_reference_file: Path | None = None
 
 
 def dev_data(rows: int, seed: int) -> DevData:
@@ -112,6 +116,29 @@ def make_dev_artifacts(directory: Path, rows: int = 5000, max_iter: int = 60) ->
     )
     card_file = directory / "model_card.json"
     save_record(card, card_file)
+    reference_file = directory / "score_reference.json"
+    save_model_json(dev_reference(pipeline, schema, float(metadata["threshold"])), reference_file)
     return DevArtifacts(
-        model_file, profile_file, schema_file, card_file, metadata, data.frame[schema.feature_names]
+        model_file,
+        profile_file,
+        schema_file,
+        card_file,
+        metadata,
+        data.frame[schema.feature_names],
+        reference_file,
+    )
+
+
+def dev_reference(pipeline: object, schema: TrainingSchema, threshold: float) -> ScoreReference:
+    """The score reference of stage score_reference, on held-out rows: calibration fitted on
+    one half, the rest as the test split."""
+    held_out = dev_data(4000, seed=8).frame
+    scores = pipeline.predict_proba(held_out[schema.feature_names])[:, 1]  # type: ignore[attr-defined]
+    labels = held_out[TARGET].to_numpy().astype(int)
+    half = len(scores) // 2
+    calibration = fit_calibration(scores[:half], labels[:half])
+    metrics = {"threshold": threshold} | dict.fromkeys(RELEASED_KEYS, 0.1)
+    costs = Costs(false_positive=5.0, false_negative=120.0, currency="EUR")
+    return build_reference(
+        labels[half:], scores[half:], metrics, costs, 10, calibration=calibration
     )

@@ -33,7 +33,8 @@ def ensure_bento(record: ReleaseRecord, archive: Path) -> None:
             f"bento {record.bento_tag} is neither in the BentoML store nor at {archive} "
             "(run `dvc repro` or `dvc pull`)"
         )
-    bentoml.bentos.import_bento(str(archive))
+    # Absolute: BentoML opens a relative archive path against the filesystem root.
+    bentoml.bentos.import_bento(str(Path(archive).resolve()))
 
 
 def serve_environment(

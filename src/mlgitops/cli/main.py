@@ -8,7 +8,17 @@ import sys
 import typer
 
 from mlgitops import __version__
-from mlgitops.cli import data, deploy, image, monitor, report, serve, stages, summary
+from mlgitops.cli import (
+    data,
+    deploy,
+    image,
+    monitor,
+    monitor_demo,
+    report,
+    serve,
+    stages,
+    summary,
+)
 from mlgitops.errors import MlgitopsError
 
 app = typer.Typer(
@@ -26,6 +36,7 @@ serve.register(app)
 summary.register(app)
 deploy.register(app)
 monitor.register(app)
+monitor_demo.register(app)
 
 
 def _version_callback(value: bool) -> None:

@@ -67,7 +67,7 @@ def run_monitor(
                 f"({log_stats.malformed} malformed)"
             )
         progress("reading labels")
-        labels = read_labels(request.labels, profile.target, config.id_column, label_stats)
+        labels = read_labels(request.labels, profile.target, params.id_column, label_stats)
         result = check(
             predictions, labels, profile, reference, config, model_version, request.as_of, progress
         )

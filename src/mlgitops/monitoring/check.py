@@ -326,7 +326,7 @@ def check(
 
     logged = predictions[LABEL].to_numpy(dtype="float64")
     flagged = np.where(np.isnan(logged), scores >= reference.threshold, logged == 1)
-    expected = expected_outcomes(scores, reference.threshold)
+    expected = expected_outcomes(scores, reference.threshold, reference.calibration)
     expected_sums = {k: _sums(w_index, v, n_windows) for k, v in expected.items()}
     row_cost = (
         reference.costs.false_positive * expected["fp"]

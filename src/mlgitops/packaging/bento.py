@@ -68,8 +68,10 @@ def save_model(
     schema_file: Path,
     model_card_file: Path,
     metadata: dict[str, Any],
+    extra_files: dict[str, Path] | None = None,
 ) -> str:
-    """Save the model with its profile, schema and card under `name:version`; return the tag.
+    """Save the model with its profile, schema and card (and `extra_files`, {name in the entry:
+    source}: the score reference, the rules) under `name:version`; return the tag.
 
     The model store is the one of `BENTOML_HOME`. An existing tag is kept: the version is the
     model's content hash, so the same tag means the same model.
@@ -82,7 +84,8 @@ def save_model(
         return str(bentoml.models.get(tag).tag)
     except NotFound:
         pass
-    for source in (model_file, profile_file, schema_file, model_card_file):
+    extra = dict(sorted((extra_files or {}).items()))
+    for source in (model_file, profile_file, schema_file, model_card_file, *extra.values()):
         if not Path(source).is_file():
             raise PackagingError(f"{source}: not found; cannot save model {tag}")
     labels = {"mlgitops.io/kind": "fraud-model"}
@@ -94,6 +97,8 @@ def save_model(
             shutil.copyfile(profile_file, model.path_of(PROFILE_FILE))
             shutil.copyfile(schema_file, model.path_of(SCHEMA_FILE))
             shutil.copyfile(model_card_file, model.path_of(MODEL_CARD_FILE))
+            for name, source in extra.items():
+                shutil.copyfile(source, model.path_of(name))
     except Exception as error:  # BentoML raises many kinds; all mean "not saved"
         raise _store_error(f"saving model {tag}", error) from error
     return tag

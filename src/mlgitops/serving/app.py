@@ -123,17 +123,24 @@ def create_app() -> Starlette:
         labels = (scores_array >= model.threshold).astype(np.int8).tolist()
         request_id = _request_id(request, runtime)
         version = runtime.pinned.bento_tag
+        if batch.ids is not None:
+            predictions = [
+                {"score": s, "label": lab, "id": i}
+                for s, lab, i in zip(scores, labels, batch.ids, strict=True)
+            ]
+        else:
+            pairs = zip(scores, labels, strict=True)
+            predictions = [{"score": s, "label": lab} for s, lab in pairs]
         response = _json(
             {
-                "predictions": [
-                    {"score": s, "label": lab} for s, lab in zip(scores, labels, strict=True)
-                ],
+                "predictions": predictions,
                 "model_version": version,
                 "request_id": request_id,
             },
             headers={"x-request-id": request_id},
         )
         runtime.metrics.observe_batch(labels, scores, batch.missing, batch.unseen)
+        runtime.observe(batch, scores_array, labels, request_id)
         runtime.prediction_log.submit(
             # The time is formatted by the writer thread, off the request path.
             (request_id, time.time(), batch.records, scores, labels),
@@ -181,7 +188,9 @@ def create_app() -> Starlette:
             message = "feedback queue is full; retry later"
             return _json({"error": "feedback_busy", "message": message, "detail": []}, 503)
         runtime.metrics.child("feedback", str(entry["label"])).inc()
-        return _json({"status": "accepted", "request_id": entry["request_id"]}, 202)
+        joined = runtime.join_feedback(entry)
+        body = {"status": "accepted", "request_id": entry["request_id"], "outcome": joined}
+        return _json(body, 202)
 
     app = Starlette(
         routes=[

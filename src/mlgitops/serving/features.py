@@ -16,6 +16,7 @@ from mlgitops.schema import FeatureKind
 
 # Errors reported per request; past this many the rest would only repeat the same mistake.
 MAX_ERRORS = 20
+_INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 _ABSENT = object()
 
 
@@ -33,10 +34,23 @@ class FeatureSpace:
     """The features a request must carry, in model input order."""
 
     features: tuple[Feature, ...]
+    # Columns of the data that are not features (the schema's id, time and dropped columns): a
+    # record may carry them; they are checked for type, returned/logged, never scored.
+    id_column: str | None = None
+    time_column: str | None = None
+    passthrough: tuple[str, ...] = ()
 
     @property
     def names(self) -> list[str]:
         return [f.name for f in self.features]
+
+    def with_passthrough(
+        self, id_column: str | None, time_column: str | None, others: tuple[str, ...] = ()
+    ) -> FeatureSpace:
+        """This space accepting the schema's non-feature columns (TrainingSchema fields)."""
+        named = [c for c in (id_column, time_column) if c]
+        passthrough = (*named, *(c for c in others if c not in named))
+        return FeatureSpace(self.features, id_column, time_column, passthrough)
 
     @classmethod
     def from_profile(cls, profile: ReferenceProfile) -> FeatureSpace:
@@ -61,6 +75,14 @@ class FeatureSpace:
             if feature.allows_missing:
                 spec = {"anyOf": [spec, {"type": "null"}]}
             properties[feature.name] = spec
+        for name in self.passthrough:
+            if name == self.id_column:
+                spec = {"type": ["string", "integer", "null"], "description": "entity id, echoed"}
+            elif name == self.time_column:
+                spec = {"type": ["string", "null"], "description": "event time (ISO 8601), logged"}
+            else:
+                spec = {"type": ["string", "number", "boolean", "null"], "description": "ignored"}
+            properties[name] = spec
         record = {
             "type": "object",
             "properties": properties,
@@ -118,6 +140,9 @@ class Batch:
     columns: list[list[Any]]
     missing: dict[str, int] = field(default_factory=dict)
     unseen: dict[str, int] = field(default_factory=dict)
+    # Per record: the id column's and the time column's value (None when absent or unnamed).
+    ids: list[Any] | None = None
+    event_times: list[Any] | None = None
 
     def __len__(self) -> int:
         return len(self.records)
@@ -162,6 +187,7 @@ def validate_body(body: object, space: FeatureSpace, max_batch_size: int) -> Bat
 def validate_records(records: list[Any], space: FeatureSpace) -> Batch:
     features = space.features
     names = {f.name for f in features}
+    passthrough = set(space.passthrough)
     n_features = len(features)
     columns: list[list[Any]] = [[] for _ in features]
     missing = [0] * n_features
@@ -178,9 +204,15 @@ def validate_records(records: list[Any], space: FeatureSpace) -> Batch:
             continue
         if len(record) > n_features or not names.issuperset(record):
             for key in record:
-                if key not in names:
-                    message = f"unknown feature {key!r}"
-                    errors.append(FieldError("unknown_feature", message, row, key))
+                if key in names:
+                    continue
+                if key in passthrough:
+                    problem = _passthrough_error(space, row, key, record[key])
+                    if problem is not None:
+                        errors.append(problem)
+                    continue
+                message = f"unknown feature {key!r}"
+                errors.append(FieldError("unknown_feature", message, row, key))
         for index, feature in enumerate(features):
             value = record.get(feature.name, _ABSENT)
             kind = type(value)
@@ -232,12 +264,37 @@ def validate_records(records: list[Any], space: FeatureSpace) -> Batch:
             break
     if errors:
         raise RequestError(422, errors[:MAX_ERRORS])
+    id_column, time_column = space.id_column, space.time_column
     return Batch(
         records=records,
         columns=columns,
         missing={f.name: n for f, n in zip(features, missing, strict=True) if n},
         unseen={f.name: n for f, n in zip(features, unseen, strict=True) if n},
+        ids=[r.get(id_column) for r in records] if id_column else None,
+        event_times=[r.get(time_column) for r in records] if time_column else None,
     )
+
+
+def _passthrough_error(space: FeatureSpace, row: int, key: str, value: object) -> FieldError | None:
+    kind = type(value)
+    if value is None:
+        return None
+    if kind is int and not _INT64_MIN <= value <= _UINT64_MAX:  # type: ignore[operator]
+        # The response and the log are written by orjson, which refuses wider integers.
+        return FieldError("wrong_type", f"{key} is an integer out of the 64-bit range", row, key)
+    if key == space.id_column:
+        if kind is str or kind is int:
+            return None
+        message = f"{key} (the id) must be a string or an integer, got {_type_name(value)}"
+    elif key == space.time_column:
+        if kind is str:
+            return None
+        message = f"{key} (the event time) must be an ISO 8601 string, got {_type_name(value)}"
+    else:
+        if kind in (str, int, float, bool):
+            return None
+        message = f"{key} must be a string, number or boolean, got {_type_name(value)}"
+    return FieldError("wrong_type", message, row, key)
 
 
 def _not_finite(row: int, name: str, value: object) -> FieldError:

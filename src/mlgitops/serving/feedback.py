@@ -11,10 +11,11 @@ REQUEST_ID_MAX = 128
 
 
 def validate_feedback(body: object) -> dict[str, Any]:
-    """`{"request_id": str, "label": 0|1|true|false, "row": int >= 0 (default 0)}`."""
+    """`{"request_id": str, "label": 0|1|true|false, "row": int >= 0 (default 0), "id": the
+    record's entity id (optional; joins the label by id, and the monitor reads it)}`."""
     if not isinstance(body, dict):
         raise RequestError(400, [FieldError("invalid_body", "body must be a JSON object")])
-    unknown = [key for key in body if key not in {"request_id", "label", "row"}]
+    unknown = [key for key in body if key not in {"request_id", "label", "row", "id"}]
     if unknown:
         raise RequestError(
             422, [FieldError("unknown_field", f"unknown field {unknown[0]!r}", None, unknown[0])]
@@ -34,4 +35,11 @@ def validate_feedback(body: object) -> dict[str, Any]:
         raise RequestError(
             422, [FieldError("wrong_type", "row must be an integer >= 0", None, "row")]
         )
-    return {"request_id": request_id, "row": row, "label": label}
+    entity = body.get("id")
+    if entity is not None and type(entity) not in (str, int):
+        message = "id must be a string or an integer"
+        raise RequestError(422, [FieldError("wrong_type", message, None, "id")])
+    entry = {"request_id": request_id, "row": row, "label": label}
+    if entity is not None:
+        entry["id"] = entity
+    return entry

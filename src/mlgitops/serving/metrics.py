@@ -10,7 +10,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from mlgitops.monitoring import metric_names as names
+
+if TYPE_CHECKING:
+    from mlgitops.serving.stats import BatchStats, OnlineStats
 
 NAMESPACE = "mlgitops"
 SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
@@ -25,8 +30,16 @@ class ServingMetrics:
     rejected: Any
     log_dropped: Any
     feedback: Any
+    # The monitoring contract (mlgitops.monitoring.metric_names).
+    feature_bin: Any
+    score_bin: Any
+    expected_outcome: Any
+    labelled_outcome: Any
+    model_info: Any
     # `.labels(...)` costs more than the increment; children are looked up once and kept.
     _children: dict[tuple[str, str], Any] = field(default_factory=dict)
+    # Children of feature_bin by OnlineStats slot, made by `prepare_monitoring`.
+    _feature_bins: list[Any] = field(default_factory=list)
 
     def child(self, metric: str, value: str) -> Any:
         key = (metric, value)
@@ -59,6 +72,29 @@ class ServingMetrics:
         for feature, count in unseen.items():
             self.child("unseen", feature).inc(count)
 
+    def prepare_monitoring(self, stats: OnlineStats, info: dict[str, str]) -> None:
+        """Create every (feature, bin), score bin and outcome series at 0, and set model_info:
+        a bin that stops filling then reads 0 instead of vanishing from the rules' queries."""
+        self._feature_bins[:] = [self.feature_bin.labels(f, b) for f, b in stats.series]
+        for label in stats.score_labels:
+            self.child("score_bin", label)
+        for outcome in names.OUTCOMES:
+            self.child("expected_outcome", outcome)
+            self.child("labelled_outcome", outcome)
+        for label in ("0", "1"):
+            self.child("predictions", label)
+        self.model_info.labels(*(info.get(k, "") for k in names.MODEL_INFO_LABELS)).set(1)
+
+    def observe_monitoring(self, batch: BatchStats) -> None:
+        """One increment per touched series of the batch."""
+        children = self._feature_bins
+        for slot, count in batch.feature_bins:
+            children[slot].inc(count)
+        for label, count in batch.score_bins:
+            self.child("score_bin", label).inc(count)
+        for outcome, amount in batch.expected.items():
+            self.child("expected_outcome", outcome).inc(amount)
+
 
 _lock = threading.Lock()
 _metrics: ServingMetrics | None = None
@@ -69,7 +105,9 @@ def get_metrics() -> ServingMetrics:
     global _metrics
     with _lock:
         if _metrics is None:
-            from prometheus_client import Counter, Histogram
+            from prometheus_client import Counter, Gauge, Histogram
+
+            client = names.CLIENT_NAMES
 
             _metrics = ServingMetrics(
                 predictions=Counter(
@@ -112,6 +150,38 @@ def get_metrics() -> ServingMetrics:
                     "Feedback labels received",
                     ["label"],
                     namespace=NAMESPACE,
+                ),
+                feature_bin=Counter(
+                    client[names.FEATURE_BIN_TOTAL],
+                    "Scored rows by feature and bin of the reference profile",
+                    list(names.LABELS[names.FEATURE_BIN_TOTAL]),
+                    namespace=NAMESPACE,
+                ),
+                score_bin=Counter(
+                    client[names.SCORE_BIN_TOTAL],
+                    "Scored rows by bin of the score reference",
+                    list(names.LABELS[names.SCORE_BIN_TOTAL]),
+                    namespace=NAMESPACE,
+                ),
+                expected_outcome=Counter(
+                    client[names.EXPECTED_OUTCOME_TOTAL],
+                    "CBPE expected outcomes: sums of calibrated scores at the threshold",
+                    list(names.LABELS[names.EXPECTED_OUTCOME_TOTAL]),
+                    namespace=NAMESPACE,
+                ),
+                labelled_outcome=Counter(
+                    client[names.LABELLED_OUTCOME_TOTAL],
+                    "Feedback labels joined to the prediction this worker served",
+                    list(names.LABELS[names.LABELLED_OUTCOME_TOTAL]),
+                    namespace=NAMESPACE,
+                ),
+                # One series per worker would repeat the same facts; "max" keeps one, equal to 1.
+                model_info=Gauge(
+                    client[names.MODEL_INFO],
+                    "The served model: bento tag, model and data hash, Git commit",
+                    list(names.MODEL_INFO_LABELS),
+                    namespace=NAMESPACE,
+                    multiprocess_mode="max",
                 ),
             )
         return _metrics

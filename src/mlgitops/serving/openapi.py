@@ -45,6 +45,8 @@ def openapi_document(request: dict[str, Any], version: str) -> dict[str, Any]:
                     "properties": {
                         "score": {"type": "number", "minimum": 0, "maximum": 1},
                         "label": {"type": "integer", "enum": [0, 1]},
+                        # The record's id column, when the data has one (null if not sent).
+                        "id": {"type": ["string", "integer", "null"]},
                     },
                 },
             },
@@ -60,6 +62,7 @@ def openapi_document(request: dict[str, Any], version: str) -> dict[str, Any]:
             "request_id": {"type": "string", "minLength": 1, "maxLength": REQUEST_ID_MAX},
             "row": {"type": "integer", "minimum": 0, "default": 0},
             "label": {"oneOf": [{"type": "integer", "enum": [0, 1]}, {"type": "boolean"}]},
+            "id": {"type": ["string", "integer"], "description": "entity id of the record"},
         },
     }
     return {

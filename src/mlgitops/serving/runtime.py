@@ -9,7 +9,7 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -103,6 +103,12 @@ class Runtime:
             on_drop=self.metrics.log_dropped.inc,
         )
         self.feedback_log = JsonLinesLog(settings.feedback_log, settings.prediction_log_queue)
+        # Online monitoring (mlgitops.serving.stats): the binning plan, set when the model loads,
+        # and the served labels of recent rows, for joining /feedback.
+        from mlgitops.serving.stats import RecentPredictions
+
+        self.online: Any = None
+        self.recent = RecentPredictions(settings.feedback_join_rows)
 
     @property
     def ready(self) -> bool:
@@ -137,7 +143,8 @@ class Runtime:
 
     def _load(self) -> LoadedModel:
         from mlgitops.profile import load_profile
-        from mlgitops.serving.layout import MODEL_CARD_FILE, MODEL_FILE, PROFILE_FILE
+        from mlgitops.schema import load_schema
+        from mlgitops.serving.layout import MODEL_CARD_FILE, MODEL_FILE, PROFILE_FILE, SCHEMA_FILE
 
         stored = _stored_model(self.pinned.model_tag)
         release = self.pinned.release
@@ -149,7 +156,52 @@ class Runtime:
         profile = load_profile(Path(stored.path_of(PROFILE_FILE)))
         model = build_model(pipeline, profile, release.threshold)
         self_check(model, pipeline)
-        return model
+        # The data's id, time and dropped columns are accepted (and echoed/logged), not scored.
+        schema = load_schema(Path(stored.path_of(SCHEMA_FILE)))
+        space = model.space.with_passthrough(
+            schema.id_column, schema.time_column, tuple(schema.dropped_columns)
+        )
+        self._prepare_monitoring(stored, profile)
+        return replace(model, space=space)
+
+    def _prepare_monitoring(self, stored: Any, profile: Any) -> None:
+        from mlgitops.monitoring.reference import load_score_reference
+        from mlgitops.serving.layout import SCORE_REFERENCE_FILE
+        from mlgitops.serving.stats import OnlineStats
+
+        reference_file = Path(stored.path_of(SCORE_REFERENCE_FILE))
+        # Bentos built before the reference shipped have none: feature bins only, then.
+        reference = load_score_reference(reference_file) if reference_file.is_file() else None
+        if reference is None:
+            logger.warning("no %s in the model: no score bins or expected outcomes", reference_file)
+        self.online = OnlineStats(profile, reference)
+        release = self.pinned.release
+        info = {
+            "bento_tag": self.pinned.bento_tag,
+            "model_hash": release.model_hash,
+            "data_hash": release.data_hash,
+            "git_commit": self.git_commit or "",
+        }
+        self.metrics.prepare_monitoring(self.online, info)
+
+    def observe(self, batch: Any, scores: Any, labels: list[int], request_id: str) -> None:
+        """Monitoring counters of a scored batch, and its labels kept for /feedback."""
+        online = self.online
+        if online is not None:
+            self.metrics.observe_monitoring(online.batch(batch.columns, scores, labels))
+        self.recent.add(request_id, labels, batch.ids)
+
+    def join_feedback(self, entry: dict[str, Any]) -> str | None:
+        """The outcome (tp/fp/tn/fn) of a feedback label joined to the prediction this worker
+        served, counted in labelled_outcome; None when the prediction is not known here."""
+        from mlgitops.serving.stats import outcome
+
+        served = self.recent.label(entry["request_id"], entry["row"], entry.get("id"))
+        if served is None:
+            return None
+        result = outcome(served, entry["label"])
+        self.metrics.child("labelled_outcome", result).inc()
+        return result
 
     def metadata(self) -> dict[str, Any]:
         release = self.pinned.release
@@ -195,18 +247,29 @@ class Runtime:
         version = self.pinned.bento_tag
         when = isotime(epoch)
         dumps = orjson.dumps
+        space = self.model.space if self.model is not None else None
+        id_column = space.id_column if space else None
+        time_column = space.time_column if space else None
+        passthrough = frozenset(space.passthrough) if space else frozenset()
         for row, (record, score, label) in enumerate(zip(records, scores, labels, strict=True)):
-            yield dumps(
-                {
-                    "request_id": request_id,
-                    "row": row,
-                    "time": when,
-                    "model_version": version,
-                    "features": record,
-                    "score": score,
-                    "label": label,
-                }
+            line: dict[str, Any] = {}
+            if passthrough and not passthrough.isdisjoint(record):
+                # The monitor reads the entity id and the event time beside the features.
+                if id_column is not None and record.get(id_column) is not None:
+                    line["id"] = record[id_column]
+                if time_column is not None and record.get(time_column) is not None:
+                    line["event_time"] = record[time_column]
+                record = {k: v for k, v in record.items() if k not in passthrough}
+            line.update(
+                request_id=request_id,
+                row=row,
+                time=when,
+                model_version=version,
+                features=record,
+                score=score,
+                label=label,
             )
+            yield dumps(line)
 
     def close(self) -> None:
         self.prediction_log.close()

@@ -1,8 +1,8 @@
 """Stage `package`: model store -> content-addressed bento -> archive -> release record.
 
 The bento version is a content hash of everything a pod serves: the model file's sha256, the
-operating threshold, the reference profile, the schema, the serving code and its pinned runtime
-requirements. The same model
+operating threshold, the reference profile, the schema, the score reference and alert rules it
+ships, the serving code and its pinned runtime requirements. The same model
 therefore always maps to the same bento, image tag and manifests (a rollback by `git revert`
 needs no rebuild), and a tag can never name two different things.
 """
@@ -55,8 +55,24 @@ def serving_code_digest(requirements: list[str]) -> str:
     return digest.hexdigest()
 
 
+def shipped_monitoring(params: Params) -> dict[str, Path]:
+    """Monitoring files the model store entry carries: {name in the entry: source}."""
+    from mlgitops.serving.layout import RULES_FILE, SCORE_REFERENCE_FILE
+
+    return {
+        SCORE_REFERENCE_FILE: params.paths.score_reference,
+        RULES_FILE: params.paths.prometheus_rules,
+    }
+
+
 def bento_version(
-    model_sha: str, threshold: float, profile: Path, schema: Path, code_digest: str, length: int
+    model_sha: str,
+    threshold: float,
+    profile: Path,
+    schema: Path,
+    code_digest: str,
+    length: int,
+    monitoring: dict[str, Path] | None = None,
 ) -> str:
     content = {
         "model_sha256": model_sha,
@@ -65,6 +81,9 @@ def bento_version(
         "schema_sha256": file_sha256(schema),
         "serving_code_sha256": code_digest,  # shipped source + pinned requirements
     }
+    # The shipped reference and rules: a rules-only change is a new bento, and a revert the old.
+    for name, path in sorted((monitoring or {}).items()):
+        content[f"{name}_sha256"] = file_sha256(path)
     canonical = json.dumps(content, sort_keys=True).encode()
     return hashlib.sha256(canonical).hexdigest()[:length]
 
@@ -86,6 +105,7 @@ def make_release(params: Params, requirements: list[str]) -> ReleaseRecord:
         params.paths.schema_file,
         serving_code_digest(requirements),
         params.package.version_length,
+        shipped_monitoring(params),
     )
     return ReleaseRecord(
         bento_name=params.package.bento_name,
@@ -116,6 +136,7 @@ def run(params: Params) -> str:
         schema_file=params.paths.schema_file,
         model_card_file=params.paths.model_card,
         metadata=record.model_dump(mode="json", exclude_none=True),
+        extra_files=shipped_monitoring(params),
     )
     bento_tag = bento.build_bento(
         bento_name=record.bento_name,

@@ -80,6 +80,9 @@ def infer_schema(table: pd.DataFrame, config: DataConfig, source: str) -> Traini
             f"{source}: columns declared in data.column_types are missing: {', '.join(undeclared)}"
         )
 
+    if config.id_column is not None and config.id_column not in columns:
+        raise DataError(f"{source}: id column {config.id_column!r} (data.id_column) not found")
+
     features: list[FeatureSpec] = []
     dropped: list[str] = []
     for name in columns:
@@ -87,7 +90,7 @@ def infer_schema(table: pd.DataFrame, config: DataConfig, source: str) -> Traini
             continue
         column = table[name]
         declared = config.column_types.get(name)
-        if declared == "drop":
+        if declared == "drop" or name == config.id_column:
             dropped.append(name)
             continue
         if declared == "numeric":
@@ -109,6 +112,7 @@ def infer_schema(table: pd.DataFrame, config: DataConfig, source: str) -> Traini
         time_column=config.time_column,
         features=tuple(features),
         dropped_columns=tuple(dropped),
+        id_column=config.id_column,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from mlgitops.release import ReleaseRecord
+from mlgitops.serving.layout import SCORE_REFERENCE_FILE
 from tests.support.devmodel import DevArtifacts, make_dev_artifacts
 from tests.support.ports import free_port
 from tests.support.processes import descendants
@@ -129,6 +130,7 @@ def packaged(bentoml_home: Path, dev_artifacts: DevArtifacts) -> Packaged:
         schema_file=dev_artifacts.schema_file,
         model_card_file=dev_artifacts.model_card_file,
         metadata=release.model_dump(mode="json"),
+        extra_files={SCORE_REFERENCE_FILE: dev_artifacts.score_reference_file},
     )
     bento_tag = build_bento(
         bento_name=BENTO_NAME,

@@ -110,3 +110,50 @@ def test_errors_are_bounded() -> None:
     assert len(error.errors) == 10
     error = _error({"records": [{"a": 1, "b": 2}] * 10})
     assert len(error.errors) == 20
+
+
+PASSTHROUGH = SPACE.with_passthrough("tx_id", "ts", ("tx_id", "ts", "merchant_name"))
+
+
+def test_id_time_and_dropped_columns_are_accepted_but_not_features() -> None:
+    records = [
+        _record(tx_id="tx_1", ts="2025-01-01T00:00:00Z", merchant_name="Shop"),
+        _record(tx_id=7, ts=None),
+        _record(),
+    ]
+    batch = validate_body({"records": records}, PASSTHROUGH, 10)
+    assert batch.ids == ["tx_1", 7, None]
+    assert batch.event_times == ["2025-01-01T00:00:00Z", None, None]
+    # The model's columns are the features only, whatever else a record carries.
+    assert len(batch.columns) == len(SPACE.features)
+    assert batch.columns[0] == [1.5, 1.5, 1.5]
+
+
+def test_fields_the_data_never_had_are_still_unknown() -> None:
+    error = _error_in({"records": [_record(tx_id="a", colour="red")]}, PASSTHROUGH)
+    assert error.status == 422
+    assert [(e.code, e.field) for e in error.errors] == [("unknown_feature", "colour")]
+    # Without the schema's columns, the id is unknown too.
+    assert _error({"records": [_record(tx_id="a")]}).errors[0].field == "tx_id"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("tx_id", 1.5), ("tx_id", True), ("tx_id", 2**64), ("ts", 3), ("merchant_name", [1])],
+)
+def test_passthrough_columns_of_the_wrong_type_are_named(field: str, value: object) -> None:
+    error = _error_in({"records": [_record(**{field: value})]}, PASSTHROUGH)
+    assert (error.status, error.errors[0].code, error.errors[0].field) == (422, "wrong_type", field)
+
+
+def test_json_schema_lists_the_passthrough_columns() -> None:
+    record = PASSTHROUGH.json_schema(10)["properties"]["records"]["items"]
+    assert {"tx_id", "ts", "merchant_name"} <= set(record["properties"])
+    assert "tx_id" not in record["required"]
+    assert record["additionalProperties"] is False
+
+
+def _error_in(body: object, space: FeatureSpace) -> RequestError:
+    with pytest.raises(RequestError) as caught:
+        validate_body(body, space, 10)
+    return caught.value

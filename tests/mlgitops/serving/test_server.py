@@ -180,6 +180,68 @@ def test_metrics_expose_labels_scores_and_bentoml_request_metrics(
     assert "bentoml_service_request" in text
 
 
+def _series(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    found = {}
+    for m in re.finditer(rf"^{re.escape(name)}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
+        labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', m.group(1))))
+        found[labels] = found.get(labels, 0.0) + float(m.group(2))
+    return found
+
+
+# Before the tests that start other servers: those share the BentoML home, and a server
+# starting clears the Prometheus multiprocess files of the store's home.
+def test_monitoring_counters_follow_the_metric_contract(
+    client: httpx.Client, packaged: Packaged, records: list[dict[str, Any]]
+) -> None:
+    from mlgitops.monitoring import metric_names as names
+    from mlgitops.profile import bin_label, bin_labels, load_profile
+
+    profile = load_profile(packaged.artifacts.profile_file)
+    before = client.get("/metrics").text
+    # Every (feature, bin) exists from the start, traffic or not.
+    bins = _series(before, names.FEATURE_BIN_TOTAL)
+    for feature, spec in profile.features.items():
+        for label in bin_labels(spec):
+            assert (("bin", label), ("feature", feature)) in bins
+    batch = records[:MAX_BATCH]
+    body = client.post("/predict", json={"records": batch}).json()
+    after = client.get("/metrics").text
+    delta = {k: v - bins.get(k, 0.0) for k, v in _series(after, names.FEATURE_BIN_TOTAL).items()}
+    want = {}
+    for record in batch:
+        for feature, spec in profile.features.items():
+            key = (("bin", bin_label(spec, record.get(feature))), ("feature", feature))
+            want[key] = want.get(key, 0) + 1
+    assert {k: v for k, v in delta.items() if v} == want
+    score_delta = sum(_series(after, names.SCORE_BIN_TOTAL).values()) - sum(
+        _series(before, names.SCORE_BIN_TOTAL).values()
+    )
+    assert score_delta == len(batch)
+    expected = _series(after, names.EXPECTED_OUTCOME_TOTAL)
+    assert set(expected) == {(("outcome", o),) for o in names.OUTCOMES}
+    gained = sum(expected.values()) - sum(_series(before, names.EXPECTED_OUTCOME_TOTAL).values())
+    assert gained == pytest.approx(len(batch))
+    info = _series(after, names.MODEL_INFO)
+    assert list(info.values()) == [1.0]
+    assert dict(next(iter(info))) == {
+        "bento_tag": packaged.bento_tag,
+        "model_hash": packaged.release.model_hash,
+        "data_hash": packaged.release.data_hash,
+        "git_commit": "deadbeef",
+    }
+    # A label for row 3 joins the served label of row 3 in labelled_outcome.
+    served = body["predictions"][3]["label"]
+    feedback = {"request_id": body["request_id"], "row": 3, "label": 1}
+    answer = client.post("/feedback", json=feedback).json()
+    assert answer["outcome"] == ("tp" if served else "fn")
+    labelled = _series(client.get("/metrics").text, names.LABELLED_OUTCOME_TOTAL)
+    old = _series(after, names.LABELLED_OUTCOME_TOTAL)
+    key = (("outcome", answer["outcome"]),)
+    assert labelled[key] - old.get(key, 0.0) == 1.0
+    unknown = client.post("/feedback", json={"request_id": "never-served", "label": 1}).json()
+    assert unknown["outcome"] is None
+
+
 def test_metadata_traces_the_pod_back_to_its_commit(
     client: httpx.Client, packaged: Packaged
 ) -> None:
@@ -335,3 +397,79 @@ def test_exported_archive_serves_alone_as_in_the_image(
         assert response.status_code == 200
         assert response.json()["model_version"] == packaged.bento_tag
     assert not (empty_home / "models" / "fraud-detector").exists()
+
+
+def _data_rows(count: int) -> list[dict[str, Any]]:
+    """Rows of data/transactions.csv as a client sends them: every column but the target, typed
+    JSON values, empty cells as null (generated the same way when the data is not pulled)."""
+    import io
+
+    import pandas as pd
+
+    from mlgitops.data.generate import GeneratorConfig, generate_csv_text
+    from tests.support.project import REPO_ROOT
+
+    data = REPO_ROOT / "data" / "transactions.csv"
+    text = data.read_text() if data.is_file() else generate_csv_text(GeneratorConfig(rows=count))
+    table = pd.read_csv(io.StringIO(text), nrows=count).drop(columns=["is_fraud"])
+    rows = table.to_dict("records")
+    return [{k: (None if v != v else v) for k, v in row.items()} for row in rows]
+
+
+def test_a_row_of_the_data_file_is_scored_and_its_id_echoed_and_logged(
+    client: httpx.Client, live_server: LiveServer
+) -> None:
+    rows = _data_rows(3)
+    assert {"transaction_id", "timestamp"} <= set(rows[0])
+    response = client.post("/predict", json={"records": rows})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [p["id"] for p in body["predictions"]] == [r["transaction_id"] for r in rows]
+    # The same features without the id and the time score the same: they never reach the model.
+    bare = [{k: v for k, v in r.items() if k not in ("transaction_id", "timestamp")} for r in rows]
+    again = client.post("/predict", json={"records": bare}).json()["predictions"]
+    assert [p["score"] for p in again] == [p["score"] for p in body["predictions"]]
+    assert [p["id"] for p in again] == [None, None, None]
+    unknown = client.post("/predict", json={"records": [{**rows[0], "colour": "red"}]})
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["field"] == "colour"
+
+    deadline = time.monotonic() + 5
+    lines: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and len(lines) < 3:
+        time.sleep(0.1)
+        text = live_server.prediction_log.read_text()
+        lines = [json.loads(x) for x in text.splitlines() if body["request_id"] in x]
+    assert [(line["id"], line["event_time"]) for line in lines] == [
+        (r["transaction_id"], r["timestamp"]) for r in rows
+    ]
+    assert "transaction_id" not in lines[0]["features"]
+    schema = client.get("/schema").json()["properties"]["records"]["items"]
+    assert {"transaction_id", "timestamp"} <= set(schema["properties"])
+
+
+def test_counters_of_two_workers_sum_exactly(
+    packaged: Packaged, records: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    from mlgitops.monitoring import metric_names as names
+
+    with run_server(packaged, tmp_path / "two-workers", {"MLGITOPS_WORKERS": "2"}) as server:
+        assert wait_for(f"{server.url}/readyz", 200, 90, server.process)
+        posted = 0
+        for start in range(0, 120, 4):  # a new connection each: both workers take requests
+            response = httpx.post(
+                f"{server.url}/predict", json={"records": records[start : start + 4]}, timeout=30
+            )
+            assert response.status_code == 200, response.text
+            posted += 4
+        text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    per_feature: dict[str, float] = {}
+    for labels, value in _series(text, names.FEATURE_BIN_TOTAL).items():
+        feature = dict(labels)["feature"]
+        per_feature[feature] = per_feature.get(feature, 0.0) + value
+    assert set(per_feature.values()) == {float(posted)}
+    assert sum(_series(text, names.SCORE_BIN_TOTAL).values()) == posted
+    assert sum(_series(text, names.PREDICTIONS_TOTAL).values()) == posted
+    assert sum(_series(text, names.EXPECTED_OUTCOME_TOTAL).values()) == pytest.approx(posted)
+    # One model_info series at 1, not one per worker.
+    assert list(_series(text, names.MODEL_INFO).values()) == [1.0]

@@ -7,12 +7,13 @@ import yaml
 
 from mlgitops.packaging.bento import pinned_requirements
 from mlgitops.release import load_release
-from mlgitops.stages import evaluate, package, split, train, validate
+from mlgitops.stages import evaluate, package, rules, score_reference, split, train, validate
 from tests.support.project import params_in
 
 
 def _through_evaluate(config):
-    for stage in (validate, split, train, evaluate):
+    # Through the monitoring stages too: the package ships their reference and rules.
+    for stage in (validate, split, train, evaluate, score_reference, rules):
         stage.run(config)
 
 
@@ -56,3 +57,24 @@ def test_bento_version_follows_what_the_pod_serves(params):
     second = package.make_release(changed, pins)
     assert second.model_hash == first.model_hash
     assert second.bento_version != first.bento_version
+
+
+def test_the_bento_ships_the_score_reference_and_rules(params):
+    from mlgitops.serving.layout import RULES_FILE, SCORE_REFERENCE_FILE
+
+    _through_evaluate(params)
+    pins = pinned_requirements(params.paths.requirements_lock)
+    first = package.make_release(params, pins)
+    # A rules-only change (a monitoring param) is a new bento version.
+    params.paths.prometheus_rules.write_text(params.paths.prometheus_rules.read_text() + "# x\n")
+    assert package.make_release(params, pins).bento_version != first.bento_version
+    package.run(params)
+    with tarfile.open(params.paths.bento_archive) as archive:
+        names = archive.getnames()
+        shipped = {
+            name.rsplit("/", 1)[-1]: archive.extractfile(name).read()
+            for name in names
+            if name.endswith((SCORE_REFERENCE_FILE, RULES_FILE))
+        }
+    assert shipped[SCORE_REFERENCE_FILE] == params.paths.score_reference.read_bytes()
+    assert shipped[RULES_FILE] == params.paths.prometheus_rules.read_bytes()

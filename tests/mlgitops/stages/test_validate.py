@@ -7,8 +7,9 @@ import pytest
 
 from mlgitops.config import DataConfig, ValidateConfig
 from mlgitops.errors import DataError, DataQualityError
+from mlgitops.schema import load_schema
 from mlgitops.stages import validate
-from tests.support.project import params_in
+from tests.support.project import params_in, write_small_dataset
 
 
 def _frame(rows: int = 200) -> pd.DataFrame:
@@ -147,8 +148,20 @@ def test_byo_parquet_with_inferred_types(tmp_path):
             "target": "label",
             "positive_class": "fraud",
             "time_column": None,
+            "id_column": None,
             "column_types": {},
         },
     )
     summary = validate.run(config)
     assert "3 features" in summary
+
+
+def test_the_id_column_is_recorded_and_never_a_feature(tmp_path):
+    config = params_in(tmp_path)
+    write_small_dataset(config.data.path)
+    validate.run(config)
+    schema = load_schema(config.paths.schema_file)
+    assert schema.id_column == "transaction_id"
+    assert "transaction_id" in schema.dropped_columns
+    assert "transaction_id" not in schema.feature_names
+    assert schema.passthrough_columns[:2] == ["transaction_id", "timestamp"]
