@@ -42,6 +42,8 @@ UNSEEN_PROBE = "\x00mlgitops-unseen\x00"
 FAST_PATH_TOLERANCE = 1e-9
 SELF_CHECK_TOLERANCE = 1e-6
 SELF_CHECK_ROWS = 256
+# Batches up to this size are encoded row by row in Python, larger ones column by column in numpy.
+SMALL_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,8 @@ class EncoderPlan:
 
     def encode(self, columns: list[list[Any]]) -> np.ndarray:
         n = len(columns[0]) if columns else 0
+        if n <= SMALL_BATCH:
+            return self._encode_rows(columns, n)
         out = np.empty((n, len(self.columns)), dtype=np.float64)
         for j, column in enumerate(self.columns):
             if isinstance(column, NumericColumn):
@@ -88,6 +92,24 @@ class EncoderPlan:
             else:
                 out[:, j] = column.value
         return out
+
+    def _encode_rows(self, columns: list[list[Any]], n: int) -> np.ndarray:
+        # Per column numpy calls cost more than the values for a few rows: plain Python, one
+        # array at the end (the same float64 values as the column path).
+        rows: list[list[float]] = [[] for _ in range(n)]
+        for column in self.columns:
+            if isinstance(column, NumericColumn):
+                values, fill = columns[column.feature], column.missing
+                for row, v in zip(rows, values, strict=True):
+                    row.append(fill if v != v else v)  # v != v: NaN, the missing value
+            elif isinstance(column, CategoricalColumn):
+                table, unseen, missing = column.table, column.unseen, column.missing
+                for row, v in zip(rows, columns[column.feature], strict=True):
+                    row.append(missing if v is None else table.get(v, unseen))
+            else:
+                for row in rows:
+                    row.append(column.value)
+        return np.array(rows, dtype=np.float64).reshape(n, len(self.columns))
 
 
 Transform = Callable[[Any], np.ndarray]
