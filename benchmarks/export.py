@@ -13,8 +13,9 @@ default dataset or `--rows` of it, params.yaml's model settings) and times, on t
 Inputs are prepared ahead in each runtime's own form (DataFrame, ONNX feeds, raw column lists,
 parsed C strings, JS objects); only scoring is timed. Everything runs on one core with one
 thread (OMP_NUM_THREADS=1). Rounds alternate the order of the runtimes and each ratio is taken
-against scikit-learn measured in the same round (median over rounds). The last line holds the
-figures as key=value pairs.
+against scikit-learn measured in the same round (median over rounds); per-row figures of the
+in-process runtimes are also given in CPU time, which preemption on a shared host does not
+inflate. The last line holds the figures as key=value pairs.
 
     .venv/bin/python benchmarks/export.py [--rows 50000] [--rounds 3] [--models random_forest,...]
 """
@@ -182,6 +183,17 @@ def _median_call(fn: Callable[[int], Any], count: int) -> float:
     return statistics.median(took) * 1e6
 
 
+def _median_cpu(fn: Callable[[int], Any], count: int) -> float:
+    """The same in this thread's CPU time: on a shared host a long call (scikit-learn's) is
+    preempted more often than a short one, which inflates wall-clock ratios."""
+    took = []
+    for i in range(count):
+        start = time.thread_time()
+        fn(i)
+        took.append(time.thread_time() - start)
+    return statistics.median(took) * 1e6
+
+
 def _batch_per_row(fn: Callable[[], Any], rows: int, repeat: int) -> float:
     """Best-of-`repeat` µs per row of one call over `rows` rows."""
     best = float("inf")
@@ -268,6 +280,16 @@ class Runtimes:
         script.write_text(BENCH_JS.replace("%SCORER%", scorer))
         return script
 
+    def cpu_per_row(self, name: str) -> float:
+        """CPU µs per row one at a time (in-process runtimes; NaN for C and JS)."""
+        p = self.t.pipeline
+        calls = {
+            "sklearn": lambda i: p.predict_proba(self.rows[i]),
+            "onnx": lambda i: self.session.run(["score"], self.row_feeds[i]),
+            "quantized": lambda i: self.qscore(self.row_columns[i]),
+        }
+        return _median_cpu(calls[name], self.per_row) if name in calls else float("nan")
+
     def measure(self, name: str) -> tuple[float, float]:
         """(µs per row one at a time, µs per row in 1,000-row batches)."""
         p, n = self.t.pipeline, len(self.batch)
@@ -326,15 +348,18 @@ def bench_model(t: Trained, work: Path, rounds: int, per_row: int) -> dict[str, 
     runtimes = Runtimes(t, work, per_row)
     samples: dict[str, list[tuple[float, float]]] = {name: [] for name in RUNTIMES}
     ratios: dict[str, list[tuple[float, float]]] = {name: [] for name in RUNTIMES}
+    cpu_samples: dict[str, list[tuple[float, float]]] = {name: [] for name in RUNTIMES}
     for name in RUNTIMES:  # warm-up: first calls load libraries, build caches
         runtimes.measure(name)
     for round_ in range(rounds):
         order = RUNTIMES if round_ % 2 == 0 else RUNTIMES[::-1]
         got = {name: runtimes.measure(name) for name in order}
+        cpu = {name: runtimes.cpu_per_row(name) for name in order}
         for name in RUNTIMES:
             samples[name].append(got[name])
             base_row, base_batch = got["sklearn"]
             ratios[name].append((base_row / got[name][0], base_batch / got[name][1]))
+            cpu_samples[name].append((cpu[name], cpu["sklearn"] / cpu[name]))
     size = sizes(t)
     out: dict[str, Any] = {"runtimes": {}}
     for name in RUNTIMES:
@@ -344,6 +369,8 @@ def bench_model(t: Trained, work: Path, rounds: int, per_row: int) -> dict[str, 
             "row_speedup": statistics.median(r[0] for r in ratios[name]),
             "batch_speedup": statistics.median(r[1] for r in ratios[name]),
             "row_speedups": [round(r[0], 2) for r in ratios[name]],
+            "row_cpu_us": statistics.median(c[0] for c in cpu_samples[name]),
+            "row_cpu_speedup": statistics.median(c[1] for c in cpu_samples[name]),
             "bytes": size[name][0],
             "gzip_bytes": size[name][1],
         }
@@ -368,12 +395,14 @@ def _table(model_type: str, result: dict[str, Any]) -> str:
         f"{q['flipped_fraction']:.3%} flipped, Δ AUC {q['delta_roc_auc']:+.1e}, "
         f"max |Δp| {q['max_abs_delta_p']:.1e}",
         f"  {'runtime':10s} {'µs/row 1':>10s} {'×sklearn':>9s} {'µs/row 1k':>10s} "
-        f"{'×sklearn':>9s} {'bytes':>10s} {'gzip':>9s}  row ratios per round",
+        f"{'×sklearn':>9s} {'bytes':>10s} {'gzip':>9s} {'CPU µs/row':>10s} {'×sklearn':>9s}"
+        "  row ratios per round",
     ]
     for name, r in result["runtimes"].items():
         lines.append(
             f"  {name:10s} {r['row_us']:10.2f} {r['row_speedup']:9.1f} {r['batch_us']:10.3f} "
-            f"{r['batch_speedup']:9.1f} {r['bytes']:10d} {r['gzip_bytes']:9d}  {r['row_speedups']}"
+            f"{r['batch_speedup']:9.1f} {r['bytes']:10d} {r['gzip_bytes']:9d} "
+            f"{r['row_cpu_us']:10.2f} {r['row_cpu_speedup']:9.1f}  {r['row_speedups']}"
         )
     return "\n".join(lines)
 
@@ -407,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, r in result["runtimes"].items():
                 figures[f"{short}_{name}_row_us"] = r["row_us"]
                 figures[f"{short}_{name}_batch_us"] = r["batch_us"]
+                if name in ("sklearn", "onnx", "quantized"):
+                    figures[f"{short}_{name}_row_cpu_us"] = r["row_cpu_us"]
                 if name != "sklearn":
                     figures[f"{short}_{name}_row_x"] = r["row_speedup"]
                     figures[f"{short}_{name}_batch_x"] = r["batch_speedup"]
@@ -415,8 +446,11 @@ def main(argv: list[str] | None = None) -> int:
             figures[f"{short}_q_bits"] = result["quantized"]["bits"]
             figures[f"{short}_q_delta_auc"] = result["quantized"]["delta_roc_auc"]
             best = max(result["runtimes"][n]["row_speedup"] for n in ("onnx", "c", "js"))
+            figures[f"{short}_onnx_row_cpu_x"] = result["runtimes"]["onnx"]["row_cpu_speedup"]
+            # Served (the ONNX export) at least 5x faster per row, in CPU time and wall clock.
+            onnx = result["runtimes"]["onnx"]
             figures[f"{short}_target_met"] = int(
-                result["runtimes"]["onnx"]["row_speedup"] >= TARGET_ROW_SPEEDUP
+                min(onnx["row_speedup"], onnx["row_cpu_speedup"]) >= TARGET_ROW_SPEEDUP
             )
             figures[f"{short}_best_row_x"] = best
     figures["load_average"] = os.getloadavg()[0]
