@@ -35,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,9 @@ CLIENT_CPU = "1"
 # other jobs on a shared host delay them less; it applies equally to every contender.
 NICE = -10
 VERSION = "bench00000000"
+# In the order they are measured; ratios are ours against each.
+SERVERS = ("ours", "fastapi_onnx", "bentoml_default", "floor", "fastapi_joblib")
+RATE_FROM = "fastapi_onnx"
 
 # ---------------------------------------------------------------------------------------------
 # (b) The baseline server, run as `python benchmarks/serving.py baseline-server ...`.
@@ -90,13 +93,124 @@ def baseline_app(model_file: str, threshold: float) -> Any:
     return app
 
 
-def run_baseline_server(model_file: str, threshold: float, port: int) -> None:
+def fastapi_onnx_app(onnx_file: str, profile_file: str, threshold: float) -> Any:
+    """FastAPI + pydantic + ONNX Runtime on the exported model.onnx: what a careful engineer
+    would write. A typed record model from the profile (floats, strings, optional where the
+    profile allows gaps, no extra fields), the ONNX feeds built from it, one ORT thread."""
+    from typing import Optional
+
+    import numpy as np
+    import onnxruntime as ort
+    from fastapi import FastAPI
+    from pydantic import BaseModel, ConfigDict, create_model
+
+    from mlgitops.profile import load_profile
+
+    profile = load_profile(profile_file)
+    fields: dict[str, Any] = {}
+    numeric: list[str] = []
+    for name, spec in profile.features.items():
+        kind: Any = float if spec.kind == "numeric" else str
+        if spec.kind == "numeric":
+            numeric.append(name)
+        fields[name] = (Optional[kind], None) if profile.allows_missing(name) else (kind, ...)  # noqa: UP045
+    record = create_model("Record", __config__=ConfigDict(extra="forbid"), **fields)
+
+    class Body(BaseModel):
+        records: list[record]  # type: ignore[valid-type]
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    session = ort.InferenceSession(onnx_file, options, providers=["CPUExecutionProvider"])
+    names = list(profile.features)
+    numeric_set = set(numeric)
+    app = FastAPI()
+
+    def predict(body: Body) -> dict[str, Any]:
+        rows = [r.model_dump() for r in body.records]
+        feeds = {}
+        for name in names:
+            column = [row[name] for row in rows]
+            if name in numeric_set:
+                values = [np.nan if v is None else v for v in column]
+                feeds[name] = np.array(values, dtype=np.float64).reshape(-1, 1)
+            else:
+                values = ["" if v is None else v for v in column]
+                feeds[name] = np.array(values, dtype=object).reshape(-1, 1)
+        scores = session.run(["score"], feeds)[0][:, 0]
+        return {
+            "predictions": [{"score": float(s), "label": int(s >= threshold)} for s in scores],
+            "model_version": "fastapi-onnx",
+        }
+
+    def readyz() -> str:
+        return "ok"
+
+    predict.__annotations__ = {"body": Body, "return": dict}
+    readyz.__annotations__ = {"return": str}
+    app.post("/predict")(predict)
+    app.get("/readyz")(readyz)
+    return app
+
+
+def floor_app() -> Any:
+    """The HTTP floor: the same ASGI server, a Starlette route that reads the body and answers
+    a constant JSON prediction (no validation, no model)."""
+    from starlette.applications import Starlette
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    answer = json.dumps(
+        {"predictions": [{"score": 0.5, "label": 1}], "model_version": "floor"}
+    ).encode()
+
+    async def predict(request: Any) -> Response:
+        await request.body()
+        return Response(answer, media_type="application/json")
+
+    async def readyz(request: Any) -> Response:
+        return Response(b"ok")
+
+    return Starlette(
+        routes=[Route("/predict", predict, methods=["POST"]), Route("/readyz", readyz)]
+    )
+
+
+# BentoML's default way: an @bentoml.api method around the joblib pipeline, typed input
+# (a list of records), pydantic validation by BentoML, default service settings.
+BENTOML_DEFAULT_SERVICE = """
+from typing import Any
+
+import bentoml
+import joblib
+import pandas as pd
+
+
+@bentoml.service(name="bentoml-default")
+class DefaultService:
+    def __init__(self) -> None:
+        self.pipeline = joblib.load({model_file!r})
+
+    @bentoml.api
+    def predict(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        scores = self.pipeline.predict_proba(pd.DataFrame(records))[:, 1]
+        labels = (scores >= {threshold!r}).astype(int)
+        return {{
+            "predictions": [{{"score": float(s), "label": int(y)}} for s, y in zip(scores, labels)],
+            "model_version": "bentoml-default",
+        }}
+"""
+
+
+def _uvicorn(app: Any, port: int) -> None:
     import uvicorn
 
-    uvicorn.run(
-        baseline_app(model_file, threshold), host="127.0.0.1", port=port, log_level="warning",
-        access_log=False,
-    )  # fmt: skip
+    # As BentoML runs its workers: httptools and uvloop when installed, no access log.
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+def run_baseline_server(model_file: str, threshold: float, port: int) -> None:
+    _uvicorn(baseline_app(model_file, threshold), port)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -112,6 +226,18 @@ class Subject:
     threshold: float
     metadata: dict[str, Any]
     source: str
+    onnx_file: Path  # the export stage's graph of model_file (made here with its functions)
+
+
+def export_onnx(model_file: Path, threshold: float, out: Path) -> Path:
+    """model.onnx as the export stage writes it (same functions), for the ONNX baselines."""
+    from mlgitops.export import onnx_graph
+    from mlgitops.export.extract import from_pipeline
+    from mlgitops.io import load_pipeline
+
+    proto = onnx_graph.to_onnx(from_pipeline(load_pipeline(model_file)), threshold)
+    out.write_bytes(proto.SerializeToString())
+    return out
 
 
 def pick_model(workdir: Path) -> Subject:
@@ -134,7 +260,8 @@ def pick_model(workdir: Path) -> Subject:
         threshold = float(dev.metadata["threshold"])  # type: ignore[arg-type]
         source = "dev"
     metadata = {"threshold": threshold, "model_hash": f"sha256:{file_sha256(model)}"}
-    return Subject(model, profile, schema, card, threshold, metadata, source)
+    onnx_file = export_onnx(model, threshold, workdir / "model.onnx")
+    return Subject(model, profile, schema, card, threshold, metadata, source, onnx_file)
 
 
 def make_payloads(subject: Subject, count: int) -> list[bytes]:
@@ -390,10 +517,20 @@ def timed(fn):
         t = time.perf_counter(); fn(body); out.append(time.perf_counter() - t)
     out.sort()
     return out[len(out) // 2] * 1000, out[int(len(out) * 0.99)] * 1000
+from mlgitops.serving.model import build_exported_model, reference_scores
+profile = load_profile({str(subject.profile_file)!r})
+graph = open({str(subject.onnx_file)!r}, "rb").read()
+exported = build_exported_model(graph, profile, {subject.threshold},
+                                reference_scores(pipeline, profile))
 pipe = timed(lambda b: pipeline.predict_proba(pd.DataFrame(b["records"]))[:, 1])
-ours = timed(lambda b: model.scores(validate_body(b, model.space, 1000)))
+ours, onnx = [], []
+for _ in range(3):  # alternating: package.model_format pipeline (compiled) vs onnx (exported)
+    ours.append(timed(lambda b: model.scores(validate_body(b, model.space, 1000))))
+    onnx.append(timed(lambda b: exported.scores(validate_body(b, exported.space, 1000))))
+ours, onnx = min(ours), min(onnx)
 print(json.dumps({{"pipeline_p50_ms": pipe[0], "pipeline_p99_ms": pipe[1],
                   "compiled_p50_ms": ours[0], "compiled_p99_ms": ours[1],
+                  "exported_p50_ms": onnx[0], "exported_p99_ms": onnx[1],
                   "runtime": model.scorer.runtime}}))
 """
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -456,7 +593,7 @@ def max_score_difference(a: LoadResult, b: LoadResult) -> tuple[float, int]:
 
 def measure(ports: dict[str, int], payloads: list[bytes], args: argparse.Namespace) -> Any:
     """Alternate between the servers in short rounds, so a change in machine load (other jobs on
-    the host) hits both alike; samples are pooled over the rounds."""
+    the host) hits all alike; samples are pooled over the rounds."""
     names = list(ports)
     for name in names:
         run_load("closed", ports[name], payloads, conns=4, duration=2.0)  # warm-up
@@ -466,28 +603,32 @@ def measure(ports: dict[str, int], payloads: list[bytes], args: argparse.Namespa
         for name in names if round_ % 2 == 0 else names[::-1]:
             result = run_load("closed", ports[name], payloads, conns=args.conns, duration=slice_)
             peak[name] = peak[name].merge(result) if name in peak else result
-    # Latency at a fixed rate every server sustains: half the baseline's maximum by default.
-    rate = args.rate or max(10.0, 0.5 * peak["baseline"].count / peak["baseline"].elapsed)
+    # Latency at a fixed rate: half of FastAPI + ONNX Runtime's maximum by default, the same for
+    # ours and it; a server that cannot sustain twice that is measured at half its own maximum.
+    rps = {name: peak[name].count / peak[name].elapsed for name in names}
+    rate = args.rate or max(10.0, 0.5 * rps[RATE_FROM])
+    rates = {name: min(rate, max(10.0, 0.5 * rps[name])) for name in names}
     fixed: dict[str, LoadResult] = {}
     for round_ in range(args.rounds):
         for name in names if round_ % 2 == 0 else names[::-1]:
-            result = run_load("open", ports[name], payloads, rate=rate, duration=slice_)
+            result = run_load("open", ports[name], payloads, rate=rates[name], duration=slice_)
             fixed[name] = fixed[name].merge(result) if name in fixed else result
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         out[name] = {
             "p50_ms": fixed[name].quantile(0.50),
             "p99_ms": fixed[name].quantile(0.99),
-            "rps": peak[name].count / peak[name].elapsed,
+            "rate": rates[name],
+            "rps": rps[name],
             "peak_p99_ms": peak[name].quantile(0.99),
             "5xx": fixed[name].errors_5xx + peak[name].errors_5xx,
             "fixed": fixed[name],
         }
         print(
-            f"{name:9s} p50 {out[name]['p50_ms']:.3f} ms  p99 {out[name]['p99_ms']:.3f} ms at "
-            f"{rate:.0f} rps;  max {out[name]['rps']:.0f} rps (p99 {out[name]['peak_p99_ms']:.2f} "
-            f"ms, {args.conns} connections);  statuses {fixed[name].statuses} / "
-            f"{peak[name].statuses}",
+            f"{name:15s} p50 {out[name]['p50_ms']:.3f} ms  p99 {out[name]['p99_ms']:.3f} ms at "
+            f"{rates[name]:.0f} rps;  max {out[name]['rps']:.0f} rps (p99 "
+            f"{out[name]['peak_p99_ms']:.2f} ms, {args.conns} connections);  statuses "
+            f"{fixed[name].statuses} / {peak[name].statuses}",
             flush=True,
         )
     return out, rate
@@ -500,6 +641,13 @@ def main(argv: list[str] | None = None) -> int:
     base.add_argument("--model", required=True)
     base.add_argument("--threshold", type=float, required=True)
     base.add_argument("--port", type=int, required=True)
+    fast = sub.add_parser("fastapi-onnx-server")
+    fast.add_argument("--onnx", required=True)
+    fast.add_argument("--profile", required=True)
+    fast.add_argument("--threshold", type=float, required=True)
+    fast.add_argument("--port", type=int, required=True)
+    floor_cmd = sub.add_parser("floor-server")
+    floor_cmd.add_argument("--port", type=int, required=True)
     parser.add_argument(
         "--duration", type=float, default=12.0, help="seconds per server and measurement"
     )
@@ -508,16 +656,29 @@ def main(argv: list[str] | None = None) -> int:
         "--rate",
         type=float,
         default=0.0,
-        help="fixed rate for latency (default: half of the baseline's maximum throughput)",
+        help="fixed rate for latency (default: half of FastAPI + ONNX Runtime's maximum)",
     )
     parser.add_argument("--conns", type=int, default=16, help="connections for max throughput")
     parser.add_argument("--payloads", type=int, default=2000)
+    parser.add_argument(
+        "--servers", default=",".join(SERVERS), help=f"which of {','.join(SERVERS)} to run"
+    )
     args = parser.parse_args(argv)
     if args.command == "baseline-server":
         run_baseline_server(args.model, args.threshold, args.port)
         return 0
+    if args.command == "fastapi-onnx-server":
+        _uvicorn(fastapi_onnx_app(args.onnx, args.profile, args.threshold), args.port)
+        return 0
+    if args.command == "floor-server":
+        _uvicorn(floor_app(), args.port)
+        return 0
     if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
         print("needs taskset and two CPUs", file=sys.stderr)
+        return 2
+    wanted = [name for name in SERVERS if name in args.servers.split(",")]
+    if "ours" not in wanted or RATE_FROM not in wanted:
+        print(f"--servers must include ours and {RATE_FROM}", file=sys.stderr)
         return 2
 
     with tempfile.TemporaryDirectory(prefix="mlgitops-bench-") as tmp:
@@ -530,51 +691,80 @@ def main(argv: list[str] | None = None) -> int:
 
         floor = in_process_floor(subject, payloads, 3000)
         print(
-            f"in-process floor: pipeline.predict_proba p50 {floor['pipeline_p50_ms']:.3f} ms; "
-            f"validate+compiled ({floor['runtime']}) p50 {floor['compiled_p50_ms']:.3f} ms",
+            f"in-process: pipeline.predict_proba p50 {floor['pipeline_p50_ms']:.3f} ms; "
+            f"validate+compiled ({floor['runtime']}) p50 {floor['compiled_p50_ms']:.3f} ms; "
+            f"validate+exported model.onnx p50 {floor['exported_p50_ms']:.3f} ms",
             flush=True,
         )
-
-        ours_port, baseline_port = free_port(), free_port()
+        (work / "default_service.py").write_text(
+            BENTOML_DEFAULT_SERVICE.format(
+                model_file=str(subject.model_file), threshold=subject.threshold
+            )
+        )
+        ports = {name: free_port() for name in wanted}
         env = base_env(home)
         env.update(
             MLGITOPS_PREDICTION_LOG=str(work / "predictions.jsonl"),
             MLGITOPS_FEEDBACK_LOG=str(work / "feedback.jsonl"),
         )
-        ours_cmd = [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", "127.0.0.1",
-                    "--port", str(ours_port)]  # fmt: skip
-        baseline_cmd = [sys.executable, str(Path(__file__).resolve()), "baseline-server",
-                        "--model", str(subject.model_file), "--threshold", str(subject.threshold),
-                        "--port", str(baseline_port)]  # fmt: skip
-        # Both servers on core 0; only one is under load at any time.
-        with (
-            server(ours_cmd, env, ours_port, "/readyz"),
-            server(baseline_cmd, base_env(home), baseline_port, "/readyz"),
-        ):
-            results, rate = measure(
-                {"bentoml": ours_port, "baseline": baseline_port}, payloads, args
-            )
-        ours, baseline = results["bentoml"], results["baseline"]
-        difference, compared = max_score_difference(ours["fixed"], baseline["fixed"])
-    figures = {
-        "throughput_ratio": ours["rps"] / baseline["rps"],
-        "p50_ratio": ours["p50_ms"] / baseline["p50_ms"],
-        "p99_ratio": ours["p99_ms"] / baseline["p99_ms"],
-        "ours_rps": ours["rps"],
-        "baseline_rps": baseline["rps"],
-        "ours_p50_ms": ours["p50_ms"],
-        "ours_p99_ms": ours["p99_ms"],
-        "baseline_p50_ms": baseline["p50_ms"],
-        "baseline_p99_ms": baseline["p99_ms"],
-        "floor_pipeline_p50_ms": floor["pipeline_p50_ms"],
-        "floor_compiled_p50_ms": floor["compiled_p50_ms"],
-        "rate_rps": rate,
-        "max_score_diff": difference,
-        "scores_compared": compared,
-        "load_average": os.getloadavg()[0],
-        "ours_5xx": ours["5xx"],
-        "baseline_5xx": baseline["5xx"],
+        me = [sys.executable, str(Path(__file__).resolve())]
+        commands = {
+            "ours": (
+                [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", "127.0.0.1",
+                 "--port", str(ports.get("ours"))], env, "/readyz",
+            ),
+            "fastapi_onnx": (
+                [*me, "fastapi-onnx-server", "--onnx", str(subject.onnx_file),
+                 "--profile", str(subject.profile_file), "--threshold", str(subject.threshold),
+                 "--port", str(ports.get("fastapi_onnx"))], base_env(home), "/readyz",
+            ),
+            "bentoml_default": (
+                [sys.executable, "-m", "bentoml", "serve", "default_service:DefaultService",
+                 "--working-dir", str(work), "--host", "127.0.0.1",
+                 "--port", str(ports.get("bentoml_default"))], base_env(home), "/readyz",
+            ),
+            "floor": (
+                [*me, "floor-server", "--port", str(ports.get("floor"))], base_env(home),
+                "/readyz",
+            ),
+            "fastapi_joblib": (
+                [*me, "baseline-server", "--model", str(subject.model_file),
+                 "--threshold", str(subject.threshold), "--port", str(ports.get("fastapi_joblib"))],
+                base_env(home), "/readyz",
+            ),
+        }  # fmt: skip
+        # Every server on core 0; only one is under load at any time.
+        with ExitStack() as stack:
+            for name in wanted:
+                cmd, server_env, ready = commands[name]
+                stack.enter_context(server(cmd, server_env, ports[name], ready))
+            results, rate = measure({name: ports[name] for name in wanted}, payloads, args)
+        ours, onnx_base = results["ours"], results[RATE_FROM]
+        difference, compared = max_score_difference(ours["fixed"], onnx_base["fixed"])
+    figures: dict[str, Any] = {
+        "throughput_vs_fastapi_onnx": ours["rps"] / onnx_base["rps"],
+        "p99_vs_fastapi_onnx": ours["p99_ms"] / onnx_base["p99_ms"],
+        "p50_vs_fastapi_onnx": ours["p50_ms"] / onnx_base["p50_ms"],
     }
+    for name in ("floor", "bentoml_default", "fastapi_joblib"):
+        if name in results:
+            figures[f"throughput_vs_{name}"] = ours["rps"] / results[name]["rps"]
+    for name in wanted:
+        figures[f"{name}_rps"] = results[name]["rps"]
+        figures[f"{name}_p50_ms"] = results[name]["p50_ms"]
+        figures[f"{name}_p99_ms"] = results[name]["p99_ms"]
+        figures[f"{name}_5xx"] = results[name]["5xx"]
+    figures.update(
+        {
+            "rate_rps": rate,
+            "floor_pipeline_p50_ms": floor["pipeline_p50_ms"],
+            "floor_compiled_p50_ms": floor["compiled_p50_ms"],
+            "floor_exported_p50_ms": floor["exported_p50_ms"],
+            "max_score_diff_vs_fastapi_onnx": difference,
+            "scores_compared": compared,
+            "load_average": os.getloadavg()[0],
+        }
+    )
     print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
                    figures.items()))  # fmt: skip
     return 0

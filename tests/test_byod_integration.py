@@ -143,3 +143,30 @@ def test_the_report_speaks_of_customers_and_reruns_to_the_same_bytes(byod_projec
 def release_tag(root: Path) -> str:
     release = json.loads((root / "release.json").read_text())
     return f"{release['bento_name']}:{release['bento_version']}"
+
+
+def test_the_export_passes_its_gates_and_serves_the_new_schema(byod_project):
+    """The export stage on another table: parity and quantization gates, every artifact, and
+    the exported graph serving the churn schema (as package.model_format onnx would)."""
+    from mlgitops.serving.model import build_exported_model, reference_scores
+
+    params = load_params(byod_project / "params.yaml")
+    metrics = json.loads((byod_project / params.paths.export_metrics).read_text())
+    assert metrics["onnx"]["decisions_flipped"] == 0
+    assert metrics["onnx"]["max_abs_delta_score"] <= params.export.parity_tolerance
+    assert metrics["binned_float"]["decisions_flipped"] == 0
+    assert metrics["quantized"]["flipped_fraction"] <= params.export.quantize.max_flipped_fraction
+    export_dir = byod_project / params.paths.export_dir
+    files = {p.name for p in export_dir.iterdir()}
+    assert {"model.onnx", "scorer.h", "main.c", "scorer.mjs"} <= files
+    assert any(name.startswith("model.q") for name in files)
+    profile = load_profile(byod_project / params.paths.profile)
+    pipeline = load_pipeline(byod_project / params.paths.model)
+    release = json.loads((byod_project / "release.json").read_text())
+    served = build_exported_model(
+        (export_dir / "model.onnx").read_bytes(),
+        profile,
+        release["threshold"],
+        reference_scores(pipeline, profile),
+    )
+    assert served.self_check_difference <= 1e-9

@@ -157,6 +157,9 @@ class PackageConfig(_Strict):
     image_repository: str = Field(min_length=1)
     # Hex digits of the bento content hash used as the bento (and image) version.
     version_length: int = Field(ge=8, le=64, default=12)
+    # What the bento serves: the joblib pipeline (the service compiles its own fast path), or
+    # the export stage's model.onnx, so that served and exported are one artifact, one hash.
+    model_format: Literal["pipeline", "onnx"] = "pipeline"
 
     @field_validator("image_repository")
     @classmethod

@@ -31,8 +31,12 @@ class ReleaseRecord(BaseModel):
     bento_name: str
     bento_version: str
     model_tag: str
-    # "sha256:<hex>" of the serialized model file.
+    # "sha256:<hex>" of the model file the pod serves (the joblib, or model.onnx).
     model_hash: str
+    # What the pod serves: the fitted pipeline, or the export stage's ONNX graph of it.
+    model_format: Literal["pipeline", "onnx"] = "pipeline"
+    # With model_format onnx: "sha256:<hex>" of the pipeline it was exported from (the card's).
+    source_model_hash: str | None = None
     # "md5:<hex>" of the data file, the hash DVC records for it in dvc.lock.
     data_hash: str
     # "sha256:<hex>" of the canonical JSON of the params that shape the model.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -109,6 +110,12 @@ class Trees:
 
     def cat_table(self) -> np.ndarray:
         """(nodes, codes) membership matrix of the categorical sets, for vectorised routing."""
+        return self._cat_table
+
+    @cached_property
+    def _cat_table(self) -> np.ndarray:
+        # Built once per ensemble: leaf_values asks at every depth, and per row it cost more
+        # than the walk itself.
         width = 1 + max((max(s) for s in self.cat_sets if s), default=0)
         table = np.zeros((len(self.feature), width), dtype=bool)
         for node, members in enumerate(self.cat_sets):

@@ -25,9 +25,10 @@ from mlgitops.io import atomic_write
 from mlgitops.packaging.imports import PACKAGE, module_closure, package_root
 from mlgitops.serving.layout import (
     MODEL_CARD_FILE,
-    MODEL_FILE,
+    MODEL_FILES,
     PINNED_FILE,
     PROFILE_FILE,
+    REFERENCE_SCORES_FILE,
     SCHEMA_FILE,
     SERVICE_IMPORT,
 )
@@ -69,12 +70,16 @@ def save_model(
     model_card_file: Path,
     metadata: dict[str, Any],
     extra_files: dict[str, Path] | None = None,
+    model_format: str = "pipeline",
+    reference_scores: bytes | None = None,
 ) -> str:
     """Save the model with its profile, schema and card (and `extra_files`, {name in the entry:
     source}: the score reference, the rules) under `name:version`; return the tag.
 
-    The model store is the one of `BENTOML_HOME`. An existing tag is kept: the version is the
-    model's content hash, so the same tag means the same model.
+    `model_file` is the file the pod serves, stored under its format's name (`MODEL_FILES`);
+    a model served without its pipeline (format onnx) needs the pipeline's `reference_scores`
+    to self-check against. The model store is the one of `BENTOML_HOME`. An existing tag is
+    kept: the version is the model's content hash, so the same tag means the same model.
     """
     import bentoml
     from bentoml.exceptions import NotFound
@@ -88,12 +93,19 @@ def save_model(
     for source in (model_file, profile_file, schema_file, model_card_file, *extra.values()):
         if not Path(source).is_file():
             raise PackagingError(f"{source}: not found; cannot save model {tag}")
+    if model_format not in MODEL_FILES:
+        raise PackagingError(f"unknown model format {model_format!r}")
+    if (model_format != "pipeline") != (reference_scores is not None):
+        # A pipeline checks itself; any other format only against the pipeline's scores.
+        raise PackagingError(f"model format {model_format}: reference scores iff no pipeline")
     labels = {"mlgitops.io/kind": "fraud-model"}
     # BentoML's model metadata cannot hold null; an absent key reads back the same.
     stored = {key: value for key, value in metadata.items() if value is not None}
     try:
         with bentoml.models.create(tag, labels=labels, metadata=stored) as model:
-            shutil.copyfile(model_file, model.path_of(MODEL_FILE))
+            shutil.copyfile(model_file, model.path_of(MODEL_FILES[model_format]))
+            if reference_scores is not None:
+                Path(model.path_of(REFERENCE_SCORES_FILE)).write_bytes(reference_scores)
             shutil.copyfile(profile_file, model.path_of(PROFILE_FILE))
             shutil.copyfile(schema_file, model.path_of(SCHEMA_FILE))
             shutil.copyfile(model_card_file, model.path_of(MODEL_CARD_FILE))

@@ -8,6 +8,12 @@ from __future__ import annotations
 SERVICE_IMPORT = "mlgitops.serving.service:FraudDetector"
 # File names inside the model store entry (model.path_of(...)).
 MODEL_FILE = "model.joblib"
+# With `package.model_format: onnx` the entry holds the export stage's model.onnx instead of the
+# joblib, and the pipeline's scores on probe records to self-check it against at load.
+ONNX_MODEL_FILE = "model.onnx"
+REFERENCE_SCORES_FILE = "reference_scores.json"
+# The served file of each model format.
+MODEL_FILES = {"pipeline": MODEL_FILE, "onnx": ONNX_MODEL_FILE}
 PROFILE_FILE = "reference_profile.json"
 SCHEMA_FILE = "schema.json"
 # The train stage's model card (params, model type, ...).

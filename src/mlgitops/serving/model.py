@@ -12,6 +12,11 @@ Each step is only used if it reproduces `pipeline.predict_proba` on a probe batc
 the service falls back to the estimator, then to the pipeline itself. The self-check at load time
 compares the chosen path with the pipeline once more (tolerance 1e-6) and the service does not
 become ready unless it passes.
+
+With `package.model_format: onnx` the bento holds the export stage's `model.onnx` (the whole
+pipeline as one graph) and no pipeline: `build_exported_model` runs that graph, and its
+self-check compares it with the pipeline's scores on probe records, computed at packaging time
+(`reference_scores`) and shipped beside it.
 """
 
 from __future__ import annotations
@@ -37,6 +42,8 @@ UNSEEN_PROBE = "\x00mlgitops-unseen\x00"
 FAST_PATH_TOLERANCE = 1e-9
 SELF_CHECK_TOLERANCE = 1e-6
 SELF_CHECK_ROWS = 256
+# Batches up to this size are encoded row by row in Python, larger ones column by column in numpy.
+SMALL_BATCH = 16
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,8 @@ class EncoderPlan:
 
     def encode(self, columns: list[list[Any]]) -> np.ndarray:
         n = len(columns[0]) if columns else 0
+        if n <= SMALL_BATCH:
+            return self._encode_rows(columns, n)
         out = np.empty((n, len(self.columns)), dtype=np.float64)
         for j, column in enumerate(self.columns):
             if isinstance(column, NumericColumn):
@@ -83,6 +92,24 @@ class EncoderPlan:
             else:
                 out[:, j] = column.value
         return out
+
+    def _encode_rows(self, columns: list[list[Any]], n: int) -> np.ndarray:
+        # Per column numpy calls cost more than the values for a few rows: plain Python, one
+        # array at the end (the same float64 values as the column path).
+        rows: list[list[float]] = [[] for _ in range(n)]
+        for column in self.columns:
+            if isinstance(column, NumericColumn):
+                values, fill = columns[column.feature], column.missing
+                for row, v in zip(rows, values, strict=True):
+                    row.append(fill if v != v else v)  # v != v: NaN, the missing value
+            elif isinstance(column, CategoricalColumn):
+                table, unseen, missing = column.table, column.unseen, column.missing
+                for row, v in zip(rows, columns[column.feature], strict=True):
+                    row.append(missing if v is None else table.get(v, unseen))
+            else:
+                for row in rows:
+                    row.append(column.value)
+        return np.array(rows, dtype=np.float64).reshape(n, len(self.columns))
 
 
 Transform = Callable[[Any], np.ndarray]
@@ -197,7 +224,7 @@ def compile_encoder(
 class Scorer:
     """Validated columns -> positive-class scores."""
 
-    runtime: str  # "onnx", "estimator" or "pipeline"
+    runtime: str  # "onnx", "estimator", "pipeline" or "onnx-export" (the exported model.onnx)
     score: Callable[[list[list[Any]]], np.ndarray]
 
 
@@ -343,3 +370,77 @@ def self_check(model: LoadedModel, pipeline: Any) -> float:
     if difference > SELF_CHECK_TOLERANCE:
         raise ServingError(f"self-check: scores differ from the pipeline by {difference:.3g}")
     return difference
+
+
+EXPORTED_RUNTIME = "onnx-export"
+# What a client's "" category becomes: the exported graph reads "" as missing, the pipeline sees
+# an unknown category; any string the encoders never saw gets the pipeline's answer.
+_EMPTY_CATEGORY = UNSEEN_PROBE
+
+
+def exported_scorer(model_bytes: bytes, space: FeatureSpace) -> Scorer:
+    """The export stage's graph (one [N, 1] input per feature: double, NaN = missing, or
+    string, "" = missing; output `score`) over validated columns."""
+    session = inference_session(model_bytes)
+    found = {i.name: i.type for i in session.get_inputs()}
+    wanted = {
+        f.name: "tensor(double)" if f.kind == "numeric" else "tensor(string)"
+        for f in space.features
+    }
+    if found != wanted:
+        raise ArtifactError(f"the ONNX model's inputs {found} are not the profile's {wanted}")
+    if "score" not in {o.name for o in session.get_outputs()}:
+        raise ArtifactError("the ONNX model has no `score` output")
+    layout = [(f.name, f.kind == "numeric") for f in space.features]
+    run = session.run
+
+    def score(columns: list[list[Any]]) -> np.ndarray:
+        feeds = {}
+        for (name, numeric), column in zip(layout, columns, strict=True):
+            if numeric:
+                feeds[name] = np.array(column, dtype=np.float64).reshape(-1, 1)
+            else:
+                values = ["" if v is None else v or _EMPTY_CATEGORY for v in column]
+                feeds[name] = np.array(values, dtype=object).reshape(-1, 1)
+        return run(["score"], feeds)[0][:, 0]
+
+    return Scorer(EXPORTED_RUNTIME, score)
+
+
+def reference_scores(
+    pipeline: Any, profile: ReferenceProfile, rows: int = SELF_CHECK_ROWS, seed: int = 1
+) -> dict[str, Any]:
+    """Probe records and the pipeline's scores on them: what a model served without its
+    pipeline is self-checked against (written at packaging time)."""
+    space = FeatureSpace.from_profile(profile)
+    records = probe_records(profile, rows, seed)
+    # A client's "" category, which the graph must not read as its own missing marker.
+    records.append({**records[0], **{f.name: "" for f in space.features if f.kind != "numeric"}})
+    batch = validate_records(records, space)
+    scores = pipeline.predict_proba(frame_from_columns(space, batch.columns))[:, 1]
+    return {"records": records, "scores": [float(s) for s in scores]}
+
+
+def build_exported_model(
+    model_bytes: bytes, profile: ReferenceProfile, threshold: float, reference: Any
+) -> LoadedModel:
+    """The exported graph, self-checked against the pipeline's recorded scores (1e-6)."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ServingError(f"threshold {threshold} is not a probability")
+    if not (
+        isinstance(reference, dict)
+        and isinstance(reference.get("records"), list)
+        and isinstance(reference.get("scores"), list)
+        and len(reference["records"]) == len(reference["scores"]) > 0
+    ):
+        raise ArtifactError("the reference scores are not {records: [...], scores: [...]}")
+    space = FeatureSpace.from_profile(profile)
+    scorer = exported_scorer(model_bytes, space)
+    batch = validate_records(reference["records"], space)
+    expected = np.asarray(reference["scores"], dtype=np.float64)
+    difference = _max_difference(scorer, expected, batch.columns)
+    if not difference <= SELF_CHECK_TOLERANCE:
+        raise ServingError(
+            f"self-check: the exported model differs from the pipeline by {difference:.3g}"
+        )
+    return LoadedModel(space, profile, threshold, scorer, difference)

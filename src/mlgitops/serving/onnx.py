@@ -142,8 +142,8 @@ def compile_model(model: Any) -> ModelProto | None:
     return onnx_model
 
 
-def inference_session(model: ModelProto) -> Any:
-    """An ONNX Runtime session for one request at a time on one thread."""
+def inference_session(model: ModelProto | bytes) -> Any:
+    """An ONNX Runtime session for one request at a time on one thread (a model or its bytes)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -152,6 +152,5 @@ def inference_session(model: ModelProto) -> Any:
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
-    return ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    data = model if isinstance(model, bytes) else model.SerializeToString()
+    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])

@@ -22,7 +22,20 @@ from mlgitops.errors import ArtifactError, MlgitopsError, ServingError
 from mlgitops.io import load_pipeline
 from mlgitops.records import ModelCard, load_model_card
 from mlgitops.release import ReleaseRecord
-from mlgitops.serving.model import LoadedModel, build_model, self_check, verify_hash
+from mlgitops.serving.layout import (
+    MODEL_CARD_FILE,
+    MODEL_FILES,
+    PROFILE_FILE,
+    REFERENCE_SCORES_FILE,
+    SCHEMA_FILE,
+)
+from mlgitops.serving.model import (
+    LoadedModel,
+    build_exported_model,
+    build_model,
+    self_check,
+    verify_hash,
+)
 from mlgitops.serving.predlog import JsonLinesLog
 
 logger = logging.getLogger(__name__)
@@ -144,18 +157,20 @@ class Runtime:
     def _load(self) -> LoadedModel:
         from mlgitops.profile import load_profile
         from mlgitops.schema import load_schema
-        from mlgitops.serving.layout import MODEL_CARD_FILE, MODEL_FILE, PROFILE_FILE, SCHEMA_FILE
 
         stored = _stored_model(self.pinned.model_tag)
         release = self.pinned.release
         self.model_card = load_model_card(Path(stored.path_of(MODEL_CARD_FILE)))
-        model_file = Path(stored.path_of(MODEL_FILE))
-        # A damaged or swapped file is refused before it is unpickled.
+        model_file = Path(stored.path_of(MODEL_FILES[release.model_format]))
+        # A damaged or swapped file is refused before it is unpickled (or parsed).
         verify_hash(model_file, release.model_hash)
-        pipeline = load_pipeline(model_file)
         profile = load_profile(Path(stored.path_of(PROFILE_FILE)))
-        model = build_model(pipeline, profile, release.threshold)
-        self_check(model, pipeline)
+        if release.model_format == "onnx":
+            model = self._load_exported(stored, model_file, profile)
+        else:
+            pipeline = load_pipeline(model_file)
+            model = build_model(pipeline, profile, release.threshold)
+            self_check(model, pipeline)
         # The data's id, time and dropped columns are accepted (and echoed/logged), not scored.
         schema = load_schema(Path(stored.path_of(SCHEMA_FILE)))
         space = model.space.with_passthrough(
@@ -203,6 +218,18 @@ class Runtime:
         self.metrics.child("labelled_outcome", result).inc()
         return result
 
+    def _load_exported(self, stored: Any, model_file: Path, profile: Any) -> LoadedModel:
+        """The export stage's model.onnx, checked against the pipeline's recorded scores."""
+        reference_file = Path(stored.path_of(REFERENCE_SCORES_FILE))
+        try:
+            reference = json.loads(reference_file.read_bytes())
+        except FileNotFoundError:
+            raise ArtifactError(f"{reference_file}: no reference scores to self-check") from None
+        except json.JSONDecodeError as error:
+            raise ArtifactError(f"{reference_file}: not valid JSON: {error}") from None
+        threshold = self.pinned.release.threshold
+        return build_exported_model(model_file.read_bytes(), profile, threshold, reference)
+
     def metadata(self) -> dict[str, Any]:
         release = self.pinned.release
         model = self.model
@@ -211,6 +238,10 @@ class Runtime:
             "model_version": self.pinned.bento_tag,
             "model_tag": self.pinned.model_tag,
             "model_hash": release.model_hash,
+            # Which artifact serves: the pipeline (compiled at load) or the exported model.onnx.
+            "model_format": release.model_format,
+            "model_file": MODEL_FILES[release.model_format],
+            "source_model_hash": release.source_model_hash,
             "data_hash": release.data_hash,
             "params_hash": release.params_hash,
             "params": self.model_card.train_params if self.model_card else None,

@@ -8,6 +8,7 @@ the model store by its exact tag. The API is a Starlette app mounted on the serv
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import bentoml
 
@@ -54,3 +55,48 @@ class FraudDetector:
     @bentoml.on_shutdown
     def _close_logs(self) -> None:
         self.runtime.close()
+
+
+class DirectRoutes:
+    """ASGI: the API's own paths go straight to the API app; everything else (lifespan, /livez,
+    /readyz, /metrics, BentoML's docs) to BentoML's app.
+
+    BentoML wraps every request in its request-metrics, OpenTelemetry, timeout and request-
+    context layers, then a mount. py-spy on a single-row /predict: those layers cost more than
+    validating and scoring the row. The API counts its own predictions, rejections and scores
+    in /metrics and never uses BentoML's request context; with tracing or the access log on,
+    requests take BentoML's full path again (`direct_routes`).
+    """
+
+    def __init__(self, bentoml_app: Any, api_app: Any, paths: frozenset[str]) -> None:
+        self.bentoml_app = bentoml_app
+        self.api_app = api_app
+        self.paths = paths
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] in self.paths:
+            await self.api_app(scope, receive, send)
+        else:
+            await self.bentoml_app(scope, receive, send)
+
+
+def direct_routes(settings: ServingConfig) -> bool:
+    return not (settings.tracing or settings.access_log)
+
+
+_Service = type(FraudDetector)
+
+
+class _DirectService(_Service):  # type: ignore[misc,valid-type]
+    """BentoML's service whose ASGI app is wrapped in DirectRoutes. BentoML builds the app with
+    `to_asgi` in each worker and offers no other hook in front of its own layers."""
+
+    __slots__ = ()
+
+    def to_asgi(self, *args: Any, **kwargs: Any) -> Any:
+        app = super().to_asgi(*args, **kwargs)
+        paths = frozenset(route.path for route in api.routes)
+        return DirectRoutes(app, api, paths) if direct_routes(SETTINGS) else app
+
+
+FraudDetector.__class__ = _DirectService

@@ -5,6 +5,11 @@ operating threshold, the reference profile, the schema, the score reference and 
 ships, the serving code and its pinned runtime requirements. The same model
 therefore always maps to the same bento, image tag and manifests (a rollback by `git revert`
 needs no rebuild), and a tag can never name two different things.
+
+`package.model_format` picks the served file: the joblib pipeline, or the export stage's
+`model.onnx`. For onnx the release's model_hash is model.onnx's, the bento carries no pipeline,
+and the pipeline's scores on probe records go beside it for the pod's self-check; the graph
+must reproduce them here already, so a stale export (not of this pipeline) fails the build.
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from pathlib import Path
 
 from mlgitops import __version__
 from mlgitops.config import Params
-from mlgitops.errors import ArtifactError
+from mlgitops.errors import ArtifactError, MlgitopsError
 from mlgitops.io import file_md5, file_sha256
 from mlgitops.records import load_metrics, load_model_card
 from mlgitops.release import ReleaseRecord, write_release
+from mlgitops.serving.layout import ONNX_MODEL_FILE
 
 HEADLINE_METRICS = (
     "roc_auc",
@@ -73,9 +79,11 @@ def bento_version(
     code_digest: str,
     length: int,
     monitoring: dict[str, Path] | None = None,
+    model_format: str = "pipeline",
 ) -> str:
     content = {
         "model_sha256": model_sha,
+        "model_format": model_format,
         "threshold": repr(threshold),
         "profile_sha256": file_sha256(profile),
         "schema_sha256": file_sha256(schema),
@@ -88,15 +96,30 @@ def bento_version(
     return hashlib.sha256(canonical).hexdigest()[:length]
 
 
+def served_file(params: Params) -> Path:
+    """The file the bento serves for `package.model_format`."""
+    if params.package.model_format == "pipeline":
+        return Path(params.paths.model)
+    path = Path(params.paths.export_dir) / ONNX_MODEL_FILE
+    if not path.is_file():
+        raise ArtifactError(
+            f"{path}: not found; package.model_format onnx needs the export stage's model.onnx "
+            "(export.artifacts must include onnx; run `dvc repro`)"
+        )
+    return path
+
+
 def make_release(params: Params, requirements: list[str]) -> ReleaseRecord:
-    model_sha = file_sha256(params.paths.model)
+    pipeline_sha = file_sha256(params.paths.model)
     metrics = load_metrics(params.paths.metrics)
     card = load_model_card(params.paths.model_card)
-    if card.model_hash != f"sha256:{model_sha}":
+    if card.model_hash != f"sha256:{pipeline_sha}":
         raise ArtifactError(
             f"{params.paths.model_card}: describes model {card.model_hash}, but "
-            f"{params.paths.model} is sha256:{model_sha} (run `dvc repro`)"
+            f"{params.paths.model} is sha256:{pipeline_sha} (run `dvc repro`)"
         )
+    model_format = params.package.model_format
+    model_sha = file_sha256(served_file(params)) if model_format != "pipeline" else pipeline_sha
     threshold = metrics.threshold
     version = bento_version(
         model_sha,
@@ -106,12 +129,15 @@ def make_release(params: Params, requirements: list[str]) -> ReleaseRecord:
         serving_code_digest(requirements),
         params.package.version_length,
         shipped_monitoring(params),
+        model_format,
     )
     return ReleaseRecord(
         bento_name=params.package.bento_name,
         bento_version=version,
         model_tag=f"{params.package.bento_name}:{version}",
         model_hash=f"sha256:{model_sha}",
+        model_format=model_format,
+        source_model_hash=card.model_hash if model_format != "pipeline" else None,
         data_hash=f"md5:{file_md5(params.data.path)}",
         params_hash=params_hash(params),
         image=f"{params.package.image_repository}:{version}",
@@ -123,20 +149,41 @@ def make_release(params: Params, requirements: list[str]) -> ReleaseRecord:
     )
 
 
+def checked_reference(params: Params, model_file: Path) -> bytes:
+    """The pipeline's scores on probe records, as the pod self-checks the exported graph
+    against them; raises unless the graph reproduces them here."""
+    from mlgitops.io import load_pipeline
+    from mlgitops.profile import load_profile
+    from mlgitops.serving.model import build_exported_model, reference_scores
+
+    profile = load_profile(params.paths.profile)
+    reference = reference_scores(load_pipeline(params.paths.model), profile)
+    try:
+        build_exported_model(model_file.read_bytes(), profile, 0.5, reference)
+    except MlgitopsError as error:
+        message = f"{model_file} is not an export of {params.paths.model}: {error}"
+        raise ArtifactError(message) from None
+    return json.dumps(reference, sort_keys=True, separators=(",", ":")).encode()
+
+
 def run(params: Params) -> str:
     from mlgitops.packaging import bento
 
     requirements = bento.pinned_requirements(params.paths.requirements_lock)
     record = make_release(params, requirements)
+    model_file = served_file(params)
+    pipeline = record.model_format == "pipeline"
     model_tag = bento.save_model(
         name=record.bento_name,
         version=record.bento_version,
-        model_file=params.paths.model,
+        model_file=model_file,
         profile_file=params.paths.profile,
         schema_file=params.paths.schema_file,
         model_card_file=params.paths.model_card,
         metadata=record.model_dump(mode="json", exclude_none=True),
         extra_files=shipped_monitoring(params),
+        model_format=record.model_format,
+        reference_scores=None if pipeline else checked_reference(params, model_file),
     )
     bento_tag = bento.build_bento(
         bento_name=record.bento_name,
@@ -148,4 +195,8 @@ def run(params: Params) -> str:
     bento.export_bento(bento_tag, params.paths.bento_archive)
     # Written last: release.json and the k8s pin only ever name a bento that exists.
     write_release(record, params.paths.release, params.paths.k8s_release_patch)
-    return f"bento {bento_tag}, image {record.image}, release in {params.paths.release}"
+    served = "pipeline" if pipeline else f"{model_file} (exported ONNX)"
+    return (
+        f"bento {bento_tag} serving the {served}, image {record.image}, "
+        f"release in {params.paths.release}"
+    )

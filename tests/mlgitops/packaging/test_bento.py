@@ -10,6 +10,7 @@ import pytest
 
 from mlgitops.errors import ConfigError, PackagingError
 from mlgitops.packaging import bento as packaging
+from mlgitops.serving import layout
 from tests.mlgitops.serving.conftest import BENTO_NAME, VERSION, Packaged
 from tests.support.project import REPO_ROOT
 
@@ -19,7 +20,7 @@ def test_save_model_stores_files_and_metadata(packaged: Packaged) -> None:
 
     assert packaged.model_tag == f"{BENTO_NAME}:{VERSION}"
     model = bentoml.models.get(packaged.model_tag)
-    for name in (packaging.MODEL_FILE, packaging.PROFILE_FILE, packaging.SCHEMA_FILE):
+    for name in (layout.MODEL_FILE, layout.PROFILE_FILE, layout.SCHEMA_FILE):
         assert Path(model.path_of(name)).is_file()
     assert model.info.metadata["model_hash"] == packaged.artifacts.metadata["model_hash"]
     assert str(model.path).startswith(str(packaged.home))

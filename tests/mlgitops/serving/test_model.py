@@ -124,3 +124,49 @@ def test_a_model_that_predicts_garbage_fails_the_self_check(dev_model: Any) -> N
 
     with pytest.raises(ServingError, match="self-check"):
         build_model(Broken(), model.profile, 0.2)
+
+
+@pytest.fixture(scope="module")
+def exported(dev_model: Any) -> tuple[bytes, dict[str, Any]]:
+    """The export stage's graph of the dev pipeline and the pipeline's reference scores."""
+    from mlgitops.export import onnx_graph
+    from mlgitops.export.extract import from_pipeline
+    from mlgitops.serving.model import reference_scores
+
+    pipeline, model = dev_model
+    graph = onnx_graph.to_onnx(from_pipeline(pipeline), 0.2).SerializeToString()
+    return graph, reference_scores(pipeline, model.profile)
+
+
+def test_the_exported_graph_serves_the_pipelines_scores(dev_model: Any, exported) -> None:
+    from mlgitops.serving.model import build_exported_model
+
+    pipeline, model = dev_model
+    graph, reference = exported
+    served = build_exported_model(graph, model.profile, 0.2, reference)
+    assert served.scorer.runtime == "onnx-export"
+    assert served.self_check_difference <= 1e-12
+    # Unseen, missing and "" categories included (the reference's last record is all "").
+    body = {"records": [*probe_records(model.profile, 500, seed=3), reference["records"][-1]]}
+    scores = served.scores(validate_body(body, served.space, 10_000))
+    assert np.max(np.abs(scores - _reference(pipeline, model.space, body))) <= 1e-12
+
+
+def test_the_exported_graph_never_loads_against_other_scores(dev_model: Any, exported) -> None:
+    from mlgitops.serving.model import build_exported_model
+
+    _, model = dev_model
+    graph, reference = exported
+    moved = {**reference, "scores": [min(1.0, s + 1e-3) for s in reference["scores"]]}
+    with pytest.raises(ServingError, match="self-check"):
+        build_exported_model(graph, model.profile, 0.2, moved)
+    with pytest.raises(ArtifactError, match="reference scores"):
+        build_exported_model(graph, model.profile, 0.2, {"records": [], "scores": []})
+    with pytest.raises(ArtifactError, match="inputs"):
+        build_exported_model(graph, _without_a_feature(model.profile), 0.2, reference)
+
+
+def _without_a_feature(profile: Any) -> Any:
+    features = dict(profile.features)
+    features.pop(next(iter(features)))
+    return profile.model_copy(update={"features": features})

@@ -2,12 +2,15 @@ from __future__ import annotations
 
 import json
 import tarfile
+from pathlib import Path
 
+import pytest
 import yaml
 
 from mlgitops.packaging.bento import pinned_requirements
 from mlgitops.release import load_release
 from mlgitops.stages import evaluate, package, rules, score_reference, split, train, validate
+from tests.mlgitops.export.conftest import trained  # noqa: F401  (the session fixture)
 from tests.support.project import params_in
 
 
@@ -78,3 +81,95 @@ def test_the_bento_ships_the_score_reference_and_rules(params):
         }
     assert shipped[SCORE_REFERENCE_FILE] == params.paths.score_reference.read_bytes()
     assert shipped[RULES_FILE] == params.paths.prometheus_rules.read_bytes()
+
+
+def _onnx_format(params):
+    return params.model_copy(
+        update={"package": params.package.model_copy(update={"model_format": "onnx"})}
+    )
+
+
+def _load_served(release):
+    from mlgitops.config import ServingConfig
+    from mlgitops.serving.runtime import Pinned, Runtime
+
+    settings = ServingConfig(prediction_log="off", feedback_log="off")
+    runtime = Runtime(Pinned(release.bento_tag, release.model_tag, release), settings)
+    runtime.load()
+    return runtime
+
+
+def test_onnx_format_ships_and_serves_the_exported_model(trained) -> None:  # noqa: F811
+    """One artifact, one hash: the bento holds export's model.onnx, no pipeline, and the pod
+    serves it with the pipeline's scores (all three model types)."""
+    import bentoml
+    import numpy as np
+
+    from mlgitops.io import file_sha256
+    from mlgitops.records import load_model_card
+    from mlgitops.serving.features import validate_records
+    from mlgitops.serving.layout import MODEL_FILE, ONNX_MODEL_FILE, REFERENCE_SCORES_FILE
+    from mlgitops.stages import export
+
+    params = _onnx_format(trained.params)
+    export.run(params)
+    package.run(params)
+    release = load_release(params.paths.release)
+    onnx_file = Path(params.paths.export_dir) / ONNX_MODEL_FILE
+    assert release.model_format == "onnx"
+    assert release.model_hash == f"sha256:{file_sha256(onnx_file)}"
+    assert release.source_model_hash == load_model_card(params.paths.model_card).model_hash
+    stored = bentoml.models.get(release.model_tag)
+    assert Path(stored.path_of(ONNX_MODEL_FILE)).read_bytes() == onnx_file.read_bytes()
+    assert Path(stored.path_of(REFERENCE_SCORES_FILE)).is_file()
+    assert not Path(stored.path_of(MODEL_FILE)).exists()
+
+    runtime = _load_served(release)
+    assert runtime.error is None
+    assert runtime.model is not None
+    assert runtime.model.scorer.runtime == "onnx-export"
+    meta = runtime.metadata()
+    assert (meta["model_format"], meta["model_file"]) == ("onnx", "model.onnx")
+    assert meta["model_hash"] == release.model_hash
+    test = trained.test[trained.pipeline.feature_names_in_].head(300)
+    records = [
+        {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+        for row in test.to_dict("records")
+    ]
+    batch = validate_records(records, runtime.model.space)
+    served = runtime.model.scores(batch)
+    reference = trained.pipeline.predict_proba(test)[:, 1]
+    assert np.max(np.abs(served - reference)) <= 1e-9
+
+
+def test_onnx_format_refuses_an_export_of_another_pipeline(trained, tmp_path) -> None:  # noqa: F811
+    from mlgitops.errors import ArtifactError
+    from mlgitops.export import onnx_graph
+    from mlgitops.export.extract import from_pipeline
+    from mlgitops.serving.layout import ONNX_MODEL_FILE
+    from mlgitops.stages import export
+
+    params = _onnx_format(trained.params)
+    export.run(params)
+    onnx_file = Path(params.paths.export_dir) / ONNX_MODEL_FILE
+    original = onnx_file.read_bytes()
+    other = from_pipeline(trained.pipeline)
+    # The same graph with every leaf (or weight) moved: what a stale export would be.
+    if other.model_type == "logistic_regression":
+        other.model.slope[:] += 0.5
+    else:
+        other.model.value[:] += 0.5
+    onnx_file.write_bytes(onnx_graph.to_onnx(other, trained.threshold).SerializeToString())
+    try:
+        with pytest.raises(ArtifactError, match="not an export of"):
+            package.run(params)
+    finally:
+        onnx_file.write_bytes(original)
+
+
+def test_onnx_format_without_the_export_is_an_artifact_error(params) -> None:
+    from mlgitops.errors import ArtifactError
+
+    _through_evaluate(params)
+    with pytest.raises(ArtifactError, match="model.onnx"):
+        package.make_release(_onnx_format(params), [])
