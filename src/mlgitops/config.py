@@ -21,6 +21,7 @@ DEFAULT_PARAMS_FILE = Path("params.yaml")
 
 ColumnType = Literal["numeric", "categorical", "drop"]
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+ModelFamily = Literal["hist_gradient_boosting", "logistic_regression", "random_forest"]
 
 
 class _Strict(BaseModel):
@@ -46,6 +47,9 @@ class PathsConfig(_Strict):
     # Stage `export` (issue 13): ONNX, quantized, pruned, C and JS artifacts, and their ledger.
     export_dir: Path = Path("artifacts/export")
     export_metrics: Path = Path("metrics/export.json")
+    # Stage `tune`: the chosen train config with its CV summary, and the trial history (plot).
+    tuned_params: Path = Path("artifacts/tuned_params.json")
+    tune_trials: Path = Path("plots/tune_trials.json")
     # The locked dependency closure (`make lock`); the bento pins its runtime libraries from it.
     requirements_lock: Path = Path("requirements.lock")
 
@@ -114,7 +118,7 @@ class RandomForestParams(_Strict):
 
 
 class TrainConfig(_Strict):
-    model: Literal["hist_gradient_boosting", "logistic_regression", "random_forest"]
+    model: ModelFamily
     seed: int = 42
     # Rarer categories than this share one "infrequent" code, so tiny groups don't overfit.
     min_category_frequency: int = Field(ge=1, default=20)
@@ -123,6 +127,27 @@ class TrainConfig(_Strict):
     hist_gradient_boosting: HistGradientBoostingParams = HistGradientBoostingParams()
     logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
     random_forest: RandomForestParams = RandomForestParams()
+
+
+class TuneConfig(_Strict):
+    """Stage `tune`: a seeded random search with cross-validation on the training split only."""
+
+    enabled: bool = True
+    # "log_loss" (mean CV log-loss, lower is better: a proper scoring rule, so it rewards the
+    # probabilities the cost threshold cuts, and it is less noisy than AUC with few positives)
+    # or "roc_auc" (mean CV ROC AUC, higher is better).
+    objective: Literal["log_loss", "roc_auc"] = "log_loss"
+    # Trial 0 is always train.<model>'s own params, so the pick is never worse in CV than them.
+    trials: int = Field(ge=1, default=24)
+    # A wall-clock cap on starting new trials. Off by default: with it, how many trials run
+    # depends on the machine, and so may the pick (the stage says so when it binds).
+    max_seconds: float | None = Field(gt=0.0, default=None)
+    cv_folds: int = Field(ge=2, le=20, default=3)
+    # The search runs on at most this many training rows (a seeded sample); train uses all.
+    max_rows: int = Field(ge=100, default=30000)
+    seed: int = 42
+    # Families searched; trial i uses models[i % len(models)] (trial 0: train.model).
+    models: tuple[ModelFamily, ...] = ("hist_gradient_boosting",)
 
 
 class ThresholdConfig(_Strict):
@@ -242,6 +267,7 @@ class Params(_Strict):
     data: DataConfig
     validate_: ValidateConfig = Field(alias="validate", default=ValidateConfig())
     split: SplitConfig = SplitConfig()
+    tune: TuneConfig = TuneConfig()
     train: TrainConfig
     threshold: ThresholdConfig
     package: PackageConfig

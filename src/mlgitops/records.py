@@ -71,6 +71,28 @@ class EvaluationMetrics(FrozenModel):
     validation: ValidationFigures | None = None
 
 
+class TunedParams(FrozenModel):
+    """What stage `tune` chose, and the evidence; stage `train` fits `train`."""
+
+    enabled: bool
+    # The full train config to fit (params.yaml's `train:` with the chosen family and its
+    # hyperparameters); equal to params.yaml's when tuning is off.
+    train: dict[str, Any]
+    objective: str
+    # "higher" for roc_auc, "lower" for log_loss.
+    better: Literal["higher", "lower"]
+    cv_score: float | None = None
+    # The same CV score of params.yaml's own train config (trial 0).
+    baseline_cv_score: float | None = None
+    best_trial: int | None = None
+    n_trials: int = 0
+    n_rows_searched: int = 0
+    cv_folds: int = 0
+    folds: Literal["time_ordered", "stratified"] | None = None
+    # True when tune.max_seconds stopped the search before tune.trials (machine-dependent).
+    stopped_by_time: bool = False
+
+
 def save_record(record: FrozenModel, path: Path) -> None:
     # json.dumps of the plain dump keeps the files as they were (and as `dvc metrics` reads them).
     atomic_write_text(path, json.dumps(record.model_dump(mode="json"), indent=2) + "\n")
@@ -82,3 +104,7 @@ def load_model_card(path: Path) -> ModelCard:
 
 def load_metrics(path: Path) -> EvaluationMetrics:
     return load_model_json(EvaluationMetrics, path)
+
+
+def load_tuned_params(path: Path) -> TunedParams:
+    return load_model_json(TunedParams, path)

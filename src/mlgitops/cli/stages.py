@@ -17,8 +17,9 @@ app = typer.Typer(
 _STAGES = {
     "validate": "Check the schema and quality of the data; write the report and the schema.",
     "split": "Split train/test (by time or stratified) and profile the training data.",
-    "train": "Fit the scikit-learn pipeline named in params.yaml.",
-    "evaluate": "Score the test split, choose the operating threshold, write metrics and plots.",
+    "tune": "Search hyperparameters by CV on the training split; write the chosen train config.",
+    "train": "Fit the scikit-learn pipeline (tune's choice, or params.yaml's train config).",
+    "evaluate": "Choose the threshold on validation; measure the test split; metrics and plots.",
     "export": "Export ONNX, quantized, pruned, C and JS scorers; gate them on the test split.",
     "package": "Save the model to BentoML, build the content-addressed bento, write release.json.",
 }

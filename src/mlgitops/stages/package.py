@@ -36,7 +36,7 @@ HEADLINE_METRICS = (
 def params_hash(params: Params) -> str:
     """Hash of every param that shapes the model (paths and serving knobs do not)."""
     shaping = params.model_dump(
-        mode="json", by_alias=True, include={"data", "validate_", "split", "train", "threshold"}
+        mode="json", by_alias=True, include={"data", "validate_", "split", "tune", "train", "threshold"}
     )
     shaping["data"].pop("path", None)  # the data is identified by its own hash
     canonical = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
