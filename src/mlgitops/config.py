@@ -49,6 +49,9 @@ class PathsConfig(_Strict):
     export_metrics: Path = Path("metrics/export.json")
     # Stage `tune`: the chosen train config with its CV summary, and the trial history (plot).
     tuned_params: Path = Path("artifacts/tuned_params.json")
+    # Stage `gate`: the verdict with its figures (DVC metrics) and the Markdown summary.
+    gate_metrics: Path = Path("metrics/gate.json")
+    gate_report: Path = Path("reports/gate.md")
     tune_trials: Path = Path("plots/tune_trials.json")
     # The locked dependency closure (`make lock`); the bento pins its runtime libraries from it.
     requirements_lock: Path = Path("requirements.lock")
@@ -163,6 +166,26 @@ class ThresholdConfig(_Strict):
     currency: str = "EUR"
 
 
+class GateConfig(_Strict):
+    """Stage `gate`: the challenger (this tree's model) against the champion (the release at
+    `base`), paired on this tree's test rows. Non-inferiority: "not worse by more than the
+    margin", shown by a two-sided (1 - alpha) interval (see README, Retraining and the gate)."""
+
+    # A Git revision whose committed release is the champion ("HEAD": the release this change
+    # would replace). null: no comparison (the gate passes with reason "gate off").
+    base: str | None = "HEAD"
+    # The challenger may be this much worse and still pass: ROC AUC (absolute) and expected cost
+    # per 1,000 transactions (in threshold.currency).
+    auc_margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
+    cost_margin_per_1000: float = Field(ge=0.0, default=100.0)
+    # Each interval is two-sided (1 - alpha); equal models FAIL with probability <= alpha.
+    alpha: Annotated[float, Field(gt=0.0, le=0.5)] = 0.05
+    # For the minimum detectable effect reported beside the verdict.
+    power: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.8
+    bootstrap_reps: int = Field(ge=100, le=100_000, default=2000)
+    seed: int = 42
+
+
 class PackageConfig(_Strict):
     bento_name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
     image_repository: str = Field(min_length=1)
@@ -270,6 +293,7 @@ class Params(_Strict):
     tune: TuneConfig = TuneConfig()
     train: TrainConfig
     threshold: ThresholdConfig
+    gate: GateConfig = GateConfig()
     package: PackageConfig
     serving: ServingConfig = Field(default_factory=ServingConfig)
     export: ExportConfig = ExportConfig()

@@ -79,3 +79,24 @@ class ExportError(ArtifactError):
     """An exported model fails its parity or quantization gate, or cannot be exported."""
 
     exit_code = 13
+
+
+class GateError(MlgitopsError):
+    """The champion/challenger gate could not compare the two models (missing or incompatible
+    champion, unreadable artifact at the base revision)."""
+
+    exit_code = 14
+
+
+class GateFailedError(GateError):
+    """The gate's verdict is FAIL: the challenger is shown worse than the champion by more than
+    the margin. The package stage refuses to release it."""
+
+    exit_code = 15
+
+
+class GateInconclusiveError(GateError):
+    """The gate's verdict is INCONCLUSIVE: the test set cannot show the challenger is not worse.
+    The package stage refuses to release it."""
+
+    exit_code = 16

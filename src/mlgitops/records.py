@@ -93,6 +93,50 @@ class TunedParams(FrozenModel):
     stopped_by_time: bool = False
 
 
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+
+
+class PairedDifference(FrozenModel):
+    """challenger minus champion on the same test rows, with its one-sided test."""
+
+    # Which way is better; `margin` is how far the challenger may go the other way.
+    better: Literal["higher", "lower"]
+    champion: float
+    challenger: float
+    difference: float
+    # Two-sided (1 - alpha) interval of the difference; PASS/FAIL compare it with the margin.
+    lower: float
+    upper: float
+    standard_error: float
+    margin: float
+    # p-value of H0 "worse by at least the margin"; small means non-inferiority is shown.
+    p_non_inferiority: float
+    # The smallest true difference this test set detects at the configured power.
+    mde: float
+    verdict: Verdict
+
+
+class GateReport(FrozenModel):
+    verdict: Verdict
+    reason: str
+    base: str | None
+    champion_bento_tag: str | None = None
+    champion_model_hash: str | None = None
+    challenger_model_hash: str
+    n_test: int
+    n_positive: int
+    alpha: float
+    power: float
+    # Challenger minus champion: higher is better for ROC AUC, lower for cost.
+    roc_auc: PairedDifference | None = None
+    expected_cost_per_1000: PairedDifference | None = None
+    champion_threshold: float | None = None
+    challenger_threshold: float
+    currency: str
+    bootstrap_reps: int
+    seed: int
+
+
 def save_record(record: FrozenModel, path: Path) -> None:
     # json.dumps of the plain dump keeps the files as they were (and as `dvc metrics` reads them).
     atomic_write_text(path, json.dumps(record.model_dump(mode="json"), indent=2) + "\n")
@@ -108,3 +152,7 @@ def load_metrics(path: Path) -> EvaluationMetrics:
 
 def load_tuned_params(path: Path) -> TunedParams:
     return load_model_json(TunedParams, path)
+
+
+def load_gate_report(path: Path) -> GateReport:
+    return load_model_json(GateReport, path)

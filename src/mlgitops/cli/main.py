@@ -8,7 +8,7 @@ import sys
 import typer
 
 from mlgitops import __version__
-from mlgitops.cli import data, deploy, image, serve, stages, summary
+from mlgitops.cli import data, deploy, image, report, serve, stages, summary
 from mlgitops.errors import MlgitopsError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(stages.app, name="stage")
 app.add_typer(image.app, name="image")
+app.add_typer(report.app, name="report")
 serve.register(app)
 summary.register(app)
 deploy.register(app)

@@ -20,6 +20,7 @@ _STAGES = {
     "tune": "Search hyperparameters by CV on the training split; write the chosen train config.",
     "train": "Fit the scikit-learn pipeline (tune's choice, or params.yaml's train config).",
     "evaluate": "Choose the threshold on validation; measure the test split; metrics and plots.",
+    "gate": "Compare this model with the release at gate.base on the test rows: PASS/FAIL/...",
     "export": "Export ONNX, quantized, pruned, C and JS scorers; gate them on the test split.",
     "package": "Save the model to BentoML, build the content-addressed bento, write release.json.",
 }
