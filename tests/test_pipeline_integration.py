@@ -36,7 +36,9 @@ def _set_param(root: Path, section: str, key: str, value) -> None:
 def project(tmp_path_factory) -> Path:
     root = make_project(tmp_path_factory.mktemp("pipeline") / "repo", rows=4000)
     first = run(["dvc", "repro"], root)
-    assert _stages_run(first.stdout) == ["validate", "split", "train", "evaluate", "package"]
+    assert _stages_run(first.stdout) == [
+        "validate", "split", "tune", "train", "evaluate", "gate", "package", "export",
+    ]  # fmt: skip
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "first model"], root)
     return root
@@ -64,7 +66,7 @@ def test_param_change_reruns_only_dependent_stages(project):
     _set_param(project, "threshold", "false_positive_cost", 9.0)
     try:
         result = run(["dvc", "repro"], project)
-        assert _stages_run(result.stdout) == ["evaluate", "package"]
+        assert _stages_run(result.stdout) == ["evaluate", "gate", "package", "export"]
         after = _digests(project)
         # Same model file, but a new threshold is a new bento: what the pod serves changed.
         assert after["artifacts/model/model.joblib"] == before["artifacts/model/model.joblib"]

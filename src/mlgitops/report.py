@@ -119,8 +119,7 @@ def _metric_rows(base: ReleaseRecord | None, head: ReleaseRecord, report: GateRe
         change = f"{value - old:+,.{places}f}" if old is not None else ""
         old_text = f"{old:,.{places}f}" if old is not None else "-"
         lines.append(
-            f"| {name} | {old_text} | {value:,.{places}f} | {change} | "
-            f"{intervals.get(name, '')} |"
+            f"| {name} | {old_text} | {value:,.{places}f} | {change} | {intervals.get(name, '')} |"
         )
     return lines
 

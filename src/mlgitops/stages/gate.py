@@ -276,7 +276,9 @@ def contender_at(repo: Path, commit: str) -> tuple[Contender, ReleaseRecord, dic
     data = dvc_file_at(repo, commit, model_path)
     if "sha256:" + hashlib.sha256(data).hexdigest() != release.model_hash:
         raise ArtifactError(
-            f"{commit[:12]}:{model_path} is not the model its release names ({release.model_hash})"
+            f"{commit[:12]}:{model_path} is not the model its release names "
+            f"({release.model_hash}): dvc.lock and the release record disagree at that commit "
+            "(commit them together)"
         )
     card_text = read_blob(repo, commit, card_path)
     if card_text is None:
