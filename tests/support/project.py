@@ -37,6 +37,8 @@ def params_in(root: Path, rows: int = 3000, **sections: dict) -> Params:
     raw["train"]["random_forest"]["n_estimators"] = 20
     # Stages called one by one fit params.yaml's config; tests of `tune` switch it on.
     raw["tune"]["enabled"] = False
+    # Nor are they in a Git repository: no champion to read (tests of `gate` set one).
+    raw["gate"]["base"] = None
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
     return parse_params(raw)

@@ -7,12 +7,12 @@ import yaml
 
 from mlgitops.packaging.bento import pinned_requirements
 from mlgitops.release import load_release
-from mlgitops.stages import evaluate, package, split, train, validate
+from mlgitops.stages import evaluate, gate, package, split, train, validate
 from tests.support.project import params_in
 
 
-def _through_evaluate(config):
-    for stage in (validate, split, train, evaluate):
+def _through_gate(config):
+    for stage in (validate, split, train, evaluate, gate):
         stage.run(config)
 
 
@@ -25,7 +25,7 @@ def test_params_hash_ignores_paths_and_serving(tmp_path):
 
 
 def test_package_writes_release_bento_and_pin(params):
-    _through_evaluate(params)
+    _through_gate(params)
     summary = package.run(params)
     release = load_release(params.paths.release)
     assert release.bento_tag in summary
@@ -42,7 +42,7 @@ def test_package_writes_release_bento_and_pin(params):
 
 
 def test_bento_version_follows_what_the_pod_serves(params):
-    _through_evaluate(params)
+    _through_gate(params)
     pins = pinned_requirements(params.paths.requirements_lock)
     first = package.make_release(params, pins)
     assert package.make_release(params, pins).bento_version == first.bento_version
