@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from mlgitops.data.generate import GeneratorConfig, write_dataset
 from tests.support.project import VENV_BIN, make_project, run
 
-STAGES = ("validate", "split", "train", "evaluate", "package")
+STAGES = ("validate", "split", "tune", "train", "evaluate", "gate", "package")
 TARGET_SECONDS_2M = 300.0
 TARGET_PEAK_GIB = 4.0
 TARGET_NOOP_SECONDS = 3.0

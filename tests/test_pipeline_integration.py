@@ -68,10 +68,10 @@ def test_param_change_reruns_only_dependent_stages(project):
     _set_param(project, "threshold", "false_positive_cost", 9.0)
     try:
         result = run(["dvc", "repro"], project)
-        # The operating point moves: the monitoring reference, the alert rules, the report and
-        # the export ledger's cost figures follow it; the model does not.
+        # The operating point moves: the gate, the monitoring reference, the alert rules, the
+        # report and the export ledger's cost figures follow it; the model does not.
         assert set(_stages_run(result.stdout)) == {
-            "evaluate", "score_reference", "rules", "package", "report", "export"
+            "evaluate", "gate", "score_reference", "rules", "package", "report", "export"
         }  # fmt: skip
         after = _digests(project)
         # Same model file, but a new threshold is a new bento: what the pod serves changed.

@@ -22,7 +22,9 @@ def test_every_stage_declares_every_module_it_imports() -> None:
     assert missing == {}, f"add these to the stage's deps in dvc.yaml: {missing}"
 
 
-@pytest.mark.parametrize("stage", ["validate", "split", "train", "evaluate", "package"])
+@pytest.mark.parametrize(
+    "stage", ["validate", "split", "tune", "train", "evaluate", "gate", "package"]
+)
 def test_the_check_fails_when_a_module_is_removed(stage: str) -> None:
     dvc_yaml = load_dvc_yaml(REPO_ROOT / "dvc.yaml")
     broken = copy.deepcopy(dvc_yaml)

@@ -21,6 +21,7 @@ DEFAULT_PARAMS_FILE = Path("params.yaml")
 
 ColumnType = Literal["numeric", "categorical", "drop"]
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+ModelFamily = Literal["hist_gradient_boosting", "logistic_regression", "random_forest"]
 
 
 class _Strict(BaseModel):
@@ -49,6 +50,12 @@ class PathsConfig(_Strict):
     # Stage `report` (issue 12): the stakeholder report and its JSON twin (a DVC metrics file).
     report_html: Path = Path("reports/model_report.html")
     report_json: Path = Path("reports/model_report.json")
+    # Stage `tune`: the chosen train config with its CV summary, and the trial history (plot).
+    tuned_params: Path = Path("artifacts/tuned_params.json")
+    # Stage `gate`: the verdict with its figures (DVC metrics) and the Markdown summary.
+    gate_metrics: Path = Path("metrics/gate.json")
+    gate_report: Path = Path("reports/gate.md")
+    tune_trials: Path = Path("plots/tune_trials.json")
     # The locked dependency closure (`make lock`); the bento pins its runtime libraries from it.
     requirements_lock: Path = Path("requirements.lock")
     # Monitoring; defaults keep params.yaml of older commits readable.
@@ -128,7 +135,7 @@ class RandomForestParams(_Strict):
 
 
 class TrainConfig(_Strict):
-    model: Literal["hist_gradient_boosting", "logistic_regression", "random_forest"]
+    model: ModelFamily
     seed: int = 42
     # Rarer categories than this share one "infrequent" code, so tiny groups don't overfit.
     min_category_frequency: int = Field(ge=1, default=20)
@@ -137,6 +144,27 @@ class TrainConfig(_Strict):
     hist_gradient_boosting: HistGradientBoostingParams = HistGradientBoostingParams()
     logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
     random_forest: RandomForestParams = RandomForestParams()
+
+
+class TuneConfig(_Strict):
+    """Stage `tune`: a seeded random search with cross-validation on the training split only."""
+
+    enabled: bool = True
+    # "log_loss" (mean CV log-loss, lower is better: a proper scoring rule, so it rewards the
+    # probabilities the cost threshold cuts, and it is less noisy than AUC with few positives)
+    # or "roc_auc" (mean CV ROC AUC, higher is better).
+    objective: Literal["log_loss", "roc_auc"] = "log_loss"
+    # Trial 0 is always train.<model>'s own params, so the pick is never worse in CV than them.
+    trials: int = Field(ge=1, default=24)
+    # A wall-clock cap on starting new trials. Off by default: with it, how many trials run
+    # depends on the machine, and so may the pick (the stage says so when it binds).
+    max_seconds: float | None = Field(gt=0.0, default=None)
+    cv_folds: int = Field(ge=2, le=20, default=3)
+    # The search runs on at most this many training rows (a seeded sample); train uses all.
+    max_rows: int = Field(ge=100, default=30000)
+    seed: int = 42
+    # Families searched; trial i uses models[i % len(models)] (trial 0: train.model).
+    models: tuple[ModelFamily, ...] = ("hist_gradient_boosting",)
 
 
 class ThresholdConfig(_Strict):
@@ -150,6 +178,26 @@ class ThresholdConfig(_Strict):
     target_recall: Probability = 0.8
     fixed_threshold: Probability = 0.5
     currency: str = "EUR"
+
+
+class GateConfig(_Strict):
+    """Stage `gate`: the challenger (this tree's model) against the champion (the release at
+    `base`), paired on this tree's test rows. Non-inferiority: "not worse by more than the
+    margin", shown by a two-sided (1 - alpha) interval (see README, Retraining and the gate)."""
+
+    # A Git revision whose committed release is the champion ("HEAD": the release this change
+    # would replace). null: no comparison (the gate passes with reason "gate off").
+    base: str | None = "HEAD"
+    # The challenger may be this much worse and still pass: ROC AUC (absolute) and expected cost
+    # per 1,000 transactions (in threshold.currency).
+    auc_margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.01
+    cost_margin_per_1000: float = Field(ge=0.0, default=100.0)
+    # Each interval is two-sided (1 - alpha); equal models FAIL with probability <= alpha.
+    alpha: Annotated[float, Field(gt=0.0, le=0.5)] = 0.05
+    # For the minimum detectable effect reported beside the verdict.
+    power: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.8
+    bootstrap_reps: int = Field(ge=100, le=100_000, default=2000)
+    seed: int = 42
 
 
 class PackageConfig(_Strict):
@@ -350,8 +398,10 @@ class Params(_Strict):
     data: DataConfig
     validate_: ValidateConfig = Field(alias="validate", default=ValidateConfig())
     split: SplitConfig = SplitConfig()
+    tune: TuneConfig = TuneConfig()
     train: TrainConfig
     threshold: ThresholdConfig
+    gate: GateConfig = GateConfig()
     package: PackageConfig
     serving: ServingConfig = Field(default_factory=ServingConfig)
     export: ExportConfig = ExportConfig()

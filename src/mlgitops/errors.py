@@ -91,3 +91,24 @@ class MonitoringAlertError(MlgitopsError):
     """`mlgitops monitor` ran and at least one alert fired (the report says which)."""
 
     exit_code = 15
+
+
+class GateError(MlgitopsError):
+    """The champion/challenger gate could not compare the two models (missing or incompatible
+    champion, unreadable artifact at the base revision)."""
+
+    exit_code = 16
+
+
+class GateFailedError(GateError):
+    """The gate's verdict is FAIL: the challenger is shown worse than the champion by more than
+    the margin. The package stage refuses to release it."""
+
+    exit_code = 17
+
+
+class GateInconclusiveError(GateError):
+    """The gate's verdict is INCONCLUSIVE: the test set cannot show the challenger is not worse.
+    The package stage refuses to release it."""
+
+    exit_code = 18

@@ -71,6 +71,72 @@ class EvaluationMetrics(FrozenModel):
     validation: ValidationFigures | None = None
 
 
+class TunedParams(FrozenModel):
+    """What stage `tune` chose, and the evidence; stage `train` fits `train`."""
+
+    enabled: bool
+    # The full train config to fit (params.yaml's `train:` with the chosen family and its
+    # hyperparameters); equal to params.yaml's when tuning is off.
+    train: dict[str, Any]
+    objective: str
+    # "higher" for roc_auc, "lower" for log_loss.
+    better: Literal["higher", "lower"]
+    cv_score: float | None = None
+    # The same CV score of params.yaml's own train config (trial 0).
+    baseline_cv_score: float | None = None
+    best_trial: int | None = None
+    n_trials: int = 0
+    n_rows_searched: int = 0
+    cv_folds: int = 0
+    folds: Literal["time_ordered", "stratified"] | None = None
+    # True when tune.max_seconds stopped the search before tune.trials (machine-dependent).
+    stopped_by_time: bool = False
+
+
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+
+
+class PairedDifference(FrozenModel):
+    """challenger minus champion on the same test rows, with its one-sided test."""
+
+    # Which way is better; `margin` is how far the challenger may go the other way.
+    better: Literal["higher", "lower"]
+    champion: float
+    challenger: float
+    difference: float
+    # Two-sided (1 - alpha) interval of the difference; PASS/FAIL compare it with the margin.
+    lower: float
+    upper: float
+    standard_error: float
+    margin: float
+    # p-value of H0 "worse by at least the margin"; small means non-inferiority is shown.
+    p_non_inferiority: float
+    # The smallest true difference this test set detects at the configured power.
+    mde: float
+    verdict: Verdict
+
+
+class GateReport(FrozenModel):
+    verdict: Verdict
+    reason: str
+    base: str | None
+    champion_bento_tag: str | None = None
+    champion_model_hash: str | None = None
+    challenger_model_hash: str
+    n_test: int
+    n_positive: int
+    alpha: float
+    power: float
+    # Challenger minus champion: higher is better for ROC AUC, lower for cost.
+    roc_auc: PairedDifference | None = None
+    expected_cost_per_1000: PairedDifference | None = None
+    champion_threshold: float | None = None
+    challenger_threshold: float
+    currency: str
+    bootstrap_reps: int
+    seed: int
+
+
 def save_record(record: FrozenModel, path: Path) -> None:
     # json.dumps of the plain dump keeps the files as they were (and as `dvc metrics` reads them).
     atomic_write_text(path, json.dumps(record.model_dump(mode="json"), indent=2) + "\n")
@@ -82,3 +148,11 @@ def load_model_card(path: Path) -> ModelCard:
 
 def load_metrics(path: Path) -> EvaluationMetrics:
     return load_model_json(EvaluationMetrics, path)
+
+
+def load_tuned_params(path: Path) -> TunedParams:
+    return load_model_json(TunedParams, path)
+
+
+def load_gate_report(path: Path) -> GateReport:
+    return load_model_json(GateReport, path)

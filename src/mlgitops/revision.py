@@ -87,3 +87,61 @@ def release_at(repo: Path, commit: str, params: dict[str, Any] | None = None) ->
             f"{commit[:12]} has no release record {path} (run `dvc repro` and commit it)"
         )
     return record
+
+
+def dvc_out_md5(repo: Path, commit: str, path: str) -> str | None:
+    """The md5 dvc.lock at `commit` records for output `path`, None when it records none."""
+    text = read_blob(repo, commit, "dvc.lock")
+    if text is None:
+        return None
+    try:
+        lock = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        raise ArtifactError(f"{commit[:12]}:dvc.lock: not valid YAML") from None
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == path and isinstance(out.get("md5"), str):
+                return str(out["md5"])
+    return None
+
+
+def _dvc_cache_dir(repo: Path) -> Path:
+    """The local DVC cache: `cache.dir` of .dvc/config.local or .dvc/config, else .dvc/cache."""
+    import configparser
+
+    for name in ("config.local", "config"):
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(repo / ".dvc" / name, encoding="utf-8")
+        except configparser.Error:
+            continue
+        if parser.has_option("cache", "dir"):
+            return (repo / ".dvc" / parser.get("cache", "dir")).resolve()
+    return repo / ".dvc" / "cache"
+
+
+def dvc_file_at(repo: Path, commit: str, path: str) -> bytes:
+    """The bytes of DVC-tracked `path` as of `commit`: found by dvc.lock's md5 in the local
+    cache, else fetched through `dvc.api` (the remote). Checked against that md5 either way."""
+    import hashlib
+
+    md5 = dvc_out_md5(repo, commit, path)
+    if md5 is None:
+        raise ArtifactError(f"{commit[:12]}:dvc.lock records no output {path}")
+    cached = _dvc_cache_dir(repo) / "files" / "md5" / md5[:2] / md5[2:]
+    if cached.is_file():
+        data = cached.read_bytes()
+    else:
+        try:
+            import dvc.api
+
+            data = dvc.api.read(path, repo=str(repo), rev=commit, mode="rb")
+        except Exception as error:  # dvc raises many types; one line names what is missing
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ArtifactError(
+                f"{commit[:12]}:{path} (md5 {md5}) is neither in the DVC cache nor fetchable "
+                f"from the remote ({type(error).__name__}: {first}); run `dvc fetch` for it"
+            ) from None
+    if hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
+        raise ArtifactError(f"{commit[:12]}:{path}: the cached copy does not match md5 {md5}")
+    return data

@@ -35,6 +35,10 @@ def params_in(root: Path, rows: int = 3000, **sections: dict) -> Params:
     raw["validate"]["min_positive"] = 5
     raw["train"]["hist_gradient_boosting"]["max_iter"] = 50
     raw["train"]["random_forest"]["n_estimators"] = 20
+    # Stages called one by one fit params.yaml's config; tests of `tune` switch it on.
+    raw["tune"]["enabled"] = False
+    # Nor are they in a Git repository: no champion to read (tests of `gate` set one).
+    raw["gate"]["base"] = None
     for section, values in sections.items():
         raw.setdefault(section, {}).update(values)
     return parse_params(raw)
@@ -88,6 +92,8 @@ def make_project(
         raw["validate"]["min_rows"] = rows // 2
         raw["validate"]["min_positive"] = 5
         raw["train"]["hist_gradient_boosting"]["max_iter"] = 50
+        # A real but small search, so `dvc repro` runs every stage quickly.
+        raw["tune"].update(trials=3, cv_folds=2)
     (root / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     (root / ".gitignore").write_text("__pycache__/\n*.egg-info/\n")
     run(["git", "init", "-q", "-b", "main"], root)

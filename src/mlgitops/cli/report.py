@@ -1,4 +1,5 @@
-"""`mlgitops report`: the headline of a release's stakeholder report and where its page is.
+"""`mlgitops report`: the headline of a release's stakeholder report and where its page is;
+`mlgitops report pr`: the Markdown report of a model change, its exit code the verdict.
 
 A group, so further report commands (`mlgitops report pr`) sit beside `show`; plain
 `mlgitops report` is `mlgitops report show`.
@@ -44,3 +45,29 @@ def report(ctx: typer.Context, rev: str | None = RevOption, params: Path = Param
 def show(rev: str | None = RevOption, params: Path = ParamsOption) -> None:
     """Print the headline sentence and the path of the report page of the release."""
     _show(rev, params)
+
+
+@app.command("pr")
+def pr(
+    base: str = typer.Option(..., "--base", help="The revision whose release is the champion."),
+    head: str = typer.Option("HEAD", "--head", help="The revision whose release is judged."),
+    repo: Path = typer.Option(Path(), "--repo", help="The Git repository (default: here)."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="Also write the Markdown to this file (e.g. a PR comment)."
+    ),
+) -> None:
+    """Print the Markdown report (verdict, metrics with intervals, data, tuning) of HEAD's
+    release against BASE's. Exits 0 on PASS, 17 on FAIL, 18 on INCONCLUSIVE."""
+    from mlgitops.errors import GateFailedError, GateInconclusiveError
+    from mlgitops.git import repo_root
+    from mlgitops.io import atomic_write_text
+    from mlgitops.reports.pr import pr_report
+
+    text, report = pr_report(repo_root(repo), base, head)
+    typer.echo(text, nl=False)
+    if output is not None:
+        atomic_write_text(output, text)
+    if report.verdict == "FAIL":
+        raise typer.Exit(GateFailedError.exit_code)
+    if report.verdict == "INCONCLUSIVE":
+        raise typer.Exit(GateInconclusiveError.exit_code)

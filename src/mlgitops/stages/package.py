@@ -1,5 +1,8 @@
 """Stage `package`: model store -> content-addressed bento -> archive -> release record.
 
+Only a model the gate passed is packaged: any other verdict stops the stage with one line naming
+it, before anything is written, so release.json and the k8s pin keep naming the champion.
+
 The bento version is a content hash of everything a pod serves: the model file's sha256, the
 operating threshold, the reference profile, the schema, the score reference and alert rules it
 ships, the serving code and its pinned runtime requirements. The same model
@@ -20,9 +23,9 @@ from pathlib import Path
 
 from mlgitops import __version__
 from mlgitops.config import Params
-from mlgitops.errors import ArtifactError, MlgitopsError
+from mlgitops.errors import ArtifactError, GateFailedError, GateInconclusiveError, MlgitopsError
 from mlgitops.io import file_md5, file_sha256
-from mlgitops.records import load_metrics, load_model_card
+from mlgitops.records import load_gate_report, load_metrics, load_model_card
 from mlgitops.release import ReleaseRecord, write_release
 from mlgitops.serving.layout import ONNX_MODEL_FILE
 
@@ -42,7 +45,9 @@ HEADLINE_METRICS = (
 def params_hash(params: Params) -> str:
     """Hash of every param that shapes the model (paths and serving knobs do not)."""
     shaping = params.model_dump(
-        mode="json", by_alias=True, include={"data", "validate_", "split", "train", "threshold"}
+        mode="json",
+        by_alias=True,
+        include={"data", "validate_", "split", "tune", "train", "threshold"},
     )
     shaping["data"].pop("path", None)  # the data is identified by its own hash
     canonical = json.dumps(shaping, sort_keys=True, separators=(",", ":"))
@@ -109,8 +114,26 @@ def served_file(params: Params) -> Path:
     return path
 
 
+def require_pass(params: Params, model_sha: str) -> None:
+    """Refuse to release a model the gate did not pass (nothing is written before this)."""
+    report = load_gate_report(params.paths.gate_metrics)
+    if report.challenger_model_hash != f"sha256:{model_sha}":
+        raise ArtifactError(
+            f"{params.paths.gate_metrics}: judged model {report.challenger_model_hash}, not "
+            f"{params.paths.model} (run `dvc repro`)"
+        )
+    if report.verdict == "PASS":
+        return
+    error = GateFailedError if report.verdict == "FAIL" else GateInconclusiveError
+    raise error(
+        f"gate verdict {report.verdict} ({params.paths.gate_report}): {report.reason}; "
+        f"{params.paths.release} not changed"
+    )
+
+
 def make_release(params: Params, requirements: list[str]) -> ReleaseRecord:
     pipeline_sha = file_sha256(params.paths.model)
+    require_pass(params, pipeline_sha)
     metrics = load_metrics(params.paths.metrics)
     card = load_model_card(params.paths.model_card)
     if card.model_hash != f"sha256:{pipeline_sha}":

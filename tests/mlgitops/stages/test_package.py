@@ -9,14 +9,23 @@ import yaml
 
 from mlgitops.packaging.bento import pinned_requirements
 from mlgitops.release import load_release
-from mlgitops.stages import evaluate, package, rules, score_reference, split, train, validate
+from mlgitops.stages import (
+    evaluate,
+    gate,
+    package,
+    rules,
+    score_reference,
+    split,
+    train,
+    validate,
+)
 from tests.mlgitops.export.conftest import trained  # noqa: F401  (the session fixture)
 from tests.support.project import params_in
 
 
-def _through_evaluate(config):
+def _through_gate(config):
     # Through the monitoring stages too: the package ships their reference and rules.
-    for stage in (validate, split, train, evaluate, score_reference, rules):
+    for stage in (validate, split, train, evaluate, score_reference, rules, gate):
         stage.run(config)
 
 
@@ -29,7 +38,7 @@ def test_params_hash_ignores_paths_and_serving(tmp_path):
 
 
 def test_package_writes_release_bento_and_pin(params):
-    _through_evaluate(params)
+    _through_gate(params)
     summary = package.run(params)
     release = load_release(params.paths.release)
     assert release.bento_tag in summary
@@ -46,7 +55,7 @@ def test_package_writes_release_bento_and_pin(params):
 
 
 def test_bento_version_follows_what_the_pod_serves(params):
-    _through_evaluate(params)
+    _through_gate(params)
     pins = pinned_requirements(params.paths.requirements_lock)
     first = package.make_release(params, pins)
     assert package.make_release(params, pins).bento_version == first.bento_version
@@ -65,7 +74,7 @@ def test_bento_version_follows_what_the_pod_serves(params):
 def test_the_bento_ships_the_score_reference_and_rules(params):
     from mlgitops.serving.layout import RULES_FILE, SCORE_REFERENCE_FILE
 
-    _through_evaluate(params)
+    _through_gate(params)
     pins = pinned_requirements(params.paths.requirements_lock)
     first = package.make_release(params, pins)
     # A rules-only change (a monitoring param) is a new bento version.
@@ -170,6 +179,6 @@ def test_onnx_format_refuses_an_export_of_another_pipeline(trained, tmp_path) ->
 def test_onnx_format_without_the_export_is_an_artifact_error(params) -> None:
     from mlgitops.errors import ArtifactError
 
-    _through_evaluate(params)
+    _through_gate(params)
     with pytest.raises(ArtifactError, match="model.onnx"):
         package.make_release(_onnx_format(params), [])

@@ -1,0 +1,41 @@
+"""One status line for long steps: redrawn in place on a terminal, silent in CI and in logs.
+
+CI logs keep only the stage's one-line summary; a person at a terminal sees the search move.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TextIO
+
+
+def interactive(stream: TextIO | None = None) -> bool:
+    """True on a terminal outside CI (CI=true or any non-TTY stream is quiet)."""
+    stream = sys.stderr if stream is None else stream
+    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+class Progress:
+    def __init__(self, label: str, total: int, stream: TextIO | None = None) -> None:
+        self.label, self.total = label, total
+        self.stream = sys.stderr if stream is None else stream
+        self.enabled = interactive(self.stream)
+        self._width = 0
+
+    def update(self, done: int, note: str = "") -> None:
+        if not self.enabled:
+            return
+        line = f"{self.label}: {done}/{self.total} {note}".rstrip()
+        pad = " " * max(0, self._width - len(line))
+        self._width = len(line)
+        self.stream.write("\r" + line + pad)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()

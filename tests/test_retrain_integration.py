@@ -1,0 +1,148 @@
+"""Retraining end to end in a temp git+DVC project: the first release passes with no champion,
+a pull request runs the GitOps workflow's own commands (docs/ci/github-actions.yml) from a
+fresh cache, and a degraded challenger is judged FAIL and not released."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.support.project import REPO_ROOT, VENV_BIN, make_project, run
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+WORKFLOW = REPO_ROOT / "docs" / "ci" / "github-actions.yml"
+# The PR job's steps that run on any machine (setup, checkout and the PR comment need GitHub).
+LOCAL_STEPS = ("pull", "repro", "report", "verdict")
+
+
+def _set(root: Path, section: str, values: dict) -> None:
+    path = root / "params.yaml"
+    raw = yaml.safe_load(path.read_text())
+    for key, value in values.items():
+        target = raw[section]
+        *parents, last = key.split(".")
+        for parent in parents:
+            target = target[parent]
+        target[last] = value
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+def _gate(root: Path) -> dict:
+    return json.loads((root / "metrics" / "gate.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("retrain")
+    root = make_project(base / "repo", rows=4000)
+    run(["git", "init", "-q", "--bare", str(base / "origin.git")], base)
+    run(["git", "remote", "add", "origin", str(base / "origin.git")], root)
+    run(["dvc", "repro"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "release 1"], root)
+    run(["dvc", "push", "-q"], root)
+    run(["git", "push", "-q", "-u", "origin", "main"], root)
+    return root
+
+
+def test_the_first_release_passes_with_no_champion(project):
+    report = _gate(project)
+    assert report["verdict"] == "PASS"
+    assert report["reason"] == "no champion: HEAD has no release (first release)"
+    assert (
+        (project / "reports" / "gate.md")
+        .read_text()
+        .startswith("## Champion / challenger gate: **PASS**")
+    )
+    tuned = json.loads((project / "artifacts" / "tuned_params.json").read_text())
+    assert tuned["enabled"] is True
+    assert tuned["n_trials"] == 3
+
+
+def _expand(script: str, values: dict[str, str]) -> str:
+    def replace(match: re.Match) -> str:
+        expression = match.group(1).strip()
+        assert expression in values, f"the test does not know ${{{{ {expression} }}}}"
+        return values[expression]
+
+    return re.sub(r"\$\{\{(.*?)\}\}", replace, script)
+
+
+def _run_step(root: Path, step: dict, values: dict[str, str], output: Path):
+    env = {"CI": "true", "GITHUB_OUTPUT": str(output), "PATH": VENV_BIN + ":/usr/bin:/bin"}
+    env.update({k: _expand(str(v), values) for k, v in (step.get("env") or {}).items()})
+    return subprocess.run(
+        ["bash", "-e", "-c", _expand(step["run"], values)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**__import__("os").environ, **env},
+    )
+
+
+def test_a_pull_request_runs_the_workflow_commands_locally(project, tmp_path):
+    run(["git", "checkout", "-q", "-b", "cheaper-reviews"], project)
+    _set(project, "threshold", {"false_positive_cost": 4.0})
+    run(["dvc", "repro"], project)
+    # Same model, new threshold: the gate passes it as the champion itself.
+    assert _gate(project)["reason"] == "the challenger is the champion (same model hash)"
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "review cost 4 EUR"], project)
+    run(["dvc", "push", "-q"], project)
+    # A CI runner starts with an empty cache: the base's model comes from the DVC remote.
+    shutil.rmtree(project / ".dvc" / "cache")
+
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = {step.get("id"): step for step in workflow["jobs"]["gate"]["steps"]}
+    output = tmp_path / "github_output"
+    output.write_text("")
+    values = {"github.base_ref": "main"}
+    for step_id in LOCAL_STEPS:
+        if step_id == "verdict":
+            outputs = dict(line.split("=", 1) for line in output.read_text().split())
+            values["steps.report.outputs.verdict_exit"] = outputs["verdict_exit"]
+        result = _run_step(project, steps[step_id], values, output)
+        assert result.returncode == 0, (step_id, result.stdout, result.stderr)
+        if step_id == "report":
+            report = (project / "mlgitops-report.md").read_text()
+            assert report == result.stdout
+    assert "## Champion / challenger gate: **PASS**" in report
+    assert "| threshold |" in report
+    assert "The data is unchanged." in report
+    assert "3 trials, 2 time_ordered CV folds" in report
+    assert "\r" not in report  # no progress lines in CI
+
+
+def test_report_pr_exits_by_verdict_on_the_two_releases(project):
+    result = run(["mlgitops", "report", "pr", "--base", "main", "--head", "HEAD"], project)
+    assert result.stdout.startswith("# mlgitops: `main`")
+    missing = run(["mlgitops", "report", "pr", "--base", "nope"], project, check=False)
+    assert missing.returncode == 12
+    assert missing.stderr.strip().startswith("error: revision 'nope' is not a commit")
+
+
+def test_a_degraded_challenger_fails_the_gate_and_is_not_released(project):
+    run(["git", "checkout", "-q", "main"], project)
+    run(["dvc", "pull", "-q"], project)
+    run(["git", "checkout", "-q", "-b", "worse"], project)
+    release = (project / "release.json").read_bytes()
+    _set(project, "tune", {"enabled": False})
+    _set(
+        project,
+        "train",
+        {"hist_gradient_boosting.max_iter": 1, "hist_gradient_boosting.max_leaf_nodes": 2},
+    )
+    result = run(["dvc", "repro"], project, check=False)
+    assert result.returncode != 0
+    assert re.search(r"error: gate verdict FAIL \(reports/gate.md\): ROC AUC worse", result.stderr)
+    assert _gate(project)["verdict"] == "FAIL"
+    assert (project / "release.json").read_bytes() == release
+    assert run(["git", "status", "--porcelain", "release.json", "k8s"], project).stdout == ""
