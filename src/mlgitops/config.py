@@ -141,6 +141,8 @@ class TrainConfig(_Strict):
     min_category_frequency: int = Field(ge=1, default=20)
     max_categories: int = Field(ge=2, le=250, default=64)
     class_weight: Literal["balanced"] | None = None
+    # OpenMP threads for fitting: part of what the model's bytes depend on (see train.fit).
+    n_threads: int = Field(ge=1, le=64, default=2)
     hist_gradient_boosting: HistGradientBoostingParams = HistGradientBoostingParams()
     logistic_regression: LogisticRegressionParams = LogisticRegressionParams()
     random_forest: RandomForestParams = RandomForestParams()

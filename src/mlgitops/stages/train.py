@@ -118,8 +118,13 @@ def build_pipeline(schema: TrainingSchema, config: TrainConfig) -> Pipeline:
 
 
 def fit(train: pd.DataFrame, schema: TrainingSchema, config: TrainConfig) -> Pipeline:
+    from threadpoolctl import threadpool_limits
+
     pipeline = build_pipeline(schema, config)
-    pipeline.fit(train[schema.feature_names], train[TARGET_COLUMN].to_numpy())
+    # HistGradientBoosting sums its histograms over OpenMP threads, and the float sums (so the
+    # model's bytes) depend on how many: a fixed count makes them independent of the machine.
+    with threadpool_limits(limits=config.n_threads, user_api="openmp"):
+        pipeline.fit(train[schema.feature_names], train[TARGET_COLUMN].to_numpy())
     return pipeline
 
 

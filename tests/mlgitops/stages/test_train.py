@@ -58,3 +58,18 @@ def test_corrupt_model_file_is_an_artifact_error(tmp_path):
     path.write_bytes(b"\x80\x04garbage")
     with pytest.raises(ArtifactError, match="cannot load the model"):
         load_pipeline(path)
+
+
+def test_the_model_does_not_depend_on_the_machines_cores(tmp_path):
+    """A one-core machine (OpenMP limited to one thread) trains the same bytes as this one."""
+    from threadpoolctl import threadpool_limits
+
+    config = params_in(tmp_path, train={"model": "hist_gradient_boosting"})
+    write_small_dataset(config.data.path)
+    validate.run(config)
+    split.run(config)
+    train.run(config)
+    here = file_sha256(config.paths.model)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        train.run(config)
+    assert file_sha256(config.paths.model) == here
