@@ -42,13 +42,15 @@ def _with_edge_rows(test: pd.DataFrame, features: list[str]) -> pd.DataFrame:
 
 @pytest.fixture(scope="session", params=MODEL_TYPES)
 def trained(request, tmp_path_factory) -> Trained:
-    from mlgitops.stages import evaluate, split, train, validate
+    from mlgitops.stages import evaluate, gate, rules, score_reference, split, train, validate
 
     root: Path = tmp_path_factory.mktemp(request.param)
     # A high min_frequency so infrequent grouping is exercised by every test.
     params = params_in(root, train={"model": request.param, "min_category_frequency": 150})
     write_small_dataset(params.data.path)
-    for stage in (validate, split, train, evaluate):
+    # Through the monitoring stages (package ships their reference and rules) and the gate
+    # (package releases only a model it passed; gate.base is null here: "gate off").
+    for stage in (validate, split, train, evaluate, score_reference, rules, gate):
         stage.run(params)
     pipeline = load_pipeline(params.paths.model)
     test = pd.read_parquet(params.paths.test)

@@ -45,6 +45,8 @@ def release(tmp_path_factory: pytest.TempPathFactory) -> Release:
     raw["paths"] = {key: str(root / value) for key, value in raw["paths"].items()}
     raw["data"]["path"] = str(root / "data" / "transactions.csv")
     raw["train"]["hist_gradient_boosting"]["max_iter"] = 60
+    # Stages called one by one fit params.yaml's train config, not a tuned one.
+    raw["tune"]["enabled"] = False
     params_file = root / "params.yaml"
     params_file.write_text(yaml.safe_dump(raw, sort_keys=False))
     params = load_params(params_file)

@@ -131,7 +131,7 @@ def _csv(path: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("content", [None, b"", b"garbage\n{]\n"])
-def test_unusable_input_exits_13_and_still_writes_reports(release, tmp_path: Path, content):
+def test_unusable_input_exits_14_and_still_writes_reports(release, tmp_path: Path, content):
     log = tmp_path / "predictions.jsonl"
     if content is not None:
         log.write_bytes(content)
