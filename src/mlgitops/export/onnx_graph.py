@@ -26,6 +26,7 @@ from mlgitops.export.ir import (
     Trees,
     decision_threshold,
 )
+from mlgitops.serving.onnx import tree_ensemble_attributes
 
 OPSETS = [helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)]
 IR_VERSION = 10
@@ -139,24 +140,20 @@ def _tree_ensemble(g: _Graph, x: str, trees: Trees) -> str:
                 is_leaf.append(int(child_is_leaf))
                 ids.append(leaf(child) if child_is_leaf else node_id[child])
             missing_true.append(int(trees.missing_left[node]))
-    attrs: dict[str, Any] = {
-        "nodes_featureids": feature,
-        "nodes_splits": numpy_helper.from_array(np.array(splits, np.float64)),
-        "nodes_modes": numpy_helper.from_array(np.array(modes, np.uint8)),
-        "nodes_truenodeids": true_ids,
-        "nodes_trueleafs": true_leaf,
-        "nodes_falsenodeids": false_ids,
-        "nodes_falseleafs": false_leaf,
-        "nodes_missing_value_tracks_true": missing_true,
-        "tree_roots": roots,
-        "leaf_targetids": [0] * len(weights),
-        "leaf_weights": numpy_helper.from_array(np.array(weights, np.float64)),
-        "n_targets": 1,
-        "aggregate_function": 0 if trees.aggregate == "mean" else 1,  # AVG or SUM
-        "post_transform": 0,
-    }
-    if members:
-        attrs["membership_values"] = numpy_helper.from_array(np.array(members, np.float64))
+    attrs = tree_ensemble_attributes(
+        feature=feature,
+        splits=splits,
+        modes=modes,
+        true_ids=true_ids,
+        true_leaf=true_leaf,
+        false_ids=false_ids,
+        false_leaf=false_leaf,
+        missing_true=missing_true,
+        roots=roots,
+        weights=weights,
+        members=members,
+        aggregate="mean" if trees.aggregate == "mean" else "sum",
+    )
     raw = g.op("TreeEnsemble", [x], "raw", domain="ai.onnx.ml", **attrs)
     if trees.aggregate == "mean":
         return raw

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from mlgitops.confusion import Confusion
 from mlgitops.io import load_model_json
 from mlgitops.profile import MISSING_BIN, NumericProfile
 
@@ -136,13 +137,7 @@ def row_costs(outcomes: dict[str, np.ndarray], costs: Costs) -> np.ndarray:
 
 
 def confusion_counts(flagged: np.ndarray, labels: np.ndarray) -> dict[str, int]:
-    positive = labels == 1
-    return {
-        "tp": int(np.sum(flagged & positive)),
-        "fp": int(np.sum(flagged & ~positive)),
-        "tn": int(np.sum(~flagged & ~positive)),
-        "fn": int(np.sum(~flagged & positive)),
-    }
+    return Confusion.of(flagged, labels).as_dict()
 
 
 def segment_values(column: pd.Series) -> np.ndarray:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlgitops.config import ReportConfig, ReportWords, ThresholdConfig
+from mlgitops.confusion import Confusion
 from mlgitops.profile import (
     CategoricalProfile,
     NumericProfile,
@@ -53,23 +54,8 @@ def estimate(value: float, low: float, high: float) -> Estimate:
 
 
 @dataclass(frozen=True)
-class Counts:
-    tp: int
-    fp: int
-    tn: int
-    fn: int
-
-    @classmethod
-    def at(cls, labels: np.ndarray, scores: np.ndarray, threshold: float) -> Counts:
-        # The serving rule: flagged iff score >= threshold (as in the evaluate stage).
-        flagged = scores >= threshold
-        positive = labels == 1
-        return cls(
-            tp=int(np.sum(flagged & positive)),
-            fp=int(np.sum(flagged & ~positive)),
-            tn=int(np.sum(~flagged & ~positive)),
-            fn=int(np.sum(~flagged & positive)),
-        )
+class Counts(Confusion):
+    """The confusion counts with the report's Wilson intervals on the error rates."""
 
     def fpr_bounds(self) -> tuple[float, float, float]:
         n = self.fp + self.tn

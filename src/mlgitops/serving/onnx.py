@@ -104,24 +104,21 @@ def compile_model(model: Any) -> ModelProto | None:
             missing_true.append(int(bool(node["missing_go_to_left"])))
     if not roots:
         return None
-    attrs: dict[str, Any] = {
-        "nodes_featureids": feat,
-        "nodes_splits": numpy_helper.from_array(np.array(splits, np.float64)),
-        "nodes_modes": numpy_helper.from_array(np.array(modes, np.uint8)),
-        "nodes_truenodeids": true_ids,
-        "nodes_trueleafs": true_leaf,
-        "nodes_falsenodeids": false_ids,
-        "nodes_falseleafs": false_leaf,
-        "nodes_missing_value_tracks_true": missing_true,
-        "tree_roots": roots,
-        "leaf_targetids": [0] * len(weights),
-        "leaf_weights": numpy_helper.from_array(np.array(weights, np.float64)),
-        "n_targets": 1,
-        "aggregate_function": 1,  # SUM
-        "post_transform": 0,  # NONE: baseline and sigmoid follow as separate nodes
-    }
-    if members:
-        attrs["membership_values"] = numpy_helper.from_array(np.array(members, np.float64))
+    # Baseline and sigmoid follow as separate nodes.
+    attrs = tree_ensemble_attributes(
+        feature=feat,
+        splits=splits,
+        modes=modes,
+        true_ids=true_ids,
+        true_leaf=true_leaf,
+        false_ids=false_ids,
+        false_leaf=false_leaf,
+        missing_true=missing_true,
+        roots=roots,
+        weights=weights,
+        members=members,
+        aggregate="sum",
+    )
     baseline = numpy_helper.from_array(np.array([constant], np.float64), "baseline")
     nodes_ = [
         helper.make_node("TreeEnsemble", [INPUT], ["trees"], domain="ai.onnx.ml", **attrs),
@@ -154,3 +151,43 @@ def inference_session(model: ModelProto | bytes) -> Any:
     options.log_severity_level = 3
     data = model if isinstance(model, bytes) else model.SerializeToString()
     return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
+
+
+def tree_ensemble_attributes(
+    *,
+    feature: list[int],
+    splits: list[float],
+    modes: list[int],
+    true_ids: list[int],
+    true_leaf: list[int],
+    false_ids: list[int],
+    false_leaf: list[int],
+    missing_true: list[int],
+    roots: list[int],
+    weights: list[float],
+    members: list[float],
+    aggregate: str,
+) -> dict[str, Any]:
+    """The attributes of one ai.onnx.ml TreeEnsemble (opset 5) node from its flat node tables:
+    one target, no post transform, `aggregate` "sum" (boosting) or "mean" (a forest)."""
+    from onnx import numpy_helper
+
+    attrs: dict[str, Any] = {
+        "nodes_featureids": feature,
+        "nodes_splits": numpy_helper.from_array(np.array(splits, np.float64)),
+        "nodes_modes": numpy_helper.from_array(np.array(modes, np.uint8)),
+        "nodes_truenodeids": true_ids,
+        "nodes_trueleafs": true_leaf,
+        "nodes_falsenodeids": false_ids,
+        "nodes_falseleafs": false_leaf,
+        "nodes_missing_value_tracks_true": missing_true,
+        "tree_roots": roots,
+        "leaf_targetids": [0] * len(weights),
+        "leaf_weights": numpy_helper.from_array(np.array(weights, np.float64)),
+        "n_targets": 1,
+        "aggregate_function": {"mean": 0, "sum": 1}[aggregate],  # AVG or SUM
+        "post_transform": 0,  # NONE
+    }
+    if members:
+        attrs["membership_values"] = numpy_helper.from_array(np.array(members, np.float64))
+    return attrs

@@ -13,7 +13,6 @@ still catches `target_recall` of the positives) and `fixed`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from sklearn.metrics import (
 )
 
 from mlgitops.config import Params, ThresholdConfig
+from mlgitops.confusion import Confusion
 from mlgitops.errors import DataQualityError
 from mlgitops.io import atomic_write_text, load_pipeline
 from mlgitops.records import EvaluationMetrics, ValidationFigures, save_record
@@ -33,25 +33,6 @@ from mlgitops.schema import TARGET_COLUMN, load_schema
 
 # Plot files stay small enough to diff and render: curves are thinned to this many points.
 MAX_CURVE_POINTS = 400
-
-
-@dataclass(frozen=True)
-class Confusion:
-    tp: int
-    fp: int
-    tn: int
-    fn: int
-
-    @classmethod
-    def at(cls, labels: np.ndarray, scores: np.ndarray, threshold: float) -> Confusion:
-        predicted = scores >= threshold
-        positive = labels == 1
-        return cls(
-            tp=int(np.sum(predicted & positive)),
-            fp=int(np.sum(predicted & ~positive)),
-            tn=int(np.sum(~predicted & ~positive)),
-            fn=int(np.sum(~predicted & positive)),
-        )
 
 
 def _candidates(scores: np.ndarray) -> np.ndarray:
