@@ -10,8 +10,6 @@ labelling team would, and runs the batch monitor. Operator-side code: never in a
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -44,12 +42,6 @@ class DemoResult:
     seconds: float
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def scenario_records(table: Any, target: str) -> list[dict[str, Any]]:
     """Every column but the target as JSON values: empty cells null, numpy scalars plain,
     timestamps ISO 8601 strings (as in the CSV)."""
@@ -80,19 +72,6 @@ def demo_labels(table: Any, params: Params) -> Any:
     )
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's own process group (BentoML flushes the logs and stops its workers),
-    SIGKILL it if it lingers."""
-    with suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(30)
-    except subprocess.TimeoutExpired:
-        with suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
 def _wait_ready(client: Any, process: subprocess.Popen[bytes], deadline: float, log: Path) -> None:
     import httpx
 
@@ -115,11 +94,13 @@ def run_demo(
     progress: Callable[[str], None] = lambda _: None,
 ) -> DemoResult:
     """Replay `scenario` through the served release; the monitor's summary (alerts included)."""
+    # The process helpers the image tests use too; imported here, not at CLI start.
     import httpx
 
     from mlgitops.cli.local_server import ensure_bento, serve_command, serve_environment
     from mlgitops.errors import MonitoringAlertError
     from mlgitops.git import current_commit
+    from mlgitops.image.run import free_port, stop_process
     from mlgitops.monitoring.batch import MonitorRequest, run_monitor
     from mlgitops.monitoring.simulate import TrafficConfig, generate_table
     from mlgitops.release import load_release
@@ -163,7 +144,7 @@ def run_demo(
                 posted += len(response.json()["predictions"])
             progress(f"posted {posted} {scenario} rows; stopping the server")
     finally:
-        _stop(process)
+        stop_process(process, grace=30.0)
     labels = out_dir / "labels.csv"
     demo_labels(table, params).to_csv(labels, index=False, lineterminator="\n")
     request = MonitorRequest(
