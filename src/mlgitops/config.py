@@ -242,6 +242,9 @@ class ServingConfig(BaseSettings):
     feedback_log: str = "feedback.jsonl"
     prediction_log_queue: int = Field(ge=1, default=10000)
     workers: int = Field(ge=1, default=1)
+    # With several workers, /readyz answers from whichever worker takes the probe: a request that
+    # reaches a worker still loading waits this long for its model instead of failing at once.
+    load_wait_seconds: float = Field(ge=0, le=600, default=60)
     # Rows whose served label a worker keeps to join /feedback to (labelled_outcome_total).
     feedback_join_rows: int = Field(ge=0, default=100_000)
     # Each prediction is in the prediction log already; an access log line per request costs CPU.

@@ -7,6 +7,7 @@ validator, skips pydantic model building per request and lets every error name i
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any
@@ -18,6 +19,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from mlgitops.config import ServingConfig
 from mlgitops.serving.features import FieldError, RequestError, validate_body
 from mlgitops.serving.feedback import REQUEST_ID_MAX, validate_feedback
 from mlgitops.serving.openapi import openapi_document
@@ -84,6 +86,27 @@ def _decode(body: bytes) -> Any:
         raise RequestError(400, [FieldError("invalid_json", message)]) from None
 
 
+async def _loaded_runtime(request: Request) -> Runtime | None:
+    """The worker's Runtime once its model has loaded (or failed to), waiting for that at most
+    `load_wait_seconds`: the pod turns ready when one worker is, and a request that reaches
+    another worker still loading should be answered late, not refused."""
+    runtime: Runtime | None = request.app.state.runtime
+    if runtime is not None and runtime.loaded.is_set():
+        return runtime
+    wait = (
+        runtime.settings.load_wait_seconds
+        if runtime is not None
+        else ServingConfig.model_fields["load_wait_seconds"].default
+    )
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+        runtime = request.app.state.runtime
+        if runtime is not None and runtime.loaded.is_set():
+            break
+    return runtime
+
+
 def _request_id(request: Request, runtime: Runtime) -> str:
     given = request.headers.get("x-request-id")
     if given and len(given) <= REQUEST_ID_MAX and given.isprintable():
@@ -100,7 +123,7 @@ def create_app() -> Starlette:
         return _json({"error": "not_ready", "message": detail, "detail": []}, 503)
 
     async def predict(request: Request) -> Response:
-        runtime: Runtime | None = request.app.state.runtime
+        runtime = await _loaded_runtime(request)
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
         model = runtime.model
@@ -155,13 +178,13 @@ def create_app() -> Starlette:
         return _json(runtime.metadata())
 
     async def schema(request: Request) -> Response:
-        runtime: Runtime | None = request.app.state.runtime
+        runtime = await _loaded_runtime(request)
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
         return _json(runtime.model.space.json_schema(runtime.settings.max_batch_size))
 
     async def openapi(request: Request) -> Response:
-        runtime: Runtime | None = request.app.state.runtime
+        runtime = await _loaded_runtime(request)
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
         request_schema = runtime.model.space.json_schema(runtime.settings.max_batch_size)

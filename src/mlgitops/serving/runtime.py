@@ -103,6 +103,8 @@ class Runtime:
         self.model: LoadedModel | None = None
         self.model_card: ModelCard | None = None
         self.error: str | None = None
+        # Set once loading has ended, loaded or failed: requests wait on it (`wait_loaded`).
+        self.loaded = threading.Event()
         # Stamped on the pod at deploy time: a release cannot name the commit that records it.
         self.git_commit = settings.git_commit
         # Request ids: a random prefix per worker and a counter. Unique across workers, pods and
@@ -153,6 +155,8 @@ class Runtime:
         except Exception as error:  # never ready on anything unexpected either
             self.error = f"{type(error).__name__}: {error}"
             logger.exception("model %s not loaded, not ready", self.pinned.model_tag)
+        finally:
+            self.loaded.set()
 
     def _load(self) -> LoadedModel:
         from mlgitops.profile import load_profile

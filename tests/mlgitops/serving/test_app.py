@@ -1,0 +1,62 @@
+"""The API app while its worker's model loads: requests wait for the load, bounded."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+
+from starlette.testclient import TestClient
+
+from mlgitops.config import ServingConfig
+from mlgitops.serving.app import create_app
+
+
+def _loading_runtime(wait: float) -> SimpleNamespace:
+    return SimpleNamespace(
+        loaded=threading.Event(),
+        model=None,
+        error=None,
+        settings=ServingConfig(load_wait_seconds=wait, prediction_log="off", feedback_log="off"),
+    )
+
+
+def test_a_request_to_a_loading_worker_waits_for_the_load_to_end() -> None:
+    app = create_app()
+    runtime = _loading_runtime(wait=30)
+    app.state.runtime = runtime
+
+    def fail_load() -> None:
+        time.sleep(0.5)
+        runtime.error = "ModelError: sha256 mismatch"
+        runtime.loaded.set()
+
+    threading.Thread(target=fail_load).start()
+    started = time.monotonic()
+    response = TestClient(app).post("/predict", json={"records": [{}]})
+    waited = time.monotonic() - started
+    # Answered when loading ended (here: failed), not at once and not after the full wait.
+    assert 0.45 <= waited < 10
+    assert response.status_code == 503
+    assert response.json()["message"] == "ModelError: sha256 mismatch"
+
+
+def test_the_wait_is_bounded_by_load_wait_seconds() -> None:
+    app = create_app()
+    app.state.runtime = _loading_runtime(wait=0.3)
+    started = time.monotonic()
+    response = TestClient(app).get("/schema")
+    assert time.monotonic() - started < 5
+    assert response.status_code == 503
+    assert response.json() == {"error": "not_ready", "message": "model is loading", "detail": []}
+
+
+def test_metadata_answers_at_once_while_loading() -> None:
+    app = create_app()
+    runtime = _loading_runtime(wait=30)
+    runtime.metadata = lambda: {"ready": False}
+    app.state.runtime = runtime
+    started = time.monotonic()
+    response = TestClient(app).get("/metadata")
+    assert time.monotonic() - started < 5
+    assert response.json() == {"ready": False}
