@@ -91,6 +91,12 @@ class DataConfig(_Strict):
             f"data.path: unsupported file type {self.path.name!r} (use .csv or .parquet)"
         )
 
+    @property
+    def provenance_path(self) -> Path:
+        """Where `mlgitops data ingest` records each row's source, period and batch: beside
+        data.path, so the .dvc file that tracks the data tracks it too."""
+        return self.path.with_name(f"{self.path.name.split('.')[0]}.provenance.csv")
+
 
 class ValidateConfig(_Strict):
     min_rows: int = Field(ge=2, default=100)
@@ -200,6 +206,14 @@ class GateConfig(_Strict):
     power: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.8
     bootstrap_reps: int = Field(ge=100, le=100_000, default=2000)
     seed: int = 42
+
+
+class RetrainConfig(_Strict):
+    """`mlgitops retrain`: where the retraining branch starts and how it is named."""
+
+    # The branch whose release is the champion and that the pull request targets.
+    base: str = Field(min_length=1, default="main")
+    branch_prefix: str = Field(pattern=r"^[A-Za-z0-9._/-]*$", default="retrain/")
 
 
 class PackageConfig(_Strict):
@@ -407,6 +421,7 @@ class Params(_Strict):
     train: TrainConfig
     threshold: ThresholdConfig
     gate: GateConfig = GateConfig()
+    retrain: RetrainConfig = RetrainConfig()
     package: PackageConfig
     serving: ServingConfig = Field(default_factory=ServingConfig)
     export: ExportConfig = ExportConfig()

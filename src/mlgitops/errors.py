@@ -112,3 +112,15 @@ class GateInconclusiveError(GateError):
     The package stage refuses to release it."""
 
     exit_code = 18
+
+
+class IngestError(DataError):
+    """A batch `mlgitops data ingest` refuses whole (the dataset is left as it was)."""
+
+    exit_code = 19
+
+
+class RetrainError(MlgitopsError):
+    """`mlgitops retrain` could not propose a model (no branch is left, main is untouched)."""
+
+    exit_code = 20

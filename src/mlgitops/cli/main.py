@@ -15,6 +15,7 @@ from mlgitops.cli import (
     monitor,
     monitor_demo,
     report,
+    retrain,
     serve,
     stages,
     summary,
@@ -37,6 +38,7 @@ summary.register(app)
 deploy.register(app)
 monitor.register(app)
 monitor_demo.register(app)
+retrain.register(app)
 
 
 def _version_callback(value: bool) -> None:
