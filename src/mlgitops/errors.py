@@ -112,3 +112,10 @@ class GateInconclusiveError(GateError):
     The package stage refuses to release it."""
 
     exit_code = 18
+
+
+class RevertError(MlgitopsError):
+    """`mlgitops revert` cannot prepare the revert branch: no earlier release, the branch exists,
+    the release commit does not revert cleanly, or the result is not the previous release."""
+
+    exit_code = 25
