@@ -80,8 +80,8 @@ def authorized(header: str | None, token: str) -> bool:
     return scheme.lower() == "bearer" and same
 
 
-def _answer(status: int, **body: Any) -> JSONResponse:
-    return JSONResponse(body, status_code=status)
+def _answer(code: int, **body: Any) -> JSONResponse:
+    return JSONResponse(body, status_code=code)
 
 
 def _body_path(settings: ServerSettings, branch: str) -> Path:
@@ -157,13 +157,13 @@ def create_app(settings: ServerSettings) -> Starlette:
         async with lock:
             try:
                 text = body.decode(errors="replace")
-                status, answer = await run_in_threadpool(_prepare, settings, text)
+                code, answer = await run_in_threadpool(_prepare, settings, text)
             except BranchExistsError as error:
                 return _answer(200, status="already prepared", detail=str(error))
             except MlgitopsError as error:
                 return _answer(409, error=str(error))
         fingerprints = sorted({alert.fingerprint for alert in wanted})
-        return _answer(status, fingerprints=fingerprints, **answer)
+        return _answer(code, fingerprints=fingerprints, **answer)
 
     async def healthz(_: Request) -> PlainTextResponse:
         return PlainTextResponse("ok\n")
