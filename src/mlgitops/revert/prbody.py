@@ -143,7 +143,9 @@ def _alert_section(evidence: Evidence) -> list[str]:
     return lines
 
 
-def _monitor_section(summary: MonitorSummary | str | None, name: str) -> list[str]:
+def _monitor_section(
+    summary: MonitorSummary | str | None, name: str, removed: ReleaseRecord
+) -> list[str]:
     lines = [f"## Monitor summary (`{name}`)", ""]
     if summary is None:
         return [*lines, "None found: run `mlgitops monitor` on the prediction logs.", ""]
@@ -154,6 +156,10 @@ def _monitor_section(summary: MonitorSummary | str | None, name: str) -> list[st
         f" as of {summary.as_of or '?'} ({summary.rows if summary.rows is not None else '?'} rows);"
         f" {summary.alerts_total} alerts."
     )
+    if summary.model_version not in (None, removed.model_tag, removed.bento_tag):
+        # A stale report, or one of another model: the reviewer must not take it as evidence.
+        tag = removed.model_tag
+        lines.append(f"**Note: this summary is not of the release removed (`{tag}`).**")
     if summary.error:
         lines.append(f"Error: {summary.error}")
     if summary.alerts_by_kind:
@@ -217,7 +223,7 @@ def render_pr_body(
     for item in evidence:
         if item.alert is not None:
             lines += _alert_section(item)
-    lines += _monitor_section(monitor, monitor_name)
+    lines += _monitor_section(monitor, monitor_name, removed)
     lines += ["## Releases", "", *_release_rows(removed, restored), ""]
     lines += [
         "## Commit reverted",

@@ -105,8 +105,33 @@ def test_pr_body_names_the_alert_the_summary_both_releases_and_the_commands(
         f"mlgitops deploy --env staging --rev {BRANCH}",
     ):
         assert text in body, text
-    # The monitor summary lives in the (ignored) reports dir; the repo is otherwise untouched.
-    assert "summary.json" not in repo.git("status", "--porcelain")
+    assert "is not of the release removed" not in body
+
+
+def test_a_summary_of_another_model_is_flagged(
+    repo: ReleaseRepo, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    summary = tmp_path / "old-summary.json"
+    summary.write_text(json.dumps({"status": "ok", "model_version": A.model_tag}))
+
+    code, out, err = revert(repo, capsys, "--monitor-summary", str(summary))
+
+    assert code == 0, err
+    assert f"## Monitor summary (`{summary}`)" in out
+    assert f"this summary is not of the release removed (`{B.model_tag}`)" in out
+
+
+def test_an_unreadable_default_summary_is_shown_not_fatal(
+    repo: ReleaseRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = repo.path / "reports/monitor/summary.json"
+    summary.parent.mkdir(parents=True)
+    summary.write_text("{half a file")
+
+    code, out, err = revert(repo, capsys)
+
+    assert code == 0, err
+    assert "Not readable: monitor summary" in out
 
 
 def test_push_sends_only_the_new_branch_and_never_forces(
