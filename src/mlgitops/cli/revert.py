@@ -132,4 +132,5 @@ def serve(
         monitor_summary=_in_repo(repo.absolute(), loaded.paths.monitor_summary),
     )
     typer.echo(f"mlgitops revert: listening on http://{host}:{port}/alerts", err=True)
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    app = create_app(settings, log=lambda line: typer.echo(f"mlgitops revert: {line}", err=True))
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -57,9 +57,11 @@ def prepare_revert(
     summary_name: str = "reports/monitor/summary.json",
     push: str | None = None,
     write_body: Callable[[str], None] = lambda _: None,
+    plan: RevertPlan | None = None,
 ) -> RevertOutcome:
-    """Create the revert branch of `base`'s latest release (and push it to `push`)."""
-    plan = plan_revert(repo, base, branch_prefix, branch)
+    """Create the revert branch of `base`'s latest release (and push it to `push`); `plan`, when
+    the caller has made it already, is `plan_revert(repo, base, branch_prefix, branch)`."""
+    plan = plan or plan_revert(repo, base, branch_prefix, branch)
     if push is not None:
         check_remote(repo, push)
     made = make_revert_commit(repo, plan)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,7 @@ def _prepare(settings: ServerSettings, payload_text: str) -> tuple[int, dict[str
         summary=summary,
         summary_name=str(settings.monitor_summary),
         write_body=lambda body: atomic_write_text(body_path, body),
+        plan=plan,
     )
     atomic_write_text(body_path.with_suffix(".alert.json"), payload_text)
     return 202, {
@@ -125,7 +127,8 @@ def _prepare(settings: ServerSettings, payload_text: str) -> tuple[int, dict[str
     }
 
 
-def create_app(settings: ServerSettings) -> Starlette:
+def create_app(settings: ServerSettings, log: Callable[[str], None] = lambda _: None) -> Starlette:
+    """The receiver; `log` gets one line per alert acted on (what was prepared or refused)."""
     lock = asyncio.Lock()
 
     async def alerts(request: Request) -> JSONResponse:
@@ -154,15 +157,19 @@ def create_app(settings: ServerSettings) -> Starlette:
         if not wanted:
             reason = f"no firing alert matches {describe_selector(settings.selector)}"
             return _answer(200, status="ignored", reason=reason)
+        fingerprints = sorted({alert.fingerprint for alert in wanted})
+        names = ",".join(sorted({alert.name for alert in wanted}))
         async with lock:
             try:
                 text = body.decode(errors="replace")
                 code, answer = await run_in_threadpool(_prepare, settings, text)
             except BranchExistsError as error:
+                log(f"{names} {','.join(fingerprints)}: {error}")
                 return _answer(200, status="already prepared", detail=str(error))
             except MlgitopsError as error:
+                log(f"{names} {','.join(fingerprints)}: refused: {error}")
                 return _answer(409, error=str(error))
-        fingerprints = sorted({alert.fingerprint for alert in wanted})
+        log(f"{names} {','.join(fingerprints)}: {answer['status']} {answer['branch']}")
         return _answer(code, fingerprints=fingerprints, **answer)
 
     async def healthz(_: Request) -> PlainTextResponse:

@@ -112,6 +112,7 @@ def payload(status: str = "firing", fingerprint: str = "5f1c2a9e0b7d4c31", **lab
 class Receiver:
     url: str
     token: str
+    log: str = ""  # what the server printed, once stopped
 
     def post(self, body: Any, token: str | None = None, raw: bytes | None = None) -> httpx.Response:
         headers = {"Content-Type": "application/json"}
@@ -143,11 +144,13 @@ def serving(repo: Path, token_dir: Path, token: str = "s3cret-token") -> Iterato
                 output = proc.communicate(timeout=5)[0] if proc.poll() is not None else ""
                 raise AssertionError(f"revert serve did not start (exit {proc.poll()}):\n{output}")
             time.sleep(0.1)
-        yield Receiver(url, token)
+        receiver = Receiver(url, token)
+        yield receiver
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            output = proc.communicate(timeout=10)[0]
         except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
+            output = proc.communicate()[0]
+    receiver.log = output

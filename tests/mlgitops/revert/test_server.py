@@ -41,6 +41,8 @@ def test_an_alert_prepares_the_branch_once(repo: ReleaseRepo, tmp_path: Path) ->
         assert later.json()["status"] == "already prepared"
         assert later.json()["branch"] == BRANCH
     assert repo.git("rev-parse", "main") == main_before
+    assert f"RealizedFprHighFast f00d: prepared {BRANCH}" in receiver.log
+    assert f"RealizedFprHighFast beef: already prepared {BRANCH}" in receiver.log
     assert repo.git("for-each-ref", "--format=%(refname)", "refs/heads/").splitlines() == [
         "refs/heads/main",
         f"refs/heads/{BRANCH}",
