@@ -93,11 +93,20 @@ def make_revert_commit(repo: Path, plan: RevertPlan) -> RevertBranch:
     return RevertBranch(branch=plan.branch, revert_commit=commit)
 
 
-def check_remote(repo: Path, remote: str) -> None:
+def check_remote(repo: Path, remote: str, branch: str) -> None:
+    """`remote` exists, answers, and has no branch `branch` yet (checked before anything is
+    created; the push itself, never forced, is the guard against one created meanwhile)."""
     try:
         run(repo, "remote", "get-url", "--end-of-options", remote)
     except GitError:
         raise RevertError(f"--push: no remote named {remote!r} in {repo}") from None
+    try:
+        ref = f"refs/heads/{branch}"
+        there = run(repo, "ls-remote", "--heads", "--end-of-options", remote, ref)
+    except GitError as error:
+        raise RevertError(f"--push: remote {remote} does not answer: {_one_line(error)}") from None
+    if there.strip():
+        raise BranchExistsError(f"branch {branch} already exists on remote {remote}")
 
 
 def create_branch(repo: Path, made: RevertBranch) -> None:

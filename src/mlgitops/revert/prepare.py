@@ -63,7 +63,7 @@ def prepare_revert(
     the caller has made it already, is `plan_revert(repo, base, branch_prefix, branch)`."""
     plan = plan or plan_revert(repo, base, branch_prefix, branch)
     if push is not None:
-        check_remote(repo, push)
+        check_remote(repo, push, plan.branch)
     made = make_revert_commit(repo, plan)
     body = render_pr_body(plan, made, evidence, summary, summary_name, remote=push or "origin")
     write_body(body)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -165,3 +166,15 @@ def test_a_rollback_is_not_undone_by_the_next_alert(client: TestClient, repo: Re
 )
 def test_authorization_header(header: str | None, ok: bool) -> None:
     assert authorized(header, TOKEN) is ok
+
+
+def test_concurrent_alerts_make_one_branch(repo: ReleaseRepo, tmp_path: Path) -> None:
+    with serving(repo.path, tmp_path, TOKEN) as receiver, ThreadPoolExecutor(4) as pool:
+        bodies = [payload(fingerprint=f"fp{i}") for i in range(4)]
+        responses = list(pool.map(lambda body: receiver.post(body, token=TOKEN), bodies))
+
+    codes = sorted(response.status_code for response in responses)
+    assert codes == [200, 200, 200, 202], [r.text for r in responses]
+    assert {r.json()["branch"] for r in responses} == {BRANCH}
+    heads = repo.git("for-each-ref", "--format=%(refname)", "refs/heads/").splitlines()
+    assert heads == ["refs/heads/main", f"refs/heads/{BRANCH}"]
