@@ -412,6 +412,22 @@ class ReportConfig(_Strict):
     calibration_bins: int = Field(ge=2, le=50, default=10)
 
 
+class RevertConfig(_Strict):
+    """`mlgitops revert` and its Alertmanager receiver (`mlgitops revert serve`)."""
+
+    # The branch the release was merged to (what Argo CD syncs); the revert branch starts here.
+    base: str = Field(min_length=1, default="main")
+    # The revert branch is <prefix><bento version being removed>: one branch per bad release.
+    branch_prefix: str = Field(min_length=1, default="revert/")
+    # A firing alert starts a revert when its labels include all of these and all of
+    # monitoring.rules.alert_labels (the labels our rules put on every alert: our model's).
+    selector: dict[str, str] = Field(default_factory=lambda: {"severity": "critical"})
+    # Where the receiver writes the PR body of each branch it prepares.
+    pr_body_dir: Path = Path("reports/revert")
+    # Alertmanager's payloads are a few KiB; anything far larger is refused (413).
+    max_request_bytes: int = Field(ge=1024, le=64 * 1024 * 1024, default=1024 * 1024)
+
+
 class Params(_Strict):
     paths: PathsConfig
     data: DataConfig
@@ -427,6 +443,7 @@ class Params(_Strict):
     export: ExportConfig = ExportConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     report: ReportConfig = ReportConfig()
+    revert: RevertConfig = RevertConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

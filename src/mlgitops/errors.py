@@ -124,3 +124,10 @@ class RetrainError(MlgitopsError):
     """`mlgitops retrain` could not propose a model (no branch is left, main is untouched)."""
 
     exit_code = 20
+
+
+class RevertError(MlgitopsError):
+    """`mlgitops revert` cannot prepare the revert branch: no earlier release, the branch exists,
+    the release commit does not revert cleanly, or the result is not the previous release."""
+
+    exit_code = 25

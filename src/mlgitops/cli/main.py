@@ -16,6 +16,7 @@ from mlgitops.cli import (
     monitor_demo,
     report,
     retrain,
+    revert,
     serve,
     stages,
     summary,
@@ -33,6 +34,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(stages.app, name="stage")
 app.add_typer(image.app, name="image")
 app.add_typer(report.app, name="report")
+app.add_typer(revert.app, name="revert")
 serve.register(app)
 summary.register(app)
 deploy.register(app)
