@@ -206,6 +206,14 @@ class GateConfig(_Strict):
     power: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.8
     bootstrap_reps: int = Field(ge=100, le=100_000, default=2000)
     seed: int = 42
+    # Guardrails: categorical features whose every value (segment) must not get worse in
+    # expected cost per 1,000 by more than cost_margin_per_1000, where that is shown at
+    # segment_alpha over all segments together (Bonferroni). A segment with fewer test rows or
+    # positives than the minimums is skipped. Equal models FAIL at most alpha + segment_alpha.
+    segments: list[str] = Field(default_factory=list)
+    segment_alpha: Annotated[float, Field(gt=0.0, le=0.5)] = 0.01
+    segment_min_rows: int = Field(ge=1, default=500)
+    segment_min_positive: int = Field(ge=1, default=20)
 
 
 class RetrainConfig(_Strict):
