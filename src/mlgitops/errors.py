@@ -112,3 +112,47 @@ class GateInconclusiveError(GateError):
     The package stage refuses to release it."""
 
     exit_code = 18
+
+
+class ExperimentError(MlgitopsError):
+    """`mlgitops ab status` got unusable input: no experiment declared, no readable log, no
+    prediction carrying an arm, a bad label file."""
+
+    exit_code = 40
+
+
+class ExperimentVerdictError(MlgitopsError):
+    """`mlgitops ab status` ran and its verdict is not CHALLENGER_BETTER (exit 0); the report and
+    the JSON result are written. One subclass, one exit code per verdict."""
+
+    exit_code = 41
+
+
+class ExperimentNoDifferenceYet(ExperimentVerdictError):
+    """NO_DIFFERENCE_YET: enough data to test, no difference shown yet; keep the experiment on."""
+
+    exit_code = 41
+
+
+class ExperimentInsufficientData(ExperimentVerdictError):
+    """INSUFFICIENT_DATA: too few matured labels per arm to test at all."""
+
+    exit_code = 42
+
+
+class ExperimentChampionBetter(ExperimentVerdictError):
+    """CHAMPION_BETTER: the challenger is shown worse on the primary metric; stop it."""
+
+    exit_code = 43
+
+
+class ExperimentGuardrailBreached(ExperimentVerdictError):
+    """GUARDRAIL_BREACHED: the challenger raises the alert rate by more than allowed."""
+
+    exit_code = 44
+
+
+class ExperimentSampleRatioMismatch(ExperimentVerdictError):
+    """SRM: the arm counts do not fit the declared share; no outcome can be trusted."""
+
+    exit_code = 45
