@@ -423,7 +423,7 @@ class ExperimentConfig(_Strict):
     # The smallest difference worth detecting, in the metric's units (currency per 1,000
     # transactions, recall or alert rate as fractions): the mixing scale of the sequential test
     # and what "more labels needed" is sized for.
-    min_effect: float = Field(gt=0.0, default=50.0)
+    min_effect: float = Field(gt=0.0, default=100.0)
     # Always-valid: the chance of a wrong winner stays below alpha however often one looks.
     alpha: Annotated[float, Field(gt=0.0, le=0.5)] = 0.05
     power: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.8
