@@ -128,31 +128,31 @@ class ExperimentVerdictError(MlgitopsError):
     exit_code = 41
 
 
-class ExperimentNoDifferenceYet(ExperimentVerdictError):
+class ExperimentNoDifferenceYetError(ExperimentVerdictError):
     """NO_DIFFERENCE_YET: enough data to test, no difference shown yet; keep the experiment on."""
 
     exit_code = 41
 
 
-class ExperimentInsufficientData(ExperimentVerdictError):
+class ExperimentInsufficientDataError(ExperimentVerdictError):
     """INSUFFICIENT_DATA: too few matured labels per arm to test at all."""
 
     exit_code = 42
 
 
-class ExperimentChampionBetter(ExperimentVerdictError):
+class ExperimentChampionBetterError(ExperimentVerdictError):
     """CHAMPION_BETTER: the challenger is shown worse on the primary metric; stop it."""
 
     exit_code = 43
 
 
-class ExperimentGuardrailBreached(ExperimentVerdictError):
+class ExperimentGuardrailBreachedError(ExperimentVerdictError):
     """GUARDRAIL_BREACHED: the challenger raises the alert rate by more than allowed."""
 
     exit_code = 44
 
 
-class ExperimentSampleRatioMismatch(ExperimentVerdictError):
+class ExperimentSampleRatioMismatchError(ExperimentVerdictError):
     """SRM: the arm counts do not fit the declared share; no outcome can be trusted."""
 
     exit_code = 45

@@ -25,12 +25,12 @@ from pydantic import BaseModel, ConfigDict
 
 from mlgitops.config import ExperimentConfig, ThresholdConfig
 from mlgitops.errors import (
-    ExperimentChampionBetter,
+    ExperimentChampionBetterError,
     ExperimentError,
-    ExperimentGuardrailBreached,
-    ExperimentInsufficientData,
-    ExperimentNoDifferenceYet,
-    ExperimentSampleRatioMismatch,
+    ExperimentGuardrailBreachedError,
+    ExperimentInsufficientDataError,
+    ExperimentNoDifferenceYetError,
+    ExperimentSampleRatioMismatchError,
     ExperimentVerdictError,
 )
 from mlgitops.experiment import sequential
@@ -59,11 +59,11 @@ Verdict = Literal[
 ]
 # CHALLENGER_BETTER exits 0 (promote); every other verdict its own code (errors.py).
 VERDICT_ERRORS: dict[str, type[ExperimentVerdictError]] = {
-    "CHAMPION_BETTER": ExperimentChampionBetter,
-    "NO_DIFFERENCE_YET": ExperimentNoDifferenceYet,
-    "INSUFFICIENT_DATA": ExperimentInsufficientData,
-    "GUARDRAIL_BREACHED": ExperimentGuardrailBreached,
-    "SRM": ExperimentSampleRatioMismatch,
+    "CHAMPION_BETTER": ExperimentChampionBetterError,
+    "NO_DIFFERENCE_YET": ExperimentNoDifferenceYetError,
+    "INSUFFICIENT_DATA": ExperimentInsufficientDataError,
+    "GUARDRAIL_BREACHED": ExperimentGuardrailBreachedError,
+    "SRM": ExperimentSampleRatioMismatchError,
 }
 # Whether a lower or a higher value of the metric is better.
 LOWER_IS_BETTER = {"cost_per_1000": True, "recall": False, "alert_rate": True}
