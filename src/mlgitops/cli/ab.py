@@ -48,7 +48,7 @@ def status(
     result = run_status(
         load_params(params), StatusRequest(predictions, labels, when, out, json_path)
     )
-    typer.echo(f"ab status: {result.verdict}: {result.reason}")
     error = result.error
     if error is not None:
-        raise error
+        raise error  # one line on stderr, and the verdict's exit code
+    typer.echo(f"ab status: {result.verdict}: {result.reason}")

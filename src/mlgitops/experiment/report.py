@@ -32,7 +32,7 @@ def render_markdown(status: ExperimentStatus, currency: str) -> str:
     lines = [
         f"# Experiment status: **{status.verdict}**",
         "",
-        status.reason + ".",
+        status.reason[:1].upper() + status.reason[1:] + ".",
         "",
         f"Next step: {NEXT_STEP[status.verdict]}",
         "",
@@ -86,7 +86,7 @@ def render_markdown(status: ExperimentStatus, currency: str) -> str:
         f"| fixed-horizon p-value (not valid when looking repeatedly) | "
         f"{primary.naive_p_value:.4g} |",
         f"| looks so far | {primary.looks:,} |",
-        f"| stopped at | {primary.stopped_at or 'not yet'} |",
+        f"| stopped at (event time of the deciding row) | {primary.stopped_at or 'not yet'} |",
         "",
         f"Sample size: {status.need.text}.",
     ]

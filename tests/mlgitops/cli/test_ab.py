@@ -54,7 +54,8 @@ def test_status_writes_report_and_json_and_exits_by_verdict(
         str(_params(tmp_path, EXPERIMENT)),
     ]
     assert main(argv) == code
-    assert f"ab status: {verdict}" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert f"ab status: {verdict}" in (captured.out if code == 0 else captured.err)
     assert out.read_text().startswith(f"# Experiment status: **{verdict}**")
     assert json.loads(result.read_text())["verdict"] == verdict
 

@@ -215,3 +215,47 @@ def test_without_an_experiment_nothing_changes(
     assert all(set(p) == {"score", "label", "id"} for p in predictions)
     assert client.get("/metadata").json()["experiment"] is None
     assert all("arm" not in line for line in _log_lines(runtime, log))
+
+
+@pytest.mark.timeout(300)
+def test_a_built_bento_serves_the_experiment_over_http(
+    packaged: Packaged,
+    challenger: ReleaseRecord,
+    records: list[dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    """The pin as `build_bento` writes it, served by `bentoml serve`: /metadata and /metrics."""
+    import httpx
+
+    from mlgitops.packaging.bento import build_bento, pinned_requirements
+    from tests.mlgitops.serving.conftest import MAX_BATCH, run_server, wait_for
+    from tests.support.project import REPO_ROOT
+
+    pin = _pin(challenger, "ab", 0.5, "transaction_id")
+    tag = build_bento(
+        bento_name=BENTO_NAME,
+        version="ab0000000001",
+        model_tag=packaged.model_tag,
+        release=packaged.release.model_dump(mode="json"),
+        requirements=pinned_requirements(REPO_ROOT / "requirements.lock"),
+        experiment=pin.as_json(),
+    )
+    with run_server(packaged, tmp_path / "server", target=tag) as server:
+        assert wait_for(f"{server.url}/readyz", 200, 90, server.process), (
+            server.log_file.read_text()
+        )
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            arms: list[str] = []
+            for start in range(0, 400, MAX_BATCH):
+                response = client.post(
+                    "/predict", json={"records": records[start : start + MAX_BATCH]}
+                )
+                assert response.status_code == 200, response.text
+                arms += [p["arm"] for p in response.json()["predictions"]]
+            experiment = client.get("/metadata").json()["experiment"]
+            metrics = client.get("/metrics").text
+    assert experiment["challenger"]["model_tag"] == challenger.model_tag
+    assert experiment["challenger"]["loaded"] is True
+    for arm in ("champion", "challenger"):
+        line = f'mlgitops_experiment_predictions_total{{arm="{arm}"}} {float(arms.count(arm))}'
+        assert line in metrics
