@@ -123,7 +123,8 @@ class ExperimentError(MlgitopsError):
 
 class ExperimentVerdictError(MlgitopsError):
     """`mlgitops ab status` ran and its verdict is not CHALLENGER_BETTER (exit 0); the report and
-    the JSON result are written. One subclass, one exit code per verdict."""
+    the JSON result are written. One subclass, one exit code per verdict (41-45); this base is
+    never raised itself."""
 
     exit_code = 41
 
