@@ -39,6 +39,17 @@ def test_git_revert_of_a_release_restores_the_previous_rules_and_reference(tmp_p
     changed = {name for name in MONITORING_FILES if second[name] != first[name]}
     assert changed == set(MONITORING_FILES) - {"metrics/calibration.json"}
 
+    # `mlgitops revert` prepares the same revert as a branch, main and the tree untouched.
+    main_before = run(["git", "rev-parse", "main"], root).stdout
+    status_before = run(["git", "status", "--porcelain"], root).stdout
+    made = run(["mlgitops", "revert", "--pr-body", str(tmp_path / "pr.md")], root, env=env)
+    branch = made.stderr.split("created branch ", 1)[1].split(":", 1)[0]
+    for name in MONITORING_FILES:
+        blob = run(["git", "cat-file", "blob", f"{branch}:{name}"], root).stdout.encode()
+        assert blob == first[name], name
+    assert run(["git", "rev-parse", "main"], root).stdout == main_before
+    assert run(["git", "status", "--porcelain"], root).stdout == status_before
+
     run(["git", "revert", "--no-edit", "HEAD"], root)
     assert {name: (root / name).read_bytes() for name in MONITORING_FILES} == first
     # The cached outputs come back with `dvc checkout`, and nothing is stale.

@@ -91,6 +91,12 @@ class DataConfig(_Strict):
             f"data.path: unsupported file type {self.path.name!r} (use .csv or .parquet)"
         )
 
+    @property
+    def provenance_path(self) -> Path:
+        """Where `mlgitops data ingest` records each row's source, period and batch: beside
+        data.path, so the .dvc file that tracks the data tracks it too."""
+        return self.path.with_name(f"{self.path.name.split('.')[0]}.provenance.csv")
+
 
 class ValidateConfig(_Strict):
     min_rows: int = Field(ge=2, default=100)
@@ -200,6 +206,22 @@ class GateConfig(_Strict):
     power: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.8
     bootstrap_reps: int = Field(ge=100, le=100_000, default=2000)
     seed: int = 42
+    # Guardrails: categorical features whose every value (segment) must not get worse in
+    # expected cost per 1,000 by more than cost_margin_per_1000, where that is shown at
+    # segment_alpha over all segments together (Bonferroni). A segment with fewer test rows or
+    # positives than the minimums is skipped. Equal models FAIL at most alpha + segment_alpha.
+    segments: list[str] = Field(default_factory=list)
+    segment_alpha: Annotated[float, Field(gt=0.0, le=0.5)] = 0.01
+    segment_min_rows: int = Field(ge=1, default=500)
+    segment_min_positive: int = Field(ge=1, default=20)
+
+
+class RetrainConfig(_Strict):
+    """`mlgitops retrain`: where the retraining branch starts and how it is named."""
+
+    # The branch whose release is the champion and that the pull request targets.
+    base: str = Field(min_length=1, default="main")
+    branch_prefix: str = Field(pattern=r"^[A-Za-z0-9._/-]*$", default="retrain/")
 
 
 class PackageConfig(_Strict):
@@ -398,6 +420,22 @@ class ReportConfig(_Strict):
     calibration_bins: int = Field(ge=2, le=50, default=10)
 
 
+class RevertConfig(_Strict):
+    """`mlgitops revert` and its Alertmanager receiver (`mlgitops revert serve`)."""
+
+    # The branch the release was merged to (what Argo CD syncs); the revert branch starts here.
+    base: str = Field(min_length=1, default="main")
+    # The revert branch is <prefix><bento version being removed>: one branch per bad release.
+    branch_prefix: str = Field(min_length=1, default="revert/")
+    # A firing alert starts a revert when its labels include all of these and all of
+    # monitoring.rules.alert_labels (the labels our rules put on every alert: our model's).
+    selector: dict[str, str] = Field(default_factory=lambda: {"severity": "critical"})
+    # Where the receiver writes the PR body of each branch it prepares.
+    pr_body_dir: Path = Path("reports/revert")
+    # Alertmanager's payloads are a few KiB; anything far larger is refused (413).
+    max_request_bytes: int = Field(ge=1024, le=64 * 1024 * 1024, default=1024 * 1024)
+
+
 ExperimentMode = Literal["ab", "shadow"]
 ExperimentMetric = Literal["cost_per_1000", "recall", "alert_rate"]
 
@@ -464,11 +502,13 @@ class Params(_Strict):
     train: TrainConfig
     threshold: ThresholdConfig
     gate: GateConfig = GateConfig()
+    retrain: RetrainConfig = RetrainConfig()
     package: PackageConfig
     serving: ServingConfig = Field(default_factory=ServingConfig)
     export: ExportConfig = ExportConfig()
     monitoring: MonitoringConfig = MonitoringConfig()
     report: ReportConfig = ReportConfig()
+    revert: RevertConfig = RevertConfig()
     # null (the default) or `enabled: false`: no experiment.
     experiment: ExperimentConfig | None = None
 

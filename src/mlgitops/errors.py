@@ -114,6 +114,25 @@ class GateInconclusiveError(GateError):
     exit_code = 18
 
 
+class IngestError(DataError):
+    """A batch `mlgitops data ingest` refuses whole (the dataset is left as it was)."""
+
+    exit_code = 19
+
+
+class RetrainError(MlgitopsError):
+    """`mlgitops retrain` could not propose a model (no branch is left, main is untouched)."""
+
+    exit_code = 20
+
+
+class RevertError(MlgitopsError):
+    """`mlgitops revert` cannot prepare the revert branch: no earlier release, the branch exists,
+    the release commit does not revert cleanly, or the result is not the previous release."""
+
+    exit_code = 25
+
+
 class ExperimentError(MlgitopsError):
     """`mlgitops ab status` got unusable input: no experiment declared, no readable log, no
     prediction carrying an arm, a bad label file."""

@@ -116,6 +116,20 @@ class PairedDifference(FrozenModel):
     verdict: Verdict
 
 
+class SegmentGuardrail(FrozenModel):
+    """Expected cost per 1,000 of challenger - champion within one segment of the test rows.
+    It FAILs only when harm beyond the margin is shown; SKIPPED when the segment is too small."""
+
+    column: str
+    value: str
+    n_rows: int
+    n_positive: int
+    difference: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+    verdict: Literal["PASS", "FAIL", "SKIPPED"]
+
+
 class GateReport(FrozenModel):
     verdict: Verdict
     reason: str
@@ -135,6 +149,8 @@ class GateReport(FrozenModel):
     currency: str
     bootstrap_reps: int
     seed: int
+    # Guardrails (gate.segments): empty when none are configured or nothing was compared.
+    segments: tuple[SegmentGuardrail, ...] = ()
 
 
 def save_record(record: FrozenModel, path: Path) -> None:

@@ -108,3 +108,54 @@ def materialize(
 
     result = run(dvc_file, load_params(params).data.path, cwd=Path.cwd())
     typer.echo(f"data: {result.source}: {result.detail}")
+
+
+@app.command()
+def ingest(
+    batch: list[str] = typer.Argument(
+        None, help="Labelled batch files (CSV or Parquet) in the dataset's columns."
+    ),
+    predictions: list[str] = typer.Option(
+        [], "--predictions", help="Prediction logs (files, directories, URLs) to build the batch."
+    ),
+    labels: list[str] = typer.Option(
+        [],
+        "--labels",
+        help="Labels for the logged predictions: a labels file, the feedback log, "
+        "audited labels (by id, or by request_id and row).",
+    ),
+    source: str | None = typer.Option(
+        None, help="Provenance recorded for every new row. Default: the file names."
+    ),
+    dvc_add: bool = typer.Option(True, "--dvc-add/--no-dvc-add", help="Run `dvc add` after."),
+    summary_file: Path | None = typer.Option(
+        None, "--summary", help="Write what was ingested as JSON (used by `mlgitops retrain`)."
+    ),
+    params: Path = ParamsOption,
+) -> None:
+    """Append a labelled batch to the dataset of data.dvc: validated as the pipeline validates,
+    de-duplicated by id, with provenance per row; a bad batch is refused whole."""
+    from mlgitops.config import load_params
+    from mlgitops.data.ingest import IngestRequest
+    from mlgitops.data.ingest import ingest as run
+    from mlgitops.io import save_model_json
+    from mlgitops.progress import Progress
+
+    request = IngestRequest(
+        batch=tuple(batch or ()),
+        predictions=tuple(predictions),
+        labels=tuple(labels),
+        source=source,
+        dvc_add=dvc_add,
+    )
+    status = Progress("ingest", 5)
+    steps = iter(range(1, 6))
+    try:
+        result = run(
+            load_params(params), request, progress=lambda note: status.update(next(steps, 5), note)
+        )
+    finally:
+        status.close()
+    if summary_file is not None:
+        save_model_json(result, summary_file)
+    typer.echo(result.line())

@@ -16,6 +16,8 @@ from mlgitops.cli import (
     monitor,
     monitor_demo,
     report,
+    retrain,
+    revert,
     serve,
     stages,
     summary,
@@ -33,12 +35,14 @@ app.add_typer(data.app, name="data")
 app.add_typer(stages.app, name="stage")
 app.add_typer(image.app, name="image")
 app.add_typer(report.app, name="report")
+app.add_typer(revert.app, name="revert")
 app.add_typer(ab.app, name="ab")
 serve.register(app)
 summary.register(app)
 deploy.register(app)
 monitor.register(app)
 monitor_demo.register(app)
+retrain.register(app)
 
 
 def _version_callback(value: bool) -> None:

@@ -110,7 +110,7 @@ def _metric_rows(base: ReleaseRecord | None, head: ReleaseRecord, report: GateRe
         ):
             intervals[name] = f"[{diff.lower:+,.4g}, {diff.upper:+,.4g}]"
     lines = [
-        "| metric (release.json) | base | head | change | 95% interval on head's test rows |",
+        "| metric (release.json) | base | head | change | paired interval (gate, same rows) |",
         "| --- | ---: | ---: | ---: | --- |",
     ]
     for name, value in head.metrics.items():

@@ -42,6 +42,7 @@ from mlgitops.records import (
     GateReport,
     ModelCard,
     PairedDifference,
+    SegmentGuardrail,
     Verdict,
     load_metrics,
     load_model_card,
@@ -162,6 +163,46 @@ def cost_difference(
     )
 
 
+def segment_guardrails(
+    frame: pd.DataFrame, labels: np.ndarray, cost_difference_rows: np.ndarray, gate: GateConfig
+) -> list[SegmentGuardrail]:
+    """Each segment of `gate.segments`: FAIL when its cost per 1,000 is shown worse by more
+    than the margin, one-sided at segment_alpha split evenly over the segments tested."""
+    groups = []
+    for column in gate.segments:
+        if column not in frame.columns:
+            raise GateError(f"gate.segments: {column!r} is not a column of the test split")
+        values = frame[column].astype(object).where(frame[column].notna(), "missing").astype(str)
+        for value in sorted(values.unique()):
+            groups.append((column, value, (values == value).to_numpy()))
+    big_enough = [
+        int(mask.sum()) >= gate.segment_min_rows
+        and int(labels[mask].sum()) >= gate.segment_min_positive
+        for _, _, mask in groups
+    ]
+    alpha_each = gate.segment_alpha / max(1, sum(big_enough))
+    out = []
+    for index, ((column, value, mask), tested) in enumerate(zip(groups, big_enough, strict=True)):
+        size = {"column": column, "value": value, "n_rows": int(mask.sum())}
+        size["n_positive"] = int(labels[mask].sum())
+        if not tested:
+            out.append(SegmentGuardrail(**size, verdict="SKIPPED"))
+            continue
+        rows = cost_difference_rows[mask]
+        boot = paired_bootstrap_means(rows, gate.bootstrap_reps, gate.seed + 1 + index)
+        lower, upper = (float(q) for q in np.quantile(boot, [alpha_each, 1.0 - alpha_each]))
+        out.append(
+            SegmentGuardrail(
+                **size,
+                difference=round(float(rows.mean()), 6),
+                lower=round(lower, 6),
+                upper=round(upper, 6),
+                verdict="FAIL" if lower > gate.cost_margin_per_1000 else "PASS",
+            )
+        )
+    return out
+
+
 def combine(*verdicts: Verdict) -> Verdict:
     if "FAIL" in verdicts:
         return "FAIL"
@@ -207,11 +248,22 @@ def compare(
     )
     verdict = combine(auc.verdict, cost.verdict)
     same = champion.model_hash == challenger.model_hash
-    reason = (
-        "the challenger is the champion (same model hash)"
-        if same
-        else "; ".join([_reason("ROC AUC", auc), _reason("cost per 1,000", cost)])
-    )
+    reasons = [_reason("ROC AUC", auc), _reason("cost per 1,000", cost)]
+    segments: list[SegmentGuardrail] = []
+    if not same and gate.segments:
+        rows = (
+            per_row_cost(labels, new, challenger.threshold, costs)
+            - per_row_cost(labels, old, champion.threshold, costs)
+        ) * 1000.0
+        segments = segment_guardrails(frame, labels, rows, gate)
+        for harmed in (g for g in segments if g.verdict == "FAIL"):
+            verdict = "FAIL"
+            reasons.append(
+                f"guardrail {harmed.column}={harmed.value}: cost per 1,000 worse by more than "
+                f"{gate.cost_margin_per_1000:g} (interval [{harmed.lower:+.4g}, "
+                f"{harmed.upper:+.4g}])"
+            )
+    reason = "the challenger is the champion (same model hash)" if same else "; ".join(reasons)
     return GateReport(
         verdict="PASS" if same else verdict,
         reason=reason,
@@ -230,6 +282,7 @@ def compare(
         currency=costs.currency,
         bootstrap_reps=gate.bootstrap_reps,
         seed=gate.seed,
+        segments=tuple(segments),
     )
 
 
@@ -357,6 +410,24 @@ def markdown(report: GateReport, title: str = "Champion / challenger gate") -> s
             f"{diff.upper:+,.{places}f}] | {sign}{diff.margin:g} | {diff.mde:,.{places}f} | "
             f"{diff.verdict} |"
         )
+    if report.segments:
+        lines += [
+            "",
+            f"Guardrail segments: cost per 1,000 ({report.currency}) within each segment, FAIL "
+            "only when worse by more than the margin is shown (Bonferroni over the segments).",
+            "",
+            "| segment | rows | positive | difference | interval | verdict |",
+            "| --- | ---: | ---: | ---: | --- | --- |",
+        ]
+        for g in report.segments:
+            if g.verdict == "SKIPPED":
+                lines.append(f"| {g.column}={g.value} | {g.n_rows:,} | {g.n_positive:,} | | | "
+                             "SKIPPED (too small) |")  # fmt: skip
+                continue
+            lines.append(
+                f"| {g.column}={g.value} | {g.n_rows:,} | {g.n_positive:,} | "
+                f"{g.difference:+,.1f} | [{g.lower:+,.1f}, {g.upper:+,.1f}] | {g.verdict} |"
+            )
     lines += [
         "",
         "Each evaluation on this frozen test split leaks a little of it into the choice; "

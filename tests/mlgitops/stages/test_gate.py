@@ -202,3 +202,55 @@ def test_package_refuses_a_verdict_on_another_model(params):
     assert file_sha256(params.paths.model)
     with pytest.raises(ArtifactError, match="judged model sha256:0000"):
         package.run(params)
+
+
+def _segmented(rng, n=4000, harm_in_b=0.0):
+    """An equal pair of models on two segments, the challenger optionally worse in segment b."""
+    frame = simulated_test_set(rng, n=n, prevalence=0.08)
+    frame["channel"] = np.where(rng.random(n) < 0.5, "a", "b")
+    if harm_in_b:
+        # In segment b the challenger's score loses its signal: it misses frauds there.
+        in_b = (frame["channel"] == "b").to_numpy()
+        frame.loc[in_b, "new"] = frame.loc[in_b, "new"] * (1 - harm_in_b) + harm_in_b * 0.01
+    return frame
+
+
+def _guarded(frame, config):
+    return gate.compare(
+        frame, (), contender("old", 0.08, "a"), contender("new", 0.08, "b"), config, COSTS, "HEAD"
+    )
+
+
+@pytest.mark.slow
+def test_segment_guardrails_of_equal_models_fail_at_most_their_alpha():
+    runs, alpha = 300, 0.05
+    config = GateConfig(
+        segments=["channel"], segment_alpha=alpha, cost_margin_per_1000=0.0, bootstrap_reps=400
+    )
+    rng = np.random.default_rng(11)
+    fails = 0
+    for run in range(runs):
+        report = _guarded(_segmented(rng), config.model_copy(update={"seed": run}))
+        assert [g.value for g in report.segments] == ["a", "b"]
+        fails += any(g.verdict == "FAIL" for g in report.segments)
+    assert fails / runs <= alpha + 2.33 * np.sqrt(alpha * (1 - alpha) / runs), fails
+
+
+def test_a_challenger_worse_in_one_segment_fails_by_its_guardrail():
+    rng = np.random.default_rng(3)
+    frame = _segmented(rng, n=6000, harm_in_b=1.0)
+    report = _guarded(frame, GateConfig(segments=["channel"], bootstrap_reps=1000))
+    by_value = {g.value: g.verdict for g in report.segments}
+    assert by_value == {"a": "PASS", "b": "FAIL"}
+    assert report.verdict == "FAIL"
+    assert "guardrail channel=b: cost per 1,000 worse by more than 100" in report.reason
+    assert "| channel=b |" in gate.markdown(report)
+
+
+def test_small_segments_are_skipped_and_an_unknown_segment_column_is_one_line():
+    rng = np.random.default_rng(4)
+    frame = _segmented(rng, n=800)
+    report = _guarded(frame, GateConfig(segments=["channel"], segment_min_rows=1000))
+    assert {g.verdict for g in report.segments} == {"SKIPPED"}
+    with pytest.raises(GateError, match="gate.segments: 'device' is not a column of the test"):
+        _guarded(frame, GateConfig(segments=["device"]))

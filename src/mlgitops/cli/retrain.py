@@ -1,0 +1,54 @@
+"""`mlgitops retrain`: the retraining loop up to a pull request (see mlgitops.retrain.loop)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def retrain(
+        batch: list[str] = typer.Argument(
+            None, help="Labelled batch files (CSV or Parquet) in the dataset's columns."
+        ),
+        predictions: list[str] = typer.Option(
+            [], "--predictions", help="Prediction logs to build the batch from (with --labels)."
+        ),
+        labels: list[str] = typer.Option(
+            [], "--labels", help="Labels for the logged predictions (labels file, feedback log)."
+        ),
+        source: str | None = typer.Option(None, help="Provenance of the new rows."),
+        set_: list[str] = typer.Option(
+            [], "--set", help="Change a param for the challenger: SECTION.KEY=VALUE (repeatable)."
+        ),
+        base: str | None = typer.Option(None, help="Base branch. Default: retrain.base."),
+        branch: str | None = typer.Option(None, help="Branch to create. Default: derived."),
+        pr_body: Path | None = typer.Option(None, help="Where to write the pull-request body."),
+        repo: Path = typer.Option(Path(), help="The project's Git repository."),
+    ) -> None:
+        """Ingest fresh labelled data, `dvc repro` with the gate, and on PASS commit on a new
+        branch and write the PR body. Exits 17 (FAIL) or 18 (INCONCLUSIVE) leaving main as it
+        was. Never deploys: merging does."""
+        from mlgitops.progress import Progress
+        from mlgitops.retrain.loop import RetrainRequest, parse_override
+        from mlgitops.retrain.loop import retrain as run
+
+        request = RetrainRequest(
+            batch=tuple(batch or ()),
+            predictions=tuple(predictions),
+            labels=tuple(labels),
+            source=source,
+            overrides=tuple(parse_override(item) for item in set_),
+            base=base,
+            branch=branch,
+            pr_body=pr_body,
+        )
+        status = Progress("retrain", 5)
+        steps = iter(range(1, 6))
+        try:
+            result = run(repo, request, progress=lambda note: status.update(next(steps, 5), note))
+        finally:
+            status.close()
+        typer.echo(result.line())

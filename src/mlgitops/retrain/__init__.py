@@ -1,0 +1,1 @@
+"""Retraining: fresh labelled data in, a gated challenger out as a branch and a pull request."""

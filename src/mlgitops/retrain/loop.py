@@ -1,0 +1,381 @@
+"""`mlgitops retrain`: ingest fresh labelled data, `dvc repro`, and on a PASS a commit on a new
+branch plus the pull-request body. It never deploys: merging deploys.
+
+Everything happens in a temporary Git worktree of the base branch that shares the repository's
+DVC cache, so the user's working tree, main and the deployed release are never touched, whatever
+the verdict. On PASS the worktree's changes (data.dvc, params.yaml, dvc.lock, the release and its
+k8s pin, metrics, reports) become one commit on the new branch; on FAIL or INCONCLUSIVE nothing
+is committed, no branch is left, and the error says why in one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from mlgitops import git
+from mlgitops.config import DEFAULT_PARAMS_FILE, Params, load_params
+from mlgitops.data.ingest import IngestRequest, IngestSummary, ingest
+from mlgitops.errors import (
+    ConfigError,
+    GateError,
+    GateFailedError,
+    GateInconclusiveError,
+    MlgitopsError,
+    RetrainError,
+)
+from mlgitops.records import GateReport
+from mlgitops.release import ReleaseRecord, load_release
+
+# The gate's verdicts that refuse a release, and the error each becomes.
+REFUSALS: dict[str, type[GateError]] = {
+    "FAIL": GateFailedError,
+    "INCONCLUSIVE": GateInconclusiveError,
+}
+
+
+class RetrainRequest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    batch: tuple[str, ...] = ()
+    predictions: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    source: str | None = None
+    # Params to change for the challenger: ("train.max_iter", "200"), values read as YAML.
+    overrides: tuple[tuple[str, str], ...] = ()
+    base: str | None = None  # default retrain.base
+    branch: str | None = None  # default retrain.branch_prefix + a hash of base and inputs
+    pr_body: Path | None = None  # default <git dir>/mlgitops/retrain/<branch>.md
+
+
+class RetrainResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    branch: str
+    commit: str
+    base: str
+    base_commit: str
+    champion: str
+    challenger: str
+    verdict: str
+    reason: str
+    pr_body: str
+    ingest: IngestSummary | None
+
+    def line(self) -> str:
+        return (
+            f"gate PASS: {self.challenger} may replace {self.champion}; committed "
+            f"{self.commit[:12]} on branch {self.branch} (PR body: {self.pr_body}); merge to deploy"
+        )
+
+
+def _absolute(paths: Sequence[str]) -> tuple[str, ...]:
+    """Local paths made absolute (the worktree runs elsewhere); URLs kept as given."""
+    return tuple(p if "://" in p else str(Path(p).resolve()) for p in paths)
+
+
+def _inputs_digest(request: RetrainRequest, base_commit: str) -> str:
+    import fsspec
+
+    digest = hashlib.sha256(base_commit.encode())
+    for name in (*request.batch, *request.predictions, *request.labels):
+        digest.update(name.encode())
+        if "://" not in name and Path(name).is_dir():
+            files = sorted(str(p) for p in Path(name).rglob("*") if p.is_file())
+        else:
+            files = [name]
+        for file in files:
+            try:
+                with fsspec.open(file, "rb") as handle:
+                    while chunk := handle.read(1 << 20):
+                        digest.update(chunk)
+            except (OSError, ValueError) as error:
+                raise RetrainError(f"{file}: cannot read: {error}") from None
+    for key, value in request.overrides:
+        digest.update(f"{key}={value}".encode())
+    return digest.hexdigest()[:12]
+
+
+def parse_override(text: str) -> tuple[str, str]:
+    """'section.key=value' -> ('section.key', 'value')."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or "." not in key:
+        raise ConfigError(f"--set {text!r}: expected SECTION.KEY=VALUE (e.g. train.max_iter=300)")
+    return key.strip(), value
+
+
+def apply_overrides(params_file: Path, overrides: Sequence[tuple[str, str]]) -> None:
+    """Set each key in params.yaml (comments kept), then validate the result as a whole."""
+    if not overrides:
+        return
+    from ruamel.yaml import YAML, YAMLError
+
+    yaml = YAML()
+    yaml.preserve_quotes = True
+    document = yaml.load(params_file.read_text(encoding="utf-8"))
+    for key, raw in overrides:
+        try:
+            value = YAML(typ="safe").load(raw) if raw.strip() else None
+        except YAMLError:
+            raise ConfigError(f"--set {key}: {raw!r} is not a YAML value") from None
+        node = document
+        *parents, leaf = key.split(".")
+        for part in parents:
+            child = node.get(part) if hasattr(node, "get") else None
+            if not hasattr(child, "get"):
+                raise ConfigError(f"--set {key}: params.yaml has no section {part!r}")
+            node = child
+        node[leaf] = value
+    import io
+
+    out = io.StringIO()
+    yaml.dump(document, out)
+    params_file.write_text(out.getvalue(), encoding="utf-8")
+    load_params(params_file)  # a key that is no param, or a bad value: one line, here
+
+
+def _venv_env() -> dict[str, str]:
+    """The environment for `dvc repro`: this interpreter's bin first (the stages call
+    `mlgitops`), no analytics."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    env.setdefault("BENTOML_DO_NOT_TRACK", "True")
+    return env
+
+
+def _dvc(worktree: Path, *args: str, log: Path | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "dvc", *args],
+        cwd=worktree,
+        capture_output=True,
+        text=True,
+        check=False,
+        env=_venv_env(),
+    )
+    if log is not None:
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(f"$ dvc {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    return result
+
+
+def _cache_dir(repo: Path) -> Path:
+    from mlgitops.revision import _dvc_cache_dir
+
+    return _dvc_cache_dir(repo)
+
+
+def _prepare_worktree(repo: Path, base_commit: str, worktree: Path, log: Path) -> None:
+    git.run(repo, "worktree", "add", "--detach", str(worktree), base_commit)
+    cache = _cache_dir(repo)
+    cache.mkdir(parents=True, exist_ok=True)
+    if _dvc(worktree, "cache", "dir", "--local", str(cache), log=log).returncode != 0:
+        raise RetrainError(f"cannot point the worktree at the DVC cache {cache} (see {log})")
+    # Every output of the base that is in the cache; what is not gets rebuilt by the repro.
+    _dvc(worktree, "checkout", "--quiet", log=log)
+    if _dvc(worktree, "status", "--quiet", "data.dvc", log=log).returncode != 0:
+        from mlgitops.data.materialize import materialize
+
+        params = load_params(worktree / DEFAULT_PARAMS_FILE)
+        materialize(Path("data.dvc"), params.data.path, cwd=worktree)
+
+
+def _remove_worktree(repo: Path, worktree: Path) -> None:
+    try:
+        git.run(repo, "worktree", "remove", "--force", str(worktree))
+    except MlgitopsError:
+        shutil.rmtree(worktree, ignore_errors=True)
+        git.run(repo, "worktree", "prune")
+
+
+def _gate_report(worktree: Path, params: Params) -> GateReport | None:
+    from mlgitops.io import load_model_json
+
+    path = worktree / params.paths.gate_metrics
+    try:
+        return load_model_json(GateReport, path)
+    except (MlgitopsError, OSError, ValueError):
+        return None
+
+
+def _last_error(output: str) -> str:
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.lower().startswith(("error", "failed"))]
+    return (errors or lines or ["no output"])[0 if errors else -1]
+
+
+def _repro(worktree: Path, params: Params, log: Path, progress: Callable[[str], None]) -> None:
+    """`dvc repro`; a gate verdict that refuses the release becomes its GateError."""
+    gate_file = worktree / params.paths.gate_metrics
+    before = gate_file.read_bytes() if gate_file.is_file() else None
+    progress("dvc repro (validate, split, tune, train, evaluate, gate, package, ...)")
+    result = _dvc(worktree, "repro", log=log)
+    if result.returncode == 0:
+        return
+    report = _gate_report(worktree, params)
+    fresh = gate_file.is_file() and gate_file.read_bytes() != before
+    if report is not None and fresh and report.verdict in REFUSALS:
+        raise REFUSALS[report.verdict](
+            f"gate {report.verdict}: {report.reason}; nothing committed, no branch made, "
+            "main and the deployed release untouched"
+        )
+    raise RetrainError(
+        f"dvc repro failed: {_last_error(result.stderr + result.stdout)} (full log: {log}); "
+        "nothing committed"
+    )
+
+
+def _commit_message(
+    champion: ReleaseRecord,
+    challenger: ReleaseRecord,
+    report: GateReport,
+    summary: IngestSummary | None,
+) -> str:
+    lines = [
+        f"Retrain: {challenger.bento_tag} replaces {champion.bento_tag} (gate PASS)",
+        "",
+        f"Gate against {champion.bento_tag}, the release of the base: {report.reason}.",
+    ]
+    if summary is not None:
+        lines += ["", summary.line()]
+    return "\n".join(lines) + "\n"
+
+
+def _ingest_section(summary: IngestSummary | None, overrides: Sequence[tuple[str, str]]) -> str:
+    lines = ["", "## Fresh data", ""]
+    if summary is None:
+        lines.append("No new data: only params changed.")
+    else:
+        lines += [
+            "| | |",
+            "|---|---|",
+            f"| source | {summary.source} |",
+            f"| period | {summary.period or 'unknown'} |",
+            f"| batch | `{summary.batch_id}` |",
+            f"| rows added | {summary.rows_added:,} ({summary.positives_added:,} positive) |",
+            f"| rows already stored (skipped) | {summary.rows_already_stored:,} |",
+            f"| dataset | {summary.rows_before:,} -> "
+            f"{summary.rows_before + summary.rows_added:,} rows |",
+        ]
+        if summary.unlabelled_predictions:
+            lines.append(f"| predictions not labelled yet | {summary.unlabelled_predictions:,} |")
+        if summary.columns_not_logged:
+            lines.append(
+                f"| columns not in the log (missing) | {', '.join(summary.columns_not_logged)} |"
+            )
+    if overrides:
+        lines += ["", "Params changed: " + ", ".join(f"`{k}={v}`" for k, v in overrides)]
+    return "\n".join(lines) + "\n"
+
+
+def retrain(
+    repo: Path,
+    request: RetrainRequest,
+    progress: Callable[[str], None] = lambda _: None,
+) -> RetrainResult:
+    repo = git.repo_root(repo)
+    params = load_params(repo / DEFAULT_PARAMS_FILE)
+    base = request.base or params.retrain.base
+    base_commit = git.resolve_commit(repo, base)
+    if git.read_blob(repo, base_commit, str(params.paths.release)) is None:
+        raise RetrainError(
+            f"base {base!r} ({base_commit[:12]}) has no {params.paths.release}: no champion to "
+            "gate a challenger against; make the first release with `dvc repro` and commit it"
+        )
+    if not (request.batch or request.predictions or request.overrides):
+        raise RetrainError(
+            "nothing to retrain on: give a batch, --predictions with --labels, or --set"
+        )
+    inputs = request.model_copy(
+        update={
+            "batch": _absolute(request.batch),
+            "predictions": _absolute(request.predictions),
+            "labels": _absolute(request.labels),
+        }
+    )
+    branch = request.branch or params.retrain.branch_prefix + _inputs_digest(inputs, base_commit)
+    try:
+        git.run(repo, "check-ref-format", "--branch", branch)
+    except MlgitopsError:
+        raise RetrainError(f"--branch {branch!r} is not a valid branch name") from None
+    if git.run(repo, "branch", "--list", branch).strip():
+        raise RetrainError(f"branch {branch!r} exists already (this retrain was made before?)")
+    git_dir = Path(git.run(repo, "rev-parse", "--absolute-git-dir").strip())
+    work = git_dir / "mlgitops" / "retrain"
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / f"{branch.replace('/', '-')}.log"
+    log.write_text("", encoding="utf-8")
+    pr_body = request.pr_body or work / f"{branch.replace('/', '-')}.md"
+
+    worktree = Path(tempfile.mkdtemp(prefix="mlgitops-retrain-"))
+    worktree.rmdir()  # git worktree add makes it
+    try:
+        progress(f"worktree of {base} ({base_commit[:12]})")
+        _prepare_worktree(repo, base_commit, worktree, log)
+        apply_overrides(worktree / DEFAULT_PARAMS_FILE, request.overrides)
+        wparams = load_params(worktree / DEFAULT_PARAMS_FILE)
+        champion = load_release(worktree / wparams.paths.release)
+        summary = None
+        if inputs.batch or inputs.predictions:
+            progress("ingesting the batch")
+            summary = ingest(
+                wparams,
+                IngestRequest(
+                    batch=inputs.batch,
+                    predictions=inputs.predictions,
+                    labels=inputs.labels,
+                    source=inputs.source,
+                ),
+                root=worktree,
+            )
+            if not summary.rows_added and not request.overrides:
+                raise RetrainError(f"nothing to retrain on: {summary.line()}")
+        _repro(worktree, wparams, log, progress)
+        report = _gate_report(worktree, wparams)
+        challenger = load_release(worktree / wparams.paths.release)
+        if report is None or report.verdict != "PASS":
+            raise RetrainError(f"dvc repro succeeded but {wparams.paths.gate_metrics} has no PASS")
+        if challenger.model_hash == champion.model_hash:
+            raise RetrainError(
+                f"the retrained model is the released one ({challenger.model_hash[:19]}): "
+                "nothing to propose"
+            )
+        progress(f"committing on {branch}")
+        git.run(worktree, "switch", "--quiet", "-c", branch)
+        git.run(worktree, "add", "--all")
+        git.run(
+            worktree,
+            "commit",
+            "--quiet",
+            "-m",
+            _commit_message(champion, challenger, report, summary),
+        )
+        commit = git.run(worktree, "rev-parse", "HEAD").strip()
+    finally:
+        _remove_worktree(repo, worktree)
+
+    from mlgitops.io import atomic_write_text
+    from mlgitops.reports.pr import pr_report
+
+    body, _ = pr_report(repo, base, branch)
+    atomic_write_text(pr_body, body + _ingest_section(summary, request.overrides))
+    return RetrainResult(
+        branch=branch,
+        commit=commit,
+        base=base,
+        base_commit=base_commit,
+        champion=champion.bento_tag,
+        challenger=challenger.bento_tag,
+        verdict=report.verdict,
+        reason=report.reason,
+        pr_body=str(pr_body),
+        ingest=summary,
+    )

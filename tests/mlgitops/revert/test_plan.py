@@ -1,0 +1,81 @@
+"""Which commit `mlgitops revert` reverts and which release that restores (Git objects only)."""
+
+from __future__ import annotations
+
+import pytest
+
+from mlgitops.errors import RevertError
+from mlgitops.revert.plan import plan_revert
+from tests.mlgitops.deploy.helpers import release_for
+from tests.mlgitops.revert.helpers import A, B, ReleaseRepo
+
+
+def test_the_latest_release_commit_and_the_release_before_it(repo: ReleaseRepo) -> None:
+    release_b = repo.git("rev-parse", "main")
+    repo.commit_file("NOTES.md", "not a release\n", "docs after the release")
+
+    plan = plan_revert(repo.path, "main")
+
+    assert plan.commit.sha == release_b
+    assert plan.commit.subject == "release B"
+    assert plan.restored_commit == repo.git("rev-parse", "main~2")
+    assert (plan.removed, plan.restored) == (B, A)
+    assert plan.branch == f"revert/{B.bento_version}"
+    assert plan.base_commit == repo.git("rev-parse", "main")
+
+
+def test_a_record_rewritten_without_a_new_release_is_not_the_release_commit(
+    repo: ReleaseRepo,
+) -> None:
+    release_b = repo.git("rev-parse", "main")
+    repo.commit_release(B.model_copy(update={"mlgitops_version": "0.1.1"}), "record only")
+
+    plan = plan_revert(repo.path, "main")
+
+    assert plan.commit.sha == release_b
+    assert plan.restored == A
+
+
+def test_a_release_merged_from_a_branch_is_reverted_as_the_merge(repo: ReleaseRepo) -> None:
+    repo.git("switch", "-q", "-c", "retrain")
+    repo.commit_release(release_for("C"), "release C")
+    repo.git("switch", "-q", "main")
+    repo.commit_file("NOTES.md", "meanwhile on main\n", "docs")
+    repo.git("merge", "-q", "--no-ff", "-m", "Merge retrain: release C", "retrain")
+
+    plan = plan_revert(repo.path, "main")
+
+    assert plan.commit.subject == "Merge retrain: release C"
+    assert len(plan.commit.parents) == 2
+    assert plan.restored == B
+    assert plan.restored_commit == repo.git("rev-parse", "main^1")
+
+
+def test_custom_prefix_and_branch(repo: ReleaseRepo) -> None:
+    assert plan_revert(repo.path, "main", "rollback-").branch == f"rollback-{B.bento_version}"
+    assert plan_revert(repo.path, "main", branch="undo-b").branch == "undo-b"
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("first", "introduced the first release"),
+        ("none", "has no release record release.json"),
+        ("base", "base branch 'nope' is not a commit"),
+        ("branch", "'bad..name' is not a valid Git branch name"),
+    ],
+)
+def test_refusals_are_one_line(repo: ReleaseRepo, setup: str, message: str) -> None:
+    base, branch = "main", None
+    if setup == "first":
+        base = "main~1"  # only release A
+    elif setup == "none":
+        base = "main~2"  # the project before any release
+    elif setup == "base":
+        base = "nope"
+    else:
+        branch = "bad..name"
+    with pytest.raises(RevertError) as caught:
+        plan_revert(repo.path, base, branch=branch)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
