@@ -174,6 +174,21 @@ def test_metadata_and_metrics_show_the_experiment(
     assert experiment["predictions"]["challenger"] >= arms.count("challenger")
 
 
+def test_a_key_other_than_the_id_is_logged_as_the_unit_and_keeps_its_rows_together(
+    packaged: Packaged, challenger: ReleaseRecord, records: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    log = tmp_path / "by-country.jsonl"
+    runtime, client = _serve(packaged, log, _pin(challenger, "ab", 0.5, "country"))
+    predictions = _post_all(client, records[:2000])
+    lines = _log_lines(runtime, log)
+    arm_of: dict[str, set[str]] = {}
+    for line, prediction in zip(lines, predictions, strict=True):
+        assert line["arm"] == prediction["arm"]
+        arm_of.setdefault(line["unit"], set()).add(line["arm"])
+    assert all(len(arms) == 1 for arms in arm_of.values())  # one country, one arm
+    assert [line["unit"] for line in lines] == [r.get("country") for r in records[:2000]]
+
+
 def test_shadow_mode_answers_with_the_champion_and_logs_both_scores(
     packaged: Packaged, challenger: ReleaseRecord, records: list[dict[str, Any]], tmp_path: Path
 ) -> None:
