@@ -436,6 +436,63 @@ class RevertConfig(_Strict):
     max_request_bytes: int = Field(ge=1024, le=64 * 1024 * 1024, default=1024 * 1024)
 
 
+ExperimentMode = Literal["ab", "shadow"]
+ExperimentMetric = Literal["cost_per_1000", "recall", "alert_rate"]
+
+
+class ExperimentConfig(_Strict):
+    """An A/B test or shadow run of a challenger against the release, declared in Git
+    (`experiment:`; null or `enabled: false` is off). See README, A/B and shadow experiments."""
+
+    enabled: bool = False
+    # A Git revision whose committed release is the challenger (a branch, tag or commit).
+    challenger: str | None = None
+    # ab: the challenger answers its share of the keys; shadow: both score every row, the
+    # champion answers, the challenger's score is only logged.
+    mode: ExperimentMode = "ab"
+    # The challenger's share of assignment keys (ab mode); the expected ratio of the SRM check.
+    share: Probability = 0.1
+    # A column of the request records (the data's schema): one key value always lands in one arm.
+    # None: data.id_column.
+    assignment_key: str | None = None
+    # Hashed with the key: a new salt reshuffles who lands where (a fresh experiment).
+    salt: str = Field(default="mlgitops", min_length=1)
+    primary_metric: ExperimentMetric = "cost_per_1000"
+    # The smallest difference worth detecting, in the metric's units (currency per 1,000
+    # transactions, recall or alert rate as fractions): the mixing scale of the sequential test
+    # and what "more labels needed" is sized for.
+    min_effect: float = Field(gt=0.0, default=100.0)
+    # Always-valid: the chance of a wrong winner stays below alpha however often one looks.
+    alpha: Annotated[float, Field(gt=0.0, le=0.5)] = 0.05
+    power: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.8
+    # A prediction counts for outcome metrics once event_time + label_delay <= as_of.
+    label_delay_hours: float = Field(ge=0.0, default=72.0)
+    # Guardrail: the challenger's alert rate may be at most this much higher (absolute fraction
+    # of transactions; review capacity). None: no guardrail.
+    max_alert_rate_increase: Annotated[float, Field(gt=0.0, lt=1.0)] | None = 0.005
+    # Below this many matured, labelled rows (and frauds) per arm nothing is tested yet: plug-in
+    # variances of a few rows are too noisy for the normal approximation.
+    min_rows_per_arm: int = Field(ge=2, default=200)
+    min_frauds_per_arm: int = Field(ge=1, default=10)
+    # A sample ratio mismatch: the arm counts' chi-square p-value below this (Fabijan et al.).
+    srm_p_value: Annotated[float, Field(gt=0.0, lt=0.5)] = 0.001
+
+    @model_validator(mode="after")
+    def _challenger_when_on(self) -> ExperimentConfig:
+        if self.enabled and not (self.challenger and self.challenger.strip()):
+            raise ValueError("challenger: a Git revision is required when the experiment is on")
+        if self.primary_metric != "cost_per_1000" and self.min_effect >= 1.0:
+            raise ValueError(f"min_effect: {self.primary_metric} is a fraction; use one below 1")
+        return self
+
+
+def experiment_key_error(key: str, columns: list[str]) -> str | None:
+    """The one-line error for an assignment key that is not a column of the data, else None."""
+    if key in columns:
+        return None
+    return f"experiment.assignment_key: {key!r} is not a column of the data ({', '.join(columns)})"
+
+
 class Params(_Strict):
     paths: PathsConfig
     data: DataConfig
@@ -452,6 +509,8 @@ class Params(_Strict):
     monitoring: MonitoringConfig = MonitoringConfig()
     report: ReportConfig = ReportConfig()
     revert: RevertConfig = RevertConfig()
+    # null (the default) or `enabled: false`: no experiment.
+    experiment: ExperimentConfig | None = None
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -479,6 +538,30 @@ class Params(_Strict):
             raise ValueError(f"data.column_types.{data}: the id column cannot be a feature")
         if data and data in (self.data.target, self.data.time_column):
             raise ValueError(f"data.id_column: {data!r} is the target or the time column")
+        return self
+
+    @property
+    def active_experiment(self) -> ExperimentConfig | None:
+        """The experiment when one is on, else None."""
+        experiment = self.experiment
+        return experiment if experiment is not None and experiment.enabled else None
+
+    @property
+    def experiment_key(self) -> str | None:
+        """The assignment key column: experiment.assignment_key, else the id column."""
+        experiment = self.experiment
+        if experiment is None:
+            return None
+        return experiment.assignment_key or self.id_column
+
+    @model_validator(mode="after")
+    def _experiment_key_known(self) -> Params:
+        experiment = self.active_experiment
+        if experiment is not None and self.experiment_key is None:
+            raise ValueError("experiment.assignment_key: none given and data.id_column is unset")
+        key = self.experiment_key
+        if experiment is not None and key in (self.data.target,):
+            raise ValueError(f"experiment.assignment_key: {key!r} is the target column")
         return self
 
     @model_validator(mode="after")

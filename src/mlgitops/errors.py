@@ -131,3 +131,48 @@ class RevertError(MlgitopsError):
     the release commit does not revert cleanly, or the result is not the previous release."""
 
     exit_code = 25
+
+
+class ExperimentError(MlgitopsError):
+    """`mlgitops ab status` got unusable input: no experiment declared, no readable log, no
+    prediction carrying an arm, a bad label file."""
+
+    exit_code = 40
+
+
+class ExperimentVerdictError(MlgitopsError):
+    """`mlgitops ab status` ran and its verdict is not CHALLENGER_BETTER (exit 0); the report and
+    the JSON result are written. One subclass, one exit code per verdict (41-45); this base is
+    never raised itself."""
+
+    exit_code = 41
+
+
+class ExperimentNoDifferenceYetError(ExperimentVerdictError):
+    """NO_DIFFERENCE_YET: enough data to test, no difference shown yet; keep the experiment on."""
+
+    exit_code = 41
+
+
+class ExperimentInsufficientDataError(ExperimentVerdictError):
+    """INSUFFICIENT_DATA: too few matured labels per arm to test at all."""
+
+    exit_code = 42
+
+
+class ExperimentChampionBetterError(ExperimentVerdictError):
+    """CHAMPION_BETTER: the challenger is shown worse on the primary metric; stop it."""
+
+    exit_code = 43
+
+
+class ExperimentGuardrailBreachedError(ExperimentVerdictError):
+    """GUARDRAIL_BREACHED: the challenger raises the alert rate by more than allowed."""
+
+    exit_code = 44
+
+
+class ExperimentSampleRatioMismatchError(ExperimentVerdictError):
+    """SRM: the arm counts do not fit the declared share; no outcome can be trusted."""
+
+    exit_code = 45

@@ -24,6 +24,23 @@ ANNOTATION_PARAMS_HASH = ANNOTATION_PREFIX + "params-hash"
 ANNOTATION_GIT_COMMIT = ANNOTATION_PREFIX + "git-commit"
 
 
+class ReleaseExperiment(BaseModel):
+    """An experiment served by the release's bento: the challenger beside the model (params'
+    `experiment:`; README, A/B and shadow experiments)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
+
+    mode: Literal["ab", "shadow"]
+    share: float
+    salt: str
+    assignment_key: str
+    challenger_revision: str
+    challenger_commit: str
+    challenger_bento_tag: str
+    challenger_model_tag: str
+    challenger_model_hash: str
+
+
 class ReleaseRecord(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
@@ -51,6 +68,8 @@ class ReleaseRecord(BaseModel):
     # Records written before builds became reproducible carry the wall-clock training time;
     # kept readable so old commits can still be deployed and rolled back to. Never written now.
     trained_at: str | None = None
+    # The challenger served beside the model while an experiment is on; None: none.
+    experiment: ReleaseExperiment | None = None
 
     @property
     def bento_tag(self) -> str:

@@ -74,3 +74,47 @@ def test_the_id_column_is_defined_once() -> None:
     raw["data"]["column_types"][raw["data"]["id_column"]] = "numeric"
     with pytest.raises(ConfigError, match="cannot be a feature"):
         parse_params(raw)
+
+
+def test_no_experiment_by_default_and_an_off_one_needs_no_challenger():
+    assert load_params(REPO_ROOT / "params.yaml").active_experiment is None
+    raw = raw_params()
+    raw["experiment"] = {"enabled": False}
+    params = parse_params(raw)
+    assert params.experiment is not None
+    assert params.active_experiment is None
+
+
+@pytest.mark.parametrize(
+    ("experiment", "message"),
+    [
+        ({"enabled": True, "challenger": "v2", "share": 0.0}, "experiment.share: Input should be"),
+        ({"enabled": True, "challenger": "v2", "share": 1.0}, "experiment.share: Input should be"),
+        ({"enabled": True}, "challenger: a Git revision is required"),
+        ({"enabled": True, "challenger": "  "}, "challenger: a Git revision is required"),
+        ({"enabled": True, "challenger": "v2", "mode": "canary"}, "experiment.mode"),
+        (
+            {"enabled": True, "challenger": "v2", "primary_metric": "recall", "min_effect": 5},
+            "min_effect: recall is a fraction",
+        ),
+        ({"enabled": True, "challenger": "v2", "assignment_key": "is_fraud"}, "is the target"),
+    ],
+)
+def test_bad_experiments_are_one_line_errors(experiment, message):
+    raw = raw_params()
+    raw["experiment"] = experiment
+    with pytest.raises(ConfigError, match=message) as error:
+        parse_params(raw)
+    assert "\n" not in str(error.value)
+
+
+def test_the_assignment_key_defaults_to_the_id_column_and_must_be_a_column():
+    from mlgitops.config import experiment_key_error
+
+    raw = raw_params()
+    raw["experiment"] = {"enabled": True, "challenger": "v2"}
+    assert parse_params(raw).experiment_key == raw["data"]["id_column"]
+    assert experiment_key_error("transaction_id", ["amount", "transaction_id"]) is None
+    assert experiment_key_error("card_id", ["amount", "transaction_id"]) == (
+        "experiment.assignment_key: 'card_id' is not a column of the data (amount, transaction_id)"
+    )

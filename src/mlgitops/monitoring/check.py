@@ -307,18 +307,7 @@ def check(
     alpha_each = config.false_alarm_rate / (len(families) + 1)
     feature_conf = 1.0 - config.false_alarm_rate / max(len(families), 1)
 
-    # Labels: by entity id first, then by request id and row; only those arrived by as_of.
-    if as_of is not None and len(labels):
-        arrived = labels["label_time"].isna() | (labels["label_time"] <= as_of)
-        labels = labels[arrived.to_numpy()]
-    labels = labels.sort_values("label_time", kind="stable", na_position="first")
-    by_id = labels.dropna(subset=[KEY]).drop_duplicates(KEY, keep="last").set_index(KEY)
-    by_request = (
-        labels.dropna(subset=[REQUEST_KEY])
-        .drop_duplicates(REQUEST_KEY, keep="last")
-        .set_index(REQUEST_KEY)
-    )
-    truth, label_time = _join_labels(predictions, by_id, by_request)
+    truth, label_time = join_arrived_labels(predictions, labels, as_of)
     truth_values = truth
     delay_hours = ((label_time - predictions[TIME]).dt.total_seconds() / 3600.0).to_numpy(
         dtype="float64"
@@ -716,6 +705,24 @@ def _released_highs(counts: dict[str, int], confidence: float) -> tuple[float, f
     fpr_high = stats.wilson(counts["fp"], counts["fp"] + counts["tn"], confidence)[1]
     fnr_high = stats.wilson(counts["fn"], counts["fn"] + counts["tp"], confidence)[1]
     return fpr_high, fnr_high
+
+
+def join_arrived_labels(
+    predictions: pd.DataFrame, labels: pd.DataFrame, as_of: pd.Timestamp | None
+) -> tuple[np.ndarray, pd.Series]:
+    """Label (NaN: none) and label time of each prediction, from the labels arrived by `as_of`:
+    by entity id first, then by request id and row; the latest label of a key wins."""
+    if as_of is not None and len(labels):
+        arrived = labels["label_time"].isna() | (labels["label_time"] <= as_of)
+        labels = labels[arrived.to_numpy()]
+    labels = labels.sort_values("label_time", kind="stable", na_position="first")
+    by_id = labels.dropna(subset=[KEY]).drop_duplicates(KEY, keep="last").set_index(KEY)
+    by_request = (
+        labels.dropna(subset=[REQUEST_KEY])
+        .drop_duplicates(REQUEST_KEY, keep="last")
+        .set_index(REQUEST_KEY)
+    )
+    return _join_labels(predictions, by_id, by_request)
 
 
 def _join_labels(

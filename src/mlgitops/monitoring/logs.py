@@ -4,6 +4,9 @@ Prediction lines are what the service appends:
 `{"request_id","row","time","model_version","features":{...},"score","label"}`, and from the
 serving rework on also `"id"` (the entity id) and `"event_time"` (the record's own time). Both
 are read when present; otherwise the key is `request_id:row` and the event time is `time`.
+During an experiment (mlgitops.experiment) lines also carry `arm`, `champion_version`,
+`challenger_version`, `unit` (the assignment key's value, when it is not the id) and, in shadow
+mode, `challenger_score` and `challenger_label`; they read as null in lines without them.
 
 Parsing is vectorised (pyarrow's JSON reader with a fixed schema); a file it refuses (a
 truncated or malformed line, a category sent as a number) is re-read line by line with orjson,
@@ -39,6 +42,16 @@ KEY, REQUEST_KEY, TIME, EVENT_TIME, VERSION, SCORE, LABEL = (
     "score",
     "label",
 )
+# Experiment columns (null outside an experiment): the arm that answered, both versions, the
+# assignment unit and, in shadow mode, the challenger's score and decision.
+ARM, CHAMPION_VERSION, CHALLENGER_VERSION, UNIT = (
+    "arm",
+    "champion_version",
+    "challenger_version",
+    "unit",
+)
+CHALLENGER_SCORE, CHALLENGER_LABEL = "challenger_score", "challenger_label"
+EXPERIMENT_STRINGS = (ARM, CHAMPION_VERSION, CHALLENGER_VERSION, UNIT)
 
 
 @dataclass
@@ -99,6 +112,9 @@ def _arrow_schema(profile: ReferenceProfile) -> pa.Schema:
             pa.field("features", pa.struct(features)),
             pa.field("score", pa.float64()),
             pa.field("label", pa.int64()),
+            *(pa.field(name, pa.string()) for name in EXPERIMENT_STRINGS),
+            pa.field(CHALLENGER_SCORE, pa.float64()),
+            pa.field(CHALLENGER_LABEL, pa.int64()),
         ]
     )
 
@@ -119,7 +135,8 @@ def _slow(data: bytes, profile: ReferenceProfile, url: str, stats: ReadStats) ->
     """Line by line: every bad line is counted; values are coerced to the schema's types."""
     schema = _arrow_schema(profile)
     top = {k: [] for k in ("id", "request_id", "row", "time", "event_time", "model_version")}
-    top.update({"score": [], "label": []})
+    top.update({"score": [], "label": [], CHALLENGER_SCORE: [], CHALLENGER_LABEL: []})
+    top.update({name: [] for name in EXPERIMENT_STRINGS})
     features: dict[str, list] = {name: [] for name in profile.features}
     numeric = {n for n, spec in profile.features.items() if isinstance(spec, NumericProfile)}
     for number, line in enumerate(data.split(b"\n"), start=1):
@@ -138,7 +155,7 @@ def _slow(data: bytes, profile: ReferenceProfile, url: str, stats: ReadStats) ->
         if not isinstance(record.get("time") or record.get("event_time"), str):
             stats.bad(f"{url}:{number}", "no time")
             continue
-        for key in ("id", "request_id", "time", "event_time", "model_version"):
+        for key in ("id", "request_id", "time", "event_time", "model_version", *EXPERIMENT_STRINGS):
             value = record.get(key)
             top[key].append(None if value is None else str(value))
         row = record.get("row")
@@ -146,6 +163,12 @@ def _slow(data: bytes, profile: ReferenceProfile, url: str, stats: ReadStats) ->
         top["score"].append(float(score))
         label = record.get("label")
         top["label"].append(int(label) if isinstance(label, int | float | bool) else None)
+        shadow = record.get(CHALLENGER_SCORE)
+        numeric_shadow = isinstance(shadow, int | float) and not isinstance(shadow, bool)
+        top[CHALLENGER_SCORE].append(float(shadow) if numeric_shadow else None)
+        shadow_label = record.get(CHALLENGER_LABEL)
+        known = isinstance(shadow_label, int | float | bool)
+        top[CHALLENGER_LABEL].append(int(shadow_label) if known else None)
         for name in features:
             value = values.get(name)
             features[name].append(_number(value) if name in numeric else normalize_category(value))
@@ -203,6 +226,9 @@ def _frame(table: pa.Table, profile: ReferenceProfile) -> tuple[pd.DataFrame, in
         VERSION: table.column("model_version").to_pandas(),
         SCORE: table.column("score").to_numpy(),
         LABEL: pc.cast(table.column("label"), pa.float64()).to_numpy(),
+        **{name: table.column(name).to_pandas() for name in EXPERIMENT_STRINGS},
+        CHALLENGER_SCORE: table.column(CHALLENGER_SCORE).to_numpy(),
+        CHALLENGER_LABEL: pc.cast(table.column(CHALLENGER_LABEL), pa.float64()).to_numpy(),
     }
     features = table.column("features")
     for i, name in enumerate(profile.features):

@@ -236,11 +236,14 @@ def build_bento(
     model_tag: str,
     release: dict[str, Any],
     requirements: list[str],
+    experiment: dict[str, Any] | None = None,
 ) -> str:
     """Build bento `bento_name:version` serving `model_tag`; return the bento tag.
 
     The bento holds a copy of the `mlgitops` package (with the pin file), the pinned runtime
-    requirements and the model. An existing tag is kept, as for models.
+    requirements and the model. An existing tag is kept, as for models. With `experiment` (the
+    pin's experiment section, `serving.experiment.ExperimentPin.as_json`) it carries the
+    challenger's model too, and the service serves both.
     """
     import bentoml
     from bentoml.exceptions import NotFound
@@ -250,12 +253,18 @@ def build_bento(
         return str(bentoml.bentos.get(tag).tag)
     except NotFound:
         pass
-    try:
-        bentoml.models.get(model_tag)
-    except NotFound:
-        message = f"model {model_tag} is not in the model store; save it first"
-        raise PackagingError(message) from None
-    pinned = {"bento_tag": tag, "model_tag": model_tag, "release": release}
+    models = [model_tag]
+    if experiment is not None:
+        models.append(str(experiment["challenger_model_tag"]))
+    for stored in models:
+        try:
+            bentoml.models.get(stored)
+        except NotFound:
+            message = f"model {stored} is not in the model store; save it first"
+            raise PackagingError(message) from None
+    pinned: dict[str, Any] = {"bento_tag": tag, "model_tag": model_tag, "release": release}
+    if experiment is not None:
+        pinned["experiment"] = experiment
     with tempfile.TemporaryDirectory(prefix="mlgitops-bento-") as tmp:
         ctx = Path(tmp)
         _stage_build_context(ctx, pinned)
@@ -270,7 +279,7 @@ def build_bento(
                 labels={"mlgitops.io/model-tag": model_tag.replace(":", "-")},
                 description=f"Fraud detector serving model {model_tag}.",
                 python={"packages": requirements, "lock_packages": False},
-                models=[model_tag],
+                models=models,
             )
         except Exception as error:  # import errors of the service, store errors, ...
             raise _store_error(f"building bento {tag}", error) from error

@@ -114,6 +114,62 @@ def _request_id(request: Request, runtime: Runtime) -> str:
     return runtime.new_request_id()
 
 
+def _predictions(scores: list[float], labels: list[int], ids: list[Any] | None) -> list[dict]:
+    if ids is not None:
+        return [
+            {"score": s, "label": lab, "id": i}
+            for s, lab, i in zip(scores, labels, ids, strict=True)
+        ]
+    return [{"score": s, "label": lab} for s, lab in zip(scores, labels, strict=True)]
+
+
+async def _predict_experiment(
+    request: Request, runtime: Runtime, batch: Any, experiment: Any, model: Any
+) -> Response:
+    """/predict under an experiment (serving.experiment): rows assigned by the hash of their
+    key; in ab mode each answered by its arm's model (and says which), in shadow mode by the
+    champion while the challenger's scores go to the log only."""
+    from mlgitops.serving.experiment import score_experiment
+
+    challenger = runtime.challenger
+    if challenger is None:  # never: the worker turns ready only after loading it
+        return _json({"error": "not_ready", "message": "challenger not loaded", "detail": []}, 503)
+    args = (experiment, model, challenger, batch, runtime.reuse_columns)
+    if len(batch) > THREAD_OFFLOAD_ROWS:
+        import anyio.to_thread
+
+        scored = await anyio.to_thread.run_sync(score_experiment, *args)
+    else:
+        scored = score_experiment(*args)
+    scores, labels = scored.scores.tolist(), scored.labels
+    request_id = _request_id(request, runtime)
+    predictions = _predictions(scores, labels, batch.ids)
+    if experiment.mode == "ab":
+        versions = {
+            "champion": runtime.pinned.bento_tag,
+            "challenger": experiment.challenger_bento_tag,
+        }
+        for prediction, arm in zip(predictions, scored.arms, strict=True):
+            prediction["arm"] = arm
+            prediction["model_version"] = versions.get(arm, runtime.pinned.bento_tag)
+    response = _json(
+        {
+            "predictions": predictions,
+            "model_version": runtime.pinned.bento_tag,
+            "request_id": request_id,
+        },
+        headers={"x-request-id": request_id},
+    )
+    runtime.metrics.observe_batch(labels, scores, batch.missing, batch.unseen)
+    shadowed = len(batch) if scored.shadow_scores is not None else 0
+    runtime.metrics.observe_arms(scored.arms, shadowed)
+    runtime.observe(batch, scored.scores, labels, request_id)
+    runtime.prediction_log.submit(
+        (request_id, time.time(), batch.records, scores, labels, scored), weight=len(batch)
+    )
+    return response
+
+
 def create_app() -> Starlette:
     """The API app. Its `state.runtime` is the worker's Runtime, set by the service instance of
     that worker (`FraudDetector.__init__`); None until then."""
@@ -136,6 +192,12 @@ def create_app() -> Starlette:
             return _error(runtime, error)
         except ClientDisconnect:
             return Response(status_code=400)
+        experiment = runtime.experiment
+        if experiment is not None:
+            try:
+                return await _predict_experiment(request, runtime, batch, experiment, model)
+            except RequestError as error:
+                return _error(runtime, error)
         if len(batch) > THREAD_OFFLOAD_ROWS:
             import anyio.to_thread
 
@@ -146,14 +208,7 @@ def create_app() -> Starlette:
         labels = (scores_array >= model.threshold).astype(np.int8).tolist()
         request_id = _request_id(request, runtime)
         version = runtime.pinned.bento_tag
-        if batch.ids is not None:
-            predictions = [
-                {"score": s, "label": lab, "id": i}
-                for s, lab, i in zip(scores, labels, batch.ids, strict=True)
-            ]
-        else:
-            pairs = zip(scores, labels, strict=True)
-            predictions = [{"score": s, "label": lab} for s, lab in pairs]
+        predictions = _predictions(scores, labels, batch.ids)
         response = _json(
             {
                 "predictions": predictions,

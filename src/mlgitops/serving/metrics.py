@@ -12,12 +12,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlgitops.experiment.assign import CHALLENGER, CHAMPION, UNASSIGNED
 from mlgitops.monitoring import metric_names as names
 
 if TYPE_CHECKING:
     from mlgitops.serving.stats import BatchStats, OnlineStats
 
 NAMESPACE = "mlgitops"
+# The arms an experiment counts rows of; SHADOW: rows the challenger also scored (shadow mode).
+SHADOW = "shadow"
+EXPERIMENT_ARMS = (CHAMPION, CHALLENGER, UNASSIGNED, SHADOW)
 SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1.0)
 
 
@@ -36,10 +40,15 @@ class ServingMetrics:
     expected_outcome: Any
     labelled_outcome: Any
     model_info: Any
+    # Rows by experiment arm (champion, challenger, unassigned; shadow: rows the challenger
+    # also scored). Only touched when an experiment is on.
+    experiment_predictions: Any
     # `.labels(...)` costs more than the increment; children are looked up once and kept.
     _children: dict[tuple[str, str], Any] = field(default_factory=dict)
     # Children of feature_bin by OnlineStats slot, made by `prepare_monitoring`.
     _feature_bins: list[Any] = field(default_factory=list)
+    # This worker's rows per arm, for /metadata (the counter above sums over workers).
+    _arm_counts: dict[str, int] = field(default_factory=dict)
 
     def child(self, metric: str, value: str) -> Any:
         key = (metric, value)
@@ -84,6 +93,25 @@ class ServingMetrics:
         for label in ("0", "1"):
             self.child("predictions", label)
         self.model_info.labels(*(info.get(k, "") for k in names.MODEL_INFO_LABELS)).set(1)
+
+    def prepare_experiment(self) -> None:
+        """Create every arm's series at 0, so a dashboard sees an arm that gets no traffic."""
+        for arm in EXPERIMENT_ARMS:
+            self.child("experiment_predictions", arm)
+            self._arm_counts.setdefault(arm, 0)
+
+    def observe_arms(self, arms: Iterable[str], shadowed: int = 0) -> None:
+        counts: dict[str, int] = {}
+        for arm in arms:
+            counts[arm] = counts.get(arm, 0) + 1
+        if shadowed:
+            counts[SHADOW] = shadowed
+        for arm, count in counts.items():
+            self.child("experiment_predictions", arm).inc(count)
+            self._arm_counts[arm] = self._arm_counts.get(arm, 0) + count
+
+    def experiment_counts(self) -> dict[str, int]:
+        return dict(self._arm_counts)
 
     def observe_monitoring(self, batch: BatchStats) -> None:
         """One increment per touched series of the batch."""
@@ -182,6 +210,12 @@ def get_metrics() -> ServingMetrics:
                     list(names.MODEL_INFO_LABELS),
                     namespace=NAMESPACE,
                     multiprocess_mode="max",
+                ),
+                experiment_predictions=Counter(
+                    "experiment_predictions",
+                    "Predictions by experiment arm (shadow: also scored by the challenger)",
+                    ["arm"],
+                    namespace=NAMESPACE,
                 ),
             )
         return _metrics

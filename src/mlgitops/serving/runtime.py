@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import ValidationError
@@ -38,6 +38,9 @@ from mlgitops.serving.model import (
 )
 from mlgitops.serving.predlog import JsonLinesLog
 
+if TYPE_CHECKING:
+    from mlgitops.serving.experiment import ExperimentPin
+
 logger = logging.getLogger(__name__)
 
 
@@ -49,6 +52,8 @@ class Pinned:
     bento_tag: str
     model_tag: str
     release: ReleaseRecord
+    # A challenger served beside the model (serving.experiment); None: no experiment.
+    experiment: ExperimentPin | None = None
 
     @classmethod
     def parse(cls, raw: object) -> Pinned:
@@ -65,7 +70,12 @@ class Pinned:
             release = ReleaseRecord.model_validate(raw.get("release"))
         except ValidationError as error:
             raise ServingError(f"the pinned release record is invalid: {error}") from None
-        return cls(bento_tag, model_tag, release)
+        experiment = None
+        if raw.get("experiment") is not None:
+            from mlgitops.serving.experiment import ExperimentPin
+
+            experiment = ExperimentPin.parse(raw["experiment"])
+        return cls(bento_tag, model_tag, release, experiment)
 
 
 def load_pinned(pin_file: Path, settings: ServingConfig) -> Pinned:
@@ -101,6 +111,10 @@ class Runtime:
         self.settings = settings
         self.metrics = get_metrics()
         self.model: LoadedModel | None = None
+        # The experiment's challenger, loaded before the worker turns ready (None without one).
+        self.experiment = pinned.experiment
+        self.challenger: LoadedModel | None = None
+        self.reuse_columns = False
         self.model_card: ModelCard | None = None
         self.error: str | None = None
         # Set once loading has ended, loaded or failed: requests wait on it (`wait_loaded`).
@@ -159,18 +173,26 @@ class Runtime:
             self.loaded.set()
 
     def _load(self) -> LoadedModel:
+        model, stored, profile, card = self._load_entry(self.pinned.model_tag, self.pinned.release)
+        self.model_card = card
+        if self.experiment is not None:
+            self._load_challenger(self.experiment, model)
+        self._prepare_monitoring(stored, profile)
+        return model
+
+    def _load_entry(self, tag: str, release: ReleaseRecord) -> tuple[LoadedModel, Any, Any, Any]:
+        """A model store entry as a checked LoadedModel, with the entry, its profile and card."""
         from mlgitops.profile import load_profile
         from mlgitops.schema import load_schema
 
-        stored = _stored_model(self.pinned.model_tag)
-        release = self.pinned.release
-        self.model_card = load_model_card(Path(stored.path_of(MODEL_CARD_FILE)))
+        stored = _stored_model(tag)
+        card = load_model_card(Path(stored.path_of(MODEL_CARD_FILE)))
         model_file = Path(stored.path_of(MODEL_FILES[release.model_format]))
         # A damaged or swapped file is refused before it is unpickled (or parsed).
         verify_hash(model_file, release.model_hash)
         profile = load_profile(Path(stored.path_of(PROFILE_FILE)))
         if release.model_format == "onnx":
-            model = self._load_exported(stored, model_file, profile)
+            model = self._load_exported(stored, model_file, profile, release.threshold)
         else:
             pipeline = load_pipeline(model_file)
             model = build_model(pipeline, profile, release.threshold)
@@ -180,8 +202,28 @@ class Runtime:
         space = model.space.with_passthrough(
             schema.id_column, schema.time_column, tuple(schema.dropped_columns)
         )
-        self._prepare_monitoring(stored, profile)
-        return replace(model, space=space)
+        return replace(model, space=space), stored, profile, card
+
+    def _load_challenger(self, experiment: ExperimentPin, champion: LoadedModel) -> None:
+        from mlgitops.config import experiment_key_error
+        from mlgitops.serving.experiment import same_features
+
+        columns = [*champion.space.names, *champion.space.passthrough]
+        error = experiment_key_error(experiment.assignment_key, columns)
+        if error is not None:
+            raise ServingError(error)
+        release = experiment.challenger_release
+        self.challenger, _, _, _ = self._load_entry(experiment.challenger_model_tag, release)
+        self.reuse_columns = same_features(champion, self.challenger)
+        self.metrics.prepare_experiment()
+        logger.info(
+            "experiment %s: challenger %s (%s), share %g, key %s",
+            experiment.mode,
+            experiment.challenger_model_tag,
+            experiment.challenger_revision,
+            experiment.share,
+            experiment.assignment_key,
+        )
 
     def _prepare_monitoring(self, stored: Any, profile: Any) -> None:
         from mlgitops.monitoring.reference import load_score_reference
@@ -222,7 +264,9 @@ class Runtime:
         self.metrics.child("labelled_outcome", result).inc()
         return result
 
-    def _load_exported(self, stored: Any, model_file: Path, profile: Any) -> LoadedModel:
+    def _load_exported(
+        self, stored: Any, model_file: Path, profile: Any, threshold: float
+    ) -> LoadedModel:
         """The export stage's model.onnx, checked against the pipeline's recorded scores."""
         reference_file = Path(stored.path_of(REFERENCE_SCORES_FILE))
         try:
@@ -231,7 +275,6 @@ class Runtime:
             raise ArtifactError(f"{reference_file}: no reference scores to self-check") from None
         except json.JSONDecodeError as error:
             raise ArtifactError(f"{reference_file}: not valid JSON: {error}") from None
-        threshold = self.pinned.release.threshold
         return build_exported_model(model_file.read_bytes(), profile, threshold, reference)
 
     def metadata(self) -> dict[str, Any]:
@@ -275,13 +318,51 @@ class Runtime:
                 "dropped": self.prediction_log.dropped,
                 "error": self.prediction_log.error,
             },
+            "experiment": self._experiment_metadata(),
+        }
+
+    def _experiment_metadata(self) -> dict[str, Any] | None:
+        experiment = self.experiment
+        if experiment is None:
+            return None
+        release = experiment.challenger_release
+        return {
+            "mode": experiment.mode,
+            "share": experiment.share,
+            "assignment_key": experiment.assignment_key,
+            "salt": experiment.salt,
+            "champion": {
+                "model_version": self.pinned.bento_tag,
+                "model_tag": self.pinned.model_tag,
+                "model_hash": self.pinned.release.model_hash,
+                "threshold": self.pinned.release.threshold,
+            },
+            "challenger": {
+                "revision": experiment.challenger_revision,
+                "model_version": experiment.challenger_bento_tag,
+                "model_tag": experiment.challenger_model_tag,
+                "model_hash": release.model_hash,
+                "threshold": release.threshold,
+                "metrics": release.metrics,
+                "loaded": self.challenger is not None,
+            },
+            "predictions": self.metrics.experiment_counts(),
         }
 
     def _render_predictions(self, item: tuple[Any, ...]) -> Iterable[bytes]:
-        request_id, epoch, records, scores, labels = item
+        request_id, epoch, records, scores, labels, *experiment = item
+        lines = self._lines(request_id, epoch, records, scores, labels)
+        if experiment and experiment[0] is not None:
+            lines = self._with_experiment(lines, records, experiment[0])
+        dumps = orjson.dumps
+        for line in lines:
+            yield dumps(line)
+
+    def _lines(
+        self, request_id: str, epoch: float, records: list[dict[str, Any]], scores: Any, labels: Any
+    ) -> Iterable[dict[str, Any]]:
         version = self.pinned.bento_tag
         when = isotime(epoch)
-        dumps = orjson.dumps
         space = self.model.space if self.model is not None else None
         id_column = space.id_column if space else None
         time_column = space.time_column if space else None
@@ -304,7 +385,33 @@ class Runtime:
                 score=score,
                 label=label,
             )
-            yield dumps(line)
+            yield line
+
+    def _with_experiment(
+        self, lines: Iterable[dict[str, Any]], records: list[dict[str, Any]], scored: Any
+    ) -> Iterable[dict[str, Any]]:
+        """Lines under an experiment: each carries its arm, the version that answered, both
+        versions, the unit (the key's value, unless it is the id) and, in shadow mode, the
+        challenger's score and decision."""
+        from mlgitops.experiment.assign import CHALLENGER, unit_value
+
+        experiment = self.experiment
+        assert experiment is not None
+        champion, challenger = self.pinned.bento_tag, experiment.challenger_bento_tag
+        key = experiment.assignment_key
+        space = self.model.space if self.model is not None else None
+        log_unit = space is None or key != space.id_column
+        shadow_scores, shadow_labels = scored.shadow_scores, scored.shadow_labels
+        for row, line in enumerate(lines):
+            arm = scored.arms[row]
+            line["model_version"] = challenger if arm == CHALLENGER else champion
+            line.update(arm=arm, champion_version=champion, challenger_version=challenger)
+            if log_unit:
+                line["unit"] = unit_value(records[row].get(key))
+            if shadow_scores is not None and shadow_labels is not None:
+                line["challenger_score"] = shadow_scores[row]
+                line["challenger_label"] = shadow_labels[row]
+            yield line
 
     def close(self) -> None:
         self.prediction_log.close()

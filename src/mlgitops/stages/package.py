@@ -25,6 +25,14 @@ from mlgitops import __version__
 from mlgitops.config import Params
 from mlgitops.errors import ArtifactError, GateFailedError, GateInconclusiveError, MlgitopsError
 from mlgitops.io import file_md5, file_sha256
+from mlgitops.packaging.challenger import (
+    Challenger,
+    experiment_digest,
+    pin_section,
+    read_challenger,
+    release_experiment,
+    save_challenger,
+)
 from mlgitops.records import load_gate_report, load_metrics, load_model_card
 from mlgitops.release import ReleaseRecord, write_release
 from mlgitops.serving.layout import ONNX_MODEL_FILE
@@ -85,6 +93,7 @@ def bento_version(
     length: int,
     monitoring: dict[str, Path] | None = None,
     model_format: str = "pipeline",
+    experiment: str | None = None,
 ) -> str:
     content = {
         "model_sha256": model_sha,
@@ -97,6 +106,10 @@ def bento_version(
     # The shipped reference and rules: a rules-only change is a new bento, and a revert the old.
     for name, path in sorted((monitoring or {}).items()):
         content[f"{name}_sha256"] = file_sha256(path)
+    # A bento serving a challenger too (experiment_digest); absent without one, so builds
+    # without an experiment keep their versions.
+    if experiment is not None:
+        content["experiment_sha256"] = experiment
     canonical = json.dumps(content, sort_keys=True).encode()
     return hashlib.sha256(canonical).hexdigest()[:length]
 
@@ -131,7 +144,9 @@ def require_pass(params: Params, model_sha: str) -> None:
     )
 
 
-def make_release(params: Params, requirements: list[str]) -> ReleaseRecord:
+def make_release(
+    params: Params, requirements: list[str], challenger: Challenger | None = None
+) -> ReleaseRecord:
     pipeline_sha = file_sha256(params.paths.model)
     require_pass(params, pipeline_sha)
     metrics = load_metrics(params.paths.metrics)
@@ -144,6 +159,11 @@ def make_release(params: Params, requirements: list[str]) -> ReleaseRecord:
     model_format = params.package.model_format
     model_sha = file_sha256(served_file(params)) if model_format != "pipeline" else pipeline_sha
     threshold = metrics.threshold
+    experiment = None
+    if challenger is not None and params.active_experiment is not None:
+        experiment = release_experiment(
+            params, params.active_experiment, challenger, f"sha256:{model_sha}"
+        )
     version = bento_version(
         model_sha,
         threshold,
@@ -153,6 +173,7 @@ def make_release(params: Params, requirements: list[str]) -> ReleaseRecord:
         params.package.version_length,
         shipped_monitoring(params),
         model_format,
+        None if experiment is None else experiment_digest(experiment),
     )
     return ReleaseRecord(
         bento_name=params.package.bento_name,
@@ -169,6 +190,7 @@ def make_release(params: Params, requirements: list[str]) -> ReleaseRecord:
         metrics={name: float(getattr(metrics, name)) for name in HEADLINE_METRICS},
         data_until=card.data_until,
         mlgitops_version=__version__,
+        experiment=experiment,
     )
 
 
@@ -193,7 +215,10 @@ def run(params: Params) -> str:
     from mlgitops.packaging import bento
 
     requirements = bento.pinned_requirements(params.paths.requirements_lock)
-    record = make_release(params, requirements)
+    experiment = params.active_experiment
+    # Read (and checked) before anything is written, like the gate's verdict.
+    challenger = read_challenger(experiment) if experiment is not None else None
+    record = make_release(params, requirements, challenger)
     model_file = served_file(params)
     pipeline = record.model_format == "pipeline"
     model_tag = bento.save_model(
@@ -208,17 +233,27 @@ def run(params: Params) -> str:
         model_format=record.model_format,
         reference_scores=None if pipeline else checked_reference(params, model_file),
     )
+    pin = None
+    if challenger is not None and record.experiment is not None:
+        save_challenger(challenger)
+        pin = pin_section(record.experiment, challenger)
     bento_tag = bento.build_bento(
         bento_name=record.bento_name,
         version=record.bento_version,
         model_tag=model_tag,
         release=record.model_dump(mode="json", exclude_none=True),
         requirements=requirements,
+        experiment=pin,
     )
     bento.export_bento(bento_tag, params.paths.bento_archive)
     # Written last: release.json and the k8s pin only ever name a bento that exists.
     write_release(record, params.paths.release, params.paths.k8s_release_patch)
     served = "pipeline" if pipeline else f"{model_file} (exported ONNX)"
+    if record.experiment is not None:
+        served += (
+            f" and, in {record.experiment.mode} mode, challenger "
+            f"{record.experiment.challenger_model_tag} ({record.experiment.challenger_revision})"
+        )
     return (
         f"bento {bento_tag} serving the {served}, image {record.image}, "
         f"release in {params.paths.release}"
