@@ -131,3 +131,10 @@ class RevertError(MlgitopsError):
     the release commit does not revert cleanly, or the result is not the previous release."""
 
     exit_code = 25
+
+
+class AuditInputError(DataError):
+    """`mlgitops audit` got input it cannot use: a sample directory, a label file or a Label
+    Studio export that is unreadable, inconsistent or from another audit."""
+
+    exit_code = 27

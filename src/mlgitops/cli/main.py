@@ -9,6 +9,7 @@ import typer
 
 from mlgitops import __version__
 from mlgitops.cli import (
+    audit,
     data,
     deploy,
     image,
@@ -35,6 +36,7 @@ app.add_typer(stages.app, name="stage")
 app.add_typer(image.app, name="image")
 app.add_typer(report.app, name="report")
 app.add_typer(revert.app, name="revert")
+app.add_typer(audit.app, name="audit")
 serve.register(app)
 summary.register(app)
 deploy.register(app)
