@@ -79,10 +79,7 @@ def ratio(
         values = z_values[strata == h]
         m, n_h = labelled[h], float(sizes[h])
         variance += n_h * n_h * (1 - m / n_h) * float(np.var(values, ddof=1)) / m
-    if variance > 0 and 0 < r < 1:
-        n_eff = r * (1 - r) / variance
-    else:
-        n_eff = float(in_domain)
+    n_eff = r * (1 - r) / variance if variance > 0 and 0 < r < 1 else float(in_domain)
     low, high = wilson(r, n_eff, confidence)
     return Estimate(
         metric=metric,

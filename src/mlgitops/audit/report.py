@@ -181,7 +181,8 @@ def markdown(report: AuditReport, plot_name: str | None = None) -> str:
         "",
         f"## Estimates for all logged traffic ({level} intervals)",
         "",
-        f"| metric | estimate | {level} interval | labelled in denominator | release (test split) |",
+        f"| metric | estimate | {level} interval | labelled in denominator | "
+        "release (test split) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for e in report.estimates:

@@ -22,7 +22,7 @@ from mlgitops.audit import labelstudio
 from mlgitops.audit.design import assign, draw, plan, stratum_edges
 from mlgitops.audit.models import SampleDesign, SampleRow
 from mlgitops.config import AuditConfig
-from mlgitops.errors import AuditInputError
+from mlgitops.errors import ArtifactError, AuditInputError
 from mlgitops.io import atomic_write_text, read_json
 from mlgitops.monitoring.logs import KEY, LABEL, REQUEST_KEY, SCORE, TIME, VERSION
 
@@ -213,8 +213,8 @@ def load_sample(directory: Path) -> tuple[SampleDesign, list[SampleRow]]:
         first = error.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise AuditInputError(f"{design_file}: {where}: {first['msg']}") from None
-    except Exception as error:  # noqa: BLE001 - an unreadable file is bad input, named
-        raise AuditInputError(f"{design_file}: not readable: {error}") from None
+    except ArtifactError as error:  # not JSON: bad input of this command
+        raise AuditInputError(str(error)) from None
     text = sample_file.read_text(encoding="utf-8")
     if hashlib.sha256(text.encode()).hexdigest()[:12] != design.audit_id:
         raise AuditInputError(
