@@ -139,10 +139,14 @@ def parse_json(text: str, name: str) -> list[ExportedLabel]:
     labels: list[ExportedLabel] = []
     for number, item in enumerate(items, start=1):
         where = f"{name}: task {item.get('id', '#' + str(number))}"
-        if "annotations" in item or "completions" in item:
-            data = item.get("data")
-            if not isinstance(data, dict):
-                raise ExportFormatError(f"{where}: no 'data' object")
+        full = "annotations" in item or "completions" in item
+        data = item.get("data") if full else item
+        if not isinstance(data, dict) or RECORD_KEY not in data:
+            raise ExportFormatError(
+                f"{where}: no {RECORD_KEY!r} in its data: not a task of `mlgitops audit "
+                "sample` (an export of another project?)"
+            )
+        if full:
             annotations = item.get("annotations", item.get("completions")) or []
             for annotation in annotations:
                 if not isinstance(annotation, dict):

@@ -1,13 +1,12 @@
 """`mlgitops audit report`: what the labelled sample says about the model in production.
 
 `build_report` is pure (design, sample rows and annotations in, an AuditReport out);
-`markdown` renders it, `plot_png` draws the audited fraud rate per score band against the
-model's mean score.
+`markdown` renders it, `plot_svg` draws the audited fraud rate per score stratum against the
+model's mean score (the model report's reliability diagram).
 """
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from itertools import combinations
 
@@ -25,6 +24,7 @@ from mlgitops.audit.models import (
     SampleRow,
     StratumResult,
 )
+from mlgitops.reports.svg import reliability_plot
 
 METHOD = (
     "Hajek ratio of Horvitz-Thompson totals (weights N_h / m_h over the labelled rows of each "
@@ -220,7 +220,7 @@ def markdown(report: AuditReport, plot_name: str | None = None) -> str:
             f"| {rate} | {_pct(s.mean_score, 2)} |"
         )
     if plot_name:
-        lines += ["", f"![Audited fraud rate per score band]({plot_name})"]
+        lines += ["", f"![Audited fraud rate per score stratum]({plot_name})"]
     mva, bet = report.model_vs_annotators, report.between_annotators
     lines += [
         "",
@@ -262,36 +262,17 @@ def markdown(report: AuditReport, plot_name: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_png(report: AuditReport) -> bytes:
-    """Audited fraud rate per stratum (with its interval) against the mean model score."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    shown = [s for s in report.strata if s.fraud_rate is not None and s.mean_score > 0]
-    figure, axes = plt.subplots(figsize=(6.4, 4.2), dpi=100)
-    for flagged, colour, name in ((False, "#4C72B0", "let through"), (True, "#C44E52", "flagged")):
-        group = [s for s in shown if s.flagged == flagged]
-        if not group:
-            continue
-        x = np.array([s.mean_score for s in group])
-        y = np.array([s.fraud_rate for s in group])
-        errors = np.array(
-            [[s.fraud_rate - s.low for s in group], [s.high - s.fraud_rate for s in group]]
-        )
-        axes.errorbar(x, y, yerr=errors, fmt="o", color=colour, capsize=3, label=name)
-    limits = [min([s.mean_score for s in shown] or [1e-3]) / 2, 1.0]
-    axes.plot(limits, limits, color="grey", linestyle="--", linewidth=1, label="score = rate")
-    axes.axvline(report.threshold, color="black", linewidth=0.8, linestyle=":")
-    axes.set_xscale("log")
-    axes.set_xlabel("mean model score of the stratum")
-    axes.set_ylabel("audited fraud rate")
-    axes.set_title(f"Audit {report.audit_id}: audited rate per score band")
-    axes.legend(loc="upper left", fontsize=8)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    # No software or date chunk: the same report gives the same bytes.
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    plt.close(figure)
-    return buffer.getvalue()
+def plot_svg(report: AuditReport) -> str:
+    """The reliability diagram of the audit: per stratum, the audited fraud rate (with its
+    interval) against the model's mean score, as a standalone SVG file."""
+    bins = [
+        (s.mean_score, s.fraud_rate, s.low, s.high, s.labelled)
+        for s in report.strata
+        if s.fraud_rate is not None and s.low is not None and s.high is not None
+    ]
+    if not bins:
+        return ""
+    title = f"Audit {report.audit_id}: audited fraud rate per score stratum"
+    svg = reliability_plot(bins, title)
+    # Inline SVG needs no namespace; a file shown as an image does.
+    return svg.replace("<svg ", '<svg xmlns="http://www.w3.org/2000/svg" ', 1) + "\n"

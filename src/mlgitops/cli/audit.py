@@ -99,16 +99,16 @@ def report(
     sample_dir: Path = SampleOption,
     labels: Path = typer.Option(..., "--labels", help="The labelled table `audit import` wrote."),
     out: Path | None = typer.Option(
-        None, "--out", help="Write the Markdown here (and the plot beside it, as .png)."
+        None, "--out", help="Write the Markdown here (and the plot beside it, as .svg)."
     ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the report as JSON here."),
 ) -> None:
     """Weighted precision, FPR, FNR and fraud rate with intervals, agreement and the most
     surprising disagreements, as Markdown (printed, or written with --out)."""
     from mlgitops.audit.labels import read_annotations
-    from mlgitops.audit.report import build_report, markdown, plot_png
+    from mlgitops.audit.report import build_report, markdown, plot_svg
     from mlgitops.audit.sample import load_sample
-    from mlgitops.io import atomic_write, atomic_write_text, save_model_json
+    from mlgitops.io import atomic_write_text, save_model_json
 
     design, rows = load_sample(sample_dir)
     annotations = read_annotations(labels, design, rows)
@@ -116,10 +116,12 @@ def report(
     if out is None:
         typer.echo(markdown(result), nl=False)
     else:
-        plot = out.with_suffix(".png")
-        image = plot_png(result)
-        atomic_write(plot, lambda tmp: tmp.write_bytes(image))
-        atomic_write_text(out, markdown(result, plot.name))
-        typer.echo(f"audit {result.audit_id}: report in {out}, plot in {plot}")
+        plot, image = out.with_suffix(".svg"), plot_svg(result)
+        if image:
+            atomic_write_text(plot, image)
+        atomic_write_text(out, markdown(result, plot.name if image else None))
+        typer.echo(
+            f"audit {result.audit_id}: report in {out}" + (f", plot in {plot}" if image else "")
+        )
     if json_out is not None:
         save_model_json(result, json_out)
