@@ -10,11 +10,11 @@ sampling without replacement:
 
     V = sum_h N_h^2 (1 - m_h / N_h) s_h^2(z) / m_h,   z_i = (a_i - R b_i) / B
 
-and the interval is the Wilson score interval at the effective sample size
-n_eff = R (1 - R) / V (as Korn and Graubard do with Clopper-Pearson), or at the number of
-labelled rows in the denominator when V is 0 (no event, or a census). Wilson keeps the
-interval inside [0, 1] and away from a zero width when the sample holds no event; the tests
-check its coverage by simulation.
+and the interval is Korn and Graubard's (1998): the Clopper-Pearson interval at the effective
+sample size n_eff = R (1 - R) / V, or at the number of labelled rows in the denominator when
+V is 0 (no event in the sample, or a census). It stays inside [0, 1], keeps a width when the
+sample holds no event, and its coverage is checked by simulation in the tests (a normal
+interval on R covers too rarely with the dozen frauds a sample of a few hundred holds).
 """
 
 from __future__ import annotations
@@ -25,18 +25,19 @@ from collections.abc import Sequence
 import numpy as np
 
 from mlgitops.audit.models import Agreement, Estimate
-from mlgitops.stats import z as normal_quantile
 
 METRICS = ("precision", "fpr", "fnr", "fraud_rate")
 
 
-def wilson(p: float, n: float, confidence: float) -> tuple[float, float]:
-    """The Wilson score interval of a proportion p observed on n (possibly fractional)."""
-    z = normal_quantile(1 - (1 - confidence) / 2)
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+def clopper_pearson(p: float, n: float, confidence: float) -> tuple[float, float]:
+    """The Clopper-Pearson interval of a proportion p observed on n trials, n possibly
+    fractional (an effective sample size): the beta quantiles at x = p n successes."""
+    from scipy.stats import beta
+
+    alpha, x = 1 - confidence, p * n
+    low = 0.0 if x <= 0 else float(beta.ppf(alpha / 2, x, n - x + 1))
+    high = 1.0 if x >= n else float(beta.ppf(1 - alpha / 2, x + 1, n - x))
+    return low, high
 
 
 def _parts(metric: str, y: np.ndarray, f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -80,7 +81,7 @@ def ratio(
         m, n_h = labelled[h], float(sizes[h])
         variance += n_h * n_h * (1 - m / n_h) * float(np.var(values, ddof=1)) / m
     n_eff = r * (1 - r) / variance if variance > 0 and 0 < r < 1 else float(in_domain)
-    low, high = wilson(r, n_eff, confidence)
+    low, high = clopper_pearson(r, n_eff, confidence)
     return Estimate(
         metric=metric,
         estimate=r,

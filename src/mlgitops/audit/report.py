@@ -28,8 +28,8 @@ from mlgitops.reports.svg import reliability_plot
 
 METHOD = (
     "Hajek ratio of Horvitz-Thompson totals (weights N_h / m_h over the labelled rows of each "
-    "stratum); linearisation variance for stratified sampling without replacement; Wilson "
-    "interval at the effective sample size R(1-R)/V."
+    "stratum); linearisation variance for stratified sampling without replacement; "
+    "Clopper-Pearson interval at the effective sample size R(1-R)/V (Korn-Graubard)."
 )
 NAMES = {
     "precision": "precision (flagged that are fraud)",
@@ -93,7 +93,9 @@ def build_report(
             unlabelled.append(s.name)
         rate = frauds / labelled if labelled else None
         low, high = (
-            estimate.wilson(rate, labelled, config.confidence) if rate is not None else (None, None)
+            estimate.clopper_pearson(rate, labelled, config.confidence)
+            if rate is not None
+            else (None, None)
         )
         per_stratum.append(
             StratumResult(
