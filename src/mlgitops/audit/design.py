@@ -68,16 +68,21 @@ def bounded_integers(target: np.ndarray, low: np.ndarray, high: np.ndarray, n: i
     """Integers within [low, high] summing to n, near `target`: strata pushed past a bound are
     fixed there and the rest rescaled (water-filling), then largest remainders round."""
     fixed = np.full(len(target), -1.0)
-    for _ in range(len(target) + 1):
+    scaled = np.zeros(len(target))
+    for _ in range(2 * len(target) + 1):
         free = fixed < 0
         left = n - fixed[~free].sum()
-        share = target * free
-        scaled = share * left / share.sum() if share.sum() > 0 else high * free * 0.0
+        share = np.where(free, np.maximum(target, 1e-12), 0.0)
+        scaled = share * left / share.sum() if free.any() else np.zeros(len(target))
+        # Capping the over-allocated first gives the others more, so some under-allocated
+        # may no longer be; then raising the under-allocated to their floor.
         over, under = free & (scaled > high), free & (scaled < low)
-        if not over.any() and not under.any():
+        if over.any():
+            fixed[over] = high[over]
+        elif under.any():
+            fixed[under] = low[under]
+        else:
             break
-        fixed[over] = high[over]
-        fixed[under & ~over] = low[under & ~over]
     values = np.where(fixed >= 0, fixed, scaled)
     counts = np.floor(values + 1e-9).astype(int)
     remainders = values - counts

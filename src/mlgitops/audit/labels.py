@@ -226,8 +226,5 @@ def read_annotations(path: Path, design: SampleDesign, rows: list[SampleRow]) ->
     path = Path(path)
     if not path.exists():
         raise AuditInputError(f"{path}: not found (run `mlgitops audit import`)")
-    labels = read_export(path) if path.suffix.lower() in (".csv", ".json") else None
-    if labels is None:
-        raise AuditInputError(f"{path}: not a .csv or .json label file")
-    annotations, _ = collect({str(path): labels}, design, rows)
+    annotations, _ = collect({str(path): read_export(path)}, design, rows)
     return annotations

@@ -5,9 +5,11 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
-from mlgitops.audit.design import assign, draw, plan, stratum_edges
+from mlgitops.audit.design import assign, bounded_integers, draw, plan, stratum_edges
 from mlgitops.audit.sample import (
     CONFIG_XML,
     SAMPLE_FILE,
@@ -154,3 +156,19 @@ def test_a_changed_sample_file_is_refused(project):
     (out / SAMPLE_FILE).write_text(text.replace(",1,", ",0,", 1))
     with pytest.raises(AuditInputError, match="changed since"):
         load_sample(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.floats(0, 100), st.integers(0, 500)), min_size=1, max_size=12),
+    st.floats(0, 1),
+)
+def test_allocation_respects_every_bound_and_the_size(strata, fraction):
+    target = np.array([t for t, _ in strata])
+    high = np.array([float(size) for _, size in strata])
+    low = np.minimum(high, 2.0)
+    n = round(float(low.sum() + fraction * (high.sum() - low.sum())))
+    counts = bounded_integers(target, low, high, n)
+    assert counts.sum() == n
+    assert (counts >= low).all()
+    assert (counts <= high).all()
