@@ -86,6 +86,7 @@ def test_show_prediction_puts_the_model_label_in_the_tasks(project):
 
 def _error(result) -> str:
     assert isinstance(result.exception, AuditInputError), result.output
+    assert result.exception.exit_code == 27
     message = str(result.exception)
     assert "\n" not in message
     return message
