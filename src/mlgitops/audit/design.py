@@ -65,33 +65,35 @@ def allocation_weights(
 
 
 def bounded_integers(target: np.ndarray, low: np.ndarray, high: np.ndarray, n: int) -> np.ndarray:
-    """Integers within [low, high] summing to n, near `target`: strata pushed past a bound are
-    fixed there and the rest rescaled (water-filling), then largest remainders round."""
-    fixed = np.full(len(target), -1.0)
-    scaled = np.zeros(len(target))
-    for _ in range(2 * len(target) + 1):
-        free = fixed < 0
-        left = n - fixed[~free].sum()
-        share = np.where(free, np.maximum(target, 1e-12), 0.0)
-        scaled = share * left / share.sum() if free.any() else np.zeros(len(target))
-        # Capping the over-allocated first gives the others more, so some under-allocated
-        # may no longer be; then raising the under-allocated to their floor.
-        over, under = free & (scaled > high), free & (scaled < low)
-        if over.any():
-            fixed[over] = high[over]
-        elif under.any():
-            fixed[under] = low[under]
-        else:
-            break
-    values = np.where(fixed >= 0, fixed, scaled)
-    counts = np.floor(values + 1e-9).astype(int)
+    """Integers within [low, high] summing to n (sum(low) <= n <= sum(high)), proportional to
+    `target` where the bounds allow: clip(lam * target, low, high) with lam found by bisection
+    (the sum grows with lam), then rounded by largest remainders."""
+    # A zero target still has to fill its stratum when nothing else can hold the rows.
+    weights = np.maximum(np.asarray(target, dtype=float), 1e-12)
+
+    def filled(lam: float) -> np.ndarray:
+        return np.clip(lam * weights, low, high)
+
+    lo, hi = 0.0, 1.0
+    while filled(hi).sum() < n and hi < 1e300:
+        hi *= 2.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if filled(mid).sum() < n else (lo, mid)
+    values = filled(hi)
+    counts = np.clip(np.floor(values), low, high).astype(int)
     remainders = values - counts
-    # Ties go to the lower stratum: a stable sort on the negated remainders.
+    # Ties go to the lower stratum: stable sorts on the remainders.
     for i in np.argsort(-remainders, kind="stable"):
         if counts.sum() >= n:
             break
         if counts[i] < high[i]:
             counts[i] += 1
+    for i in np.argsort(remainders, kind="stable"):
+        if counts.sum() <= n:
+            break
+        if counts[i] > low[i]:
+            counts[i] -= 1
     return counts
 
 
