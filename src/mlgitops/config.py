@@ -493,6 +493,37 @@ def experiment_key_error(key: str, columns: list[str]) -> str | None:
     return f"experiment.assignment_key: {key!r} is not a column of the data ({', '.join(columns)})"
 
 
+class AuditConfig(_Strict):
+    """`mlgitops audit`: the stratified sample of logged predictions that humans label."""
+
+    sample_size: int = Field(ge=2, default=500)
+    # Cut points of the score strata; the release threshold is always a cut as well, so each
+    # stratum holds only flagged or only let-through transactions.
+    score_bands: tuple[Probability, ...] = (0.005, 0.01, 0.02, 0.1, 0.2, 0.5)
+    # The bands just below and just above the threshold get this many times their share.
+    near_threshold_weight: float = Field(ge=1.0, default=3.0)
+    # Share of the sample drawn in proportion to the strata's sizes (a uniform sample), so
+    # every logged prediction has an inclusion probability above zero.
+    uniform_floor_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.2
+    # Share kept for transactions the model let through (score below the threshold), where
+    # the missed frauds are.
+    let_through_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.25
+    seed: int = 42
+    # Tasks carry no score or model label (annotators anchor on a shown prediction).
+    blind: bool = True
+    # Disagreements between model and annotators listed in the report.
+    examples: int = Field(ge=0, le=100, default=10)
+    confidence: Probability = 0.95
+
+    @model_validator(mode="after")
+    def _shares_fit(self) -> AuditConfig:
+        if self.uniform_floor_share + self.let_through_share > 1.0:
+            raise ValueError("uniform_floor_share + let_through_share must be at most 1")
+        if list(self.score_bands) != sorted(set(self.score_bands)):
+            raise ValueError("score_bands must be increasing")
+        return self
+
+
 class Params(_Strict):
     paths: PathsConfig
     data: DataConfig
@@ -511,6 +542,7 @@ class Params(_Strict):
     revert: RevertConfig = RevertConfig()
     # null (the default) or `enabled: false`: no experiment.
     experiment: ExperimentConfig | None = None
+    audit: AuditConfig = AuditConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

@@ -176,3 +176,10 @@ class ExperimentSampleRatioMismatchError(ExperimentVerdictError):
     """SRM: the arm counts do not fit the declared share; no outcome can be trusted."""
 
     exit_code = 45
+
+
+class AuditInputError(DataError):
+    """`mlgitops audit` got input it cannot use: a sample directory, a label file or a Label
+    Studio export that is unreadable, inconsistent or from another audit."""
+
+    exit_code = 27

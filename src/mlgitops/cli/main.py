@@ -10,6 +10,7 @@ import typer
 from mlgitops import __version__
 from mlgitops.cli import (
     ab,
+    audit,
     data,
     deploy,
     image,
@@ -37,6 +38,7 @@ app.add_typer(image.app, name="image")
 app.add_typer(report.app, name="report")
 app.add_typer(revert.app, name="revert")
 app.add_typer(ab.app, name="ab")
+app.add_typer(audit.app, name="audit")
 serve.register(app)
 summary.register(app)
 deploy.register(app)

@@ -152,14 +152,17 @@ def cost_plot(
     return "".join(out)
 
 
-def reliability_plot(bins: Sequence[tuple[float, float, float, float, int]]) -> str:
+def reliability_plot(
+    bins: Sequence[tuple[float, float, float, float, int]],
+    title: str = "Reliability diagram (test split)",
+) -> str:
     """Observed rate against mean score per bin: (mean score, rate, low, high, rows)."""
     top = nice_ceiling(max(max(b[0] for b in bins), max(b[3] for b in bins)))
     # Square-root axes: scores crowd near zero, and a straight diagonal survives the scaling.
     axes = _Axes(0.0, top, top, log_x=False, sqrt=True)
     ticks = [top * (i / 4) ** 2 for i in range(5)]
     out = _frame(
-        "Reliability diagram (test split)",
+        title,
         "mean predicted probability in the bin (square-root scale)",
         "observed positive rate, 95% interval",
     )

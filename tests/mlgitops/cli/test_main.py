@@ -32,6 +32,10 @@ SUBCOMMANDS = [
     ["image"],
     ["image", "build"],
     ["image", "push"],
+    ["audit"],
+    ["audit", "sample"],
+    ["audit", "import"],
+    ["audit", "report"],
 ]
 
 
