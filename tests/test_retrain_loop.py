@@ -7,13 +7,17 @@ test_gate.py.)"""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from tests.mlgitops.deploy.helpers import deployed_image, running_images
 from tests.support.fake_kube import FakeKubeServer
-from tests.support.project import make_project, run
+from tests.support.project import VENV_BIN, make_project, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.k8s, pytest.mark.timeout(1500)]
 
@@ -115,6 +119,21 @@ def test_retrain_after_concept_drift_passes_deploys_and_a_degraded_one_fails(
     assert "nothing committed" in line
     assert _untouched(root) == before
     assert run(["git", "worktree", "list"], root).stdout.count("\n") == 1
+    # Cancelled mid-way (a CI job stopped): the temporary worktree goes, nothing is left.
+    process = subprocess.Popen(
+        [f"{VENV_BIN}/mlgitops", "retrain", "--set", "train.hist_gradient_boosting.max_iter=7"],
+        cwd=root, env={**os.environ, **env, "PATH": f"{VENV_BIN}:{os.environ['PATH']}"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while run(["git", "worktree", "list"], root).stdout.count("\n") < 2:
+        assert process.poll() is None
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM
+    assert run(["git", "worktree", "list"], root).stdout.count("\n") == 1
+    assert _untouched(root) == before
     typo = run(["mlgitops", "retrain", "--set", "train.max_iters=3"], root, env=env, check=False)
     assert typo.returncode == 2
     [line] = typo.stderr.strip().splitlines()

@@ -45,6 +45,13 @@ def register(app: typer.Typer) -> None:
             branch=branch,
             pr_body=pr_body,
         )
+        import signal
+
+        # A SIGTERM (a CI job cancelled) unwinds like Ctrl-C, so the temporary worktree goes.
+        def _terminate(signum: int, _frame: object) -> None:
+            raise SystemExit(128 + signum)
+
+        signal.signal(signal.SIGTERM, _terminate)
         status = Progress("retrain", 5)
         steps = iter(range(1, 6))
         try:

@@ -10,6 +10,7 @@ is committed, no branch is left, and the error says why in one line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -189,9 +190,12 @@ def _prepare_worktree(repo: Path, base_commit: str, worktree: Path, log: Path) -
 
 
 def _remove_worktree(repo: Path, worktree: Path) -> None:
+    # Twice --force: a worktree interrupted while `git worktree add` made it is still locked.
     try:
-        git.run(repo, "worktree", "remove", "--force", str(worktree))
+        git.run(repo, "worktree", "remove", "--force", "--force", str(worktree))
     except MlgitopsError:
+        with contextlib.suppress(MlgitopsError):
+            git.run(repo, "worktree", "unlock", str(worktree))
         shutil.rmtree(worktree, ignore_errors=True)
         git.run(repo, "worktree", "prune")
 
