@@ -15,23 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.mlgitops.deploy.helpers import deployed_image, running_images
+from tests.mlgitops.deploy.helpers import (
+    bootstrap_environments,
+    deployed_image,
+    running_images,
+)
 from tests.support.fake_kube import FakeKubeServer
 from tests.support.project import VENV_BIN, make_project, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.k8s, pytest.mark.timeout(1500)]
-
-
-def _namespaces(fake: FakeKubeServer) -> None:
-    for env in ("staging", "production"):
-        fake.put_object(
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": f"mlgitops-{env}", "labels": {"mlgitops.io/environment": env}},
-                "status": {"phase": "Active"},
-            }
-        )
 
 
 def _untouched(root: Path) -> tuple[str, str, str, bytes]:
@@ -53,7 +45,7 @@ def test_retrain_after_concept_drift_passes_deploys_and_a_degraded_one_fails(
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "release 1"], root)
     first = json.loads((root / "release.json").read_text())
-    _namespaces(fake_kube)
+    bootstrap_environments(fake_kube)
     deploy = [
         "mlgitops",
         "deploy",

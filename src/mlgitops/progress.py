@@ -25,6 +25,7 @@ class Progress:
         self.stream = sys.stderr if stream is None else stream
         self.enabled = interactive(self.stream)
         self._width = 0
+        self._done = 0
 
     def update(self, done: int, note: str = "") -> None:
         if not self.enabled:
@@ -34,6 +35,11 @@ class Progress:
         self._width = len(line)
         self.stream.write("\r" + line + pad)
         self.stream.flush()
+
+    def step(self, note: str = "") -> None:
+        """One more of `total` steps done (never past it), named by `note`."""
+        self._done = min(self._done + 1, self.total)
+        self.update(self._done, note)
 
     def close(self) -> None:
         if self.enabled and self._width:

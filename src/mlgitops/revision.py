@@ -22,7 +22,21 @@ from mlgitops.errors import ArtifactError, ConfigError
 from mlgitops.git import read_blob
 from mlgitops.release import ReleaseRecord
 
-DEFAULT_RELEASE_PATH = "release.json"
+# Where each `paths:` entry of params.yaml lies at a revision whose params do not name it: the
+# layout this project has always had. The one table for every reader of old revisions.
+DEFAULT_PATHS: dict[str, str] = {
+    "release": "release.json",
+    "k8s_release_patch": "k8s/base/release.yaml",
+    "model": "artifacts/model/model.joblib",
+    "model_card": "artifacts/model/model_card.json",
+    "profile": "artifacts/reference_profile.json",
+    "schema_file": "artifacts/schema.json",
+    "score_reference": "artifacts/monitoring/score_reference.json",
+    "metrics": "metrics/evaluate.json",
+    "test": "artifacts/split/test.parquet",
+    "validation_report": "reports/validation.json",
+    "tuned_params": "artifacts/tuned_params.json",
+}
 
 
 def params_at(repo: Path, commit: str) -> dict[str, Any]:
@@ -57,8 +71,13 @@ def setting(params: dict[str, Any], commit: str, section: str, key: str) -> str 
     return value
 
 
+def path_at(params: dict[str, Any], commit: str, key: str) -> str:
+    """`paths.<key>` of the params at `commit`, else where it always lay (DEFAULT_PATHS)."""
+    return setting(params, commit, "paths", key) or DEFAULT_PATHS[key]
+
+
 def release_path(params: dict[str, Any], commit: str) -> str:
-    return setting(params, commit, "paths", "release") or DEFAULT_RELEASE_PATH
+    return path_at(params, commit, "release")
 
 
 def find_release_at(repo: Path, commit: str, path: str) -> ReleaseRecord | None:
@@ -105,7 +124,7 @@ def dvc_out_md5(repo: Path, commit: str, path: str) -> str | None:
     return None
 
 
-def _dvc_cache_dir(repo: Path) -> Path:
+def dvc_cache_dir(repo: Path) -> Path:
     """The local DVC cache: `cache.dir` of .dvc/config.local or .dvc/config, else .dvc/cache."""
     import configparser
 
@@ -128,7 +147,7 @@ def dvc_file_at(repo: Path, commit: str, path: str) -> bytes:
     md5 = dvc_out_md5(repo, commit, path)
     if md5 is None:
         raise ArtifactError(f"{commit[:12]}:dvc.lock records no output {path}")
-    cached = _dvc_cache_dir(repo) / "files" / "md5" / md5[:2] / md5[2:]
+    cached = dvc_cache_dir(repo) / "files" / "md5" / md5[:2] / md5[2:]
     if cached.is_file():
         data = cached.read_bytes()
     else:

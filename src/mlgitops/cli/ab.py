@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mlgitops.cli.options import ParamsOption
+from mlgitops.cli.options import ParamsOption, parse_as_of
 
 app = typer.Typer(help="A/B tests and shadow runs of a challenger release.", no_args_is_help=True)
 
@@ -32,19 +32,11 @@ def status(
     44 GUARDRAIL_BREACHED; 45 SRM; 40 unusable input. Report and JSON are written for every
     verdict.
     """
-    import pandas as pd
 
     from mlgitops.config import load_params
-    from mlgitops.errors import ConfigError
     from mlgitops.experiment.run import StatusRequest, run_status
 
-    when = None
-    if as_of is not None:
-        try:
-            when = pd.Timestamp(as_of)
-        except ValueError:
-            raise ConfigError(f"--as-of: {as_of!r} is not an ISO time") from None
-        when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+    when = parse_as_of(as_of)
     result = run_status(
         load_params(params), StatusRequest(predictions, labels, when, out, json_path)
     )

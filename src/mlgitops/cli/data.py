@@ -6,7 +6,13 @@ from pathlib import Path
 
 import typer
 
-from mlgitops.cli.options import ParamsOption
+from mlgitops.cli.options import (
+    BatchArgument,
+    LabelsOption,
+    ParamsOption,
+    PredictionsOption,
+    SourceOption,
+)
 
 app = typer.Typer(
     help="Generate or materialize the embedded default dataset.", no_args_is_help=True
@@ -112,24 +118,13 @@ def materialize(
 
 @app.command()
 def ingest(
-    batch: list[str] = typer.Argument(
-        None, help="Labelled batch files (CSV or Parquet) in the dataset's columns."
-    ),
-    predictions: list[str] = typer.Option(
-        [], "--predictions", help="Prediction logs (files, directories, URLs) to build the batch."
-    ),
-    labels: list[str] = typer.Option(
-        [],
-        "--labels",
-        help="Labels for the logged predictions: a labels file, the feedback log, "
-        "audited labels (by id, or by request_id and row).",
-    ),
-    source: str | None = typer.Option(
-        None, help="Provenance recorded for every new row. Default: the file names."
-    ),
+    batch: list[str] = BatchArgument,
+    predictions: list[str] = PredictionsOption,
+    labels: list[str] = LabelsOption,
+    source: str | None = SourceOption,
     dvc_add: bool = typer.Option(True, "--dvc-add/--no-dvc-add", help="Run `dvc add` after."),
     summary_file: Path | None = typer.Option(
-        None, "--summary", help="Write what was ingested as JSON (used by `mlgitops retrain`)."
+        None, "--summary", help="Also write what was ingested as JSON."
     ),
     params: Path = ParamsOption,
 ) -> None:
@@ -149,11 +144,8 @@ def ingest(
         dvc_add=dvc_add,
     )
     status = Progress("ingest", 5)
-    steps = iter(range(1, 6))
     try:
-        result = run(
-            load_params(params), request, progress=lambda note: status.update(next(steps, 5), note)
-        )
+        result = run(load_params(params), request, progress=status.step)
     finally:
         status.close()
     if summary_file is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from mlgitops.cli.options import ParamsOption
+from mlgitops.cli.options import ParamsOption, parse_as_of
 
 
 def _progress_enabled() -> bool:
@@ -40,7 +40,6 @@ def register(app: typer.Typer) -> None:
         Exit 0 when nothing fired, 14 when an alert fired, 13 when the input is unusable;
         the JSON summary and the HTML report are written in every case.
         """
-        import pandas as pd
 
         from mlgitops.config import load_params
         from mlgitops.errors import ConfigError
@@ -52,13 +51,7 @@ def register(app: typer.Typer) -> None:
                 raise ConfigError(f"--window: {window!r} is not hour, day or rows")
             monitoring = loaded.monitoring.model_copy(update={"window": window})
             loaded = loaded.model_copy(update={"monitoring": monitoring})
-        when = None
-        if as_of is not None:
-            try:
-                when = pd.Timestamp(as_of)
-            except ValueError:
-                raise ConfigError(f"--as-of: {as_of!r} is not an ISO time") from None
-            when = when.tz_localize("UTC") if when.tzinfo is None else when.tz_convert("UTC")
+        when = parse_as_of(as_of)
         request = MonitorRequest(logs, labels, model_version, when, summary, report)
         if _progress_enabled():
             from rich.console import Console

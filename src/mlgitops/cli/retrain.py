@@ -6,20 +6,16 @@ from pathlib import Path
 
 import typer
 
+from mlgitops.cli.options import BatchArgument, LabelsOption, PredictionsOption, SourceOption
+
 
 def register(app: typer.Typer) -> None:
     @app.command()
     def retrain(
-        batch: list[str] = typer.Argument(
-            None, help="Labelled batch files (CSV or Parquet) in the dataset's columns."
-        ),
-        predictions: list[str] = typer.Option(
-            [], "--predictions", help="Prediction logs to build the batch from (with --labels)."
-        ),
-        labels: list[str] = typer.Option(
-            [], "--labels", help="Labels for the logged predictions (labels file, feedback log)."
-        ),
-        source: str | None = typer.Option(None, help="Provenance of the new rows."),
+        batch: list[str] = BatchArgument,
+        predictions: list[str] = PredictionsOption,
+        labels: list[str] = LabelsOption,
+        source: str | None = SourceOption,
         set_: list[str] = typer.Option(
             [], "--set", help="Change a param for the challenger: SECTION.KEY=VALUE (repeatable)."
         ),
@@ -31,15 +27,18 @@ def register(app: typer.Typer) -> None:
         """Ingest fresh labelled data, `dvc repro` with the gate, and on PASS commit on a new
         branch and write the PR body. Exits 17 (FAIL) or 18 (INCONCLUSIVE) leaving main as it
         was. Never deploys: merging does."""
+        from mlgitops.data.ingest import IngestRequest
         from mlgitops.progress import Progress
         from mlgitops.retrain.loop import RetrainRequest, parse_override
         from mlgitops.retrain.loop import retrain as run
 
         request = RetrainRequest(
-            batch=tuple(batch or ()),
-            predictions=tuple(predictions),
-            labels=tuple(labels),
-            source=source,
+            fresh=IngestRequest(
+                batch=tuple(batch or ()),
+                predictions=tuple(predictions),
+                labels=tuple(labels),
+                source=source,
+            ),
             overrides=tuple(parse_override(item) for item in set_),
             base=base,
             branch=branch,
@@ -53,9 +52,8 @@ def register(app: typer.Typer) -> None:
 
         signal.signal(signal.SIGTERM, _terminate)
         status = Progress("retrain", 5)
-        steps = iter(range(1, 6))
         try:
-            result = run(repo, request, progress=lambda note: status.update(next(steps, 5), note))
+            result = run(repo, request, progress=status.step)
         finally:
             status.close()
         typer.echo(result.line())

@@ -18,8 +18,7 @@ import csv
 import hashlib
 import io
 import os
-import subprocess
-import sys
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -29,9 +28,11 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from mlgitops import git
 from mlgitops.config import DataConfig, Params
 from mlgitops.data.prepare import to_category, to_numeric
 from mlgitops.data.table import read_table
+from mlgitops.dvcrun import run_dvc
 from mlgitops.errors import IngestError
 from mlgitops.profile import normalize_category
 from mlgitops.schema import TrainingSchema
@@ -374,7 +375,9 @@ def tracking_dvc_file(root: Path, path: Path) -> tuple[Path, Path] | None:
     """(the .dvc file, its output) that tracks `path`, None if no .dvc file in `root` does."""
     root = root.resolve()
     target = (root / path).resolve()
-    for dvc_file in sorted(root.glob("*.dvc")) + sorted(root.glob("**/*.dvc")):
+    # Git's list of .dvc files (tracked, or new and not ignored): no walk through .venv or .git.
+    listed = git.run(root, "ls-files", "-z", "--cached", "--others", "--exclude-standard", "*.dvc")
+    for dvc_file in sorted({root / name for name in listed.split("\0") if name}):
         try:
             document = yaml.safe_load(dvc_file.read_text(encoding="utf-8")) or {}
         except (OSError, yaml.YAMLError):
@@ -421,9 +424,7 @@ def _period(times: pd.Series) -> str | None:
     return f"{parsed.min().strftime(spell)}/{parsed.max().strftime(spell)}"
 
 
-def _write_candidate(
-    data_path: Path, stored: pd.DataFrame, rows_text: str, fresh: pd.DataFrame
-) -> Path:
+def _write_candidate(data_path: Path, columns: list[str], rows_text: str) -> Path:
     """The dataset with the new rows, beside it under a temporary name."""
     fd, name = tempfile.mkstemp(
         prefix=f".{data_path.name}.", suffix=data_path.suffix, dir=data_path.parent
@@ -436,12 +437,11 @@ def _write_candidate(
             import pyarrow.parquet as pq
 
             old = pq.read_table(data_path)
-            parsed = read_rows_as(old.schema, list(stored.columns), rows_text)
+            parsed = read_rows_as(old.schema, columns, rows_text)
             pq.write_table(pa.concat_tables([old, parsed]), candidate)
         else:
             with data_path.open("rb") as source, candidate.open("wb") as target:
-                while chunk := source.read(1 << 20):
-                    target.write(chunk)
+                shutil.copyfileobj(source, target, 1 << 20)
                 source.seek(-1, os.SEEK_END)
                 if source.read(1) != b"\n":
                     target.write(b"\n")
@@ -478,13 +478,7 @@ def read_rows_as(schema: object, columns: list[str], rows_text: str) -> object:
 
 
 def _dvc_add(root: Path, out: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", "add", "--quiet", str(out.relative_to(root))],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = run_dvc("add", "--quiet", str(out.relative_to(root)), cwd=root)
     if result.returncode != 0:
         tail = (result.stderr or result.stdout).strip().splitlines()
         raise IngestError(
@@ -570,7 +564,7 @@ def ingest(
     batch_id = hashlib.sha256(rows_text.encode("utf-8")).hexdigest()[:12]
     period = _period(fresh[data.time_column]) if data.time_column else None
     progress(f"validating {len(stored) + len(fresh)} rows")
-    candidate = _write_candidate(data_path, stored, rows_text, fresh)
+    candidate = _write_candidate(data_path, columns, rows_text)
     try:
         combined = read_table(candidate, data.format)
         if len(combined) != len(stored) + len(fresh):

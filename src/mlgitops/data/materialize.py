@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,6 +16,7 @@ from typing import Literal
 import yaml
 
 from mlgitops.data.generate import GeneratorConfig, write_dataset
+from mlgitops.dvcrun import run_dvc
 from mlgitops.errors import DataError
 from mlgitops.io import file_md5
 
@@ -28,15 +27,8 @@ class MaterializeResult:
     detail: str
 
 
-def _dvc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    # DVC of this very environment, whatever PATH says.
-    return subprocess.run(
-        [sys.executable, "-m", "dvc", *args], cwd=cwd, capture_output=True, text=True, check=False
-    )
-
-
 def _changed_outs(dvc_file: Path, cwd: Path) -> dict[str, str]:
-    result = _dvc("status", "--json", str(dvc_file), cwd=cwd)
+    result = run_dvc("status", "--json", str(dvc_file), cwd=cwd)
     if result.returncode != 0:
         raise DataError(f"`dvc status {dvc_file}` failed: {result.stderr.strip()[-500:]}")
     changed: dict[str, str] = {}
@@ -100,7 +92,7 @@ def materialize(
             f"with `dvc checkout {dvc_file}`"
         )
 
-    pulled = _dvc("pull", str(dvc_file), cwd=cwd)
+    pulled = run_dvc("pull", str(dvc_file), cwd=cwd)
     if pulled.returncode == 0 and dvc_file_is_clean(dvc_file, cwd)[0]:
         return MaterializeResult("pulled", f"pulled {data_path} from the DVC remote")
 
@@ -115,7 +107,7 @@ def materialize(
             f"({'; '.join(mismatches)}); the generator or its inputs changed"
         )
     # Put the regenerated files into the local cache so `dvc push` and checkouts work.
-    committed = _dvc("commit", "--force", str(dvc_file), cwd=cwd)
+    committed = run_dvc("commit", "--force", str(dvc_file), cwd=cwd)
     if committed.returncode != 0 or not dvc_file_is_clean(dvc_file, cwd)[0]:
         raise DataError(f"`dvc commit {dvc_file}` failed: {committed.stderr.strip()[-500:]}")
     return MaterializeResult(

@@ -20,17 +20,11 @@ from mlgitops.config import ExperimentConfig, Params, experiment_key_error
 from mlgitops.errors import ArtifactError, ConfigError, PackagingError
 from mlgitops.git import read_blob, repo_root, resolve_commit
 from mlgitops.release import ReleaseExperiment, ReleaseRecord
-from mlgitops.revision import dvc_file_at, params_at, release_at, setting
+from mlgitops.revision import dvc_file_at, params_at, path_at, release_at
 from mlgitops.serving.layout import SCORE_REFERENCE_FILE
 
-# Paths of params.yaml's defaults, for a revision whose params do not name them.
-DEFAULT_PATHS = {
-    "model": "artifacts/model/model.joblib",
-    "model_card": "artifacts/model/model_card.json",
-    "profile": "artifacts/reference_profile.json",
-    "schema_file": "artifacts/schema.json",
-    "score_reference": "artifacts/monitoring/score_reference.json",
-}
+# The files of its model store entry (keys of params.yaml `paths:`).
+CHALLENGER_FILES = ("model", "model_card", "profile", "schema_file", "score_reference")
 
 
 @dataclass(frozen=True)
@@ -66,9 +60,8 @@ def read_challenger(experiment: ExperimentConfig, repo: Path | None = None) -> C
             f"{release.model_format}; only pipeline challengers can be served beside the champion"
         )
     files = {}
-    for key, default in DEFAULT_PATHS.items():
-        path = setting(raw, commit, "paths", key) or default
-        files[key] = _file_at(repo, commit, path)
+    for key in CHALLENGER_FILES:
+        files[key] = _file_at(repo, commit, path_at(raw, commit, key))
     digest = "sha256:" + hashlib.sha256(files["model"]).hexdigest()
     if digest != release.model_hash:
         raise ArtifactError(

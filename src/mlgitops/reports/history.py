@@ -18,9 +18,14 @@ from typing import Any
 from mlgitops import git
 from mlgitops.errors import ArtifactError, ConfigError, GitError
 from mlgitops.release import ReleaseRecord
-from mlgitops.revision import find_release_at, params_at, release_path, setting
+from mlgitops.revision import (
+    DEFAULT_PATHS,
+    find_release_at,
+    params_at,
+    path_at,
+    release_path,
+)
 
-DEFAULT_METRICS_PATH = "metrics/evaluate.json"
 # How far back to look; releases are a handful of commits apart, not thousands.
 MAX_COMMITS = 500
 
@@ -59,9 +64,9 @@ def previous_release(repo: Path | None, current: ReleaseRecord) -> PreviousRelea
 def _metrics_at(root: Path, commit: str) -> dict[str, Any] | None:
     try:
         params = params_at(root, commit)
-        path = setting(params, commit, "paths", "metrics") or DEFAULT_METRICS_PATH
+        path = path_at(params, commit, "metrics")
     except ConfigError:  # an old commit's params need not parse today; then no counts
-        path = DEFAULT_METRICS_PATH
+        path = DEFAULT_PATHS["metrics"]
     text = git.read_blob(root, commit, path)
     if text is None:
         return None

@@ -23,12 +23,8 @@ from mlgitops.errors import ArtifactError, ConfigError, GateError
 from mlgitops.git import read_blob, resolve_commit
 from mlgitops.records import GateReport, TunedParams
 from mlgitops.release import ReleaseRecord
-from mlgitops.revision import dvc_file_at, setting
+from mlgitops.revision import dvc_file_at, path_at
 from mlgitops.stages.gate import compare, contender_at, markdown, unopposed
-
-DEFAULT_TEST_PATH = "artifacts/split/test.parquet"
-DEFAULT_VALIDATION_REPORT = "reports/validation.json"
-DEFAULT_TUNED_PARAMS = "artifacts/tuned_params.json"
 
 
 @dataclass(frozen=True)
@@ -69,7 +65,7 @@ def judge(repo: Path, base: str, head: str) -> tuple[GateReport, Side, Side]:
     challenger, head_release, head_params = found_head
     gate_config = _section(head_params, head_commit, "gate", GateConfig)
     costs = _section(head_params, head_commit, "threshold", ThresholdConfig)
-    test_path = setting(head_params, head_commit, "paths", "test") or DEFAULT_TEST_PATH
+    test_path = path_at(head_params, head_commit, "test")
     try:
         test = pd.read_parquet(io.BytesIO(dvc_file_at(repo, head_commit, test_path)))
     except ArtifactError:
@@ -95,8 +91,7 @@ def judge(repo: Path, base: str, head: str) -> tuple[GateReport, Side, Side]:
 
 
 def _rows(repo: Path, side: Side) -> str:
-    path = setting(side.params, side.commit, "paths", "validation_report") if side.params else None
-    report = _json_at(repo, side.commit, path or DEFAULT_VALIDATION_REPORT)
+    report = _json_at(repo, side.commit, path_at(side.params, side.commit, "validation_report"))
     value = report.get("n_rows") if report else None
     return f"{value:,}" if isinstance(value, int) else "?"
 
@@ -125,7 +120,7 @@ def _metric_rows(base: ReleaseRecord | None, head: ReleaseRecord, report: GateRe
 
 
 def _tuning(repo: Path, head: Side) -> list[str]:
-    path = setting(head.params, head.commit, "paths", "tuned_params") or DEFAULT_TUNED_PARAMS
+    path = path_at(head.params, head.commit, "tuned_params")
     raw = _json_at(repo, head.commit, path)
     if raw is None:
         return ["No tuning at head (no tuned params file)."]

@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict
 
 from mlgitops import git
 from mlgitops.config import DEFAULT_PARAMS_FILE, Params, load_params
-from mlgitops.data.ingest import IngestRequest, IngestSummary, ingest
+from mlgitops.data.ingest import IngestRequest, IngestSummary, ingest, tracking_dvc_file
+from mlgitops.dvcrun import run_dvc
 from mlgitops.errors import (
     ConfigError,
     GateError,
@@ -35,6 +36,7 @@ from mlgitops.errors import (
 )
 from mlgitops.records import GateReport
 from mlgitops.release import ReleaseRecord, load_release
+from mlgitops.revision import dvc_cache_dir
 
 # The gate's verdicts that refuse a release, and the error each becomes.
 REFUSALS: dict[str, type[GateError]] = {
@@ -46,10 +48,8 @@ REFUSALS: dict[str, type[GateError]] = {
 class RetrainRequest(BaseModel):
     model_config = ConfigDict(frozen=True)
 
-    batch: tuple[str, ...] = ()
-    predictions: tuple[str, ...] = ()
-    labels: tuple[str, ...] = ()
-    source: str | None = None
+    # The labelled batch to ingest (none: retrain on the stored data with other params).
+    fresh: IngestRequest = IngestRequest()
     # Params to change for the challenger: ("train.max_iter", "200"), values read as YAML.
     overrides: tuple[tuple[str, str], ...] = ()
     base: str | None = None  # default retrain.base
@@ -83,11 +83,13 @@ def _absolute(paths: Sequence[str]) -> tuple[str, ...]:
     return tuple(p if "://" in p else str(Path(p).resolve()) for p in paths)
 
 
-def _inputs_digest(request: RetrainRequest, base_commit: str) -> str:
+def _inputs_digest(
+    fresh: IngestRequest, overrides: Sequence[tuple[str, str]], base_commit: str
+) -> str:
     import fsspec
 
     digest = hashlib.sha256(base_commit.encode())
-    for name in (*request.batch, *request.predictions, *request.labels):
+    for name in (*fresh.batch, *fresh.predictions, *fresh.labels):
         digest.update(name.encode())
         if "://" not in name and Path(name).is_dir():
             files = sorted(str(p) for p in Path(name).rglob("*") if p.is_file())
@@ -100,7 +102,7 @@ def _inputs_digest(request: RetrainRequest, base_commit: str) -> str:
                         digest.update(chunk)
             except (OSError, ValueError) as error:
                 raise RetrainError(f"{file}: cannot read: {error}") from None
-    for key, value in request.overrides:
+    for key, value in overrides:
         digest.update(f"{key}={value}".encode())
     return digest.hexdigest()[:12]
 
@@ -153,40 +155,30 @@ def _venv_env() -> dict[str, str]:
     return env
 
 
-def _dvc(worktree: Path, *args: str, log: Path | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "dvc", *args],
-        cwd=worktree,
-        capture_output=True,
-        text=True,
-        check=False,
-        env=_venv_env(),
-    )
-    if log is not None:
-        with log.open("a", encoding="utf-8") as handle:
-            handle.write(f"$ dvc {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+def _dvc(worktree: Path, *args: str, log: Path) -> subprocess.CompletedProcess[str]:
+    result = run_dvc(*args, cwd=worktree, env=_venv_env())
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write(f"$ dvc {' '.join(args)}\n{result.stdout}{result.stderr}\n")
     return result
-
-
-def _cache_dir(repo: Path) -> Path:
-    from mlgitops.revision import _dvc_cache_dir
-
-    return _dvc_cache_dir(repo)
 
 
 def _prepare_worktree(repo: Path, base_commit: str, worktree: Path, log: Path) -> None:
     git.run(repo, "worktree", "add", "--detach", str(worktree), base_commit)
-    cache = _cache_dir(repo)
+    cache = dvc_cache_dir(repo)
     cache.mkdir(parents=True, exist_ok=True)
     if _dvc(worktree, "cache", "dir", "--local", str(cache), log=log).returncode != 0:
         raise RetrainError(f"cannot point the worktree at the DVC cache {cache} (see {log})")
     # Every output of the base that is in the cache; what is not gets rebuilt by the repro.
     _dvc(worktree, "checkout", "--quiet", log=log)
-    if _dvc(worktree, "status", "--quiet", "data.dvc", log=log).returncode != 0:
+    params = load_params(worktree / DEFAULT_PARAMS_FILE)
+    tracked = tracking_dvc_file(worktree, params.data.path)
+    if tracked is None:
+        raise RetrainError(f"{params.data.path}: no .dvc file tracks it at the base")
+    dvc_file = tracked[0].relative_to(worktree.resolve())
+    if _dvc(worktree, "status", "--quiet", str(dvc_file), log=log).returncode != 0:
         from mlgitops.data.materialize import materialize
 
-        params = load_params(worktree / DEFAULT_PARAMS_FILE)
-        materialize(Path("data.dvc"), params.data.path, cwd=worktree)
+        materialize(dvc_file, params.data.path, cwd=worktree)
 
 
 def _remove_worktree(repo: Path, worktree: Path) -> None:
@@ -294,18 +286,22 @@ def retrain(
             f"base {base!r} ({base_commit[:12]}) has no {params.paths.release}: no champion to "
             "gate a challenger against; make the first release with `dvc repro` and commit it"
         )
-    if not (request.batch or request.predictions or request.overrides):
+    fresh = request.fresh
+    if not (fresh.batch or fresh.predictions or request.overrides):
         raise RetrainError(
             "nothing to retrain on: give a batch, --predictions with --labels, or --set"
         )
-    inputs = request.model_copy(
+    fresh = fresh.model_copy(
         update={
-            "batch": _absolute(request.batch),
-            "predictions": _absolute(request.predictions),
-            "labels": _absolute(request.labels),
+            "batch": _absolute(fresh.batch),
+            "predictions": _absolute(fresh.predictions),
+            "labels": _absolute(fresh.labels),
+            "dvc_add": True,
         }
     )
-    branch = request.branch or params.retrain.branch_prefix + _inputs_digest(inputs, base_commit)
+    branch = request.branch or params.retrain.branch_prefix + _inputs_digest(
+        fresh, request.overrides, base_commit
+    )
     try:
         git.run(repo, "check-ref-format", "--branch", branch)
     except MlgitopsError:
@@ -328,18 +324,9 @@ def retrain(
         wparams = load_params(worktree / DEFAULT_PARAMS_FILE)
         champion = load_release(worktree / wparams.paths.release)
         summary = None
-        if inputs.batch or inputs.predictions:
+        if fresh.batch or fresh.predictions:
             progress("ingesting the batch")
-            summary = ingest(
-                wparams,
-                IngestRequest(
-                    batch=inputs.batch,
-                    predictions=inputs.predictions,
-                    labels=inputs.labels,
-                    source=inputs.source,
-                ),
-                root=worktree,
-            )
+            summary = ingest(wparams, fresh, root=worktree)
             if not summary.rows_added and not request.overrides:
                 raise RetrainError(f"nothing to retrain on: {summary.line()}")
         _repro(worktree, wparams, log, progress)

@@ -13,9 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from mlgitops.errors import GitError, RevertError
 from mlgitops.git import require_repository, resolve_commit, run
 from mlgitops.release import ReleaseRecord
-from mlgitops.revision import find_release_at, params_at, release_path, setting
-
-DEFAULT_K8S_RELEASE_PATCH = "k8s/base/release.yaml"
+from mlgitops.revision import find_release_at, params_at, path_at, release_path
 
 
 class CommitInfo(BaseModel):
@@ -93,7 +91,7 @@ def plan_revert(
         raise RevertError(message) from None
     params = params_at(repo, base_commit)
     path = release_path(params, base_commit)
-    patch = setting(params, base_commit, "paths", "k8s_release_patch") or DEFAULT_K8S_RELEASE_PATCH
+    patch = path_at(params, base_commit, "k8s_release_patch")
     current = find_release_at(repo, base_commit, path)
     if current is None:
         raise RevertError(

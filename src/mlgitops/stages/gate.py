@@ -49,12 +49,15 @@ from mlgitops.records import (
     save_record,
 )
 from mlgitops.release import ReleaseRecord
-from mlgitops.revision import dvc_file_at, find_release_at, params_at, release_path, setting
+from mlgitops.revision import (
+    dvc_file_at,
+    find_release_at,
+    params_at,
+    path_at,
+    release_path,
+)
 from mlgitops.schema import TARGET_COLUMN, FeatureSpec, load_schema
 from mlgitops.stats import delong, mde, normal_sf, paired_bootstrap_means, z
-
-DEFAULT_MODEL_PATH = "artifacts/model/model.joblib"
-DEFAULT_MODEL_CARD_PATH = "artifacts/model/model_card.json"
 
 
 @dataclass(frozen=True)
@@ -133,15 +136,8 @@ def auc_difference(
     )
 
 
-def cost_difference(
-    labels: np.ndarray,
-    champion: tuple[np.ndarray, float],
-    challenger: tuple[np.ndarray, float],
-    gate: GateConfig,
-    costs: ThresholdConfig,
-) -> PairedDifference:
-    old = per_row_cost(labels, *champion, costs) * 1000.0
-    new = per_row_cost(labels, *challenger, costs) * 1000.0
+def cost_difference(old: np.ndarray, new: np.ndarray, gate: GateConfig) -> PairedDifference:
+    """Paired bootstrap of the per-row costs per 1,000 of champion (`old`) and challenger."""
     boot = paired_bootstrap_means(new - old, gate.bootstrap_reps, gate.seed)
     delta = float(new.mean() - old.mean())
     ends = np.quantile(boot, [gate.alpha / 2, 1.0 - gate.alpha / 2])
@@ -243,19 +239,15 @@ def compare(
     old = champion.scores(frame, current, "champion")
     new = challenger.scores(frame, current, "challenger")
     auc = auc_difference(labels, old, new, gate)
-    cost = cost_difference(
-        labels, (old, champion.threshold), (new, challenger.threshold), gate, costs
-    )
+    old_cost = per_row_cost(labels, old, champion.threshold, costs) * 1000.0
+    new_cost = per_row_cost(labels, new, challenger.threshold, costs) * 1000.0
+    cost = cost_difference(old_cost, new_cost, gate)
     verdict = combine(auc.verdict, cost.verdict)
     same = champion.model_hash == challenger.model_hash
     reasons = [_reason("ROC AUC", auc), _reason("cost per 1,000", cost)]
     segments: list[SegmentGuardrail] = []
     if not same and gate.segments:
-        rows = (
-            per_row_cost(labels, new, challenger.threshold, costs)
-            - per_row_cost(labels, old, champion.threshold, costs)
-        ) * 1000.0
-        segments = segment_guardrails(frame, labels, rows, gate)
+        segments = segment_guardrails(frame, labels, new_cost - old_cost, gate)
         for harmed in (g for g in segments if g.verdict == "FAIL"):
             verdict = "FAIL"
             reasons.append(
@@ -324,8 +316,8 @@ def contender_at(repo: Path, commit: str) -> tuple[Contender, ReleaseRecord, dic
     release = find_release_at(repo, commit, release_path(raw, commit))
     if release is None:
         return None
-    model_path = setting(raw, commit, "paths", "model") or DEFAULT_MODEL_PATH
-    card_path = setting(raw, commit, "paths", "model_card") or DEFAULT_MODEL_CARD_PATH
+    model_path = path_at(raw, commit, "model")
+    card_path = path_at(raw, commit, "model_card")
     data = dvc_file_at(repo, commit, model_path)
     if "sha256:" + hashlib.sha256(data).hexdigest() != release.model_hash:
         raise ArtifactError(

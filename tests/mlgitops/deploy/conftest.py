@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.mlgitops.deploy.helpers import GitOpsRepo, make_repo
+from tests.mlgitops.deploy.helpers import GitOpsRepo, bootstrap_environments, make_repo
 from tests.support.fake_kube import FakeKubeServer
 
 
@@ -21,16 +21,7 @@ def gitops_repo(tmp_path: Path) -> GitOpsRepo:
 @pytest.fixture
 def cluster(fake_kube: FakeKubeServer) -> FakeKubeServer:
     """The fake API server with the environments bootstrapped (what a cluster admin does once)."""
-    for env in ("staging", "production"):
-        fake_kube.put_object(
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": f"mlgitops-{env}", "labels": {"mlgitops.io/environment": env}},
-                "status": {"phase": "Active"},
-            }
-        )
-    return fake_kube
+    return bootstrap_environments(fake_kube)
 
 
 @dataclass

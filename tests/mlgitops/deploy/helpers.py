@@ -78,6 +78,20 @@ def make_repo(path: Path) -> GitOpsRepo:
     return repo
 
 
+def bootstrap_environments(fake: FakeKubeServer) -> FakeKubeServer:
+    """The namespaces of staging and production (what a cluster admin does once)."""
+    for env in ("staging", "production"):
+        fake.put_object(
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": f"mlgitops-{env}", "labels": {"mlgitops.io/environment": env}},
+                "status": {"phase": "Active"},
+            }
+        )
+    return fake
+
+
 def deployment(fake: FakeKubeServer, namespace: str = STAGING_NS) -> dict[str, Any]:
     obj = fake.get_object("deployments", DEPLOYMENT, namespace)
     assert obj is not None, "the Deployment does not exist"

@@ -152,6 +152,16 @@ CASES = {
 
 
 @pytest.mark.slow
+def _promtool_test(tmp_path: Path, test: dict) -> None:
+    """`promtool test rules` of a unit-test file; its output is the failure message."""
+    test_file = tmp_path / "test.yaml"
+    test_file.write_text(yaml.safe_dump(test, sort_keys=False))
+    result = subprocess.run(
+        [PROMTOOL, "test", "rules", str(test_file)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 @needs_promtool
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_rules_fire_exactly_on_their_failure(tmp_path: Path, reference, case):
@@ -181,12 +191,7 @@ def test_rules_fire_exactly_on_their_failure(tmp_path: Path, reference, case):
             }
         ],
     }
-    test_file = tmp_path / "test.yaml"
-    test_file.write_text(yaml.safe_dump(test, sort_keys=False))
-    result = subprocess.run(
-        [PROMTOOL, "test", "rules", str(test_file)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    _promtool_test(tmp_path, test)
 
 
 @needs_promtool
@@ -226,12 +231,7 @@ def test_alert_annotations_name_the_model_and_the_rollback(tmp_path: Path, refer
             }
         ],
     }
-    test_file = tmp_path / "test.yaml"
-    test_file.write_text(yaml.safe_dump(test, sort_keys=False))
-    result = subprocess.run(
-        [PROMTOOL, "test", "rules", str(test_file)], capture_output=True, text=True, check=False
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
+    _promtool_test(tmp_path, test)
 
 
 @needs_promtool

@@ -16,12 +16,12 @@ from mlgitops.config import ExperimentConfig
 from mlgitops.errors import ArtifactError, GitError, PackagingError
 from mlgitops.packaging import bento as packaging
 from mlgitops.packaging.challenger import (
-    DEFAULT_PATHS,
     pin_section,
     read_challenger,
     save_challenger,
 )
 from mlgitops.release import ReleaseExperiment, ReleaseRecord
+from mlgitops.revision import DEFAULT_PATHS
 from mlgitops.serving.layout import PINNED_FILE
 from mlgitops.serving.runtime import Pinned
 from tests.mlgitops.serving.conftest import BENTO_NAME, Packaged, dev_release
