@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check windows of predictions for drift, broken inputs and performance.
 
-        Exit 0 when nothing fired, 14 when an alert fired, 13 when the input is unusable;
+        Exit 0 when nothing fired, 15 when an alert fired, 14 when the input is unusable;
         the JSON summary and the HTML report are written in every case.
         """
 

@@ -1,42 +1,28 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
+import typer
 
-from mlgitops.cli.main import main
+from mlgitops import errors
+from mlgitops.cli.main import app, main
 
-SUBCOMMANDS = [
-    [],
-    ["data"],
-    ["data", "generate"],
-    ["data", "materialize"],
-    ["stage"],
-    ["stage", "validate"],
-    ["stage", "split"],
-    ["stage", "tune"],
-    ["stage", "train"],
-    ["stage", "evaluate"],
-    ["stage", "gate"],
-    ["stage", "package"],
-    ["stage", "report"],
-    ["report"],
-    ["report", "show"],
-    ["report", "pr"],
-    ["summary"],
-    ["serve"],
-    ["deploy"],
-    ["rollback"],
-    ["history"],
-    ["image"],
-    ["image", "build"],
-    ["image", "push"],
-    ["audit"],
-    ["audit", "sample"],
-    ["audit", "import"],
-    ["audit", "report"],
-]
+
+def _command_paths(command: Any, path: tuple[str, ...] = ()) -> list[list[str]]:
+    """Every command and group of the CLI, as the argv that reaches it."""
+    paths = [list(path)]
+    # Groups have `commands` (typer ships its own click: no isinstance on click.Group).
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        paths += _command_paths(sub, (*path, name))
+    return paths
+
+
+# Taken from the app itself, so a new command cannot be left without help.
+SUBCOMMANDS = _command_paths(typer.main.get_command(app))
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS, ids=lambda c: " ".join(c) or "root")
@@ -45,6 +31,46 @@ def test_every_command_has_help(command, capsys):
     out = capsys.readouterr().out
     assert "Usage:" in out
     assert len(out.strip().splitlines()) > 3
+
+
+def test_the_command_tree_is_complete():
+    assert ["monitor"] in SUBCOMMANDS
+    assert ["ab", "status"] in SUBCOMMANDS
+    assert ["stage", "export"] in SUBCOMMANDS
+
+
+# The exit codes each help text promises, stated by the error class that produces them.
+PROMISED_CODES = {
+    ("monitor",): [
+        f"{errors.MonitoringAlertError.exit_code} when an alert fired",
+        f"{errors.MonitoringInputError.exit_code} when the input is unusable",
+    ],
+    ("retrain",): [
+        f"{errors.GateFailedError.exit_code} (FAIL)",
+        f"{errors.GateInconclusiveError.exit_code} (INCONCLUSIVE)",
+    ],
+    ("report", "pr"): [
+        f"{errors.GateFailedError.exit_code} on FAIL",
+        f"{errors.GateInconclusiveError.exit_code} on INCONCLUSIVE",
+    ],
+    ("ab", "status"): [
+        f"{errors.ExperimentNoDifferenceYetError.exit_code} NO_DIFFERENCE_YET",
+        f"{errors.ExperimentInsufficientDataError.exit_code} INSUFFICIENT_DATA",
+        f"{errors.ExperimentChampionBetterError.exit_code} CHAMPION_BETTER",
+        f"{errors.ExperimentGuardrailBreachedError.exit_code} GUARDRAIL_BREACHED",
+        f"{errors.ExperimentSampleRatioMismatchError.exit_code} SRM",
+        f"{errors.ExperimentError.exit_code} unusable input",
+    ],
+}
+
+
+@pytest.mark.parametrize("command", sorted(PROMISED_CODES), ids=" ".join)
+def test_help_states_the_exit_codes_the_errors_use(command, capsys):
+    assert main([*command, "--help"]) == 0
+    # Rich wraps and frames the text: compare words only.
+    words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", capsys.readouterr().out).split())
+    for phrase in PROMISED_CODES[command]:
+        assert phrase in words
 
 
 def test_error_is_one_line_with_exit_code(tmp_path, capsys, monkeypatch):

@@ -151,7 +151,6 @@ CASES = {
 }
 
 
-@pytest.mark.slow
 def _promtool_test(tmp_path: Path, test: dict) -> None:
     """`promtool test rules` of a unit-test file; its output is the failure message."""
     test_file = tmp_path / "test.yaml"
@@ -162,6 +161,7 @@ def _promtool_test(tmp_path: Path, test: dict) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 @needs_promtool
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_rules_fire_exactly_on_their_failure(tmp_path: Path, reference, case):
