@@ -247,13 +247,30 @@ def fmt_pct_bare(value: float) -> str:
     return f"{value * 100:.0f}"
 
 
+def fmt_pct1(value: float) -> str:
+    return f"{value * 100:.1f}%"
+
+
+def fmt_pct1_bare(value: float) -> str:
+    return f"{value * 100:.1f}"
+
+
+def rate_formats(estimate: Estimate) -> tuple[str, str]:
+    """Whole percents, unless rounding would put the estimate on an end of its interval
+    ("11% (10–11%)" reads as a mistake): then one decimal."""
+    whole = [fmt_pct_bare(v) for v in (estimate.low, estimate.value, estimate.high)]
+    if len(set(whole)) == 3:
+        return "pct", "pct_bare"
+    return "pct1", "pct1_bare"
+
+
 def fmt_count(value: float) -> str:
     return f"{value:,.0f}"
 
 
 def article(formatted: str) -> str:
-    # "an 8%", "an 11%", "an 18%", "an 80%": the numbers read aloud with a vowel sound.
-    digits = formatted.replace(",", "").rstrip("%")
+    # "an 8%", "an 11%", "an 18.2%", "an 80%": the numbers read aloud with a vowel sound.
+    digits = formatted.replace(",", "").rstrip("%").split(".")[0]
     vowel = digits.startswith("8") or (len(digits) in (2, 5) and digits[:2] in ("11", "18"))
     return "an" if vowel else "a"
 
@@ -261,7 +278,13 @@ def article(formatted: str) -> str:
 # (text, format, key): text runs have no format; a number is `key` ("fnr.low") of the headline.
 Part = tuple[str, str | None, str | None]
 
-FORMATS = {"pct": fmt_pct, "pct_bare": fmt_pct_bare, "count": fmt_count}
+FORMATS = {
+    "pct": fmt_pct,
+    "pct_bare": fmt_pct_bare,
+    "pct1": fmt_pct1,
+    "pct1_bare": fmt_pct1_bare,
+    "count": fmt_count,
+}
 
 
 def headline_parts(model: str, values: dict[str, Estimate], words: ReportWords) -> list[Part]:
@@ -273,12 +296,13 @@ def headline_parts(model: str, values: dict[str, Estimate], words: ReportWords) 
         return (FORMATS[fmt](getattr(values[key], field)), fmt, f"{key}.{field}")
 
     def rate(key: str, name: str) -> list[Part]:
+        pct, bare = rate_formats(values[key])
         return [
-            num(key, "value", "pct"),
+            num(key, "value", pct),
             (" (", None, None),
-            num(key, "low", "pct_bare"),
+            num(key, "low", bare),
             ("–", None, None),
-            num(key, "high", "pct"),
+            num(key, "high", pct),
             (f") {name}", None, None),
         ]
 
@@ -292,7 +316,7 @@ def headline_parts(model: str, values: dict[str, Estimate], words: ReportWords) 
             (")", None, None),
         ]
 
-    fnr, fpr = fmt_pct(values["fnr"].value), fmt_pct(values["fpr"].value)
+    fnr, fpr = (FORMATS[rate_formats(values[k])[0]](values[k].value) for k in ("fnr", "fpr"))
     return [
         (f"With these settings, the {model} would have {article(fnr)} ", None, None),
         *rate("fnr", "false negative rate"),

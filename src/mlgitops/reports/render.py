@@ -14,13 +14,21 @@ from html import escape
 from typing import Any
 
 from mlgitops.reports import svg
-from mlgitops.reports.analysis import fmt_count, fmt_pct, fmt_pct_bare
+from mlgitops.reports.analysis import (
+    fmt_count,
+    fmt_pct,
+    fmt_pct1,
+    fmt_pct1_bare,
+    fmt_pct_bare,
+    rate_formats,
+)
 from mlgitops.reports.model import ModelReport
 
 FORMATS: dict[str, Callable[[Any], str]] = {
     "pct": fmt_pct,
     "pct_bare": fmt_pct_bare,
-    "pct1": lambda v: f"{v * 100:.1f}%",
+    "pct1": fmt_pct1,
+    "pct1_bare": fmt_pct1_bare,
     "count": fmt_count,
     "money": lambda v: f"{v:,.0f}",
     "num3": lambda v: f"{v:.3f}",
@@ -161,7 +169,7 @@ def _sentence_html(p: Page, report: ModelReport) -> str:
     formatted text, in order, so the page's text is the twin's sentence character for character."""
     sentence = report.headline.sentence
     out, rest = [], sentence
-    for key, fmt in SENTENCE_NUMBERS:
+    for key, fmt in _sentence_numbers(report):
         path = f"headline.{key}"
         text = FORMATS[fmt](p.get(path))
         before, found, after = rest.partition(text)
@@ -173,21 +181,24 @@ def _sentence_html(p: Page, report: ModelReport) -> str:
     return "".join(out)
 
 
-SENTENCE_NUMBERS = [
-    (f"{key}.{field}", fmt)
+def _sentence_numbers(report: ModelReport) -> list[tuple[str, str]]:
+    """(key, format) of each number of the headline sentence, in order, formatted as
+    `analysis.headline_parts` formats them."""
+    numbers = []
     for key, kind in (
         ("fnr", "rate"),
         ("fpr", "rate"),
         ("false_alarms_per_day", "count"),
         ("missed_per_day", "count"),
         ("caught_per_day", "count"),
-    )
-    for field, fmt in (
-        (("value", "pct"), ("low", "pct_bare"), ("high", "pct"))
-        if kind == "rate"
-        else (("value", "count"), ("low", "count"), ("high", "count"))
-    )
-]
+    ):
+        if kind == "rate":
+            pct, bare = rate_formats(getattr(report.headline, key))
+            fields = (("value", pct), ("low", bare), ("high", pct))
+        else:
+            fields = (("value", "count"), ("low", "count"), ("high", "count"))
+        numbers += [(f"{key}.{field}", fmt) for field, fmt in fields]
+    return numbers
 
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -95,6 +95,11 @@ def test_calibration_brier_is_sklearns() -> None:
         ("1,100", "a"),
         ("800", "an"),
         ("18,000", "an"),
+        ("10.7%", "a"),
+        ("11.3%", "an"),
+        ("8.5%", "an"),
+        ("18.2%", "an"),
+        ("1.8%", "a"),
     ],
 )
 def test_article(text: str, word: str) -> None:
@@ -124,6 +129,31 @@ def test_the_sentence_uses_the_words_and_the_intervals() -> None:
         "average of 6 (5–8) churning customers would be missed. An average of 17 (16–18) "
         "churning customers would be correctly caught."
     )
+
+
+@pytest.mark.parametrize(
+    ("fpr", "expected"),
+    [
+        # Whole percents would read "11% (10–11%)": the estimate on an end of its interval.
+        ((0.107095, 0.101116, 0.113383), "a 10.7% (10.1–11.3%) false positive rate"),
+        ((0.12, 0.11, 0.13), "a 12% (11–13%) false positive rate"),
+        ((0.0021, 0.0012, 0.0037), "a 0.2% (0.1–0.4%) false positive rate"),
+    ],
+)
+def test_rates_get_a_decimal_only_when_whole_percents_would_hide_the_interval(
+    fpr: tuple[float, float, float], expected: str
+) -> None:
+    e = analysis.estimate
+    values = {
+        "fnr": e(0.27, 0.22, 0.33),
+        "fpr": e(*fpr),
+        "false_alarms_per_day": e(1180.2, 1100, 1260),
+        "missed_per_day": e(6.3, 5.1, 7.7),
+        "caught_per_day": e(17, 15.6, 18.2),
+    }
+    words = ReportWords()
+    text = analysis.sentence(analysis.headline_parts(words.model, values, words))
+    assert expected in text
 
 
 def test_slices_rank_by_excess_cost_and_suppress_small_ones() -> None:

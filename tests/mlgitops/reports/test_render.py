@@ -112,3 +112,26 @@ def test_the_page_is_one_offline_file_under_budget(reported: Params) -> None:
 def test_render_is_a_pure_function_of_the_twin(reported: Params) -> None:
     report = load_report(reported.paths.report_json)
     assert render(report) == reported.paths.report_html.read_text(encoding="utf-8")
+
+
+def test_a_rate_shown_with_a_decimal_is_marked_up_like_the_others(reported: Params) -> None:
+    from mlgitops.config import ReportWords
+    from mlgitops.reports import analysis
+    from mlgitops.reports.model import Estimate
+
+    report = load_report(reported.paths.report_json)
+    # Whole percents would read "11% (10–11%)": the sentence and the page use one decimal.
+    fpr = Estimate(value=0.107095, low=0.101116, high=0.113383)
+    values = {
+        key: getattr(report.headline, key)
+        for key in ("fnr", "false_alarms_per_day", "missed_per_day", "caught_per_day")
+    }
+    values["fpr"] = fpr
+    words = ReportWords()
+    sentence = analysis.sentence(analysis.headline_parts(words.model, values, words))
+    headline = report.headline.model_copy(update={"fpr": fpr, "sentence": sentence})
+    page = render(report.model_copy(update={"headline": headline}))
+    reader = _Reader()
+    reader.feed(page)
+    assert "".join(reader.headline) == sentence
+    assert "a 10.7% (10.1–11.3%) false positive rate" in sentence
