@@ -48,9 +48,10 @@ def _gate(name: str, result: Parity, tolerance: float, threshold: float) -> None
 
 
 def _quantized(
-    params: Params, pipeline, model: ExportModel, x, labels, reference, threshold, float_blob
+    params: Params, pipeline, model: ExportModel, columns, labels, reference, threshold, float_blob
 ) -> tuple[ErrorLedger, bytes]:
     gate = params.export.quantize
+    x = encode(model.inputs, columns)
     failures = []
     for bits in (8, 16):
         if isinstance(model.model, Trees):
@@ -59,7 +60,8 @@ def _quantized(
             blob = quantize.pack_trees(model, binned)
         else:
             qmodel, q, scale = quantize.quantize_linear(pipeline, bits)
-            scores = score_encoded(qmodel, x)
+            # Its own inputs: a category's value is its (quantized) one-hot weight.
+            scores = score_encoded(qmodel, encode(qmodel.inputs, columns))
             blob = quantize.pack_linear(qmodel, q, scale)
         entry = ledger(
             labels, reference, scores, threshold, params.threshold, bits, blob, float_blob
@@ -120,7 +122,7 @@ def run(params: Params) -> str:
     quantized = None
     if "quantized" in wanted:
         quantized, blob = _quantized(
-            params, pipeline, model, x, labels, reference, threshold, proto
+            params, pipeline, model, columns, labels, reference, threshold, proto
         )
         files[f"model.q{quantized.bits}.bin"] = blob
 
