@@ -62,7 +62,7 @@ def _quantized(
             qmodel, q, scale = quantize.quantize_linear(pipeline, bits)
             # Its own inputs: a category's value is its (quantized) one-hot weight.
             scores = score_encoded(qmodel, encode(qmodel.inputs, columns))
-            blob = quantize.pack_linear(qmodel, q, scale)
+            blob = quantize.pack_linear(qmodel, q, scale, bits)
         entry = ledger(
             labels, reference, scores, threshold, params.threshold, bits, blob, float_blob
         )
