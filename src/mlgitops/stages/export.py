@@ -3,7 +3,9 @@
 Every artifact is checked on the test split before it is written: the float exports (ONNX and
 the binned form the C/JS scorers bake in) must match `pipeline.predict_proba` within
 `export.parity_tolerance` with no decision flipped; the quantized model must pass
-`export.quantize`. A failed gate fails the stage with one line and leaves the old artifacts.
+`export.quantize`, and the quantized file, read back, must score every test row exactly as the
+in-memory quantized model the ledger measures. A failed gate fails the stage with one line and
+leaves the old artifacts.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlgitops.config import Params
-from mlgitops.errors import DataQualityError, ExportError
+from mlgitops.errors import ArtifactError, DataQualityError, ExportError
 from mlgitops.export import onnx_graph, prune, quantize, runtimes
 from mlgitops.export.extract import from_pipeline
 from mlgitops.export.ir import ExportModel, Trees, encode, score_encoded
@@ -47,6 +49,20 @@ def _gate(name: str, result: Parity, tolerance: float, threshold: float) -> None
         )
 
 
+def _read_back(blob: bytes, name: str, columns: list[list[object]], scores: np.ndarray) -> None:
+    """The written bytes must score every test row exactly as the in-memory quantized model."""
+    try:
+        again = quantize.load_quantized(blob, name).score(columns)
+    except ArtifactError as exc:
+        raise ExportError(f"export: {name} does not read back: {exc}") from None
+    differ = int(np.sum(again != scores))
+    if differ:
+        raise ExportError(
+            f"export: {name} read back scores {differ} of {len(scores)} test rows differently "
+            f"from the in-memory quantized model (max |Δ| {np.max(np.abs(again - scores)):.3g})"
+        )
+
+
 def _quantized(
     params: Params, pipeline, model: ExportModel, columns, labels, reference, threshold, float_blob
 ) -> tuple[ErrorLedger, bytes]:
@@ -63,6 +79,7 @@ def _quantized(
             # Its own inputs: a category's value is its (quantized) one-hot weight.
             scores = score_encoded(qmodel, encode(qmodel.inputs, columns))
             blob = quantize.pack_linear(qmodel, q, scale, bits)
+        _read_back(blob, f"model.q{bits}.bin", columns, scores)
         entry = ledger(
             labels, reference, scores, threshold, params.threshold, bits, blob, float_blob
         )

@@ -65,3 +65,25 @@ def test_a_failed_quantization_gate_names_both_widths(trained, monkeypatch) -> N
         ExportError, match=r"quantized model fails export.quantize \(int8: .*int16: "
     ):
         export.run(trained.params)
+
+
+def test_a_quantized_file_that_does_not_read_back_fails_the_stage(trained, monkeypatch) -> None:  # noqa: F811
+    real = export.quantize.pack
+    monkeypatch.setattr(export.quantize, "pack", lambda *args: real(*args)[:-1])
+    with pytest.raises(
+        ExportError, match=r"^export: model\.q8\.bin does not read back: model\.q8\.bin: truncated"
+    ) as info:
+        export.run(trained.params)
+    assert "\n" not in str(info.value)
+
+
+def test_a_file_scoring_differently_from_the_ledger_fails_the_stage(trained, monkeypatch) -> None:  # noqa: F811
+    real = export.quantize.QuantizedModel.score
+    monkeypatch.setattr(
+        export.quantize.QuantizedModel, "score", lambda self, columns: real(self, columns) + 1e-15
+    )
+    with pytest.raises(
+        ExportError, match=r"^export: model\.q8\.bin read back scores \d+ of \d+ test rows"
+    ) as info:
+        export.run(trained.params)
+    assert "\n" not in str(info.value)
