@@ -214,11 +214,11 @@ def pack_trees(model: ExportModel, binned: BinnedTrees) -> bytes:
         split[node] = len(bitsets)
         bitsets.append(np.packbits(bits, bitorder="little"))
     flags = interior.astype(np.uint8) | trees.categorical << 1 | trees.missing_left << 2
-    right_offset = np.where(interior, trees.right - np.arange(len(interior)), 0)
+    # Per interior node only, in node order (leaves have none): `flags` says which nodes those are.
+    feature, split = trees.feature[interior], split[interior]
+    right_offset = (trees.right - np.arange(len(interior)))[interior]
     arrays = {
-        "feature": np.where(interior, trees.feature, 0).astype(
-            _int_dtype(trees.feature.clip(0), False)
-        ),
+        "feature": feature.astype(_int_dtype(feature, False)),
         "split": split.astype(_int_dtype(split, False)),
         "flags": flags.astype(np.uint8),
         "right_offset": right_offset.astype(_int_dtype(right_offset, False)),
@@ -385,21 +385,24 @@ def _inputs(header: dict[str, Any], source: str, values: dict[str, list[float]])
 def _trees(header: dict[str, Any], a: dict[str, np.ndarray], source: str) -> BinnedTrees:
     flags, n_inputs = a["flags"], len(header["inputs"])
     n = len(flags)
-    for name in ("feature", "split", "right_offset"):
-        if a[name].shape != (n,):
-            raise _fail(source, f"array {name!r} has shape {a[name].shape}, expected ({n},)")
     interior, categorical, missing_left = flags & 1 == 1, flags & 2 == 2, flags & 4 == 4
+    per_node: dict[str, np.ndarray] = {}
+    for name in ("feature", "split", "right_offset"):
+        if a[name].shape != (int(interior.sum()),):
+            raise _fail(source, f"array {name!r} has shape {a[name].shape}, not one per split")
+        per_node[name] = np.zeros(n, np.int64)
+        per_node[name][interior] = a[name]
     roots = a["roots"].astype(np.int64)
     ends = np.append(roots[1:], n)
     if len(roots) == 0 or roots[0] != 0 or np.any(ends <= roots):
         raise _fail(source, "array 'roots' is not increasing from 0 within the nodes")
     node = np.arange(n)
     tree_of = np.searchsorted(roots, node, side="right") - 1
-    right = node + a["right_offset"].astype(np.int64)
+    right = node + per_node["right_offset"]
     # Children after their node, inside its tree: every walk ends at a leaf.
     if np.any(interior & ((right <= node + 1) | (right >= ends[tree_of]))):
         raise _fail(source, "array 'right_offset' points outside its tree")
-    feature = a["feature"].astype(np.int64)
+    feature = per_node["feature"]
     sizes = a["table_sizes"].astype(np.int64)
     if len(sizes) != n_inputs or np.any(feature[interior] >= n_inputs):
         raise _fail(source, "arrays 'feature'/'table_sizes' do not match the header's inputs")
@@ -413,7 +416,7 @@ def _trees(header: dict[str, Any], a: dict[str, np.ndarray], source: str) -> Bin
     on_table = sizes[feature] >= 0
     if np.any(interior & (categorical == on_table)):
         raise _fail(source, "array 'flags' disagrees with 'table_sizes' on a categorical split")
-    split = a["split"].astype(np.int64)
+    split = per_node["split"]
     bitsets = a["bitsets"]
     if bitsets.shape[1:] != (32,) or np.any(split[interior & categorical] >= len(bitsets)):
         raise _fail(source, "array 'split' names a missing category bitset")
