@@ -175,7 +175,9 @@ def _preorder(trees: Trees) -> np.ndarray:
 def _in_preorder(trees: Trees) -> Trees:
     """The same trees with every left child at node + 1 (sklearn and HGB already build them so)."""
     interior = np.flatnonzero(trees.feature != LEAF)
-    if np.array_equal(trees.left[interior], interior + 1):
+    if np.array_equal(trees.left[interior], interior + 1) and np.all(
+        trees.right[interior] > interior + 1
+    ):
         return trees
     order = _preorder(trees)
     new_id = np.full(len(trees.feature), LEAF, np.int64)
@@ -317,8 +319,8 @@ def _fail(source: str, what: str) -> ArtifactError:
 
 
 def _offset(item: tuple[str, Any]) -> int:
-    entry = item[1]
-    return entry.get("offset", 0) if isinstance(entry, dict) else 0
+    offset = item[1].get("offset") if isinstance(item[1], dict) else None
+    return offset if isinstance(offset, int) else -1  # bad entries sort first, then fail
 
 
 def _unpack(data: bytes, source: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -342,16 +344,22 @@ def _unpack(data: bytes, source: str) -> tuple[dict[str, Any], dict[str, np.ndar
     for name, entry in sorted(header["arrays"].items(), key=_offset):
         try:
             dtype, shape, offset = np.dtype(entry["dtype"]), entry["shape"], int(entry["offset"])
-            count = math.prod(int(n) for n in shape)
+            dims = [int(n) for n in shape]
         except (KeyError, TypeError, ValueError):
             raise _fail(source, f"array {name!r}: bad index entry {entry!r}") from None
+        count = math.prod(dims)
         # Plain little-endian numbers only: a crafted dtype must not reach np.frombuffer.
-        if dtype.kind not in "iuf" or dtype.byteorder == ">" or offset != end:
-            raise _fail(source, f"array {name!r}: unexpected dtype or offset {entry!r}")
+        if (
+            dtype.kind not in "iuf"
+            or dtype.byteorder == ">"
+            or offset != end
+            or min(dims, default=0) < 0
+        ):
+            raise _fail(source, f"array {name!r}: unexpected dtype, shape or offset {entry!r}")
         end = offset + count * dtype.itemsize
         if end > len(body):
             raise _fail(source, f"truncated in array {name!r} ({len(body)} of {end} bytes)")
-        arrays[name] = np.frombuffer(body, dtype, count, offset).reshape(shape)
+        arrays[name] = np.frombuffer(body, dtype, count, offset).reshape(dims)
     if end != len(body):
         raise _fail(source, f"{len(body) - end} bytes after the last array")
     return header, arrays
