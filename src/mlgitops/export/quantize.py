@@ -318,9 +318,18 @@ def _fail(source: str, what: str) -> ArtifactError:
     return ArtifactError(f"{source}: {what}")
 
 
-def _offset(item: tuple[str, Any]) -> int:
-    offset = item[1].get("offset") if isinstance(item[1], dict) else None
-    return offset if isinstance(offset, int) else -1  # bad entries sort first, then fail
+def _offset(item: tuple[str, Any]) -> tuple[int, int]:
+    """Where an array starts, then how long it is: an empty array shares its offset with the
+    next one and must come first (bad entries sort first, then fail)."""
+    entry = item[1]
+    offset = entry.get("offset") if isinstance(entry, dict) else None
+    if not isinstance(offset, int):
+        return -1, -1
+    try:
+        size = math.prod(int(n) for n in entry["shape"]) * np.dtype(entry["dtype"]).itemsize
+    except (KeyError, TypeError, ValueError):
+        return offset, -1
+    return offset, size
 
 
 def _unpack(data: bytes, source: str) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

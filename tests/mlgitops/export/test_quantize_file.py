@@ -177,3 +177,32 @@ def test_corrupt_files_raise_one_line_artifact_errors(trained) -> None:
 def test_a_missing_file_is_an_artifact_error(tmp_path) -> None:
     with pytest.raises(ArtifactError, match=r"model\.q8\.bin: cannot read"):
         quantize.read_quantized(tmp_path / "model.q8.bin")
+
+
+def test_an_empty_array_sharing_its_offset_reads_back() -> None:
+    # A one-split ensemble has no categorical split: its `bitsets` array is empty and starts
+    # where the next array does; the index lists arrays by name, not by where they are.
+    arrays = {"x": np.arange(3.0), "z": np.zeros(0), "y": np.ones(2)}
+    data = quantize.pack(arrays, {"format": "test"})
+    header, read = quantize._unpack(data, "m.bin")
+    assert header["format"] == "test"
+    assert {name: a.tolist() for name, a in read.items()} == {
+        name: a.tolist() for name, a in arrays.items()
+    }
+
+
+def test_a_one_split_boosting_model_exports(tmp_path) -> None:
+    from mlgitops.stages import evaluate, gate, rules, score_reference, split, train, validate
+    from tests.support.project import params_in, write_small_dataset
+
+    # max_iter=1, two leaves: what a degraded challenger looks like (the retrain tests train one).
+    base = params_in(tmp_path)
+    hgb = base.train.hist_gradient_boosting.model_copy(update={"max_iter": 1, "max_leaf_nodes": 2})
+    params = base.model_copy(
+        update={"train": base.train.model_copy(update={"hist_gradient_boosting": hgb})}
+    )
+    write_small_dataset(params.data.path)
+    for stage in (validate, split, train, evaluate, score_reference, rules, gate, export):
+        stage.run(params)
+    written = sorted(p.name for p in params.paths.export_dir.iterdir())
+    assert "model.q8.bin" in written or "model.q16.bin" in written
