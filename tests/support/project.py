@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -47,6 +48,19 @@ def params_in(root: Path, rows: int = 3000, **sections: dict) -> Params:
 def write_small_dataset(path: Path, rows: int = 3000, seed: int = 7) -> Path:
     write_dataset(path, GeneratorConfig(rows=rows, seed=seed))
     return path
+
+
+@dataclass
+class GitRepo:
+    """A test repository: `git(...)` runs there and returns stdout, stripped; a failure raises."""
+
+    path: Path
+
+    def git(self, *args: str) -> str:
+        proc = subprocess.run(
+            ["git", "-C", str(self.path), *args], capture_output=True, text=True, check=True
+        )
+        return proc.stdout.strip()
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None):

@@ -23,6 +23,7 @@ import csv
 import io
 import json
 from dataclasses import dataclass
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from mlgitops.audit.models import NEGATIVE, POSITIVE
@@ -126,6 +127,17 @@ def _choice(result: list, where: str) -> object:
     return choices[0]
 
 
+def _label(where: str, task: dict, **annotation: Any) -> ExportedLabel:
+    """One annotation of `task`: the audit id, record id and features come from the task."""
+    return ExportedLabel(
+        where=where,
+        audit=task.get(AUDIT_KEY),
+        record_id=task.get(RECORD_KEY),
+        features=task.get(FEATURES_KEY),
+        **annotation,
+    )
+
+
 def parse_json(text: str, name: str) -> list[ExportedLabel]:
     """A JSON or JSON_MIN export (told apart by the full format's `data` and `annotations`)."""
     try:
@@ -153,11 +165,9 @@ def parse_json(text: str, name: str) -> list[ExportedLabel]:
                     raise ExportFormatError(f"{where}: an annotation is not an object")
                 cancelled = bool(annotation.get("was_cancelled") or annotation.get("skipped"))
                 labels.append(
-                    ExportedLabel(
-                        where=where,
-                        audit=data.get(AUDIT_KEY),
-                        record_id=data.get(RECORD_KEY),
-                        features=data.get(FEATURES_KEY),
+                    _label(
+                        where,
+                        data,
                         label=None if cancelled else _choice(annotation.get("result", []), where),
                         annotator=_annotator(annotation.get("completed_by")),
                         annotated_at=_when(annotation),
@@ -166,11 +176,9 @@ def parse_json(text: str, name: str) -> list[ExportedLabel]:
                 )
         else:
             labels.append(
-                ExportedLabel(
-                    where=where,
-                    audit=item.get(AUDIT_KEY),
-                    record_id=item.get(RECORD_KEY),
-                    features=item.get(FEATURES_KEY),
+                _label(
+                    where,
+                    item,
                     label=item.get(CONTROL),
                     annotator=_annotator(item.get("annotator")),
                     annotated_at=_when(item),
@@ -192,11 +200,9 @@ def parse_csv(text: str, name: str) -> list[ExportedLabel]:
         where = f"{name}: line {number}"
         cancelled = str(row.get("was_cancelled", "")).strip().lower() in ("true", "1")
         labels.append(
-            ExportedLabel(
-                where=where,
-                audit=row.get(AUDIT_KEY),
-                record_id=row.get(RECORD_KEY),
-                features=row.get(FEATURES_KEY),
+            _label(
+                where,
+                row,
                 label=row.get(CONTROL) or None,
                 annotator=row.get("annotator") or None,
                 annotated_at=(row.get("updated_at") or row.get("created_at") or None),

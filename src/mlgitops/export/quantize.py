@@ -172,13 +172,14 @@ def _preorder(trees: Trees) -> np.ndarray:
     return np.array(order, np.int64)
 
 
-def _in_preorder(trees: Trees) -> Trees:
-    """The same trees with every left child at node + 1 (sklearn and HGB already build them so)."""
+def _in_preorder(trees: Trees) -> tuple[Trees, np.ndarray | None]:
+    """The same trees with every left child at node + 1, and the old ids in the new order
+    (None when they already are so: sklearn and HGB build them that way)."""
     interior = np.flatnonzero(trees.feature != LEAF)
     if np.array_equal(trees.left[interior], interior + 1) and np.all(
         trees.right[interior] > interior + 1
     ):
-        return trees
+        return trees, None
     order = _preorder(trees)
     new_id = np.full(len(trees.feature), LEAF, np.int64)
     new_id[order] = np.arange(len(order))
@@ -186,7 +187,7 @@ def _in_preorder(trees: Trees) -> Trees:
     def child(ids: np.ndarray) -> np.ndarray:
         return np.where(ids[order] == LEAF, LEAF, new_id[ids[order]]).astype(np.int32)
 
-    return replace(
+    reordered = replace(
         trees,
         feature=trees.feature[order],
         threshold=trees.threshold[order],
@@ -198,14 +199,15 @@ def _in_preorder(trees: Trees) -> Trees:
         value=trees.value[order],
         roots=new_id[trees.roots].astype(np.int32),
     )
+    return reordered, order
 
 
 def pack_trees(model: ExportModel, binned: BinnedTrees) -> bytes:
     """Nodes in pre-order: the left child is node + 1, only the right child's offset is stored."""
     if len(binned.trees.feature) != len(binned.q):
         raise ArtifactError("binned trees and their integer leaves differ in length")
-    q_tree = replace(binned.trees, value=binned.q)  # carries q through the reordering
-    trees, q_values = _in_preorder(binned.trees), _in_preorder(q_tree).value
+    trees, order = _in_preorder(binned.trees)
+    q_values = binned.q if order is None else binned.q[order]
     interior = trees.feature != LEAF
     cats = [sorted(s) for s in trees.cat_sets]
     split = np.where(interior, trees.threshold, 0).astype(np.int64)
@@ -374,14 +376,6 @@ def _unpack(data: bytes, source: str) -> tuple[dict[str, Any], dict[str, np.ndar
     return header, arrays
 
 
-def _field(header: dict[str, Any], arrays: dict[str, np.ndarray], source: str, name: str) -> Any:
-    if name in arrays:
-        return arrays[name]
-    if name not in header:
-        raise _fail(source, f"no field {name!r}")
-    return header[name]
-
-
 def _inputs(header: dict[str, Any], source: str, values: dict[str, list[float]]) -> list[Input]:
     """Header inputs -> encodings; `values[name]` is a categorical's [*known, unknown, missing]."""
     out: list[Input] = []
@@ -508,8 +502,9 @@ def load_quantized(data: bytes, source: str = "quantized model") -> QuantizedMod
     kind = header.get("format")
     if kind not in _REQUIRED:
         raise _fail(source, f"field 'format' is {kind!r}, expected 'trees' or 'linear'")
-    for name in _REQUIRED[kind]:
-        _field(header, arrays, source, name)
+    missing = [name for name in _REQUIRED[kind] if name not in arrays and name not in header]
+    if missing:
+        raise _fail(source, f"no field {missing[0]!r}")
     try:
         if kind == "linear":
             model = _linear(header, arrays, source)

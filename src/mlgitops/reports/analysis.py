@@ -10,6 +10,7 @@ as given: it is an assumption, stated, not an estimate).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -287,51 +288,62 @@ FORMATS = {
 }
 
 
+# The figures of the headline sentence, in the order it states them.
+SENTENCE_RATES = ("fnr", "fpr")
+SENTENCE_COUNTS = ("false_alarms_per_day", "missed_per_day", "caught_per_day")
+
+
+def sentence_numbers(values: Mapping[str, Estimate]) -> list[tuple[str, str]]:
+    """("key.field", format) of each number of the headline sentence, in order: the formats the
+    sentence is written with and the renderer marks it up with."""
+    numbers = []
+    for key in (*SENTENCE_RATES, *SENTENCE_COUNTS):
+        if key in SENTENCE_RATES:
+            pct, bare = rate_formats(values[key])
+            formats = (pct, bare, pct)
+        else:
+            formats = ("count", "count", "count")
+        fields = zip(("value", "low", "high"), formats, strict=True)
+        numbers += [(f"{key}.{field}", fmt) for field, fmt in fields]
+    return numbers
+
+
 def headline_parts(model: str, values: dict[str, Estimate], words: ReportWords) -> list[Part]:
     """The sentence as parts. Joined they are the plain sentence of the JSON twin; the renderer
     marks up each number with the key it comes from."""
     pos, neg = plural(words, True), plural(words, False)
+    formats = dict(sentence_numbers(values))
 
-    def num(key: str, field: str, fmt: str) -> Part:
+    def num(key: str, field: str) -> Part:
+        fmt = formats[f"{key}.{field}"]
         return (FORMATS[fmt](getattr(values[key], field)), fmt, f"{key}.{field}")
 
-    def rate(key: str, name: str) -> list[Part]:
-        pct, bare = rate_formats(values[key])
+    def interval(key: str, after: str) -> list[Part]:
         return [
-            num(key, "value", pct),
+            num(key, "value"),
             (" (", None, None),
-            num(key, "low", bare),
+            num(key, "low"),
             ("–", None, None),
-            num(key, "high", pct),
-            (f") {name}", None, None),
+            num(key, "high"),
+            (after, None, None),
         ]
 
-    def count(key: str) -> list[Part]:
-        return [
-            num(key, "value", "count"),
-            (" (", None, None),
-            num(key, "low", "count"),
-            ("–", None, None),
-            num(key, "high", "count"),
-            (")", None, None),
-        ]
-
-    fnr, fpr = (FORMATS[rate_formats(values[k])[0]](values[k].value) for k in ("fnr", "fpr"))
+    fnr, fpr = interval("fnr", ") false negative rate"), interval("fpr", ") false positive rate")
     return [
-        (f"With these settings, the {model} would have {article(fnr)} ", None, None),
-        *rate("fnr", "false negative rate"),
-        (f" and {article(fpr)} ", None, None),
-        *rate("fpr", "false positive rate"),
+        (f"With these settings, the {model} would have {article(fnr[0][0])} ", None, None),
+        *fnr,
+        (f" and {article(fpr[0][0])} ", None, None),
+        *fpr,
         (". Every day, an average of ", None, None),
-        *count("false_alarms_per_day"),
+        *interval("false_alarms_per_day", ")"),
         (
             f" {neg} would be {words.flagged} and sent for manual review, and an average of ",
             None,
             None,
         ),
-        *count("missed_per_day"),
+        *interval("missed_per_day", ")"),
         (f" {pos} would be missed. An average of ", None, None),
-        *count("caught_per_day"),
+        *interval("caught_per_day", ")"),
         (f" {pos} would be correctly caught.", None, None),
     ]
 

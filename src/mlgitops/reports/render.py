@@ -13,23 +13,12 @@ from collections.abc import Callable
 from html import escape
 from typing import Any
 
-from mlgitops.reports import svg
-from mlgitops.reports.analysis import (
-    fmt_count,
-    fmt_pct,
-    fmt_pct1,
-    fmt_pct1_bare,
-    fmt_pct_bare,
-    rate_formats,
-)
+from mlgitops.reports import analysis, svg
 from mlgitops.reports.model import ModelReport
 
 FORMATS: dict[str, Callable[[Any], str]] = {
-    "pct": fmt_pct,
-    "pct_bare": fmt_pct_bare,
-    "pct1": fmt_pct1,
-    "pct1_bare": fmt_pct1_bare,
-    "count": fmt_count,
+    # The sentence's own formats, so the page's text is the twin's sentence.
+    **analysis.FORMATS,
     "money": lambda v: f"{v:,.0f}",
     "num3": lambda v: f"{v:.3f}",
     "num4": lambda v: f"{v:.4f}",
@@ -169,7 +158,9 @@ def _sentence_html(p: Page, report: ModelReport) -> str:
     formatted text, in order, so the page's text is the twin's sentence character for character."""
     sentence = report.headline.sentence
     out, rest = [], sentence
-    for key, fmt in _sentence_numbers(report):
+    figures = (*analysis.SENTENCE_RATES, *analysis.SENTENCE_COUNTS)
+    values = {key: getattr(report.headline, key) for key in figures}
+    for key, fmt in analysis.sentence_numbers(values):
         path = f"headline.{key}"
         text = FORMATS[fmt](p.get(path))
         before, found, after = rest.partition(text)
@@ -179,26 +170,6 @@ def _sentence_html(p: Page, report: ModelReport) -> str:
         rest = after
     out.append(escape(rest))
     return "".join(out)
-
-
-def _sentence_numbers(report: ModelReport) -> list[tuple[str, str]]:
-    """(key, format) of each number of the headline sentence, in order, formatted as
-    `analysis.headline_parts` formats them."""
-    numbers = []
-    for key, kind in (
-        ("fnr", "rate"),
-        ("fpr", "rate"),
-        ("false_alarms_per_day", "count"),
-        ("missed_per_day", "count"),
-        ("caught_per_day", "count"),
-    ):
-        if kind == "rate":
-            pct, bare = rate_formats(getattr(report.headline, key))
-            fields = (("value", pct), ("low", bare), ("high", pct))
-        else:
-            fields = (("value", "count"), ("low", "count"), ("high", "count"))
-        numbers += [(f"{key}.{field}", fmt) for field, fmt in fields]
-    return numbers
 
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"

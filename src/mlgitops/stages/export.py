@@ -64,10 +64,18 @@ def _read_back(blob: bytes, name: str, columns: list[list[object]], scores: np.n
 
 
 def _quantized(
-    params: Params, pipeline, model: ExportModel, columns, labels, reference, threshold, float_blob
+    params: Params,
+    pipeline,
+    model: ExportModel,
+    columns,
+    x,
+    labels,
+    reference,
+    threshold,
+    float_blob,
 ) -> tuple[ErrorLedger, bytes]:
+    """`x` is `columns` encoded for `model` (the float one): trees score it as it is."""
     gate = params.export.quantize
-    x = encode(model.inputs, columns)
     failures = []
     for bits in (8, 16):
         if isinstance(model.model, Trees):
@@ -139,7 +147,7 @@ def run(params: Params) -> str:
     quantized = None
     if "quantized" in wanted:
         quantized, blob = _quantized(
-            params, pipeline, model, columns, labels, reference, threshold, proto
+            params, pipeline, model, columns, x, labels, reference, threshold, proto
         )
         files[f"model.q{quantized.bits}.bin"] = blob
 

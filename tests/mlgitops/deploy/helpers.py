@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import yaml
 
 from mlgitops.release import ReleaseRecord, write_release
 from tests.support.fake_kube import FakeKubeServer
+from tests.support.project import GitRepo
 
 PROJECT = Path(__file__).resolve().parents[3]
 IMAGE_REPOSITORY = "registry.example.com/mlgitops/fraud-detector"
@@ -42,15 +42,7 @@ def release_for(model: str, image: str | None = None) -> ReleaseRecord:
 
 
 @dataclass
-class GitOpsRepo:
-    path: Path
-
-    def git(self, *args: str) -> str:
-        proc = subprocess.run(
-            ["git", "-C", str(self.path), *args], capture_output=True, text=True, check=True
-        )
-        return proc.stdout.strip()
-
+class GitOpsRepo(GitRepo):
     def commit_model(self, model: str, image: str | None = None) -> str:
         """Write release.json and k8s/base/release.yaml as the package stage does; commit."""
         record = release_for(model, image)

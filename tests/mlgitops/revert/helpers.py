@@ -19,21 +19,13 @@ import httpx
 from mlgitops.release import ReleaseRecord, write_release
 from tests.mlgitops.deploy.helpers import release_for
 from tests.support.ports import free_port
-from tests.support.project import make_project
+from tests.support.project import GitRepo, make_project
 
 A, B = release_for("A"), release_for("B")
 
 
 @dataclass
-class ReleaseRepo:
-    path: Path
-
-    def git(self, *args: str) -> str:
-        proc = subprocess.run(
-            ["git", "-C", str(self.path), *args], capture_output=True, text=True, check=True
-        )
-        return proc.stdout.strip()
-
+class ReleaseRepo(GitRepo):
     def commit_release(self, record: ReleaseRecord, message: str, patch: bool = True) -> str:
         """Write release.json (and the k8s pin, unless `patch` is off) and commit them."""
         patch_path = self.path / "k8s/base/release.yaml"

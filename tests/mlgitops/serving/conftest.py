@@ -116,22 +116,30 @@ def _point_stores_at(home: Path) -> Any:
     return restore
 
 
+def save_dev_model(artifacts: DevArtifacts, release: ReleaseRecord) -> str:
+    """The dev model in the BentoML store as the package stage saves one: the release as its
+    metadata, the score reference beside it. Returns the model tag."""
+    from mlgitops.packaging.bento import save_model
+
+    return save_model(
+        name=release.bento_name,
+        version=release.bento_version,
+        model_file=artifacts.model_file,
+        profile_file=artifacts.profile_file,
+        schema_file=artifacts.schema_file,
+        model_card_file=artifacts.model_card_file,
+        metadata=release.model_dump(mode="json"),
+        extra_files={SCORE_REFERENCE_FILE: artifacts.score_reference_file},
+    )
+
+
 @pytest.fixture(scope="package")
 def packaged(bentoml_home: Path, dev_artifacts: DevArtifacts) -> Packaged:
-    from mlgitops.packaging.bento import build_bento, pinned_requirements, save_model
+    from mlgitops.packaging.bento import build_bento, pinned_requirements
 
     # As the package stage does: the release as the model's metadata and in the bento's pin.
     release = dev_release(dev_artifacts)
-    model_tag = save_model(
-        name=BENTO_NAME,
-        version=VERSION,
-        model_file=dev_artifacts.model_file,
-        profile_file=dev_artifacts.profile_file,
-        schema_file=dev_artifacts.schema_file,
-        model_card_file=dev_artifacts.model_card_file,
-        metadata=release.model_dump(mode="json"),
-        extra_files={SCORE_REFERENCE_FILE: dev_artifacts.score_reference_file},
-    )
+    model_tag = save_dev_model(dev_artifacts, release)
     bento_tag = build_bento(
         bento_name=BENTO_NAME,
         version=VERSION,

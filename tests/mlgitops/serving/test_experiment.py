@@ -19,10 +19,9 @@ from mlgitops.release import ReleaseRecord
 from mlgitops.serving.app import create_app
 from mlgitops.serving.experiment import ExperimentPin
 from mlgitops.serving.features import validate_records
-from mlgitops.serving.layout import SCORE_REFERENCE_FILE
 from mlgitops.serving.model import probe_records
 from mlgitops.serving.runtime import Pinned, Runtime
-from tests.mlgitops.serving.conftest import BENTO_NAME, Packaged, dev_release
+from tests.mlgitops.serving.conftest import BENTO_NAME, Packaged, dev_release, save_dev_model
 from tests.support.devmodel import make_dev_artifacts
 
 CHALLENGER_VERSION = "c0ffee000001"
@@ -32,20 +31,9 @@ BATCH = 1000
 @pytest.fixture(scope="module")
 def challenger(packaged: Packaged, tmp_path_factory: pytest.TempPathFactory) -> ReleaseRecord:
     """A second, smaller model in the same store: the challenger's release."""
-    from mlgitops.packaging.bento import save_model
-
     artifacts = make_dev_artifacts(tmp_path_factory.mktemp("challenger"), rows=3000, max_iter=20)
     release = dev_release(artifacts, version=CHALLENGER_VERSION)
-    save_model(
-        name=BENTO_NAME,
-        version=CHALLENGER_VERSION,
-        model_file=artifacts.model_file,
-        profile_file=artifacts.profile_file,
-        schema_file=artifacts.schema_file,
-        model_card_file=artifacts.model_card_file,
-        metadata=release.model_dump(mode="json"),
-        extra_files={SCORE_REFERENCE_FILE: artifacts.score_reference_file},
-    )
+    save_dev_model(artifacts, release)
     return release
 
 
@@ -121,7 +109,10 @@ def test_the_split_over_12k_requests_passes_the_srm_check_and_each_arm_scores_it
     batch = validate_records(sample, runtime.model.space)  # type: ignore[union-attr]
     champion = runtime.model.scores(batch)  # type: ignore[union-attr]
     challenger = runtime.challenger.scores(batch)  # type: ignore[union-attr]
-    versions = {"champion": runtime.pinned.bento_tag, "challenger": f"{BENTO_NAME}:c0ffee000001"}
+    versions = {
+        "champion": runtime.pinned.bento_tag,
+        "challenger": f"{BENTO_NAME}:{CHALLENGER_VERSION}",
+    }
     for i, prediction in enumerate(predictions[:BATCH]):
         expected = challenger[i] if prediction["arm"] == "challenger" else champion[i]
         assert prediction["score"] == pytest.approx(float(expected), abs=1e-12)
