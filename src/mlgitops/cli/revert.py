@@ -1,5 +1,5 @@
-"""`mlgitops revert [serve]`: a branch reverting the latest release commit, from the shell or
-from an Alertmanager webhook (mlgitops.revert)."""
+"""`mlgitops revert [serve]`: a branch restoring the last good release, from the shell or from
+an Alertmanager webhook (mlgitops.revert)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ if TYPE_CHECKING:  # imported lazily at run time, so `mlgitops --help` stays fas
     from mlgitops.config import Params
 
 app = typer.Typer(
-    help="Prepare a branch that reverts the latest release commit (auto-sync stays on).",
+    help="Prepare a branch restoring the last good release (auto-sync stays on).",
     no_args_is_help=False,
 )
 
@@ -44,6 +44,12 @@ def revert(
     branch: str | None = typer.Option(
         None, "--branch", help="Branch to create (default: revert/<bento version removed>)."
     ),
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        help="Restore the release of this revision of --base's history instead of the last "
+        "good one (the newest before the current with another bento tag).",
+    ),
     evidence: list[Path] = typer.Option(
         [], "--evidence", help="A file for the PR body (an Alertmanager payload, a log); repeat."
     ),
@@ -58,10 +64,13 @@ def revert(
     ),
     params: Path | None = ParamsOption,
 ) -> None:
-    """Create a branch reverting the commit of --base that introduced the current release.
+    """Create a branch restoring the last good release of --base (or --to REV's).
 
-    --base and the work tree are left untouched; the PR body names the alert, the monitor
-    summary, both releases and the commands to merge and deploy.
+    The branch is one commit on top of --base whose tree is exactly the tree of the last
+    commit on which that release was current: every commit since is taken back, code and docs
+    included, and the PR body lists them. --base and the work tree are left untouched; the PR
+    body also names the alert, the monitor summary, both releases and the commands to merge
+    and deploy.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -92,15 +101,18 @@ def revert(
         summary_name=name,
         push=push,
         write_body=write,
+        to=to,
     )
     if pr_body is None:
         sys.stdout.write(outcome.pr_body)
     plan = outcome.plan
     where = f"; pushed to {outcome.pushed_to}" if outcome.pushed_to else ""
     body = f"; PR body in {pr_body}" if pr_body is not None else ""
+    count = plan.taken_back_total
     typer.echo(
-        f"created branch {plan.branch}: reverts {plan.commit.short} "
-        f"({plan.removed.bento_tag} -> {plan.restored.bento_tag}); {plan.base} untouched"
+        f"created branch {plan.branch}: restores {plan.restored.bento_tag} (the tree of "
+        f"{plan.restored_commit.short}) in place of {plan.removed.bento_tag}, taking back "
+        f"{count} commit{'s' if count != 1 else ''} of {plan.base}; {plan.base} untouched"
         f"{where}{body}",
         err=True,
     )
@@ -117,7 +129,8 @@ def serve(
     base: str | None = BaseOption,
     params: Path | None = ParamsOption,
 ) -> None:
-    """Receive Alertmanager webhooks: a firing alert of our model prepares its revert branch."""
+    """Receive Alertmanager webhooks: a firing alert about the release --base pins now
+    (its bento_tag label) prepares the branch restoring the last good release."""
     import uvicorn
 
     from mlgitops.revert.server import ServerSettings, create_app, read_token
