@@ -540,7 +540,7 @@ from mlgitops.serving.metrics import get_metrics
 from mlgitops.serving.stats import OnlineStats
 reference = {reference!r}
 online = OnlineStats(profile, load_score_reference(reference) if reference else None)
-metrics = get_metrics()
+metrics = get_metrics("fraud-detector:benchmark")
 metrics.prepare_monitoring(online, {{}})
 counters = []
 for i in range({repeat}):

@@ -109,7 +109,9 @@ class Runtime:
 
         self.pinned = pinned
         self.settings = settings
-        self.metrics = get_metrics()
+        # Every series names the release served (its pinned bento tag), so each release's
+        # alerts stand apart while two run side by side in a rollout.
+        self.metrics = get_metrics(pinned.bento_tag)
         self.model: LoadedModel | None = None
         # The experiment's challenger, loaded before the worker turns ready (None without one).
         self.experiment = pinned.experiment
@@ -129,7 +131,7 @@ class Runtime:
             settings.prediction_log,
             settings.prediction_log_queue,
             render=self._render_predictions,
-            on_drop=self.metrics.log_dropped.inc,
+            on_drop=self.metrics.child("log_dropped").inc,
         )
         self.feedback_log = JsonLinesLog(settings.feedback_log, settings.prediction_log_queue)
         # Online monitoring (mlgitops.serving.stats): the binning plan, set when the model loads,

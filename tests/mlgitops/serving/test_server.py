@@ -161,11 +161,13 @@ def test_allowed_missing_values_and_unseen_categories_are_counted(
     after = client.get("/metrics").text
     missing = "mlgitops_feature_missing_total"
     unseen = "mlgitops_feature_unseen_category_total"
-    assert _metric(after, missing, f'feature="{optional}"') - _metric(
-        before, missing, f'feature="{optional}"'
+    # Every series names the release served.
+    release = f'bento_tag="{packaged.bento_tag}"'
+    assert _metric(after, missing, f'{release},feature="{optional}"') - _metric(
+        before, missing, f'{release},feature="{optional}"'
     ) == pytest.approx(2)
-    assert _metric(after, unseen, f'feature="{categorical}"') - _metric(
-        before, unseen, f'feature="{categorical}"'
+    assert _metric(after, unseen, f'{release},feature="{categorical}"') - _metric(
+        before, unseen, f'{release},feature="{categorical}"'
     ) == pytest.approx(1)
 
 
@@ -180,12 +182,29 @@ def test_metrics_expose_labels_scores_and_bentoml_request_metrics(
     assert "bentoml_service_request" in text
 
 
-def _series(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    found = {}
+def _labelled(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    found = []
     for m in re.finditer(rf"^{re.escape(name)}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
-        labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', m.group(1))))
-        found[labels] = found.get(labels, 0.0) + float(m.group(2))
+        found.append((dict(re.findall(r'(\w+)="([^"]*)"', m.group(1))), float(m.group(2))))
     return found
+
+
+def _series(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples of `name` by their labels (sorted; `bento_tag` left out but for model_info:
+    `_releases` reads it)."""
+    from mlgitops.monitoring import metric_names as names
+
+    found: dict[tuple[tuple[str, str], ...], float] = {}
+    for labels, value in _labelled(text, name):
+        if name != names.MODEL_INFO:
+            labels.pop(names.RELEASE_LABEL)
+        key = tuple(sorted(labels.items()))
+        found[key] = found.get(key, 0.0) + value
+    return found
+
+
+def _releases(text: str, name: str) -> set[str]:
+    return {labels.get("bento_tag", "(none)") for labels, _ in _labelled(text, name)}
 
 
 # Before the tests that start other servers: those share the BentoML home, and a server
@@ -198,6 +217,9 @@ def test_monitoring_counters_follow_the_metric_contract(
 
     profile = load_profile(packaged.artifacts.profile_file)
     before = client.get("/metrics").text
+    # Every series of the contract names the release served (the rules keep it).
+    for name in names.LABELS:
+        assert _releases(before, name) == {packaged.bento_tag}, name
     # Every (feature, bin) exists from the start, traffic or not.
     bins = _series(before, names.FEATURE_BIN_TOTAL)
     for feature, spec in profile.features.items():
