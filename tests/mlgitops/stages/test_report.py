@@ -122,6 +122,14 @@ def test_the_previous_release_is_the_last_other_one(evaluated: Params, tmp_path:
     again = previous_release(repo, current)
     assert again is not None
     assert again.commit == first
+    # A rollback to the first release, then the second again: each release still compares
+    # with what came before it was first released, as its report did then.
+    _commit_release(repo, evaluated, "aaaaaaaaaaaa", "rollback to the first")
+    assert previous_release(repo, fake_release(evaluated, "aaaaaaaaaaaa")) is None
+    _commit_release(repo, evaluated, "bbbbbbbbbbbb", "the second again")
+    last = previous_release(repo, current)
+    assert last is not None
+    assert last.commit == first
 
 
 def test_report_show_and_rev(reported: Params, tmp_path: Path, capsys, monkeypatch) -> None:
