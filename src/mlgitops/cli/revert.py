@@ -109,13 +109,23 @@ def revert(
     where = f"; pushed to {outcome.pushed_to}" if outcome.pushed_to else ""
     body = f"; PR body in {pr_body}" if pr_body is not None else ""
     count = plan.taken_back_total
+    passed = len(plan.passed_over)
+    plural = "s" if passed != 1 else ""
+    skipped = f"; {passed} later commit{plural} passed over, their dvc.lock stale"
+    skipped = skipped if passed else ""
     typer.echo(
         f"created branch {plan.branch}: restores {plan.restored.bento_tag} (the tree of "
-        f"{plan.restored_commit.short}) in place of {plan.removed.bento_tag}, taking back "
-        f"{count} commit{'s' if count != 1 else ''} of {plan.base}; {plan.base} untouched"
+        f"{plan.restored_commit.short}{skipped}) in place of {plan.removed.bento_tag}, taking "
+        f"back {count} commit{'s' if count != 1 else ''} of {plan.base}; {plan.base} untouched"
         f"{where}{body}",
         err=True,
     )
+    if plan.lock_mismatches:
+        typer.echo(
+            f"warning: dvc.lock of {plan.restored_commit.short} does not match it "
+            f"({plan.lock_mismatches[0]}): dvc repro on {plan.branch} re-runs stages",
+            err=True,
+        )
 
 
 @app.command("serve")

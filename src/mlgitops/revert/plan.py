@@ -2,8 +2,11 @@
 
 A rollback restores a release, not a patch: the revert commit gets the whole tree of the
 "restored commit", the last commit of the base branch's first-parent history on which the
-restored release was current (the first parent of the commit that introduced the current
-release). Every commit since is taken back, code and docs included; the plan lists them.
+restored release was current, normally the first parent of the commit that introduced the
+current release. A commit whose dvc.lock does not match its own code, params or pipeline
+(`reproduce.lock_mismatches`: `dvc repro` there would re-run stages and may build another bento)
+is passed over for the one before it. Every commit since the restored one is taken back, code
+and docs included; the plan lists them.
 
 Read from Git objects only (the base branch is never checked out). The release record's path
 is the committed params.yaml's `paths.release` at the base, as deploy reads it.
@@ -18,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from mlgitops.errors import GitError, RevertError
 from mlgitops.git import require_repository, resolve_commit, run
 from mlgitops.release import ReleaseRecord
+from mlgitops.revert.reproduce import lock_mismatches
 from mlgitops.revision import find_release_at, params_at, path_at, release_path
 
 # dvc.lock lies beside dvc.yaml at the top of the repository; DVC has no setting for it.
@@ -26,6 +30,8 @@ DVC_LOCK = "dvc.lock"
 # and a commit message stay readable, and `git log` shows the rest.
 MAX_LISTED = 100
 MAX_MERGED = 10
+# How far back past unreproducible commits the restored commit is looked for.
+MAX_PASSED_OVER = 50
 
 # One record per field, NUL-separated, records ended by a NUL line: any subject reads back whole.
 _FORMAT = "%H%x00%s%x00%an <%ae>%x00%aI%x00%P%x00"
@@ -60,6 +66,16 @@ class TakenBack(BaseModel):
     merged_total: int = 0
 
 
+class PassedOver(BaseModel):
+    """A commit on which the restored release was current, not restored: its dvc.lock does not
+    match it, so `dvc repro` there would not reproduce the release."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    commit: CommitInfo
+    reason: str
+
+
 class RevertPlan(BaseModel):
     """What `mlgitops revert` will do; nothing is changed until `branch.create_branch`."""
 
@@ -75,6 +91,11 @@ class RevertPlan(BaseModel):
     introduced: CommitInfo | None
     restored_commit: CommitInfo  # the revert commit gets exactly its tree
     chosen: bool = False  # picked with --to, not the last good release
+    # Later commits on which the restored release was current, passed over (newest first).
+    passed_over: tuple[PassedOver, ...] = ()
+    # Why the restored commit's dvc.lock does not match it, when no commit of the release did
+    # (or `--to` named one that does not): `dvc repro` on the branch will re-run stages.
+    lock_mismatches: tuple[str, ...] = ()
     removed: ReleaseRecord  # the current release
     restored: ReleaseRecord  # the release brought back
     taken_back: tuple[TakenBack, ...]  # newest first, at most MAX_LISTED
@@ -161,6 +182,25 @@ def taken_back(repo: Path, restored: str, base_commit: str) -> tuple[tuple[Taken
     return tuple(listed), len(commits)
 
 
+def _reproducing(
+    repo: Path, newest: str, path: str, release: ReleaseRecord
+) -> tuple[str, list[PassedOver], list[str]]:
+    """The newest commit of `newest`'s first-parent history, on which `release` is current, that
+    reproduces it; the commits passed over; and, when none does, `newest` with its reasons."""
+    log = run(repo, "rev-list", "--first-parent", f"-n{MAX_PASSED_OVER + 1}", newest).split()
+    passed: list[PassedOver] = []
+    first: list[str] | None = None
+    for sha in log:
+        if _tag(find_release_at(repo, sha, path)) != release.bento_tag:
+            break  # past the commit that introduced the release
+        reasons = lock_mismatches(repo, sha)
+        if not reasons:
+            return sha, passed, []
+        first = first if first is not None else reasons
+        passed.append(PassedOver(commit=commit_info(repo, sha), reason=reasons[0]))
+    return newest, [], first or []
+
+
 def _resolve(repo: Path, rev: str, what: str) -> str:
     try:
         return resolve_commit(repo, rev)
@@ -222,8 +262,10 @@ def plan_revert(
     patch = path_at(params_at(repo, base_commit), base_commit, "k8s_release_patch")
     found = _introduction(repo, base_commit, path, current)
     introduced = found[0] if found is not None else None
+    passed: list[PassedOver] = []
     if to is not None:
         restored_sha, restored = _chosen(repo, to, base, base_commit, path, current)
+        mismatches = lock_mismatches(repo, restored_sha) or []
     elif found is None:
         raise RevertError(
             f"no commit of {base} introduces release {current.bento_tag} ({path}): "
@@ -235,7 +277,8 @@ def plan_revert(
             "there is no earlier release to restore"
         )
     else:
-        restored_sha, restored = found[0].parents[0], found[1]
+        restored = found[1]
+        restored_sha, passed, mismatches = _reproducing(repo, found[0].parents[0], path, restored)
     name = branch or f"{branch_prefix}{current.bento_version}"
     check_branch_name(repo, name)
     listed, total = taken_back(repo, restored_sha, base_commit)
@@ -247,6 +290,8 @@ def plan_revert(
         introduced=introduced,
         restored_commit=commit_info(repo, restored_sha),
         chosen=to is not None,
+        passed_over=tuple(passed),
+        lock_mismatches=tuple(mismatches),
         removed=current,
         restored=restored,
         taken_back=listed,

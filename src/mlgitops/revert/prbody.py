@@ -234,7 +234,32 @@ def _taken_back_section(plan: RevertPlan) -> list[str]:
         span = f"{restored.short}..{plan.base_commit[:12]}"
         more = total - len(plan.taken_back)
         lines.append(f"- ... and {more} more (`git log --first-parent {span}`)")
-    return [*lines, ""]
+    return [*lines, "", *_reproduce_lines(plan)]
+
+
+def _reproduce_lines(plan: RevertPlan) -> list[str]:
+    restored = plan.restored_commit
+    lines = []
+    if plan.passed_over:
+        lines += [
+            f"`{plan.restored.bento_tag}` was also current on later commits, passed over because"
+            " their `dvc.lock` does not match them (`dvc repro` there re-runs stages and may"
+            " build another bento than the one they pin):",
+            "",
+        ]
+        for item in plan.passed_over:
+            lines.append(f"- `{item.commit.short}` {_cell(item.commit.subject)}: {item.reason}")
+        lines.append("")
+    if plan.lock_mismatches:
+        reasons = "; ".join(plan.lock_mismatches)
+        lines += [
+            f"**Warning: `dvc.lock` of `{restored.short}` does not match it** ({_cell(reasons)}):"
+            " `dvc repro` on this branch re-runs stages and may build another bento than"
+            f" `{plan.restored.bento_tag}`. Prefer `mlgitops revert --to <commit>` with the"
+            " commit that built the release.",
+            "",
+        ]
+    return lines
 
 
 def render_pr_body(
