@@ -380,6 +380,12 @@ class _Session:
             entries = history.entries()
         previous = last_success(entries)
         expected = self.expected(pin, rendered.image, entries)
+        before = last_bytes_of(entries, rendered.image)
+        if pin.source == "registry" and before and before.image_digest not in ("", pin.digest):
+            self.log(
+                f"note: {rendered.image} ran as {before.image_digest} in #{before.seq}; the "
+                f"registry now serves {pin.digest} under that tag (pushed again)"
+            )
         attempt = _Attempt(history, rendered, pin, kind, now_iso(), rollback_of)
         self.attempt = attempt
         try:
@@ -426,7 +432,7 @@ class _Session:
             raise
         except MlgitopsError as error:  # git, a broken release record, manifests, the registry
             return RolloutFailedError(
-                f"{what}; rolling back to #{previous.seq} failed: cannot render "
+                f"{what}; rolling back to #{previous.seq} failed: cannot prepare "
                 f"{previous.commit[:12]}: {error}"
             )
         attempt = _Attempt(history, target, pin, "auto-rollback", started, previous.seq)

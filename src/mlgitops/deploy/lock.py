@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from mlgitops.deploy.kube import Kube, KubeError, Manifest
+from mlgitops.deploy.signals import critical
 from mlgitops.errors import DeployError, DeployLeaseLostError, DeployLockedError
 
 DEFAULT_LEASE_SECONDS = 60
@@ -208,15 +209,17 @@ class DeployLock:
             spec = live.get("spec") or {}
             now = mono()
             observer.observe(live, now)
-            if not spec.get("holderIdentity") or observer.expired(live, now):
-                # Released, or silent for its whole duration: take it over, compare-and-swap on
-                # the resourceVersion just read (409 if anyone wrote since).
+            holder = spec.get("holderIdentity")
+            if not holder or holder == self.identity or observer.expired(live, now):
+                # Released, ours already (a create whose answer was lost), or silent for its
+                # whole duration: take it, compare-and-swap on the resourceVersion just read
+                # (409 if anyone wrote since).
                 transitions = int(spec.get("leaseTransitions") or 0) + 1
                 taken = {**live, "spec": self._spec(self.clocks.wall(), transitions)}
                 if self._write(lambda taken=taken: self.kube.replace(taken)):
-                    if spec.get("holderIdentity") and self._log:
+                    if holder and holder != self.identity and self._log:
                         self._log(
-                            f"took over lease {self.name} from {spec['holderIdentity']}: "
+                            f"took over lease {self.name} from {holder}: "
                             f"no renewal seen for {observer.silent_for(now):.0f} s"
                         )
                     return
@@ -235,16 +238,18 @@ class DeployLock:
             self.clocks.sleep(max(0.0, min(poll, remaining, to_expiry)))
 
     def _write(self, call: Callable[[], Manifest]) -> bool:
-        """Make the write that takes the lease; False on a 409 (someone else was first)."""
-        sent = self.clocks.monotonic()
-        try:
-            lease = call()
-        except KubeError as error:
-            if error.status == 409:
-                return False
-            raise
-        with self._mutex:
-            self._lease, self._renewed_at, self.lost = lease, sent, None
+        """Make the write that takes the lease; False on a 409 (someone else was first).
+        A signal is held until the lease is stored, so a taken lease is always released."""
+        with critical():
+            sent = self.clocks.monotonic()
+            try:
+                lease = call()
+            except KubeError as error:
+                if error.status == 409:
+                    return False
+                raise
+            with self._mutex:
+                self._lease, self._renewed_at, self.lost = lease, sent, None
         return True
 
     def _body(self) -> Manifest:

@@ -146,6 +146,26 @@ def test_rollback_restores_the_recorded_digest_after_the_tag_moved(
     assert (last["image_digest"], last["digest_source"]) == (a.digest, "history")
 
 
+def test_a_tag_pushed_again_deploys_the_new_digest_and_says_so(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo, publish: Publish
+) -> None:
+    a = publish("A")
+    gitops_repo.commit_model("A", a.reference)
+    assert cli("deploy", "--env", "staging", INSECURE).code == 0
+    a2 = publish("A", content="model A, rebuilt")
+
+    result = cli("deploy", "--env", "staging", INSECURE)
+
+    assert result.code == 0, result.err
+    assert (
+        f"note: {a.reference} ran as {a.digest} in #1; the registry now serves {a2.digest} "
+        "under that tag (pushed again)"
+    ) in result.err
+    assert deployed_image(cluster) == f"{a.reference}@{a2.digest}"
+    assert running_digests(cluster) == {a2.digest}
+    assert [e["image_digest"] for e in history_entries(cluster)] == [a.digest, a2.digest]
+
+
 def test_the_automatic_rollback_restores_the_recorded_digest(
     cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo, publish: Publish
 ) -> None:

@@ -231,3 +231,16 @@ def test_history_appends_survive_a_concurrent_writer(kube: Kube, cluster: FakeKu
     assert calls["n"] == 2  # the first write hit 409 and was retried on fresh data
     assert stored.seq == 3
     assert [(e.seq, e.commit) for e in theirs.entries()] == [(1, "a"), (2, "b"), (3, "c")]
+
+
+def test_a_lease_already_ours_is_adopted(kube: Kube, cluster: FakeKubeServer) -> None:
+    """A create that reached the server but whose answer was lost: the lease names us."""
+    timeline = Timeline()
+    first = lock(kube, "me", timeline.clocks())
+    first.acquire()  # stands in for the create whose answer never came back
+    again = lock(kube, "me", timeline.clocks(), wait_s=0)
+    again.acquire()
+    assert timeline.now == 1000.0  # no waiting for its own lease to expire
+    again.check("applying")
+    again.release()
+    assert lease(cluster) is None
