@@ -104,8 +104,16 @@ class ImageReference:
         return self.digest or self.tag or "latest"
 
     def pinned(self, digest: str) -> str:
-        """`NAME:TAG@DIGEST`: the tag stays for people, the runtime pulls by the digest."""
-        return f"{self.tagged}@{digest}"
+        """`NAME:TAG@DIGEST`."""
+        return pinned_reference(self.tagged, digest)
+
+
+def pinned_reference(image: str, digest: str) -> str:
+    """`image` (`name:tag`) pinned to `digest`; unchanged without a digest or if pinned already.
+    The tag stays for people, the runtime pulls by the digest."""
+    if not digest or "@" in image:
+        return image
+    return f"{image}@{digest}"
 
 
 # ------------------------------------------------------------------------- credentials

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlgitops.deploy.kube import Kube, KubeError
 from mlgitops.errors import DeployError
+from mlgitops.registry import pinned_reference
 
 HISTORY_LIMIT = 50
 KEY_WIDTH = 6
@@ -72,9 +73,7 @@ class HistoryEntry(BaseModel):
     @property
     def applied_image(self) -> str:
         """The reference that pins these bytes (`repo:tag@digest`), else the tag."""
-        if not self.image_digest or "@" in self.image:
-            return self.image
-        return f"{self.image}@{self.image_digest}"
+        return pinned_reference(self.image, self.image_digest)
 
 
 # ------------------------------------------------------------------------------------- pure

@@ -28,7 +28,7 @@ from pathlib import Path
 from mlgitops.deploy.history import DigestSource
 from mlgitops.deploy.kube import Manifest
 from mlgitops.errors import ImageDigestError, RegistryError
-from mlgitops.registry import DIGEST, ImageReference, RegistryClient
+from mlgitops.registry import DIGEST, ImageReference, RegistryClient, pinned_reference
 from mlgitops.release import CONTAINER_NAME
 
 Log = Callable[[str], None]
@@ -63,9 +63,7 @@ class ImagePin:
     @property
     def applied(self) -> str:
         """What the Deployment gets: `repo:tag@sha256:...`, or the bare tag when unpinned."""
-        if not self.digest or "@" in self.image:
-            return self.image
-        return ImageReference.parse(self.image).pinned(self.digest)
+        return pinned_reference(self.image, self.digest)
 
 
 # --------------------------------------------------------------------------- resolving
