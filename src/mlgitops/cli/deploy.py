@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mlgitops.deploy import DEFAULT_LEASE_SECONDS, DEFAULT_LOCK_WAIT_SECONDS
+
 if TYPE_CHECKING:  # imported lazily at run time, so `mlgitops --help` stays fast
     from mlgitops.deploy.deploy import DeployReport, Settings
 
@@ -42,14 +44,17 @@ AuthfileOption = typer.Option(
     help="Registry credentials (default: the file `buildah login` writes).",
 )
 LockWaitOption = typer.Option(
-    90.0,
+    DEFAULT_LOCK_WAIT_SECONDS,
     "--lock-wait",
     min=0.0,
     help="Seconds to wait for another deploy's lease to be released or to expire (it expires "
     "after its duration without a renewal seen); then exit 11.",
 )
 LeaseOption = typer.Option(
-    60, "--lease-duration", min=3, help="Seconds this deploy's lease lasts without a renewal."
+    DEFAULT_LEASE_SECONDS,
+    "--lease-duration",
+    min=3,
+    help="Seconds this deploy's lease lasts without a renewal.",
 )
 
 
@@ -66,8 +71,8 @@ def _settings(
     require_digest: bool = False,
     registry_tls_verify: bool = True,
     authfile: Path | None = None,
-    lock_wait: float = 90.0,
-    lease_duration: int = 60,
+    lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
+    lease_duration: int = DEFAULT_LEASE_SECONDS,
 ) -> Settings:
     from mlgitops.deploy.deploy import Settings
     from mlgitops.deploy.images import RegistryAccess

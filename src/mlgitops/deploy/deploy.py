@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mlgitops.deploy import images
+from mlgitops.deploy import DEFAULT_LEASE_SECONDS, DEFAULT_LOCK_WAIT_SECONDS, images
 from mlgitops.deploy.apply import apply_all, bootstrap_hint, dry_run_diff, validate_all
 from mlgitops.deploy.history import (
     History,
@@ -35,13 +35,7 @@ from mlgitops.deploy.history import (
 )
 from mlgitops.deploy.images import Expected, ImagePin, RegistryAccess, RunningImage, with_image
 from mlgitops.deploy.kube import Kube, KubeError
-from mlgitops.deploy.lock import (
-    DEFAULT_LEASE_SECONDS,
-    DEFAULT_LOCK_WAIT_SECONDS,
-    Clocks,
-    DeployLock,
-    default_identity,
-)
+from mlgitops.deploy.lock import Clocks, DeployLock, default_identity
 from mlgitops.deploy.render import RenderedRevision, render
 from mlgitops.deploy.rollout import (
     DEFAULT_CRASHLOOP_RESTARTS,

@@ -29,13 +29,11 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from mlgitops.deploy import DEFAULT_LEASE_SECONDS, DEFAULT_LOCK_WAIT_SECONDS
 from mlgitops.deploy.kube import Kube, KubeError, Manifest
 from mlgitops.deploy.signals import critical
 from mlgitops.errors import DeployError, DeployLeaseLostError, DeployLockedError
 
-DEFAULT_LEASE_SECONDS = 60
-# Long enough to see a crashed holder's lease expire (one full duration without a change).
-DEFAULT_LOCK_WAIT_SECONDS = 90.0
 LEASE_API = "coordination.k8s.io/v1"
 
 
