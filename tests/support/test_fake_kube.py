@@ -923,3 +923,71 @@ def test_restart_after_stop_keeps_objects() -> None:
         assert server.ready_delay == 0.05
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------------ the registry view
+
+
+def _image_ids(fake: FakeKubeServer, app: str) -> set[str]:
+    pods = fake.list_objects("pods", NS, f"app={app}")
+    return {p["status"]["containerStatuses"][0]["imageID"] for p in pods}
+
+
+def test_pods_report_the_digest_they_pulled_and_keep_it(
+    fake_kube: FakeKubeServer, fake_kube_api_client: Any
+) -> None:
+    apps = k8s.AppsV1Api(fake_kube_api_client)
+    first = fake_kube.registry.push("registry/app:v1", "sha256:" + "1" * 64)
+    apps.create_namespaced_deployment(NS, deployment(replicas=1))
+    fake_kube.wait_for_rollout("app")
+    assert _image_ids(fake_kube, "app") == {f"registry/app@{first}"}
+
+    # The tag is pushed again: the running pod keeps its bytes, a new pod pulls the new ones.
+    second = fake_kube.registry.push("registry/app:v1", "sha256:" + "2" * 64)
+    apps.patch_namespaced_deployment_scale("app", NS, {"spec": {"replicas": 2}})
+    fake_kube.wait_for(lambda: len(_image_ids(fake_kube, "app") - {""}) == 2)
+    assert _image_ids(fake_kube, "app") == {f"registry/app@{first}", f"registry/app@{second}"}
+
+    # Pinned: exactly that digest, whatever the tag names now; Docker's form on request.
+    fake_kube.registry.image_id_format = "docker"
+    pinned = deployment("pinned", image=f"registry/app:v1@{first}", replicas=1)
+    apps.create_namespaced_deployment(NS, pinned)
+    fake_kube.wait_for_rollout("pinned")
+    assert _image_ids(fake_kube, "pinned") == {f"docker-pullable://registry/app@{first}"}
+
+
+def _waiting(fake: FakeKubeServer, app: str) -> dict[str, Any]:
+    """The first container's waiting state of the first pod of `app` ({} if none)."""
+    pods = fake.list_objects("pods", NS, f"app={app}")
+    statuses = pods[0]["status"].get("containerStatuses") or [{}] if pods else [{}]
+    return (statuses[0].get("state") or {}).get("waiting") or {}
+
+
+def test_a_tag_nobody_pushed_gets_a_stable_digest_and_unknown_pins_fail(
+    fake_kube: FakeKubeServer, fake_kube_api_client: Any
+) -> None:
+    apps = k8s.AppsV1Api(fake_kube_api_client)
+    apps.create_namespaced_deployment(NS, deployment(image="registry/app:any", replicas=1))
+    fake_kube.wait_for_rollout("app")
+    [derived] = _image_ids(fake_kube, "app")
+    assert derived == f"registry/app@{fake_kube.registry.digest_of('registry/app:any')}"
+
+    # An image the node has without a repo digest: the bare config digest.
+    fake_kube.registry.image_id_format = "config"
+    digest = fake_kube.registry.push("registry/app:cfg", config="sha256:" + "c" * 64)
+    apps.create_namespaced_deployment(NS, deployment("cfg", image="registry/app:cfg", replicas=1))
+    fake_kube.wait_for_rollout("cfg")
+    assert _image_ids(fake_kube, "cfg") == {"sha256:" + "c" * 64}
+    assert digest.startswith("sha256:")
+
+    unknown = "registry/app:any@sha256:" + "9" * 64
+    apps.create_namespaced_deployment(NS, deployment("ghost", image=unknown, replicas=1))
+    waiting = fake_kube.wait_for(lambda: _waiting(fake_kube, "ghost").get("message"))
+    assert _waiting(fake_kube, "ghost")["reason"] == "ErrImagePull"
+    assert "manifest unknown" in waiting
+
+    fake_kube.registry.implicit = False  # only what was pushed can be pulled
+    apps.create_namespaced_deployment(
+        NS, deployment("strict", image="registry/app:new", replicas=1)
+    )
+    fake_kube.wait_for(lambda: _waiting(fake_kube, "strict").get("reason") == "ErrImagePull")

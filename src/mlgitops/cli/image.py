@@ -134,6 +134,12 @@ def push(
     verify_pull: bool = typer.Option(
         False, "--verify-pull", help="Also pull it back into empty storage and compare digests."
     ),
+    authfile: Path | None = typer.Option(
+        None,
+        "--authfile",
+        envvar="REGISTRY_AUTH_FILE",
+        help="Registry credentials (default: the file `buildah login` writes).",
+    ),
     cache_dir: Path | None = _CACHE,
 ) -> None:
     """Push the built image to a registry and print its digest."""
@@ -142,7 +148,9 @@ def push(
 
     cache = cache_dir or default_cache_dir()
     image = _image_to_use(rev, image, cache)
-    result = push_image(image, registry, cache_dir=cache, tls_verify=tls_verify, verify=verify)
+    result = push_image(
+        image, registry, cache_dir=cache, tls_verify=tls_verify, verify=verify, authfile=authfile
+    )
     if verify_pull:
         pull_and_verify(
             result.remote_ref,
@@ -150,6 +158,7 @@ def push(
             result.image_id,
             tls_verify=tls_verify,
             cache_dir=cache,
+            authfile=authfile,
         )
     checked = "verified" if result.verified else "not verified"
     typer.echo(f"{result.remote_ref} {result.digest} ({checked})")

@@ -53,6 +53,16 @@ PROMISED_CODES = {
         f"{errors.GateFailedError.exit_code} on FAIL",
         f"{errors.GateInconclusiveError.exit_code} on INCONCLUSIVE",
     ],
+    ("deploy",): [
+        f"{errors.DeployError.exit_code} deploy error",
+        f"{errors.RolloutFailedError.exit_code} rollout failed",
+        f"{errors.DeployLockedError.exit_code} locked",
+        f"{errors.GitError.exit_code} unknown revision",
+        f"{errors.DeployLeaseLostError.exit_code} lease lost",
+        f"{errors.ImageDigestError.exit_code} no digest",
+        f"{errors.DeployInterruptedError('', 15).exit_code}/"
+        f"{errors.DeployInterruptedError('', 2).exit_code} ended by SIGTERM/SIGINT",
+    ],
     ("ab", "status"): [
         f"{errors.ExperimentNoDifferenceYetError.exit_code} NO_DIFFERENCE_YET",
         f"{errors.ExperimentInsufficientDataError.exit_code} INSUFFICIENT_DATA",

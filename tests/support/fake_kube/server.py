@@ -22,6 +22,7 @@ import yaml
 from . import openapi
 from .api import SYSTEM_NAMESPACES, Api, ApiError, Request, decode_body, status_object
 from .controller import Controller
+from .registry_view import RegistryView
 from .resources import BY_GVR, ResourceType, by_kind, lookup
 from .store import ExpiredError, Obj, Store, parse_field_selector, parse_label_selector
 from .tables import to_table, wants_table
@@ -390,11 +391,12 @@ class FakeKubeServer:
     ) -> None:
         """Containers running a matching image never become Ready.
 
-        `image` is an exact image reference or a predicate on the image string.
+        `image` is an exact image reference (which also matches it pinned to any digest,
+        `image@sha256:...`) or a predicate on the image string.
         `reason` is the container's waiting reason: "CrashLoopBackOff" (restartCount
         keeps increasing) or "ImagePullBackOff"/"ErrImagePull" (the pod stays Pending).
         """
-        pred = image if callable(image) else (lambda s, want=image: s == want)
+        pred = image if callable(image) else (lambda s, want=image: s.split("@")[0] == want)
         with self.store.lock:
             self.controller.failing.append((pred, reason))
 
@@ -402,6 +404,12 @@ class FakeKubeServer:
         """Undo every fail_image(); pods then become Ready after `ready_delay`."""
         with self.store.lock:
             self.controller.failing.clear()
+
+    @property
+    def registry(self) -> RegistryView:
+        """The registry as the nodes see it: `registry.push("repo:tag", digest)` (re-)points a
+        tag; pods get their imageID from it (see `registry_view`)."""
+        return self.controller.registry
 
     @property
     def ready_delay(self) -> float:
