@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 
@@ -17,8 +16,7 @@ from mlgitops.io import load_pipeline
 from mlgitops.schema import load_schema
 from tests.support.export_rows import read_rows_csv, scorer_output
 from tests.support.project import REPO_ROOT, VENV_BIN, make_project, run
-
-README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+from tests.support.readme import README, readme_blocks
 
 
 def test_readme_tells_how_to_use_the_venv() -> None:
@@ -44,12 +42,6 @@ def test_activated_venv_runs_the_pipeline_commands(tmp_path) -> None:
     activated = shell(f"source {activate} && dvc repro validate && mlgitops --help")
     assert activated.returncode == 0, activated.stderr
     assert "Running stage 'validate'" in activated.stdout
-
-
-def readme_blocks(heading: str) -> list[str]:
-    """The fenced code blocks of the README section under `heading` (up to the next `## `)."""
-    section = README.split(f"\n{heading}\n", 1)[1].split("\n## ", 1)[0]
-    return re.findall(r"^```[a-z]*\n(.*?)^```", section, flags=re.S | re.M)
 
 
 @pytest.mark.slow

@@ -66,6 +66,11 @@ class PathsConfig(_Strict):
     prometheus_rule_resource: Path = Path("k8s/monitoring/prometheusrule.yaml")
     monitor_summary: Path = Path("reports/monitor/summary.json")
     monitor_report: Path = Path("reports/monitor/report.html")
+    # Where `mlgitops serve` (`make serve`) appends its prediction and feedback logs, for
+    # `mlgitops monitor` and `mlgitops audit` to read; stdout keeps the server's own log. A
+    # container has no params.yaml: MLGITOPS_PREDICTION_LOG (default stdout) says there.
+    serve_prediction_log: Path = Path("reports/serve/predictions.jsonl")
+    serve_feedback_log: Path = Path("reports/serve/feedback.jsonl")
 
 
 class DataConfig(_Strict):
@@ -260,7 +265,9 @@ class ServingConfig(BaseSettings):
     )
 
     max_batch_size: int = Field(ge=1, default=1000)
-    prediction_log: str = "stdout"  # "stdout", "off" or a file path
+    # "stdout", "off" or a file path. The defaults are a container's; `mlgitops serve` logs to
+    # paths.serve_prediction_log and paths.serve_feedback_log unless params.yaml sets these.
+    prediction_log: str = "stdout"
     feedback_log: str = "feedback.jsonl"
     prediction_log_queue: int = Field(ge=1, default=10000)
     workers: int = Field(ge=1, default=1)
