@@ -35,17 +35,15 @@ def sample(
 ) -> None:
     """Draw a stratified sample of logged predictions and write the tasks to label it:
     sample.csv, design.json, tasks.csv, tasks.label_studio.json and label_config.xml."""
-    from mlgitops.audit.sample import SampleRequest, draw_sample, write_sample
+    from mlgitops.audit.sample import SampleRequest, draw_sample, read_log, write_sample
     from mlgitops.config import load_params
-    from mlgitops.monitoring.logs import ReadStats, read_predictions
     from mlgitops.profile import load_profile
     from mlgitops.release import load_release
 
     loaded = load_params(params)
     release = load_release(loaded.paths.release)
     profile = load_profile(loaded.paths.profile)
-    stats = ReadStats()
-    frame = read_predictions(predictions, profile, stats)
+    frame, stats = read_log(list(predictions), profile)
     request = SampleRequest(
         model_version=model_version or release.model_tag,
         threshold=release.threshold,
