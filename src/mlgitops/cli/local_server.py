@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlgitops.config import Params
+from mlgitops.config import Params, ServingConfig
 from mlgitops.errors import ArtifactError, ServingError
 from mlgitops.git import current_commit
 from mlgitops.release import ReleaseRecord, load_release
@@ -90,6 +90,7 @@ def serve_release(params: Params, port: int) -> int:
     record = load_release(params.paths.release)
     ensure_bento(record, params.paths.bento_archive)
     env = serve_environment(params, record, current_commit(), dict(os.environ))
+    ServingConfig.from_env(env)  # a bad or misspelt MLGITOPS_ variable: one line, not a traceback
     logs = local_logs(params)
     print(
         f"serving {record.bento_tag} on http://{LOCALHOST}:{port}; predictions are appended to "
