@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption
 
 app = typer.Typer(help="Human audits of production predictions: sample, import labels, report.")
@@ -18,7 +20,7 @@ app = typer.Typer(help="Human audits of production predictions: sample, import l
 SampleOption = typer.Option(..., "--sample", help="The directory `audit sample` wrote.")
 
 
-@app.command()
+@app.command(epilog=epilog(e.ArtifactError, e.AuditInputError))
 def sample(
     predictions: list[str] = typer.Option(
         ..., "--predictions", "-p", help="Prediction logs (files, directories, .gz, URLs)."
@@ -64,7 +66,7 @@ def sample(
     )
 
 
-@app.command("import")
+@app.command("import", epilog=epilog(e.AuditInputError))
 def import_(
     files: list[Path] = typer.Argument(
         ..., help="Label Studio exports (JSON, JSON_MIN, CSV) or id,label,annotator CSVs."
@@ -92,7 +94,7 @@ def import_(
     )
 
 
-@app.command()
+@app.command(epilog=epilog(e.AuditInputError))
 def report(
     sample_dir: Path = SampleOption,
     labels: Path = typer.Option(..., "--labels", help="The labelled table `audit import` wrote."),
