@@ -8,12 +8,17 @@ and from `MLGITOPS_<FIELD>` variables in a container, which has no params.yaml.
 
 from __future__ import annotations
 
+import difflib
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlgitops.errors import ConfigError, ServingError
 
@@ -22,6 +27,12 @@ DEFAULT_PARAMS_FILE = Path("params.yaml")
 ColumnType = Literal["numeric", "categorical", "drop"]
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 ModelFamily = Literal["hist_gradient_boosting", "logistic_regression", "random_forest"]
+
+
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice `word` most probably misspells (difflib's ratio at least `cutoff`), if any."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return match[0] if match else None
 
 
 class _Strict(BaseModel):
@@ -66,6 +77,11 @@ class PathsConfig(_Strict):
     prometheus_rule_resource: Path = Path("k8s/monitoring/prometheusrule.yaml")
     monitor_summary: Path = Path("reports/monitor/summary.json")
     monitor_report: Path = Path("reports/monitor/report.html")
+    # Where `mlgitops serve` (`make serve`) appends its prediction and feedback logs, for
+    # `mlgitops monitor` and `mlgitops audit` to read; stdout keeps the server's own log. A
+    # container has no params.yaml: MLGITOPS_PREDICTION_LOG (default stdout) says there.
+    serve_prediction_log: Path = Path("reports/serve/predictions.jsonl")
+    serve_feedback_log: Path = Path("reports/serve/feedback.jsonl")
 
 
 class DataConfig(_Strict):
@@ -260,7 +276,9 @@ class ServingConfig(BaseSettings):
     )
 
     max_batch_size: int = Field(ge=1, default=1000)
-    prediction_log: str = "stdout"  # "stdout", "off" or a file path
+    # "stdout", "off" or a file path. The defaults are a container's; `mlgitops serve` logs to
+    # paths.serve_prediction_log and paths.serve_feedback_log unless params.yaml sets these.
+    prediction_log: str = "stdout"
     feedback_log: str = "feedback.jsonl"
     prediction_log_queue: int = Field(ge=1, default=10000)
     workers: int = Field(ge=1, default=1)
@@ -292,12 +310,37 @@ class ServingConfig(BaseSettings):
         return f"{cls.model_config['env_prefix']}{field.upper()}"
 
     @classmethod
-    def from_env(cls) -> ServingConfig:
-        """The settings from the process environment, defaults for what is unset."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingConfig:
+        """The settings from `environ` (default: the process environment), defaults for what is
+        unset or empty. A variable with the prefix that is nearly a setting's name is a typo
+        and an error; others are left alone (other tools share the prefix)."""
+        environ = os.environ if environ is None else environ
+        prefix = cls.model_config["env_prefix"]
+        fields = {name.upper(): name for name in cls.model_fields}
+        values: dict[str, str] = {}
+        for key, value in environ.items():
+            if not key.upper().startswith(prefix):
+                continue
+            suffix = key.upper().removeprefix(prefix)
+            if suffix in fields:
+                if value != "":  # Kubernetes sets a variable from a missing annotation to ""
+                    values[fields[suffix]] = value
+                continue
+            near = closest(suffix.lower(), cls.model_fields, cutoff=0.8)
+            if near is not None:
+                raise ServingError(
+                    f"environment variable {key}: no serving setting; did you mean "
+                    f"{cls.env_name(near)}?"
+                )
         try:
-            return cls(**EnvSettingsSource(cls)())
+            return cls(**values)
         except ValidationError as error:
-            raise ServingError(f"serving settings from the environment: {error}") from None
+            first = error.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else ""
+            name = cls.env_name(field)
+            raise ServingError(
+                f"environment variable {name}={values.get(field)!r}: {first['msg']}"
+            ) from None
 
     def environment(self, exclude_unset: bool = False) -> dict[str, str]:
         """The variables that `from_env` reads back as these settings (None fields omitted;
@@ -606,12 +649,57 @@ class Params(_Strict):
         return self
 
 
+def _model_of(annotation: Any) -> tuple[type[BaseModel] | None, int]:
+    """The model a field holds, and how many location parts (dict keys, list indexes) lie
+    between the field and the model's own keys."""
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, 0
+    if origin is Annotated:
+        return _model_of(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            model, skip = _model_of(arg)
+            if model is not None:
+                return model, skip
+    if origin in (dict, list, tuple) and typing.get_args(annotation):
+        model, skip = _model_of(typing.get_args(annotation)[-1])
+        return model, skip + 1
+    return None, 0
+
+
+def _keys_at(location: tuple[int | str, ...]) -> list[str] | None:
+    """The keys params.yaml allows where `location`'s last part is: the model's field names
+    (as written in params.yaml: aliases), or None if the location is not in a model."""
+    model: type[BaseModel] = Params
+    parts = list(location[:-1])
+    while parts:
+        part = parts.pop(0)
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
+        if field is None:
+            return None
+        inner, skip = _model_of(field.annotation)
+        if inner is None:
+            return None
+        model, parts = inner, parts[skip:]
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
 def _format_validation_error(source: Path, error: ValidationError) -> str:
-    first = error.errors()[0]
+    errors = error.errors()
+    # A misspelt key also leaves a required one missing: the typo is the error to show.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     location = ".".join(str(part) for part in first["loc"]) or "(top level)"
     location = location.replace("validate_", "validate")
-    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{source}: {location}: {first['msg']}{more}"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        keys = _keys_at(first["loc"]) or []
+        near = closest(str(first["loc"][-1]), keys)
+        message = "unknown key" + (
+            f"; did you mean {near!r}?" if near else f" (known: {', '.join(keys)})"
+        )
+    return f"{source}: {location}: {message}{more}"
 
 
 def parse_params(raw: object, source: Path = DEFAULT_PARAMS_FILE) -> Params:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import (
     BatchArgument,
     LabelsOption,
@@ -19,7 +21,7 @@ app = typer.Typer(
 )
 
 
-@app.command()
+@app.command(epilog=epilog())
 def generate(
     out: Path | None = typer.Option(
         None, help="Where to write the CSV. Default: data.path from params.yaml."
@@ -59,7 +61,7 @@ def generate(
     typer.echo(f"wrote {rows} rows to {target}")
 
 
-@app.command()
+@app.command(epilog=epilog(e.DataError, e.ArtifactError))
 def traffic(
     out_dir: Path = typer.Argument(..., help="Directory for predictions.jsonl and labels.csv."),
     scenario: str = typer.Option("none", help="Scenario of the later period (see generate)."),
@@ -103,7 +105,7 @@ def traffic(
     typer.echo(f"wrote {len(lines)} predictions to {log} and {len(labels)} labels to {labels_file}")
 
 
-@app.command()
+@app.command(epilog=epilog(e.DataError))
 def materialize(
     dvc_file: Path = typer.Option(Path("data.dvc"), help="The .dvc file recording the dataset."),
     params: Path = ParamsOption,
@@ -116,7 +118,16 @@ def materialize(
     typer.echo(f"data: {result.source}: {result.detail}")
 
 
-@app.command()
+@app.command(
+    epilog=epilog(
+        e.DataError,
+        e.DataQualityError,
+        e.ArtifactError,
+        e.GitError,
+        e.MonitoringInputError,
+        e.IngestError,
+    )
+)
 def ingest(
     batch: list[str] = BatchArgument,
     predictions: list[str] = PredictionsOption,

@@ -242,6 +242,13 @@ def history_command(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
-    app.command(name="deploy")(deploy_command)
-    app.command(name="rollback")(rollback_command)
-    app.command(name="history")(history_command)
+    from mlgitops import errors as e
+    from mlgitops.cli.exitcodes import epilog
+
+    rollout = epilog(
+        e.ArtifactError, e.GitError, e.DeployError, e.RolloutFailedError, e.DeployLockedError
+    )
+    app.command(name="deploy", epilog=rollout)(deploy_command)
+    app.command(name="rollback", epilog=rollout)(rollback_command)
+    history = epilog(e.ArtifactError, e.DeployError, e.GitError)
+    app.command(name="history", epilog=history)(history_command)

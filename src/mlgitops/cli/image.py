@@ -9,6 +9,11 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli.exitcodes import epilog
+
+_EXITS = epilog(e.ArtifactError, e.ImageBuildError, e.GitError)
+
 app = typer.Typer(
     help="Build the release's OCI image with buildah (no Docker, no network) and push it.",
     no_args_is_help=True,
@@ -27,7 +32,7 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.0f} MB"
 
 
-@app.command()
+@app.command(epilog=_EXITS)
 def build(
     rev: str | None = _REV,
     archive: Path | None = typer.Option(
@@ -74,7 +79,7 @@ def build(
     typer.echo(f"image id {result.image_id}, manifest {result.digest}, bento {result.bento_tag}")
 
 
-@app.command()
+@app.command(epilog=_EXITS)
 def context(
     out: Path = typer.Option(
         ...,
@@ -114,7 +119,7 @@ def context(
     )
 
 
-@app.command()
+@app.command(epilog=_EXITS)
 def push(
     registry: str = typer.Option(
         ..., "--registry", help="Destination HOST[:PORT]/REPO; the tag is the bento version."
@@ -165,7 +170,7 @@ def push(
     typer.echo(f"pinned: {result.pinned}")
 
 
-@app.command("run")
+@app.command("run", epilog=_EXITS)
 def run_image(
     rev: str | None = _REV,
     image: str | None = typer.Option(None, "--image", help="Local image REPO:VERSION to run."),

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from mlgitops.config import Params
+from mlgitops.config import Params, ServingConfig
 from mlgitops.errors import ArtifactError, ServingError
 from mlgitops.git import current_commit
 from mlgitops.release import ReleaseRecord, load_release
@@ -37,20 +37,33 @@ def ensure_bento(record: ReleaseRecord, archive: Path) -> None:
     bentoml.bentos.import_bento(str(Path(archive).resolve()))
 
 
+def local_logs(params: Params) -> dict[str, str]:
+    """Where a local server writes its logs: paths.serve_prediction_log and
+    paths.serve_feedback_log, unless params.yaml's `serving:` names a sink (stdout, off, a path).
+    Paths are absolute: relative ones are relative to where `mlgitops serve` runs, not the bento."""
+    defaults = {
+        "prediction_log": params.paths.serve_prediction_log,
+        "feedback_log": params.paths.serve_feedback_log,
+    }
+    logs = {}
+    for name, default in defaults.items():
+        sink = getattr(params.serving, name) if name in params.serving.model_fields_set else default
+        logs[name] = str(sink) if str(sink) in {"stdout", "off"} else str(Path(sink).resolve())
+    return logs
+
+
 def serve_environment(
     params: Params, record: ReleaseRecord, commit: str | None, base: dict[str, str]
 ) -> dict[str, str]:
-    """The server's environment: serving settings from params.yaml and the pinned tags. Settings
-    params.yaml leaves out keep their value from `base`, if any (MLGITOPS_TRACING=true, ...)."""
+    """The server's environment: serving settings from params.yaml, the local logs and the pinned
+    tags. Settings params.yaml leaves out keep their value from `base`, if any
+    (MLGITOPS_TRACING=true, ...)."""
     update: dict[str, str | None] = {
         "model_tag": record.model_tag,
         "bento_tag": record.bento_tag,
         "git_commit": commit,
+        **local_logs(params),
     }
-    # Relative log paths are relative to where `mlgitops serve` runs, not to the bento.
-    for name in ("prediction_log", "feedback_log"):
-        path = getattr(params.serving, name)
-        update[name] = path if path in {"stdout", "off"} else str(Path(path).resolve())
     settings = params.serving.model_copy(update=update)
     env = dict(base)
     env.update(settings.environment(exclude_unset=True))
@@ -72,10 +85,19 @@ def serve_command(bento_tag: str, port: int) -> list[str]:
 
 
 def serve_release(params: Params, port: int) -> int:
-    """Serve release.json's bento on 127.0.0.1:`port` until interrupted; the server's exit code."""
+    """Serve release.json's bento on 127.0.0.1:`port` until interrupted; the server's exit code.
+    One line on stderr says where the logs go; stdout is the server's own log."""
     record = load_release(params.paths.release)
     ensure_bento(record, params.paths.bento_archive)
     env = serve_environment(params, record, current_commit(), dict(os.environ))
+    ServingConfig.from_env(env)  # a bad or misspelt MLGITOPS_ variable: one line, not a traceback
+    logs = local_logs(params)
+    print(
+        f"serving {record.bento_tag} on http://{LOCALHOST}:{port}; predictions are appended to "
+        f"{logs['prediction_log']}, feedback to {logs['feedback_log']}",
+        file=sys.stderr,
+        flush=True,
+    )
     try:
         return subprocess.call(serve_command(record.bento_tag, port), env=env)
     except KeyboardInterrupt:

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption, parse_as_of
 
 
@@ -16,7 +18,7 @@ def _progress_enabled() -> bool:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(epilog=epilog(e.MonitoringInputError, e.MonitoringAlertError, ok="nothing fired"))
     def monitor(
         logs: list[str] = typer.Argument(
             ..., help="Prediction logs: JSON-lines files, directories, .gz, s3:// or other URLs."

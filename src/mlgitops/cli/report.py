@@ -11,6 +11,8 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption
 
 app = typer.Typer(help="The stakeholder report of a release (written by `dvc repro`).")
@@ -34,20 +36,30 @@ def _show(rev: str | None, params: Path) -> None:
     typer.echo(f"report: {found.html}")
 
 
-@app.callback(invoke_without_command=True)
+@app.callback(invoke_without_command=True, epilog=epilog(e.ArtifactError, e.GitError))
 def report(ctx: typer.Context, rev: str | None = RevOption, params: Path = ParamsOption) -> None:
     """Print the headline sentence and the path of the report page (same as `show`)."""
     if ctx.invoked_subcommand is None:
         _show(rev, params)
 
 
-@app.command()
+@app.command(epilog=epilog(e.ArtifactError, e.GitError))
 def show(rev: str | None = RevOption, params: Path = ParamsOption) -> None:
     """Print the headline sentence and the path of the report page of the release."""
     _show(rev, params)
 
 
-@app.command("pr")
+@app.command(
+    "pr",
+    epilog=epilog(
+        e.ArtifactError,
+        e.GitError,
+        e.GateError,
+        e.GateFailedError,
+        e.GateInconclusiveError,
+        ok="PASS",
+    ),
+)
 def pr(
     base: str = typer.Option(..., "--base", help="The revision whose release is the champion."),
     head: str = typer.Option("HEAD", "--head", help="The revision whose release is judged."),

@@ -6,11 +6,27 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import BatchArgument, LabelsOption, PredictionsOption, SourceOption
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(
+        epilog=epilog(
+            e.DataError,
+            e.DataQualityError,
+            e.ArtifactError,
+            e.GitError,
+            e.MonitoringInputError,
+            e.GateError,
+            e.GateFailedError,
+            e.GateInconclusiveError,
+            e.IngestError,
+            e.RetrainError,
+            ok="PASS: branch and PR body made",
+        )
+    )
     def retrain(
         batch: list[str] = BatchArgument,
         predictions: list[str] = PredictionsOption,

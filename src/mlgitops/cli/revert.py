@@ -9,6 +9,9 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli.exitcodes import epilog
+
 if TYPE_CHECKING:  # imported lazily at run time, so `mlgitops --help` stays fast
     from mlgitops.config import Params
 
@@ -36,7 +39,9 @@ def _in_repo(repo: Path, path: Path) -> Path:
     return path if path.is_absolute() else repo / path
 
 
-@app.callback(invoke_without_command=True)
+@app.callback(
+    invoke_without_command=True, epilog=epilog(e.ArtifactError, e.GitError, e.RevertError)
+)
 def revert(
     ctx: typer.Context,
     repo: Path = RepoOption,
@@ -128,7 +133,7 @@ def revert(
         )
 
 
-@app.command("serve")
+@app.command("serve", epilog=epilog(ok="stopped"))
 def serve(
     token_file: Path = typer.Option(
         ..., "--token-file", help="File holding the shared bearer token Alertmanager sends."

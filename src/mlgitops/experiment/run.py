@@ -14,7 +14,7 @@ from mlgitops.errors import ExperimentError
 from mlgitops.experiment.report import render_markdown
 from mlgitops.experiment.status import ExperimentStatus, analyze
 from mlgitops.io import atomic_write_text
-from mlgitops.monitoring.logs import ReadStats, read_labels, read_predictions
+from mlgitops.monitoring.logs import ReadStats, no_valid_lines, read_labels, read_predictions
 from mlgitops.profile import ReferenceProfile
 
 
@@ -46,8 +46,7 @@ def run_status(params: Params, request: StatusRequest) -> ExperimentStatus:
     profile = _no_features(params)
     predictions = read_predictions(request.predictions, profile, log_stats)
     if predictions.empty:
-        where = ", ".join(map(str, request.predictions))
-        raise ExperimentError(f"{where}: no usable prediction lines ({log_stats.malformed} bad)")
+        raise ExperimentError(no_valid_lines(request.predictions, log_stats))
     labels = read_labels(request.labels, params.data.target, params.id_column, label_stats)
     status = analyze(predictions, labels, experiment, params.threshold, request.as_of)
     if request.report is not None:

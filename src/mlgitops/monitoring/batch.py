@@ -19,7 +19,7 @@ from mlgitops.errors import MlgitopsError, MonitoringAlertError, MonitoringInput
 from mlgitops.io import atomic_write_text
 from mlgitops.monitoring import html
 from mlgitops.monitoring.check import check, clean
-from mlgitops.monitoring.logs import ReadStats, read_labels, read_predictions
+from mlgitops.monitoring.logs import ReadStats, no_valid_lines, read_labels, read_predictions
 from mlgitops.monitoring.reference import load_score_reference
 from mlgitops.profile import load_profile
 
@@ -62,10 +62,7 @@ def run_monitor(
         progress("reading prediction logs")
         predictions = read_predictions(request.logs, profile, log_stats)
         if predictions.empty:
-            raise MonitoringInputError(
-                f"{', '.join(map(str, request.logs))}: no usable prediction lines "
-                f"({log_stats.malformed} malformed)"
-            )
+            raise MonitoringInputError(no_valid_lines(request.logs, log_stats))
         progress("reading labels")
         labels = read_labels(request.labels, profile.target, params.id_column, label_stats)
         result = check(

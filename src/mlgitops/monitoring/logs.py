@@ -268,6 +268,20 @@ def empty_predictions(profile: ReferenceProfile) -> pd.DataFrame:
     return _frame(_arrow_schema(profile).empty_table(), profile)[0]
 
 
+def no_valid_lines(sources: Iterable[str], stats: ReadStats) -> str:
+    """Why a read gave no prediction, for the error of a command that needs one: the files,
+    the lines read and the first bad line."""
+    where = ", ".join(map(str, sources))
+    if not stats.files:
+        return f"{where}: no prediction log in it (files ending {', '.join(LOG_SUFFIXES)})"
+    first = f"; first: {stats.examples[0]}" if stats.examples else ""
+    files = f"{len(stats.files)} file{'s' if len(stats.files) > 1 else ''}"
+    return (
+        f"{where}: {stats.lines} lines read in {files}, none a valid prediction "
+        f"({stats.malformed} malformed{first})"
+    )
+
+
 def read_predictions(
     sources: Iterable[str], profile: ReferenceProfile, stats: ReadStats
 ) -> pd.DataFrame:

@@ -16,6 +16,28 @@ from mlgitops.schema import FeatureKind
 
 # Errors reported per request; past this many the rest would only repeat the same mistake.
 MAX_ERRORS = 20
+# Every `error`/`code` an API answer can carry, with its HTTP status: the one list the OpenAPI
+# document and the README's Serving section state (a test holds them to it).
+ERROR_CODES: dict[str, int] = {
+    "invalid_json": 400,
+    "invalid_body": 400,
+    "body_too_large": 413,
+    "batch_too_large": 413,
+    "records_not_wrapped": 422,
+    "missing_field": 422,
+    "unknown_field": 422,
+    "empty_batch": 422,
+    "invalid_record": 422,
+    "missing_feature": 422,
+    "unknown_feature": 422,
+    "wrong_type": 422,
+    "not_finite": 422,
+    "null_not_allowed": 422,
+    "not_ready": 503,
+    "feedback_unavailable": 503,
+    "feedback_busy": 503,
+}
+WRAP = '{"records": [...]}'
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 _ABSENT = object()
 
@@ -161,11 +183,16 @@ def _type_name(value: object) -> str:
 
 def validate_body(body: object, space: FeatureSpace, max_batch_size: int) -> Batch:
     """Check a decoded /predict body against the schema; raise RequestError naming row and field."""
+    if isinstance(body, list) and body and all(type(item) is dict for item in body):
+        message = f"the body is an array of records: wrap them in {WRAP}"
+        raise RequestError(422, [FieldError("records_not_wrapped", message)])
     if not isinstance(body, dict):
-        raise RequestError(
-            400, [FieldError("invalid_body", f"body must be a JSON object, got {_type_name(body)}")]
-        )
+        message = f"body must be a JSON object {WRAP}, got {_type_name(body)}"
+        raise RequestError(400, [FieldError("invalid_body", message)])
     extra = [key for key in body if key != "records"]
+    if extra and "records" not in body and _is_record(body, space):
+        message = f"the body is one record: wrap records in {WRAP}"
+        raise RequestError(422, [FieldError("records_not_wrapped", message)])
     if extra:
         message = f"unknown top-level field {extra[0]!r}"
         raise RequestError(422, [FieldError("unknown_field", message, None, extra[0])])
@@ -182,6 +209,12 @@ def validate_body(body: object, space: FeatureSpace, max_batch_size: int) -> Bat
         message = f"batch of {len(records)} records is larger than the maximum of {max_batch_size}"
         raise RequestError(413, [FieldError("batch_too_large", message, None, "records")])
     return validate_records(records, space)
+
+
+def _is_record(body: dict[str, Any], space: FeatureSpace) -> bool:
+    """A body naming a feature or a column of the data: a record sent without its wrapper."""
+    names = {f.name for f in space.features} | set(space.passthrough)
+    return any(key in names for key in body)
 
 
 def validate_records(records: list[Any], space: FeatureSpace) -> Batch:

@@ -5,20 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlgitops.serving.features import ERROR_CODES
 from mlgitops.serving.feedback import REQUEST_ID_MAX
 
+_CODE: dict[str, Any] = {"type": "string", "enum": sorted(ERROR_CODES)}
 _ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["error", "message", "detail"],
     "properties": {
-        "error": {"type": "string"},
+        # What went wrong, one of ERROR_CODES (README, Serving: what each means).
+        "error": _CODE,
         "message": {"type": "string"},
         "detail": {
             "type": "array",
             "items": {
                 "type": "object",
                 "properties": {
-                    "code": {"type": "string"},
+                    "code": _CODE,
                     "message": {"type": "string"},
                     "row": {"type": ["integer", "null"]},
                     "field": {"type": ["string", "null"]},
@@ -90,10 +93,13 @@ def openapi_document(request: dict[str, Any], version: str) -> dict[str, Any]:
                         "required": True,
                         "content": {"application/json": {"schema": feedback}},
                     },
-                    "responses": {"202": {}, "400": {"content": error}, "422": {"content": error}},
+                    "responses": {
+                        "202": {},
+                        **{status: {"content": error} for status in ("400", "413", "422", "503")},
+                    },
                 }
             },
-            "/metadata": {"get": {"responses": {"200": {}}}},
-            "/schema": {"get": {"responses": {"200": {}}}},
+            "/metadata": {"get": {"responses": {"200": {}, "503": {"content": error}}}},
+            "/schema": {"get": {"responses": {"200": {}, "503": {"content": error}}}},
         },
     }

@@ -6,18 +6,21 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from mlgitops.cli.local_server import serve_command, serve_environment
-from mlgitops.config import ServingConfig, load_params
+from mlgitops.cli.local_server import local_logs, serve_command, serve_environment
+from mlgitops.config import ServingConfig, load_params, parse_params
 from mlgitops.errors import ServingError
 from mlgitops.release import ReleaseRecord
 from mlgitops.serving.runtime import Pinned, load_pinned
 from tests.mlgitops.serving.conftest import Packaged, stop_server, wait_for
 from tests.support.ports import free_port
+from tests.support.project import run
+from tests.support.readme import readme_blocks
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -103,3 +106,94 @@ def test_mlgitops_serve_runs_the_release_on_localhost(packaged: Packaged, tmp_pa
         assert meta["model_tag"] == packaged.model_tag
     finally:
         stop_server(process)
+
+
+def test_local_logs_default_to_paths_and_params_may_override(tmp_path: Path) -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert "prediction_log" not in raw["serving"]  # the container's default is not the local one
+    params = parse_params(raw)
+    assert local_logs(params) == {
+        "prediction_log": str(Path("reports/serve/predictions.jsonl").resolve()),
+        "feedback_log": str(Path("reports/serve/feedback.jsonl").resolve()),
+    }
+    raw["serving"].update(prediction_log="stdout", feedback_log="off")
+    assert local_logs(parse_params(raw)) == {"prediction_log": "stdout", "feedback_log": "off"}
+    raw["serving"].update(prediction_log=str(tmp_path / "p.jsonl"))
+    assert local_logs(parse_params(raw))["prediction_log"] == str(tmp_path / "p.jsonl")
+    # A container without params.yaml keeps stdout.
+    assert ServingConfig().prediction_log == "stdout"
+
+
+def _traffic(packaged: Packaged, rows: int) -> list[dict[str, Any]]:
+    """Rows like the training data (no drift), as a client sends them: missing values omitted."""
+    frame = packaged.artifacts.frame.head(rows)
+    return [
+        {k: v for k, v in row.items() if not (v is None or (isinstance(v, float) and v != v))}
+        for row in frame.to_dict("records")
+    ]
+
+
+@pytest.mark.timeout(300)
+def test_make_serve_logs_predictions_that_monitor_and_audit_read(
+    packaged: Packaged, tmp_path: Path
+) -> None:
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    artifacts = packaged.artifacts
+    raw["paths"].update(
+        release=str(tmp_path / "release.json"),
+        bento_archive=str(tmp_path / "absent.tar"),
+        profile=str(artifacts.profile_file),
+        score_reference=str(artifacts.score_reference_file),
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))  # paths.serve_* as shipped
+    (tmp_path / "release.json").write_text(_record(packaged).model_dump_json())
+    port = free_port()
+    env = {"BENTOML_HOME": str(packaged.home), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    out, err = tmp_path / "server.out", tmp_path / "server.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "mlgitops", "serve", "--port", str(port)],
+            cwd=tmp_path, env=env, start_new_session=True, stdout=stdout, stderr=stderr,
+        )  # fmt: skip
+    posted, labelled = 0, 0
+    try:
+        url = f"http://127.0.0.1:{port}"
+        assert wait_for(f"{url}/readyz", 200, 120, process), err.read_text()[-2000:]
+        rows = _traffic(packaged, 400)
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for start in range(0, len(rows), 100):
+                answer = client.post("/predict", json={"records": rows[start : start + 100]})
+                assert answer.status_code == 200, answer.text
+                posted += len(answer.json()["predictions"])
+                for row, prediction in enumerate(answer.json()["predictions"][:40]):
+                    feedback = {"request_id": answer.json()["request_id"], "row": row}
+                    feedback["label"] = prediction["label"]
+                    assert client.post("/feedback", json=feedback).status_code == 202
+                    labelled += 1
+    finally:
+        stop_server(process)
+    log = tmp_path / "reports/serve/predictions.jsonl"
+    assert (
+        err.read_text()
+        .splitlines()[0]
+        .endswith(
+            f"predictions are appended to {log}, feedback to {log.with_name('feedback.jsonl')}"
+        )
+    )
+    assert len(log.read_text().splitlines()) == posted == 400
+    assert '"model_version"' not in out.read_text()  # stdout is the server's own log
+
+    # The README's commands, as written, on what the server wrote.
+    [commands] = [b for b in readme_blocks("## Serving") if "mlgitops monitor" in b]
+    monitor, audit = commands.strip().splitlines()
+    checked = run(["bash", "-c", monitor], tmp_path, check=False)
+    assert checked.returncode == 0, checked.stderr
+    summary = json.loads((tmp_path / "reports/monitor/summary.json").read_text())
+    assert summary["input"]["log_lines"] == posted
+    assert summary["input"]["malformed_lines"] == 0
+    assert summary["input"]["label_rows"] == labelled
+    assert summary["input"]["malformed_labels"] == 0
+    assert summary["rows"] == posted
+    sampled = run(["bash", "-c", audit], tmp_path)
+    assert "malformed" not in sampled.stdout
+    assert f"of {posted} predictions of {packaged.model_tag}" in sampled.stdout

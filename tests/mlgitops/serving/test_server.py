@@ -116,6 +116,8 @@ def _invalid_cases(record: dict[str, Any]) -> list[tuple[str, bytes, int, str, i
          "amount"),
         ("not json", b"{records: [", 400, "invalid_json", None, ""),
         ("not object", b"[1, 2]", 400, "invalid_body", None, ""),
+        ("bare record", _raw(record), 422, "records_not_wrapped", None, ""),
+        ("bare array", _raw([record, record]), 422, "records_not_wrapped", None, ""),
     ]  # fmt: skip
 
 
