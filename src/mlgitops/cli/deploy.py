@@ -56,7 +56,9 @@ def deploy_command(
     kubeconfig: str | None = KubeconfigOption,
     context: str | None = ContextOption,
 ) -> None:
-    """Deploy the manifests of a Git revision (rendered from Git objects) to an environment."""
+    """Deploy the manifests of a Git revision (rendered from Git objects) to an environment.
+    Exits 28, changing nothing, for a revision whose committed gate verdict is not PASS or is
+    about another model than its release pins."""
     from mlgitops.deploy.deploy import deploy
 
     settings = _settings(repo, kubeconfig, context, timeout)

@@ -29,7 +29,9 @@ from mlgitops.deploy.rollout import (
     expected_pod_mismatches,
 )
 from mlgitops.errors import DeployError, MlgitopsError, RolloutFailedError
+from mlgitops.git import resolve_commit
 from mlgitops.release import ANNOTATION_PREFIX
+from mlgitops.verdict import require_released
 
 Log = Callable[[str], None]
 DEFAULT_TIMEOUT_S = 600.0
@@ -285,6 +287,14 @@ class _Session:
 # ---------------------------------------------------------------------------------- the API
 
 
+def _require_released(repo: Path, rev: str) -> str:
+    """The commit of `rev`, if its committed gate verdict passed its release; else the refusal
+    (ReleaseNotPassedError, exit 28), before anything is rendered or written."""
+    commit = resolve_commit(repo, rev)
+    require_released(repo, commit, rev)
+    return commit
+
+
 def deploy(
     environment: str,
     rev: str = "HEAD",
@@ -298,7 +308,11 @@ def deploy(
     timings = Timings()
     session = _Session(settings, kube, timings)
     try:
+        # A revision whose committed gate verdict did not pass its release is no release.
+        checked = _require_released(settings.repo, rev)
         target = session.render(rev, environment)
+        if target.commit != checked:  # `rev` moved meanwhile
+            _require_released(settings.repo, target.commit)
         report = DeployReport(environment, target, timings=timings)
         if dry_run:
             with timings.phase("diff"):

@@ -52,6 +52,11 @@ PROMISED_CODES = {
     ("report", "pr"): [
         f"{errors.GateFailedError.exit_code} on FAIL",
         f"{errors.GateInconclusiveError.exit_code} on INCONCLUSIVE",
+        f"release exits {errors.ReleaseNotPassedError.exit_code}",
+    ],
+    ("deploy",): [
+        f"Exits {errors.ReleaseNotPassedError.exit_code}, changing nothing, for a revision whose "
+        "committed gate verdict is not PASS",
     ],
     ("ab", "status"): [
         f"{errors.ExperimentNoDifferenceYetError.exit_code} NO_DIFFERENCE_YET",
