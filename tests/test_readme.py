@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 
 from tests.support.project import REPO_ROOT, VENV_BIN, make_project
@@ -33,3 +34,21 @@ def test_activated_venv_runs_the_pipeline_commands(tmp_path) -> None:
     activated = shell(f"source {activate} && dvc repro validate && mlgitops --help")
     assert activated.returncode == 0, activated.stderr
     assert "Running stage 'validate'" in activated.stdout
+
+
+def _all_errors(cls: type) -> list[type]:
+    return [cls, *(sub for child in cls.__subclasses__() for sub in _all_errors(child))]
+
+
+def test_the_cli_section_lists_every_exit_code_the_errors_use() -> None:
+    from mlgitops import errors
+
+    section = README.split("\n## CLI\n", 1)[1].split("\n## ", 1)[0]
+    listed_text = section.split("non-zero exit code (", 1)[1].split(").\n", 1)[0]
+    listed: set[int] = set()
+    for low, high in re.findall(r"\b(\d+)(?:-(\d+))?\b", listed_text):
+        listed.update(range(int(low), int(high or low) + 1))
+    codes = {cls.exit_code for cls in _all_errors(errors.MlgitopsError)} - {1}
+    assert codes - listed == set(), "documented nowhere in README's CLI section"
+    assert listed - codes == set(), "documented but raised by no error class"
+    assert "28 not a release" in " ".join(listed_text.split())
