@@ -109,6 +109,12 @@ def test_retrain_after_concept_drift_passes_deploys_and_a_degraded_one_fails(
     [line] = worse.stderr.strip().splitlines()
     assert line.startswith("error: gate FAIL: ROC AUC worse")
     assert "nothing committed" in line
+    # The worktree's `dvc repro` finished (the release stages kept the champion's outputs);
+    # the loop refused on the verdict it read, not on a failing stage.
+    logs = sorted((root / ".git" / "mlgitops" / "retrain").glob("*.log"), key=os.path.getmtime)
+    text = logs[-1].read_text()
+    assert "package: gate verdict FAIL (see reports/gate.md): release not changed" in text
+    assert "ERROR" not in text
     assert _untouched(root) == before
     assert run(["git", "worktree", "list"], root).stdout.count("\n") == 1
     # Cancelled mid-way (a CI job stopped): the temporary worktree goes, nothing is left.

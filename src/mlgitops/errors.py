@@ -145,14 +145,15 @@ class GateError(MlgitopsError):
 
 class GateFailedError(GateError):
     """The gate's verdict is FAIL: the challenger is shown worse than the champion by more than
-    the margin. The package stage refuses to release it."""
+    the margin. It is not released: the release stages keep the champion's outputs (or, with
+    none to keep, `package` exits with it); `retrain` and `report pr` exit with it."""
 
     exit_code = 17
 
 
 class GateInconclusiveError(GateError):
     """The gate's verdict is INCONCLUSIVE: the test set cannot show the challenger is not worse.
-    The package stage refuses to release it."""
+    Not released, as for FAIL."""
 
     exit_code = 18
 
@@ -174,6 +175,14 @@ class RevertError(MlgitopsError):
     the release commit does not revert cleanly, or the result is not the previous release."""
 
     exit_code = 25
+
+
+class ReleaseNotPassedError(MlgitopsError):
+    """A revision's committed gate verdict is not PASS, or its gate passed another model than
+    the one its release record pins (an experiment that lost, committed): `mlgitops deploy`
+    refuses to deploy it and `mlgitops report pr` to judge it (src/mlgitops/verdict.py)."""
+
+    exit_code = 28
 
 
 class ExperimentError(MlgitopsError):

@@ -116,13 +116,10 @@ def deploy_command(
     context: str | None = ContextOption,
 ) -> None:
     """Deploy the manifests of a Git revision (rendered from Git objects) to an environment,
-    with the image pinned to the digest its registry serves.
-
-    Exit codes: 9 deploy error, 10 rollout failed (rolled back, or not), 11 locked, 12 unknown
-    revision, 31 lease lost mid-deploy (stopped before its next write), 32 no digest (tag not
-    in the registry; with --require-digest, registry not reachable), 143/130 ended by
-    SIGTERM/SIGINT (recorded as interrupted, lease released).
-    """
+    with the image pinned to the digest its registry serves. A revision whose committed gate
+    verdict is not PASS, or is about another model than its release pins, is refused before
+    anything changes; SIGTERM or SIGINT records the attempt as interrupted and releases the
+    lease."""
     from mlgitops.deploy.deploy import deploy
     from mlgitops.deploy.signals import interruptible
 
@@ -245,10 +242,17 @@ def register(app: typer.Typer) -> None:
     from mlgitops import errors as e
     from mlgitops.cli.exitcodes import epilog
 
-    rollout = epilog(
-        e.ArtifactError, e.GitError, e.DeployError, e.RolloutFailedError, e.DeployLockedError
+    rollout = (
+        e.ArtifactError,
+        e.GitError,
+        e.DeployError,
+        e.RolloutFailedError,
+        e.DeployLockedError,
+        e.DeployLeaseLostError,
+        e.ImageDigestError,
+        e.DeployInterruptedError,
     )
-    app.command(name="deploy", epilog=rollout)(deploy_command)
-    app.command(name="rollback", epilog=rollout)(rollback_command)
+    app.command(name="deploy", epilog=epilog(*rollout, e.ReleaseNotPassedError))(deploy_command)
+    app.command(name="rollback", epilog=epilog(*rollout))(rollback_command)
     history = epilog(e.ArtifactError, e.DeployError, e.GitError)
     app.command(name="history", epilog=history)(history_command)

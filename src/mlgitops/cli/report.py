@@ -57,6 +57,7 @@ def show(rev: str | None = RevOption, params: Path = ParamsOption) -> None:
         e.GateError,
         e.GateFailedError,
         e.GateInconclusiveError,
+        e.ReleaseNotPassedError,
         ok="PASS",
     ),
 )
@@ -69,7 +70,9 @@ def pr(
     ),
 ) -> None:
     """Print the Markdown report (verdict, metrics with intervals, data, tuning) of HEAD's
-    release against BASE's. Exits 0 on PASS, 17 on FAIL, 18 on INCONCLUSIVE."""
+    release against BASE's. Exits 0 on PASS, 17 on FAIL, 18 on INCONCLUSIVE. A HEAD that
+    commits a model its gate did not pass exits by that committed verdict (17, 18); one whose
+    committed PASS is about another model than its release exits 28."""
     from mlgitops.errors import GateFailedError, GateInconclusiveError
     from mlgitops.git import repo_root
     from mlgitops.io import atomic_write_text

@@ -48,7 +48,7 @@ _STAGES: dict[str, tuple[str, str]] = {
     ),
     "rules": (
         "Generate the Prometheus alert rules (rule file and PrometheusRule).",
-        epilog(e.ArtifactError),
+        epilog(e.ArtifactError, e.GateFailedError, e.GateInconclusiveError),
     ),
     "export": (
         "Export ONNX, quantized, pruned, C and JS scorers; gate them on the test split.",
@@ -66,7 +66,7 @@ _STAGES: dict[str, tuple[str, str]] = {
     ),
     "report": (
         "Write the stakeholder report of the release (offline HTML) and its JSON twin.",
-        epilog(e.ArtifactError),
+        epilog(e.ArtifactError, e.GateFailedError, e.GateInconclusiveError),
     ),
 }
 

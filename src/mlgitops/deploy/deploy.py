@@ -52,7 +52,9 @@ from mlgitops.errors import (
     MlgitopsError,
     RolloutFailedError,
 )
+from mlgitops.git import resolve_commit
 from mlgitops.release import ANNOTATION_PREFIX
+from mlgitops.verdict import require_released
 
 Log = Callable[[str], None]
 DEFAULT_TIMEOUT_S = 600.0
@@ -461,6 +463,14 @@ class _Session:
 # ---------------------------------------------------------------------------------- the API
 
 
+def _require_released(repo: Path, rev: str) -> str:
+    """The commit of `rev`, if its committed gate verdict passed its release; else the refusal
+    (ReleaseNotPassedError, exit 28), before anything is rendered or written."""
+    commit = resolve_commit(repo, rev)
+    require_released(repo, commit, rev)
+    return commit
+
+
 def deploy(
     environment: str,
     rev: str = "HEAD",
@@ -474,7 +484,11 @@ def deploy(
     timings = Timings()
     session = _Session(settings, kube, timings)
     try:
+        # A revision whose committed gate verdict did not pass its release is no release.
+        checked = _require_released(settings.repo, rev)
         target = session.render(rev, environment)
+        if target.commit != checked:  # `rev` moved meanwhile
+            _require_released(settings.repo, target.commit)
         pin = session.resolve(target)
         report = DeployReport(environment, target, pin, timings=timings)
         if dry_run:

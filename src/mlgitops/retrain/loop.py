@@ -3,9 +3,11 @@ branch plus the pull-request body. It never deploys: merging deploys.
 
 Everything happens in a temporary Git worktree of the base branch that shares the repository's
 DVC cache, so the user's working tree, main and the deployed release are never touched, whatever
-the verdict. On PASS the worktree's changes (data.dvc, params.yaml, dvc.lock, the release and its
-k8s pin, metrics, reports) become one commit on the new branch; on FAIL or INCONCLUSIVE nothing
-is committed, no branch is left, and the error says why in one line.
+the verdict. `dvc repro` finishes whatever the verdict (the release stages keep the champion's
+outputs on a verdict other than PASS); the loop then reads the gate's verdict on the worktree's
+model. On PASS the worktree's changes (data.dvc, params.yaml, dvc.lock, the release and its k8s
+pin, metrics, reports) become one commit on the new branch; on FAIL or INCONCLUSIVE nothing is
+committed, no branch is left, and the error says why in one line.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from mlgitops.errors import (
     MlgitopsError,
     RetrainError,
 )
+from mlgitops.io import file_sha256
 from mlgitops.records import GateReport
 from mlgitops.release import ReleaseRecord, load_release
 from mlgitops.revision import dvc_cache_dir
@@ -208,25 +211,33 @@ def _last_error(output: str) -> str:
     return (errors or lines or ["no output"])[0 if errors else -1]
 
 
-def _repro(worktree: Path, params: Params, log: Path, progress: Callable[[str], None]) -> None:
-    """`dvc repro`; a gate verdict that refuses the release becomes its GateError."""
-    gate_file = worktree / params.paths.gate_metrics
-    before = gate_file.read_bytes() if gate_file.is_file() else None
+def _repro(worktree: Path, log: Path, progress: Callable[[str], None]) -> None:
+    """`dvc repro`, which finishes whatever the gate says; a failure is a RetrainError."""
     progress("dvc repro (validate, split, tune, train, evaluate, gate, package, ...)")
     result = _dvc(worktree, "repro", log=log)
-    if result.returncode == 0:
-        return
-    report = _gate_report(worktree, params)
-    fresh = gate_file.is_file() and gate_file.read_bytes() != before
-    if report is not None and fresh and report.verdict in REFUSALS:
+    if result.returncode != 0:
+        raise RetrainError(
+            f"dvc repro failed: {_last_error(result.stderr + result.stdout)} (full log: {log}); "
+            "nothing committed"
+        )
+
+
+def passed_verdict(report: GateReport | None, model_hash: str, gate_file: Path) -> GateReport:
+    """The gate's verdict on the worktree's model (`model_hash`), if PASS; a refusing verdict
+    becomes its GateError, a missing or stale record a RetrainError."""
+    if report is None:
+        raise RetrainError(f"dvc repro succeeded but left no readable {gate_file}")
+    if report.challenger_model_hash != model_hash:
+        raise RetrainError(
+            f"{gate_file} judged model {report.challenger_model_hash[:19]}, not the retrained "
+            f"{model_hash[:19]}; nothing committed"
+        )
+    if report.verdict in REFUSALS:
         raise REFUSALS[report.verdict](
             f"gate {report.verdict}: {report.reason}; nothing committed, no branch made, "
             "main and the deployed release untouched"
         )
-    raise RetrainError(
-        f"dvc repro failed: {_last_error(result.stderr + result.stdout)} (full log: {log}); "
-        "nothing committed"
-    )
+    return report
 
 
 def _commit_message(
@@ -329,11 +340,12 @@ def retrain(
             summary = ingest(wparams, fresh, root=worktree)
             if not summary.rows_added and not request.overrides:
                 raise RetrainError(f"nothing to retrain on: {summary.line()}")
-        _repro(worktree, wparams, log, progress)
-        report = _gate_report(worktree, wparams)
+        _repro(worktree, log, progress)
+        model_hash = "sha256:" + file_sha256(worktree / wparams.paths.model)
+        report = passed_verdict(
+            _gate_report(worktree, wparams), model_hash, wparams.paths.gate_metrics
+        )
         challenger = load_release(worktree / wparams.paths.release)
-        if report is None or report.verdict != "PASS":
-            raise RetrainError(f"dvc repro succeeded but {wparams.paths.gate_metrics} has no PASS")
         if challenger.model_hash == champion.model_hash:
             raise RetrainError(
                 f"the retrained model is the released one ({challenger.model_hash[:19]}): "

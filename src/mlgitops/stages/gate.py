@@ -22,7 +22,8 @@ SE: with a margin below it even an equal challenger is mostly INCONCLUSIVE.
 
 No champion (the base commit has no release: a first release) passes with that reason, as does
 `gate.base: null`. The verdict is written, whatever it is, to metrics/gate.json and
-reports/gate.md; stage `package` refuses to release unless it is PASS.
+reports/gate.md; the release stages (rules, package, report) act only on a PASS and otherwise
+keep their outputs (src/mlgitops/verdict.py).
 """
 
 from __future__ import annotations

@@ -85,7 +85,20 @@ def _commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str,
 
 
 COMMANDS = _commands(typer.main.get_command(app))
-BY_CODE_AND_WORDS = {(cls.exit_code, meaning(cls)): cls for cls in _raised_classes()}
+
+
+def _by_code_and_words() -> dict[tuple[int, str], ErrorClass]:
+    """The class a help's "code words" names: of classes sharing both (a subclass that only
+    narrows the message), the most general one."""
+    found: dict[tuple[int, str], ErrorClass] = {}
+    for cls in _raised_classes():
+        key = (cls.exit_code, meaning(cls))
+        if key not in found or issubclass(found[key], cls):
+            found[key] = cls
+    return found
+
+
+BY_CODE_AND_WORDS = _by_code_and_words()
 EXIT_LINE = re.compile(r"Exit codes: (.*?); every code: mlgitops --help\.")
 MENTION = re.compile(r"\bexits?\b[^.]*", re.IGNORECASE)
 NUMBER = re.compile(r"(?<![\w.])\d+(?![\w.])")
@@ -167,7 +180,7 @@ DOC_CODES: list[tuple[str, str, list[ErrorClass | None] | str]] = [
     ("README.md", "`.venv/bin/dvc repro` fails with exit 127", "shell"),
     ("README.md", "non-zero exit code (1 other error", "the CLI list"),
     ("README.md", "for a misspelt key, the nearest allowed one (exit 2)", [e.ConfigError]),
-    ("README.md", "not changed`, exit code 17 (18 for INCONCLUSIVE)", [FAIL, INCONCLUSIVE]),
+    ("README.md", "`package` stops instead, exit 17 (FAIL) or 18", [FAIL, INCONCLUSIVE]),
     ("README.md", "predicts another target is an error naming it (exit 16)", [e.GateError]),
     ("README.md", "It exits 0 on PASS, 17 on FAIL and 18 on", [None, FAIL, INCONCLUSIVE]),
     ("README.md", "refused whole with one line and exit 19 (3 for", [e.IngestError, e.DataError]),
@@ -175,8 +188,28 @@ DOC_CODES: list[tuple[str, str, list[ErrorClass | None] | str]] = [
     ("README.md", "Other refusals exit 20", [e.RetrainError]),
     ("README.md", "a `--set` key that is no param exits 2", [e.ConfigError]),
     ("README.md", "(and `mlgitops serve`, exit 7)", [e.ServingError]),
-    ("README.md", "the last successful revision and exits 10", [e.RolloutFailedError]),
-    ("README.md", "to one environment from overlapping (exit 11)", [e.DeployLockedError]),
+    ("README.md", "at the digest it recorded and exits 10", [e.RolloutFailedError]),
+    ("README.md", "writes nothing, exits 0 and prints one line", [None]),
+    ("README.md", "the first field that differs (exit 6)", [e.PackagingError]),
+    ("README.md", "release not changed; ...`), and exit 0", [None]),
+    (
+        "README.md",
+        "is refused by `mlgitops deploy` (exit 28) and by `mlgitops report pr` (exit 17/18",
+        [e.ReleaseNotPassedError, FAIL, INCONCLUSIVE],
+    ),
+    (
+        "README.md",
+        "exits by it (17, 18); a committed PASS about another model than head's release exits 28",
+        [FAIL, INCONCLUSIVE, e.ReleaseNotPassedError],
+    ),
+    ("README.md", "It finishes, exit 0, whatever the verdict", [None]),
+    ("README.md", "`mlgitops deploy` refuses the commit (exit 28)", [e.ReleaseNotPassedError]),
+    ("README.md", "makes `mlgitops deploy` exit 28 before", [e.ReleaseNotPassedError]),
+    ("README.md", "`--require-digest` refuses instead (exit 32)", [e.ImageDigestError]),
+    ("README.md", "does not matter; else exit 11", [e.DeployLockedError]),
+    ("README.md", "rendered or written (exit 28, one line)", [e.ReleaseNotPassedError]),
+    ("README.md", "before its next write and exits 31", [e.DeployLeaseLostError]),
+    ("README.md", "the lease at once and exits 143 or 130", "signals: 128 + SIGTERM, SIGINT"),
     ("README.md", "an unknown `--base`: a one-line error (exit 25)", [e.RevertError]),
     (
         "README.md",
@@ -195,7 +228,14 @@ DOC_CODES: list[tuple[str, str, list[ErrorClass | None] | str]] = [
     ("docs/ab.md", "unreadable logs/labels exit 14", [e.MonitoringInputError]),
     ("docs/audit.md", "and the value, exit code 27", [e.AuditInputError]),
     ("docs/deploy.md", "one-line error naming the file(s) tried (exit 9)", [e.DeployError]),
-    ("docs/deploy.md", "is refused with exit code 11", [e.DeployLockedError]),
+    ("docs/deploy.md", "else exit 11 naming the holder", [e.DeployLockedError]),
+    ("docs/deploy.md", "is refused (exit 32) before any write", [e.ImageDigestError]),
+    ("docs/deploy.md", "the deploy refuses instead (exit 32)", [e.ImageDigestError]),
+    ("docs/deploy.md", "and stops there if not (exit 31)", [e.DeployLeaseLostError]),
+    ("docs/deploy.md", "refuses, with one line and exit 28", [e.ReleaseNotPassedError]),
+    ("docs/deploy.md", "renewed all that time is exit 11", [e.DeployLockedError]),
+    ("docs/deploy.md", "unchanged one, and exits 31 with one line", [e.DeployLeaseLostError]),
+    ("docs/deploy.md", "and the deploy exits 143 or 130", "signals: 128 + SIGTERM, SIGINT"),
     ("docs/deploy.md", "and exits 10 with a message naming both", [e.RolloutFailedError]),
     ("docs/export.md", "fails the stage with one line (exit code 13)", [e.ExportError]),
     ("docs/export.md", "raises `ArtifactError` (exit code 5)", [e.ArtifactError]),

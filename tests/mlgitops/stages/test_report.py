@@ -158,3 +158,31 @@ def test_report_show_and_rev(reported: Params, tmp_path: Path, capsys, monkeypat
     _git(repo, "commit", "-qm", "drop")
     assert main(["report", "--rev", "HEAD"]) == 5
     assert "has no report reports/model_report.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verdict", ["FAIL", "INCONCLUSIVE"])
+def test_a_model_the_gate_did_not_pass_leaves_the_report_of_the_release(
+    reported: Params, verdict: str
+) -> None:
+    """The report describes the release; a challenger that was not released does not replace
+    it (its own figures are in metrics/evaluate.json, its comparison in reports/gate.md)."""
+    from mlgitops.records import GateReport, load_gate_report, save_record
+    from mlgitops.release import load_release
+
+    paths = reported.paths
+    outputs = (paths.report_html, paths.report_json)
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in outputs}
+    original = paths.gate_metrics.read_bytes()
+    passed = load_gate_report(paths.gate_metrics)
+    try:
+        save_record(GateReport(**{**passed.model_dump(), "verdict": verdict}), paths.gate_metrics)
+        line = report.run(reported)
+    finally:
+        paths.gate_metrics.write_bytes(original)
+    tag = load_release(paths.release).bento_tag
+    assert line == (
+        f"gate verdict {verdict} (see {paths.gate_report}): release not changed; "
+        f"{paths.report_html} still describes {tag}; this model's test figures are in "
+        f"{paths.metrics}"
+    )
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in outputs} == before
