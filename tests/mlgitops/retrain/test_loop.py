@@ -12,7 +12,7 @@ from mlgitops.records import GateReport
 from mlgitops.retrain.loop import passed_verdict
 
 MODEL = "sha256:" + "a" * 64
-GATE_FILE = Path("metrics/gate.json")
+GATE_FILE = Path("reports/gate.json")
 
 
 def _report(verdict: str, model: str = MODEL) -> GateReport:
@@ -52,7 +52,7 @@ def test_a_refusing_verdict_is_its_gate_error(verdict, error, code) -> None:
 
 
 def test_a_missing_or_stale_record_is_a_retrain_error() -> None:
-    with pytest.raises(RetrainError, match="left no readable metrics/gate.json"):
+    with pytest.raises(RetrainError, match="left no readable reports/gate.json"):
         passed_verdict(None, MODEL, GATE_FILE)
     with pytest.raises(RetrainError, match="judged model sha256:bbbbbbbbbbbb, not the retrained"):
         passed_verdict(_report("PASS", "sha256:" + "b" * 64), MODEL, GATE_FILE)

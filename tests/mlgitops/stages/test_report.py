@@ -165,7 +165,7 @@ def test_a_model_the_gate_did_not_pass_leaves_the_report_of_the_release(
     reported: Params, verdict: str
 ) -> None:
     """The report describes the release; a challenger that was not released does not replace
-    it (its own figures are in metrics/evaluate.json, its comparison in reports/gate.md)."""
+    it (its own figures are in reports/evaluate.json, its comparison in reports/gate.md)."""
     from mlgitops.records import GateReport, load_gate_report, save_record
     from mlgitops.release import load_release
 
