@@ -89,6 +89,9 @@ class PathsConfig(_Strict):
     headline_evaluate: Path = Path("metrics/evaluate.json")
     headline_gate: Path = Path("metrics/gate.json")
     headline_tune: Path = Path("metrics/tune.json")
+    # `mlgitops retrain` keeps a refused challenger's gate report and metrics here, one folder
+    # per branch it would have made (ignored by Git).
+    retrain_evidence: Path = Path("reports/retrain")
 
 
 class DataConfig(_Strict):
