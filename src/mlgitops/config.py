@@ -50,6 +50,8 @@ class PathsConfig(_Strict):
     profile: Path
     model: Path
     model_card: Path
+    # The evaluation record (test and validation figures, the exact threshold): what the
+    # report, summary, gate, export and serving read. `dvc metrics show` lists headline_* only.
     metrics: Path
     plots: Path
     bento_archive: Path
@@ -57,22 +59,22 @@ class PathsConfig(_Strict):
     k8s_release_patch: Path
     # Stage `export` (issue 13): ONNX, quantized, pruned, C and JS artifacts, and their ledger.
     export_dir: Path = Path("artifacts/export")
-    export_metrics: Path = Path("metrics/export.json")
-    # Stage `report` (issue 12): the stakeholder report and its JSON twin (a DVC metrics file).
+    export_metrics: Path = Path("reports/export.json")
+    # Stage `report` (issue 12): the stakeholder report and its JSON twin.
     report_html: Path = Path("reports/model_report.html")
     report_json: Path = Path("reports/model_report.json")
     # Stage `tune`: the chosen train config with its CV summary, and the trial history (plot).
     tuned_params: Path = Path("artifacts/tuned_params.json")
-    # Stage `gate`: the verdict with its figures (DVC metrics) and the Markdown summary.
-    gate_metrics: Path = Path("metrics/gate.json")
+    # Stage `gate`: the verdict with its figures (the gate record) and the Markdown summary.
+    gate_metrics: Path = Path("reports/gate.json")
     gate_report: Path = Path("reports/gate.md")
     tune_trials: Path = Path("plots/tune_trials.json")
     # The locked dependency closure (`make lock`); the bento pins its runtime libraries from it.
     requirements_lock: Path = Path("requirements.lock")
     # Monitoring; defaults keep params.yaml of older commits readable.
     score_reference: Path = Path("artifacts/monitoring/score_reference.json")
-    # The calibration's check on the test split (Brier, reliability), a metric of score_reference.
-    calibration_metrics: Path = Path("metrics/calibration.json")
+    # The calibration's check on the test split (Brier, reliability), from score_reference.
+    calibration_metrics: Path = Path("reports/calibration.json")
     prometheus_rules: Path = Path("k8s/monitoring/rules.yaml")
     prometheus_rule_resource: Path = Path("k8s/monitoring/prometheusrule.yaml")
     monitor_summary: Path = Path("reports/monitor/summary.json")
@@ -82,6 +84,14 @@ class PathsConfig(_Strict):
     # container has no params.yaml: MLGITOPS_PREDICTION_LOG (default stdout) says there.
     serve_prediction_log: Path = Path("reports/serve/predictions.jsonl")
     serve_feedback_log: Path = Path("reports/serve/feedback.jsonl")
+    # The DVC metrics: a few headline figures per stage, what people compare across experiments
+    # (`dvc metrics show`, `dvc exp show`); the records above hold the detail.
+    headline_evaluate: Path = Path("metrics/evaluate.json")
+    headline_gate: Path = Path("metrics/gate.json")
+    headline_tune: Path = Path("metrics/tune.json")
+    # `mlgitops retrain` keeps a refused challenger's gate report and metrics here, one folder
+    # per branch it would have made (ignored by Git).
+    retrain_evidence: Path = Path("reports/retrain")
 
 
 class DataConfig(_Strict):

@@ -7,10 +7,11 @@ from pathlib import Path
 import typer
 
 from mlgitops import errors as e
+from mlgitops.cli import helptext
 from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption, parse_as_of
 
-app = typer.Typer(help="A/B tests and shadow runs of a challenger release.", no_args_is_help=True)
+app = helptext.app(help="A/B tests and shadow runs of a challenger release.", no_args_is_help=True)
 
 
 @app.command(

@@ -12,10 +12,11 @@ from pathlib import Path
 import typer
 
 from mlgitops import errors as e
+from mlgitops.cli import helptext
 from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption
 
-app = typer.Typer(help="Human audits of production predictions: sample, import labels, report.")
+app = helptext.app(help="Human audits of production predictions: sample, import labels, report.")
 
 SampleOption = typer.Option(..., "--sample", help="The directory `audit sample` wrote.")
 

@@ -1,4 +1,4 @@
-"""`mlgitops data`: the embedded default dataset."""
+"""`mlgitops data`: generate, materialize, ingest into and simulate traffic from the dataset."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from mlgitops import errors as e
+from mlgitops.cli import helptext
 from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import (
     BatchArgument,
@@ -16,8 +17,10 @@ from mlgitops.cli.options import (
     SourceOption,
 )
 
-app = typer.Typer(
-    help="Generate or materialize the embedded default dataset.", no_args_is_help=True
+app = helptext.app(
+    help="The dataset of data.dvc: generate the default data, materialize it, ingest labelled "
+    "batches, and simulate traffic to monitor.",
+    no_args_is_help=True,
 )
 
 

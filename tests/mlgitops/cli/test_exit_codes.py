@@ -126,8 +126,8 @@ def test_each_help_states_the_codes_its_command_exits_with(path, command, capsys
     assert main([*path, "--help"]) == 0
     out = capsys.readouterr().out
     listed, _ = _listed(_words(out))
-    # The command's own text (its panels of options and subcommands come after it).
-    own = _words(out.split("╭─", 1)[0])
+    # The command's own text (its arguments, options and subcommands come after it).
+    own = _words(re.split(r"\n(?:Arguments|Options|Commands):\n", out, maxsplit=1)[0])
     entry, modules = entry_of(command.callback)
     seen = raises(entry)
     if path[0] == "stage":  # the stage's module is imported by name at run time
