@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from mlgitops.config import ServingConfig
 from mlgitops.serving.app import create_app
+from mlgitops.serving.auth import Credentials, RequestIds
 
 
 def _loading_runtime(wait: float) -> SimpleNamespace:
@@ -18,6 +19,7 @@ def _loading_runtime(wait: float) -> SimpleNamespace:
         model=None,
         error=None,
         settings=ServingConfig(load_wait_seconds=wait, prediction_log="off", feedback_log="off"),
+        credentials=Credentials(None, None, RequestIds(None)),
     )
 
 
