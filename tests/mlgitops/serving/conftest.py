@@ -272,8 +272,10 @@ def run_server(
         MLGITOPS_FEEDBACK_LOG=str(server.feedback_log),
         MLGITOPS_MAX_BATCH_SIZE=str(MAX_BATCH),
         **credentials,
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})  # may name other log paths
+    server.prediction_log = Path(env["MLGITOPS_PREDICTION_LOG"])
+    server.feedback_log = Path(env["MLGITOPS_FEEDBACK_LOG"])
     cmd = [sys.executable, "-m", "bentoml", "serve", target or packaged.bento_tag]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     with server.log_file.open("wb") as log:
