@@ -157,7 +157,9 @@ class FeedbackDesk:
         if not self.log.submit(record, on_done=lambda ok: loop.call_soon_threadsafe(settle, ok)):
             if self.log.error:
                 message = f"the feedback log cannot be written ({self.log.error}); retry later"
-                raise RequestError(503, [FieldError("feedback_unavailable", message)])
+                raise RequestError(
+                    503, [FieldError("feedback_unavailable", message)], {"retry-after": "1"}
+                )
             message = "feedback queue is full; retry later"
             raise RequestError(503, [FieldError("feedback_busy", message)], {"retry-after": "1"})
         self._writing[key] = done
