@@ -55,10 +55,22 @@ def _unauthorized(runtime: Runtime, realm: str, message: str) -> Response:
     )
 
 
+def _credentials_broken(runtime: Runtime) -> Response | None:
+    """503 while a credential file named in the settings cannot be used: the worker answers
+    nothing it would have to guard with it (it never turns ready either)."""
+    if runtime.credential_error is None:
+        return None
+    return _json({"error": "not_ready", "message": runtime.credential_error, "detail": []}, 503)
+
+
 def _read_refused(request: Request, runtime: Runtime | None) -> Response | None:
     """401 unless the request may read (/predict, /metadata, /schema, /openapi.json): with a
     predict token set, only with it."""
-    if runtime is None or runtime.credentials.may_read(request.headers.get("authorization")):
+    if runtime is None:
+        return None
+    if broken := _credentials_broken(runtime):
+        return broken
+    if runtime.credentials.may_read(request.headers.get("authorization")):
         return None
     message = "missing or wrong bearer token: this server's reads take its predict token"
     return _unauthorized(runtime, "predict", message)
@@ -302,6 +314,8 @@ def create_app() -> Starlette:
         if runtime is None:
             return not_ready(runtime)
         # Credentials first: an anonymous body is never read.
+        if broken := _credentials_broken(runtime):
+            return broken
         if runtime.credentials.feedback is None:
             message = (
                 "this server takes no labels: it has no feedback token "
