@@ -83,6 +83,7 @@ class JsonLinesLog:
         self._retained = 0
         self._fd: int | None = None
         self._is_file = False
+        self._no_flock = False
         # A stream's last write stopped inside a line: the next one starts with a newline.
         self._mid_line = False
         self._last_probe = 0.0
@@ -241,7 +242,7 @@ class JsonLinesLog:
         return whole
 
     def _append_to_file(self, fd: int, data: bytes) -> int:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock(fd)
         try:
             start = os.fstat(fd).st_size
             # A line cut off by something that did not hold the lock (a killed process): end it,
@@ -260,6 +261,21 @@ class JsonLinesLog:
                 self._failed(failed.error)
                 return max(payload.count(b"\n", 0, kept) - len(prefix), 0)
         finally:
+            self._unlock(fd)
+
+    def _lock(self, fd: int) -> None:
+        """Take the file's lock; a file system without flock (some network ones) is written
+        without it, as before the lock existed, and says so once."""
+        if self._no_flock:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as error:
+            self._no_flock = True
+            logger.warning("%s: no flock (%s); workers sharing it may interleave", self.sink, error)
+
+    def _unlock(self, fd: int) -> None:
+        if not self._no_flock:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
     def _append_to_stream(self, fd: int, data: bytes) -> int:
@@ -285,7 +301,7 @@ class JsonLinesLog:
         fd = self._fd
         assert fd is not None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            self._lock(fd)
             try:
                 start = os.fstat(fd).st_size
                 try:
@@ -295,7 +311,7 @@ class JsonLinesLog:
                     ok = False
                 os.ftruncate(fd, start)
             finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+                self._unlock(fd)
         except OSError:
             return
         if ok:
