@@ -92,6 +92,10 @@ class PathsConfig(_Strict):
     # `mlgitops retrain` keeps a refused challenger's gate report and metrics here, one folder
     # per branch it would have made (ignored by Git).
     retrain_evidence: Path = Path("reports/retrain")
+    # The bearer token /feedback requires and the key that signs request ids, made (mode 0600)
+    # by `mlgitops serve` when absent; a container mounts them from a Secret instead.
+    serve_feedback_token: Path = Path("reports/serve/feedback-token")
+    serve_request_id_key: Path = Path("reports/serve/request-id-key")
 
 
 class DataConfig(_Strict):
@@ -297,6 +301,8 @@ class ServingConfig(BaseSettings):
     load_wait_seconds: float = Field(ge=0, le=600, default=60)
     # Rows whose served label a worker keeps to join /feedback to (labelled_outcome_total).
     feedback_join_rows: int = Field(ge=0, default=100_000)
+    # ...and the bytes they may take (entity ids are kept with them, and ids are client data).
+    feedback_join_bytes: int = Field(ge=0, default=64 * 2**20)
     # Each prediction is in the prediction log already; an access log line per request costs CPU.
     access_log: bool = False
     # OpenTelemetry spans for the API routes (with an exporter configured for BentoML).
@@ -306,8 +312,25 @@ class ServingConfig(BaseSettings):
     model_tag: str | None = None
     bento_tag: str | None = None
     git_commit: str | None = None
+    # Credentials, as files (a mounted Secret; one value a line, every line accepted, so a new
+    # one can be added before the old is removed; re-read when the file changes). /feedback
+    # takes only the feedback token and is refused without one; /predict, /metadata, /schema
+    # and /openapi.json take the predict token when one is set, else anyone.
+    feedback_token_file: str | None = None
+    predict_token_file: str | None = None
+    # The key that signs request ids (the first line signs, every line verifies), shared by
+    # every worker and replica; without it each worker signs with a key of its own and a label
+    # is accepted only by the worker that served its prediction.
+    request_id_key_file: str | None = None
 
-    DEPLOYMENT_FIELDS: ClassVar[tuple[str, ...]] = ("model_tag", "bento_tag", "git_commit")
+    DEPLOYMENT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "model_tag",
+        "bento_tag",
+        "git_commit",
+        "feedback_token_file",
+        "predict_token_file",
+        "request_id_key_file",
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -136,6 +136,18 @@ def test_overlay_contract(env: str) -> None:
         f"metadata.annotations['{ANNOTATION_GIT_COMMIT}']"
     )
     assert env["MLGITOPS_FEEDBACK_LOG"]["value"] == "stdout"  # the root filesystem is read-only
+    # The credentials come from a Secret the pod cannot start without (never from Git).
+    [credentials] = [v for v in pod["volumes"] if "secret" in v]
+    assert credentials["secret"] == {
+        "secretName": "fraud-detector-credentials",
+        "optional": False,
+        "defaultMode": 0o440,
+    }
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == credentials["name"]]
+    assert mount["readOnly"] is True
+    assert env["MLGITOPS_FEEDBACK_TOKEN_FILE"]["value"] == f"{mount['mountPath']}/feedback-token"
+    assert env["MLGITOPS_REQUEST_ID_KEY_FILE"]["value"] == f"{mount['mountPath']}/request-id-key"
+    assert "MLGITOPS_PREDICT_TOKEN_FILE" not in env  # opt-in: k8s/components/predict-token
     annotations = spec["template"]["metadata"]["annotations"]
     for key in ("bento-tag", "model-hash", "data-hash"):
         assert f"mlgitops.io/{key}" in annotations
@@ -194,3 +206,42 @@ def test_deployer_role_is_least_privilege() -> None:
     assert "delete" in grants[("coordination.k8s.io", "leases")]
     assert not any(r in {"secrets", "pods/exec", "roles", "rolebindings"} for _, r in grants)
     assert grants[("", "pods")] == {"get", "list", "watch"}
+
+
+def test_the_predict_token_component_renders_and_validates(tmp_path: Path) -> None:
+    """An overlay opting in to k8s/components/predict-token: the server reads the Secret's
+    predict-token, and the result still passes kubernetes-validate --strict."""
+    import os
+
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    production = os.path.relpath(K8S / "overlays" / "production", overlay)
+    component = os.path.relpath(K8S / "components" / "predict-token", overlay)
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [production],
+                "components": [component],
+            }
+        )
+    )
+    objects = kustomize(overlay)
+    pod = by_kind(objects, "Deployment")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "credentials"]
+    assert env["MLGITOPS_PREDICT_TOKEN_FILE"] == f"{mount['mountPath']}/predict-token"
+    assert env["MLGITOPS_FEEDBACK_TOKEN_FILE"] == f"{mount['mountPath']}/feedback-token"
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(yaml.safe_dump_all(objects))
+    validator = _beside_python("kubernetes-validate")
+    assert validator is not None
+    proc = subprocess.run(
+        [validator, "--strict", "--kubernetes-version", KUBERNETES_VERSION, str(rendered)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -11,7 +11,8 @@ threads and speaks enough of the real protocol for kubectl 1.37 and the
   patches and server-side apply with managedFields and conflicts (`api`,
   `patching`, `store`);
 - a Deployment/ReplicaSet controller plus a kubelet stand-in that makes pods
-  Ready after `ready_delay` seconds, and failure injection (`controller`);
+  Ready after `ready_delay` seconds once the Secrets their volumes need (unless
+  `optional: true`) exist in their namespace, and failure injection (`controller`);
 - a registry as the nodes see it (`registry_view`, `fake.registry`): pods report the
   imageID of the digest they pulled, the one pinned in their image reference or the one the
   view holds for the tag when they start (`fake.registry.push(tag, digest)` re-points a tag,
