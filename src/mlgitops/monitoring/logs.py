@@ -337,7 +337,8 @@ def _fast(data: bytes, schema: pa.Schema) -> pa.Table | None:
         options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
         return pajson.read_json(
             io.BytesIO(data),
-            read_options=pajson.ReadOptions(block_size=2 * BLOCK_BYTES),
+            # Pieces of the block parse in parallel; any line (at most MAX_LINE_BYTES) fits one.
+            read_options=pajson.ReadOptions(block_size=2 * MAX_LINE_BYTES),
             parse_options=options,
         )
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
