@@ -220,26 +220,29 @@ def _shown_id(value: object) -> str:
     return repr(value) if isinstance(value, str) else repr(str(value))
 
 
-def _unknown(given: pd.DataFrame, keys: pd.Series, unknown: np.ndarray) -> list[SetAside]:
+def _unknown(given: pd.DataFrame, unknown: np.ndarray) -> list[SetAside]:
     from mlgitops.monitoring import logs
 
+    rows = np.flatnonzero(unknown)
+    columns = (logs.KEY, logs.REQUEST_KEY, logs.SOURCE, logs.LINE, logs.LABEL)
+    ids, requests, sources, lines, labels = (given[c].to_numpy()[rows] for c in columns)
     out = []
-    for i in np.flatnonzero(unknown):
-        row = given.iloc[i]
-        if pd.notna(row[logs.KEY]):
-            detail = f"id {_shown_id(row[logs.KEY])} is not in the prediction log"
-            key = str(row[logs.KEY])
+    for key, request, source, line, label in zip(
+        ids, requests, sources, lines, labels, strict=True
+    ):
+        if pd.notna(key):
+            detail, shown = f"id {_shown_id(key)} is not in the prediction log", str(key)
         else:
-            request_id, _, number = str(row[logs.REQUEST_KEY]).rpartition(":")
+            request_id, _, number = str(request).rpartition(":")
             detail = f"request {request_id!r} row {number} is not in the prediction log"
-            key = str(row[logs.REQUEST_KEY])
+            shown = str(request)
         out.append(
             SetAside(
-                source=row[logs.SOURCE],
-                line=int(row[logs.LINE]),
+                source=source,
+                line=int(line),
                 reason="unknown_id",
-                id=key,
-                label=str(int(row[logs.LABEL])),
+                id=shown,
+                label=str(int(label)),
                 detail=detail,
             )
         )
@@ -330,7 +333,7 @@ def batch_from_logs(
     # Labels name the entity id, or the request and row of the prediction (the feedback log).
     keys = given[logs.KEY].where(given[logs.KEY].notna(), given[logs.REQUEST_KEY].map(by_request))
     unknown = (keys.isna() | ~keys.isin(set(logged[logs.KEY]))).to_numpy()
-    set_aside += _unknown(given, keys, unknown)
+    set_aside += _unknown(given, unknown)
     clashes, clashing = _conflicting(given, keys.where(~unknown, None))
     set_aside += clashes
     kept = ~(unknown | clashing)

@@ -229,8 +229,18 @@ def _gunzip(pieces: Iterable[bytes], url: str, stats: ReadStats) -> Iterator[byt
         stats.cut_archives.append(f"{url}: ends early after {produced} decompressed bytes")
 
 
+# Compressions a file could be named with that are not read: refused by name, not parsed as
+# garbage lines.
+UNREAD_COMPRESSIONS = (".bz2", ".xz", ".lzma", ".zst", ".zstd", ".zip", ".lz4", ".snappy")
+
+
 def stream(url: str, stats: ReadStats) -> Iterator[bytes]:
     """The bytes of the file at `url`, decompressed if it ends in .gz, piece by piece."""
+    suffix = next((s for s in UNREAD_COMPRESSIONS if url.lower().endswith(s)), None)
+    if suffix is not None:
+        raise MonitoringInputError(
+            f"{url}: {suffix} compression is not read; decompress it or compress it with gzip"
+        )
     pieces = _raw_pieces(url)
     return _gunzip(pieces, url, stats) if url.lower().endswith(".gz") else pieces
 
@@ -262,7 +272,7 @@ def _blank_long_lines(data: bytes, first_line: int, url: str, stats: ReadStats) 
 
 def _long_line(number: int, url: str, stats: ReadStats) -> None:
     stats.long_lines += 1
-    stats.bad(f"{url}:{number}", f"line longer than {MAX_LINE_BYTES} bytes (skipped unread)")
+    stats.reject(Rejected(url, number, f"line longer than {MAX_LINE_BYTES} bytes (skipped unread)"))
 
 
 def line_blocks(pieces: Iterable[bytes], url: str, stats: ReadStats) -> Iterator[Block]:
@@ -426,7 +436,10 @@ def _parse_times(values: pd.Series) -> pd.DatetimeIndex:
     if pd.api.types.is_datetime64_any_dtype(values):  # pyarrow's CSV reader parsed them already
         times = pd.DatetimeIndex(values)
         return times.tz_localize("UTC") if times.tz is None else times.tz_convert("UTC")
-    array = pa.chunked_array([pa.array(values.astype(object).to_numpy(), type=pa.string())])
+    try:
+        array = pa.chunked_array([pa.array(values.astype(object).to_numpy(), type=pa.string())])
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # dates (a CSV's "2025-07-01") or other objects
+        return pd.DatetimeIndex(pd.to_datetime(values, utc=True, errors="coerce"))
     return pd.DatetimeIndex(_timestamps(array).to_pandas())
 
 

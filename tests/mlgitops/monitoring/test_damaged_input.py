@@ -283,3 +283,45 @@ def test_no_label_source_is_a_note_not_labels_late(release, tmp_path: Path, caps
     assert summary["labels_given"] == 0
     assert "labels_late" not in summary["alerts_by_kind"]
     assert "no label source given" in (tmp_path / "report.html").read_text()
+
+
+def test_a_compression_that_is_not_read_is_named(release, tmp_path: Path, capsys):
+    import bz2
+
+    log = tmp_path / "predictions.jsonl.bz2"
+    log.write_bytes(bz2.compress(b"\n".join(_lines(release, tmp_path, rows=20)) + b"\n"))
+
+    code, out, _err, summary = _monitor(release, log, tmp_path, capsys)
+
+    assert code == MonitoringInputError.exit_code
+    assert out == ""
+    assert summary["error"] == (
+        f"{log}: .bz2 compression is not read; decompress it or compress it with gzip"
+    )
+
+
+def test_label_files_in_any_column_order_read_alike_with_their_lines(tmp_path: Path):
+    from mlgitops.monitoring.logs import Rejected, read_labels
+
+    (tmp_path / "a.csv").write_text("id,label,label_time\ntx_1,1,2025-07-01\ntx_2,0,2025-07-01\n")
+    (tmp_path / "b.csv").write_text("label_time,label,id\n2025-07-02,0,tx_3\n\n2025-07-02,x,tx_4\n")
+    (tmp_path / "c.jsonl.gz").write_bytes(
+        gzip.compress(b'{"label": 1, "id": "tx_5"}\n{"id": "tx_6", "label": 0}\n{"id": "tx_7"')
+    )
+    stats = ReadStats(rejected=[])
+
+    frame = read_labels([str(tmp_path)], "is_fraud", None, stats)
+
+    columns = (frame["key"], frame["label"], frame["source"], frame["line"])
+    got = [(k, int(v), Path(s).name, n) for k, v, s, n in zip(*columns, strict=True)]
+    assert got == [("tx_1", 1, "a.csv", 2), ("tx_2", 0, "a.csv", 3), ("tx_3", 0, "b.csv", 2),
+                   ("tx_5", 1, "c.jsonl.gz", 1), ("tx_6", 0, "c.jsonl.gz", 2)]  # fmt: skip
+    assert stats.rejected == [
+        Rejected(str(tmp_path / "b.csv"), 4, "label 'x' is not 0 or 1", "tx_4", "x"),
+        Rejected(
+            str(tmp_path / "c.jsonl.gz"), 3, "last line cut short (no newline, not valid JSON)"
+        ),
+    ]
+    assert stats.feedback_logs == []
+    # A date without a time (pyarrow reads it as a date) is midnight UTC.
+    assert str(frame["label_time"].iloc[0]) == "2025-07-01 00:00:00+00:00"
