@@ -96,6 +96,8 @@ class PathsConfig(_Strict):
     # by `mlgitops serve` when absent; a container mounts them from a Secret instead.
     serve_feedback_token: Path = Path("reports/serve/feedback-token")
     serve_request_id_key: Path = Path("reports/serve/request-id-key")
+    # `mlgitops data ingest` lists the labels it set aside here (ignored by Git).
+    ingest_set_aside: Path = Path("reports/ingest/set_aside.csv")
 
 
 class DataConfig(_Strict):
@@ -516,6 +518,17 @@ ExperimentMode = Literal["ab", "shadow"]
 ExperimentMetric = Literal["cost_per_1000", "recall", "alert_rate"]
 
 
+class IngestConfig(_Strict):
+    """`mlgitops data ingest --predictions --labels`: labels are untrusted input."""
+
+    # Labels set aside (an id not in the prediction log, an id labelled both 0 and 1, a row
+    # without a 0/1 label or an id) may be at most this share of the label rows read; the rest
+    # is ingested. Beyond it the whole batch is refused: a broken export, not a few bad rows.
+    max_set_aside_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    # The service's /feedback log holds what its clients posted: ingest it only when allowed.
+    allow_feedback_labels: bool = False
+
+
 class ExperimentConfig(_Strict):
     """An A/B test or shadow run of a challenger against the release, declared in Git
     (`experiment:`; null or `enabled: false` is off). See README, A/B and shadow experiments."""
@@ -619,6 +632,7 @@ class Params(_Strict):
     # null (the default) or `enabled: false`: no experiment.
     experiment: ExperimentConfig | None = None
     audit: AuditConfig = AuditConfig()
+    ingest: IngestConfig = IngestConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

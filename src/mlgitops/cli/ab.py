@@ -54,6 +54,8 @@ def status(
     result = run_status(
         load_params(params), StatusRequest(predictions, labels, when, out, json_path)
     )
+    for note in result.input_notes:
+        typer.echo(f"ab status: note: {note}", err=True)
     error = result.error
     if error is not None:
         raise error  # one line on stderr, and the verdict's exit code

@@ -59,7 +59,8 @@ def sample(
     drawn = draw_sample(frame, list(profile.features), request, loaded.audit)
     write_sample(out, drawn)
     design = drawn.design
-    skipped = f"; {stats.malformed} malformed lines skipped" if stats.malformed else ""
+    note = stats.note()
+    skipped = f"; {note}" if note else ""
     typer.echo(
         f"audit {design.audit_id}: sampled {design.sample_size} of {design.population} "
         f"predictions of {design.model_version} in {len(design.strata)} strata into {out}"

@@ -40,6 +40,12 @@ def register(app: typer.Typer) -> None:
         branch: str | None = typer.Option(None, help="Branch to create. Default: derived."),
         pr_body: Path | None = typer.Option(None, help="Where to write the pull-request body."),
         repo: Path = typer.Option(Path(), help="The project's Git repository."),
+        allow_feedback_labels: bool = typer.Option(
+            False,
+            "--allow-feedback-labels",
+            help="Ingest labels from the service's /feedback log. "
+            "Default: ingest.allow_feedback_labels.",
+        ),
     ) -> None:
         """Ingest fresh labelled data, `dvc repro` with the gate, and on PASS commit on a new
         branch and write the PR body.
@@ -59,6 +65,7 @@ def register(app: typer.Typer) -> None:
                 predictions=tuple(predictions),
                 labels=tuple(labels),
                 source=source,
+                allow_feedback_labels=allow_feedback_labels,
             ),
             overrides=tuple(parse_override(item) for item in set_),
             base=base,

@@ -357,6 +357,11 @@ def _ingest_section(summary: IngestSummary | None, overrides: Sequence[tuple[str
         ]
         if summary.unlabelled_predictions:
             lines.append(f"| predictions not labelled yet | {summary.unlabelled_predictions:,} |")
+        if summary.labels_set_aside:
+            lines.append(
+                f"| label rows set aside (unknown, conflicting, malformed) | "
+                f"{summary.labels_set_aside:,} of {summary.label_rows:,} |"
+            )
         if summary.columns_not_logged:
             lines.append(
                 f"| columns not in the log (missing) | {', '.join(summary.columns_not_logged)} |"
@@ -421,7 +426,9 @@ def retrain(
         summary = None
         if fresh.batch or fresh.predictions:
             progress("ingesting the batch")
-            summary = ingest(wparams, fresh, root=worktree)
+            # The worktree goes at the end: the set-aside list stays beside the retrain log.
+            aside = fresh.set_aside_path or work / f"{branch.replace('/', '-')}.set_aside.csv"
+            summary = ingest(wparams, fresh.model_copy(update={"set_aside_path": aside}), worktree)
             if not summary.rows_added and not request.overrides:
                 raise RetrainError(f"nothing to retrain on: {summary.line()}")
         _repro(worktree, log, progress)

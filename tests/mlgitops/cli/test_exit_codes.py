@@ -184,6 +184,7 @@ DOC_CODES: list[tuple[str, str, list[ErrorClass | None] | str]] = [
     ("README.md", "predicts another target is an error naming it (exit 16)", [e.GateError]),
     ("README.md", "It exits 0 on PASS, 17 on FAIL and 18 on", [None, FAIL, INCONCLUSIVE]),
     ("README.md", "refused whole with one line and exit 19 (3 for", [e.IngestError, e.DataError]),
+    ("README.md", "the batch is refused with one line and exit 19", [e.IngestError]),
     ("README.md", "it exits 17 or 18 with one line", [FAIL, INCONCLUSIVE]),
     ("README.md", "Other refusals exit 20", [e.RetrainError]),
     ("README.md", "a `--set` key that is no param exits 2", [e.ConfigError]),

@@ -27,7 +27,11 @@ Typical use, through the pytest plugin (`tests.support.fake_kube.plugin`):
 
 Known simplifications (deliberate; this is not a reimplementation):
 
-- No authentication, authorization, admission, TLS, protobuf or CBOR responses,
+- Authentication and authorization are off unless `enable_rbac()` is called: then bearer
+  tokens (the kubeconfig's admin token, `service_account_token(ns, name)`) and RBAC over the
+  stored Roles and RoleBindings, with resourceNames and the named `create` of server-side apply
+  (module `rbac`; no ClusterRoles, no aggregation, no impersonation).
+- No admission, TLS, protobuf or CBOR responses,
   aggregated discovery (plain APIGroupList is returned and kubectl falls back to
   legacy discovery), `limit`/`continue` paging, or subresources beyond status
   and scale (no logs/exec). Tables for `kubectl get` have the usual columns for
