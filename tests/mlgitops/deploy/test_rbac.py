@@ -16,6 +16,7 @@ from tests.mlgitops.deploy.helpers import (
     DEPLOYMENT,
     STAGING_NS,
     GitOpsRepo,
+    credentials_secret,
     deployed_tag,
     history_entries,
     release_for,
@@ -35,6 +36,7 @@ def deployer_kubeconfig(
     holding the deployer ServiceAccount's token."""
     bootstrap = gitops_repo.path / "k8s" / "bootstrap" / "staging"
     kubectl("apply", "--server-side", "-k", str(bootstrap), check=True)
+    fake_kube.put_object(credentials_secret(STAGING_NS))  # the admin's Secret the pods mount
     fake_kube.enable_rbac()
     token = fake_kube.service_account_token(STAGING_NS, "mlgitops-deployer")
     return fake_kube.write_kubeconfig(tmp_path / "deployer.kubeconfig", STAGING_NS, token)
