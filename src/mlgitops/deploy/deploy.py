@@ -168,6 +168,31 @@ class _Session:
             self.log(f"image {pin.applied} (digest from the {pin.source})")
         return pin
 
+    def going_back(
+        self, pin: ImagePin, rendered: RenderedRevision, entries: list[HistoryEntry]
+    ) -> ImagePin:
+        """`pin`, or the digest the history recorded for its tag when this deploy goes back to a
+        tag that ran here before and has been pushed again since: a rollback by Git revision
+        (`mlgitops revert`, `--rev OLDER`) restores the bytes that ran, as `rollback` does.
+        Redeploying the tag that runs now takes what the registry serves (a rebuild on a newer
+        base). Either way one line says the tag was pushed again."""
+        before = last_bytes_of(entries, rendered.image)
+        if pin.source != "registry" or before is None or before.image_digest in ("", pin.digest):
+            return pin
+        note = (
+            f"note: {rendered.image} ran as {before.image_digest} in #{before.seq}; the "
+            f"registry now serves {pin.digest} under that tag (pushed again)"
+        )
+        current = last_success(entries)
+        if current is not None and current.image == rendered.image:
+            self.log(note)
+            return pin
+        self.log(
+            f"{note}; going back to it, this deploy pins {before.image_digest}, the bytes it "
+            "ran (deploy it again to take the new ones)"
+        )
+        return images.restore(rendered.image, before.image_digest, self.settings.registry)
+
     def pin_of(self, entry: HistoryEntry, target: RenderedRevision) -> ImagePin:
         """The bytes `entry` ran, exactly: its recorded digest, else the tag resolved anew."""
         if entry.image_digest and entry.image == target.image:
@@ -375,13 +400,8 @@ class _Session:
         with self.timings.phase("history"):
             entries = history.entries()
         previous = last_success(entries)
+        pin = report.pin = self.going_back(pin, rendered, entries)
         expected = self.expected(pin, rendered.image, entries)
-        before = last_bytes_of(entries, rendered.image)
-        if pin.source == "registry" and before and before.image_digest not in ("", pin.digest):
-            self.log(
-                f"note: {rendered.image} ran as {before.image_digest} in #{before.seq}; the "
-                f"registry now serves {pin.digest} under that tag (pushed again)"
-            )
         attempt = _Attempt(history, rendered, pin, kind, now_iso(), rollback_of)
         self.attempt = attempt
         try:
@@ -492,6 +512,10 @@ def deploy(
         pin = session.resolve(target)
         report = DeployReport(environment, target, pin, timings=timings)
         if dry_run:
+            with timings.phase("history"):
+                pin = report.pin = session.going_back(
+                    pin, target, session.history(target).entries()
+                )
             objects = with_image(target.objects, target.deployment_name, pin.applied)
             with timings.phase("diff"):
                 report.diff = dry_run_diff(session.kube, objects, environment)
