@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -29,6 +30,7 @@ from mlgitops.serving.runtime import Runtime, isotime
 THREAD_OFFLOAD_ROWS = 256
 # Bytes per record allowed in a body, on top of a fixed allowance; more is refused unread.
 BYTES_PER_RECORD = 4096
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -73,10 +75,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _decode(body: bytes) -> Any:
     if not body:
         raise RequestError(400, [FieldError("invalid_json", "empty body; expected JSON")])
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
+    # orjson reads an integer beyond 64 bits as a float, silently rounded: an id 2**64 would
+    # become another id. With 19 digits in a row somewhere, the standard parser reads the body.
+    if _LONG_DIGITS.search(body) is None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     # orjson refuses NaN and Infinity tokens; the standard parser reads them so the validator
     # can name the row and field that carries one.
     try:
@@ -105,6 +110,10 @@ async def _loaded_runtime(request: Request) -> Runtime | None:
         if runtime is not None and runtime.loaded.is_set():
             break
     return runtime
+
+
+def _id_limit(settings: ServingConfig) -> int | None:
+    return settings.max_id_length if settings.limits else None
 
 
 def _request_id(request: Request, runtime: Runtime) -> str:
@@ -242,8 +251,12 @@ def create_app() -> Starlette:
         runtime = await _loaded_runtime(request)
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
-        request_schema = runtime.model.space.json_schema(runtime.settings.max_batch_size)
-        return _json(openapi_document(request_schema, runtime.pinned.bento_tag))
+        space, settings = runtime.model.space, runtime.settings
+        request_schema = space.json_schema(settings.max_batch_size)
+        document = openapi_document(
+            request_schema, runtime.pinned.bento_tag, _id_limit(settings), settings.max_batch_size
+        )
+        return _json(document)
 
     async def feedback(request: Request) -> Response:
         runtime: Runtime | None = request.app.state.runtime
@@ -251,7 +264,8 @@ def create_app() -> Starlette:
             return not_ready(runtime)
         try:
             body = _decode(await _read_body(request, 65536))
-            entry = validate_feedback(body)
+            settings = runtime.settings
+            entry = validate_feedback(body, _id_limit(settings), settings.max_batch_size)
         except RequestError as error:
             return _error(runtime, error)
         except ClientDisconnect:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlgitops.serving.features import ERROR_CODES
+from mlgitops.serving.features import ERROR_CODES, ID_RANGE
 from mlgitops.serving.feedback import REQUEST_ID_MAX
 
 _CODE: dict[str, Any] = {"type": "string", "enum": sorted(ERROR_CODES)}
@@ -32,10 +32,19 @@ _ERROR_SCHEMA: dict[str, Any] = {
 }
 
 
-def openapi_document(request: dict[str, Any], version: str) -> dict[str, Any]:
+def openapi_document(
+    request: dict[str, Any],
+    version: str,
+    max_id_length: int | None = None,
+    max_batch_size: int | None = None,
+) -> dict[str, Any]:
     """OpenAPI 3.1 for the API, with `request` (the /predict body's JSON Schema, generated from
-    the reference profile) for clients and schema-driven fuzzers such as schemathesis."""
+    the reference profile) for clients and schema-driven fuzzers such as schemathesis; ids of
+    at most `max_id_length` characters, feedback rows below `max_batch_size`."""
     error = {"application/json": {"schema": _ERROR_SCHEMA}}
+    # The HTTP layer (mlgitops.serving.limits) answers these on any path: a head too large
+    # (431) or too slow, a body too slow (408), too many requests in progress (503).
+    limits = {status: {"content": error} for status in ("408", "431", "503")}
     prediction = {
         "type": "object",
         "required": ["predictions", "model_version", "request_id"],
@@ -63,9 +72,20 @@ def openapi_document(request: dict[str, Any], version: str) -> dict[str, Any]:
         "additionalProperties": False,
         "properties": {
             "request_id": {"type": "string", "minLength": 1, "maxLength": REQUEST_ID_MAX},
-            "row": {"type": "integer", "minimum": 0, "default": 0},
+            "row": {
+                "type": "integer",
+                "minimum": 0,
+                "default": 0,
+                **({"maximum": max_batch_size - 1} if max_batch_size else {}),
+            },
             "label": {"oneOf": [{"type": "integer", "enum": [0, 1]}, {"type": "boolean"}]},
-            "id": {"type": ["string", "integer"], "description": "entity id of the record"},
+            "id": {
+                "type": ["string", "integer", "null"],
+                "description": "entity id of the record (null: none)",
+                # minimum/maximum bound integer ids only, maxLength string ones.
+                **ID_RANGE,
+                **({"maxLength": max_id_length} if max_id_length else {}),
+            },
         },
     }
     return {
@@ -83,7 +103,7 @@ def openapi_document(request: dict[str, Any], version: str) -> dict[str, Any]:
                         "400": {"content": error},
                         "413": {"content": error},
                         "422": {"content": error},
-                        "503": {"content": error},
+                        **limits,
                     },
                 }
             },
@@ -95,11 +115,12 @@ def openapi_document(request: dict[str, Any], version: str) -> dict[str, Any]:
                     },
                     "responses": {
                         "202": {},
-                        **{status: {"content": error} for status in ("400", "413", "422", "503")},
+                        **{status: {"content": error} for status in ("400", "413", "422")},
+                        **limits,
                     },
                 }
             },
-            "/metadata": {"get": {"responses": {"200": {}, "503": {"content": error}}}},
-            "/schema": {"get": {"responses": {"200": {}, "503": {"content": error}}}},
+            "/metadata": {"get": {"responses": {"200": {}, **limits}}},
+            "/schema": {"get": {"responses": {"200": {}, **limits}}},
         },
     }

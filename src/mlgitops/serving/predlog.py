@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -55,6 +56,8 @@ class JsonLinesLog:
         self.dropped = 0
         self.written = 0
         self.error: str | None = None
+        # When the writer last kept up (wrote what was queued, or found nothing to write).
+        self._kept_up = time.monotonic()
 
     @property
     def enabled(self) -> bool:
@@ -63,6 +66,14 @@ class JsonLinesLog:
     @property
     def pending(self) -> int:
         return self._enqueued - self._dequeued
+
+    def stalled_for(self) -> float:
+        """Seconds since the writer last kept up: it writes or finds nothing queued every
+        FLUSH_INTERVAL, so more means it is stuck in a write or every write fails (or the sink
+        never opened). 0 for a log that is off."""
+        if not self.enabled:
+            return 0.0
+        return time.monotonic() - self._kept_up
 
     def start(self) -> None:
         if not self.enabled or self._thread is not None:
@@ -119,11 +130,13 @@ class JsonLinesLog:
                 logger.error("log entry not serialisable: %s", error)
         self._dequeued += taken
         if not lines:
+            self._kept_up = time.monotonic()
             return
         try:
             stream.write(b"\n".join(lines) + b"\n")
             stream.flush()
             self.written += len(lines)
+            self._kept_up = time.monotonic()
         except (OSError, ValueError) as error:
             self.error = str(error)
             self._drop(len(lines))

@@ -17,6 +17,7 @@ import math
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
+from sys import getsizeof
 from typing import Any
 
 import numpy as np
@@ -177,6 +178,10 @@ def _interp(x: list[float], y: list[float], value: float) -> float:
     return y[i - 1] + (y[i] - y[i - 1]) * (value - x0) / (x1 - x0)
 
 
+def _request_size(request_id: str, labels: list[int]) -> int:
+    return getsizeof(request_id) + getsizeof(labels) + _ENTRY_BYTES
+
+
 def outcome(predicted: int, actual: int) -> str:
     """tp/fp/tn/fn of a served label against the true one."""
     if predicted:
@@ -184,32 +189,72 @@ def outcome(predicted: int, actual: int) -> str:
     return "fn" if actual else "tn"
 
 
+# Bytes a dict entry costs besides its key and value objects (hash, pointers, spare slots).
+_ENTRY_BYTES = 64
+
+
 class RecentPredictions:
     """The served labels of the last `capacity` rows, by (request id, row) and by entity id, so
-    /feedback can be joined to its prediction in this worker. Bounded, oldest dropped first; a
-    label for a prediction another worker (or pod) served, or one evicted, is not joined."""
+    /feedback can be joined to its prediction in this worker. Bounded in rows and, with
+    `max_bytes`, in the bytes its keys and values take (clients choose the ids, and their
+    length); oldest dropped first. A label for a prediction another worker (or pod) served, or
+    one evicted, is not joined."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, max_bytes: int | None = None) -> None:
         self.capacity = capacity
+        self.max_bytes = max_bytes
         self._by_request: dict[str, list[int]] = {}
         self._by_id: dict[Any, int] = {}
         self._rows = 0
+        self._request_bytes = 0
+        self._id_bytes = 0
+
+    @property
+    def bytes(self) -> int:
+        """What the entries take, as counted against `max_bytes` (sys.getsizeof of keys and
+        values plus a dict entry's share)."""
+        return self._request_bytes + self._id_bytes
 
     def add(self, request_id: str, labels: list[int], ids: list[Any] | None) -> None:
         if self.capacity <= 0:
             return
-        self._by_request[request_id] = labels
+        by_request = self._by_request
+        replaced = by_request.pop(request_id, None)
+        if replaced is not None:  # the same id again replaces its entry; it never adds to it
+            self._rows -= len(replaced)
+            self._request_bytes -= _request_size(request_id, replaced)
+        by_request[request_id] = labels
         self._rows += len(labels)
+        self._request_bytes += _request_size(request_id, labels)
         if ids is not None:
             by_id = self._by_id
             for entity, label in zip(ids, labels, strict=True):
                 if entity is not None:
+                    if by_id.pop(entity, None) is None:
+                        self._id_bytes += getsizeof(entity) + _ENTRY_BYTES
                     by_id[entity] = label
             while len(by_id) > self.capacity:
-                del by_id[next(iter(by_id))]
-        while self._rows > self.capacity and self._by_request:
-            oldest = next(iter(self._by_request))
-            self._rows -= len(self._by_request.pop(oldest))
+                self._drop_oldest_id()
+        while self._rows > self.capacity and by_request:
+            self._drop_oldest_request()
+        if self.max_bytes is not None:
+            # Evict from whichever side holds more, so long ids cannot empty the request side.
+            while self.bytes > self.max_bytes and (by_request or self._by_id):
+                if self._id_bytes > self._request_bytes and self._by_id:
+                    self._drop_oldest_id()
+                else:
+                    self._drop_oldest_request()
+
+    def _drop_oldest_request(self) -> None:
+        oldest = next(iter(self._by_request))
+        labels = self._by_request.pop(oldest)
+        self._rows -= len(labels)
+        self._request_bytes -= _request_size(oldest, labels)
+
+    def _drop_oldest_id(self) -> None:
+        oldest = next(iter(self._by_id))
+        del self._by_id[oldest]
+        self._id_bytes -= getsizeof(oldest) + _ENTRY_BYTES
 
     def label(self, request_id: str, row: int, entity: Any = None) -> int | None:
         """The served label, by entity id when given and known, else by request id and row."""

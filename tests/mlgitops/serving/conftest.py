@@ -238,8 +238,8 @@ def run_server(
         MLGITOPS_PREDICTION_LOG=str(server.prediction_log),
         MLGITOPS_FEEDBACK_LOG=str(server.feedback_log),
         MLGITOPS_MAX_BATCH_SIZE=str(MAX_BATCH),
-        **(extra_env or {}),
     )
+    env.update(extra_env or {})
     cmd = [sys.executable, "-m", "bentoml", "serve", target or packaged.bento_tag]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     with server.log_file.open("wb") as log:
