@@ -282,3 +282,34 @@ def test_readyz_is_false_while_the_log_is_wedged_and_true_once_it_recovers(
     # The reader catches up: the writer moves again and the pod turns ready.
     _readyz_becomes(server.url, 200, timeout=10, reader=reader)
     assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+
+# --- settings
+
+
+def test_the_limits_are_settings_with_safe_defaults() -> None:
+    from mlgitops.config import ServingConfig
+    from mlgitops.errors import ServingError
+
+    settings = ServingConfig.from_env({})
+    assert (settings.limits, settings.max_header_bytes, settings.max_in_flight) == (True, 16384, 32)
+    assert settings.max_connections > settings.max_in_flight
+    with pytest.raises(ServingError, match=r"max_connections \(16\) must be larger than max_in"):
+        ServingConfig.from_env({"MLGITOPS_MAX_CONNECTIONS": "16", "MLGITOPS_MAX_IN_FLIGHT": "16"})
+    with pytest.raises(ServingError, match="MLGITOPS_BODY_TIMEOUT_SECONDS='0'"):
+        ServingConfig.from_env({"MLGITOPS_BODY_TIMEOUT_SECONDS": "0"})
+
+
+def test_limits_off_leaves_uvicorn_as_it_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    import uvicorn.config
+
+    from mlgitops.config import ServingConfig
+    from mlgitops.serving.limits import LimitedHttpToolsProtocol, install
+
+    protocols = dict(uvicorn.config.HTTP_PROTOCOLS)
+    monkeypatch.setattr(uvicorn.config, "HTTP_PROTOCOLS", protocols)
+    assert install(ServingConfig(limits=False)) is False
+    assert protocols["auto"] == "uvicorn.protocols.http.auto:AutoHTTPProtocol"
+    assert install(ServingConfig(max_in_flight=7)) is True
+    assert protocols["auto"] == "mlgitops.serving.limits:LimitedHttpToolsProtocol"
+    assert LimitedHttpToolsProtocol.limits.max_in_flight == 7

@@ -69,3 +69,39 @@ def test_unserialisable_entry_does_not_kill_the_writer(tmp_path: Path) -> None:
     log.submit({"ok": 1})
     log.close()
     assert sink.read_text().splitlines() == ['{"ok":1}']
+
+
+def test_stalled_for_grows_while_the_writer_is_stuck_and_resets_after(tmp_path: Path) -> None:
+    import threading
+
+    log = JsonLinesLog(str(tmp_path / "log.jsonl"), 100)
+    gate = threading.Event()
+    real_write = None
+
+    class Stuck:
+        """A stream whose write blocks until the gate opens (a pipe nobody reads)."""
+
+        def write(self, data: bytes) -> int:
+            gate.wait()
+            return real_write(data)  # type: ignore[misc]
+
+        def flush(self) -> None:
+            pass
+
+    log.start()
+    assert log.stalled_for() < 1.0
+    stream = log._stream
+    real_write = stream.write  # type: ignore[union-attr]
+    log._stream = Stuck()  # type: ignore[assignment]
+    log.submit({"n": 1})
+    time.sleep(0.5)
+    assert log.stalled_for() >= 0.4
+    gate.set()
+    time.sleep(0.3)
+    assert log.stalled_for() < 0.2
+    log.close()
+    assert (tmp_path / "log.jsonl").read_bytes() == b'{"n":1}\n'
+
+
+def test_a_log_that_is_off_never_stalls() -> None:
+    assert JsonLinesLog("off", 10).stalled_for() == 0.0

@@ -85,3 +85,43 @@ def test_feedback_joins_by_request_row_or_id_within_capacity() -> None:
     # r1's two rows were the oldest past the 4-row capacity: forgotten, not guessed.
     assert recent.label("r1", 0) is None
     assert recent.label("r2", 3) is None
+
+
+def test_a_repeated_request_id_replaces_its_entry() -> None:
+    recent = RecentPredictions(capacity=3)
+    for _ in range(10):
+        recent.add("same", [1], None)
+    recent.add("other", [0, 1], None)
+    # The repeats took one row, not ten: the other request is kept whole.
+    assert recent.label("same", 0) == 1
+    assert recent.label("other", 1) == 1
+
+
+def test_the_join_cache_is_bounded_in_bytes_as_measured() -> None:
+    import tracemalloc
+
+    budget = 2 << 20
+    recent = RecentPredictions(capacity=100_000, max_bytes=budget)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        # Long client-chosen ids: 1000-row requests of 3.7 KB ids, as in the review.
+        for r in range(40):
+            ids = [f"{r}-{i}-" + "x" * 3700 for i in range(1000)]
+            recent.add(f"req-{r}", [i % 2 for i in range(1000)], ids)
+            held = tracemalloc.get_traced_memory()[0] - before
+            # The ids list itself is the caller's; what stays is the cache's.
+            del ids
+            assert recent.bytes <= budget
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # The count is honest: what the cache holds, measured, is within 25% of it (and the cap).
+    assert held <= budget * 1.25, held
+    assert abs(held - recent.bytes) <= 0.25 * recent.bytes, (held, recent.bytes)
+    # The newest ids are kept; the long ids were evicted among themselves, so they did not
+    # flush the (small) entries by request id.
+    assert recent.label("x", 0, entity="39-999-" + "x" * 3700) == 1
+    assert recent.label("x", 0, entity="0-0-" + "x" * 3700) is None
+    assert recent.label("req-0", 0) == 0
+    assert recent.label("req-39", 999) == 1
