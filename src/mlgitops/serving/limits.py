@@ -142,6 +142,12 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.idle.pop(self, None)
         super().connection_lost(exc)
 
+    def handle_websocket_upgrade(self) -> None:
+        # The connection passes to another protocol object, which uvicorn counts from now on.
+        self.idle.pop(self, None)
+        self.head_since = self.body_since = None
+        super().handle_websocket_upgrade()
+
     def _longest_idle(self) -> LimitedHttpToolsProtocol | None:
         for connection in self.idle:
             if connection is not self and not connection.busy():
@@ -214,18 +220,32 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         message = f"request head larger than {self.limits.max_header_bytes} bytes"
         self._refuse(431, "header_too_large", message)
 
-    def _refuse(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
-        """Answer `status` (unless an answer has started) and close; count it by `code`."""
+    def _refuse(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        retry_after: int | None = None,
+        in_body: bool = False,
+    ) -> None:
+        """Answer `status` and close; count it by `code`. `in_body`: the request being read has
+        a handler (`self.cycle`), else it is refused before one started."""
         self.refused = True
         self.idle.pop(self, None)
         if self.transport.is_closing():
             return
         cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            # A handler waiting for the rest of the body sees a disconnect; its answer is dropped.
-            cycle.disconnected = True
-            cycle.message_event.set()
-        if cycle is None or not cycle.response_started:
+        if in_body:
+            answer = cycle is not None and not cycle.response_started
+            if cycle is not None and not cycle.response_complete:
+                # Its handler, waiting for the rest of the body, sees a disconnect; its answer
+                # (if any) is dropped.
+                cycle.disconnected = True
+                cycle.message_event.set()
+        else:
+            # An earlier request's answer still being written (pipelining): close only.
+            answer = not self.busy()
+        if answer:
             self.transport.write(refusal(status, code, message, retry_after))
         _count(code)
         if not self.transport.can_write_eof():
@@ -257,7 +277,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 _count("idle_timeout", answered=False)
         elif self.body_since is not None and now - self.body_since > limits.body_timeout:
             message = f"request body not complete within {limits.body_timeout:g} s"
-            self._refuse(408, "request_timeout", message)
+            self._refuse(408, "request_timeout", message, in_body=True)
 
 
 # Per worker (uvicorn server state): its idle connections, and whether its sweep runs.

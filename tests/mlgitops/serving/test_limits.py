@@ -104,10 +104,14 @@ def test_unfinished_headers_are_cut_at_the_header_limit(limited: LiveServer) -> 
 
 
 def test_a_complete_head_over_the_limit_is_refused(limited: LiveServer) -> None:
-    response = httpx.get(f"{limited.url}/metadata", headers={"x-pad": "a" * 5000})
-    assert response.status_code == 431
-    assert response.json()["error"] == "header_too_large"
-    assert httpx.get(f"{limited.url}/metadata", headers={"x-pad": "a" * 3000}).status_code == 200
+    # On a kept-alive connection, after a request that was answered, too.
+    with httpx.Client(base_url=limited.url) as client:
+        assert client.get("/metadata", headers={"x-pad": "a" * 3000}).status_code == 200
+        response = client.get("/metadata", headers={"x-pad": "a" * 5000})
+        assert response.status_code == 431
+        assert response.headers["connection"] == "close"
+        assert response.json()["error"] == "header_too_large"
+        assert client.get("/metadata").status_code == 200
 
 
 def test_short_bodies_are_dropped_after_the_body_timeout(limited: LiveServer) -> None:
@@ -313,3 +317,25 @@ def test_limits_off_leaves_uvicorn_as_it_is(monkeypatch: pytest.MonkeyPatch) -> 
     assert install(ServingConfig(max_in_flight=7)) is True
     assert protocols["auto"] == "mlgitops.serving.limits:LimitedHttpToolsProtocol"
     assert LimitedHttpToolsProtocol.limits.max_in_flight == 7
+
+
+def test_the_readmes_limits_table_states_the_defaults() -> None:
+    import re
+
+    from mlgitops.config import ServingConfig
+    from tests.support.readme import README
+
+    limits = README.split("\n### Limits\n", 1)[1].split("\n#", 1)[0]
+    rows = re.findall(r"^\| `([a-z_]+)` \| [^|]+ \| ([^|]+) \|", limits, flags=re.M)
+    stated = {name: value.strip() for name, value in rows}
+    defaults = ServingConfig.model_fields
+    limit_fields = {
+        "limits", "max_header_bytes", "header_timeout_seconds", "body_timeout_seconds",
+        "keepalive_timeout_seconds", "max_connections", "max_in_flight", "retry_after_seconds",
+        "max_id_length", "max_string_length", "feedback_join_bytes", "log_stall_seconds",
+    }  # fmt: skip
+    assert set(stated) == limit_fields
+    for name, value in stated.items():
+        default = defaults[name].default
+        expected = str(default).lower() if isinstance(default, bool) else str(default)
+        assert value == expected, name

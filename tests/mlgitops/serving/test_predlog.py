@@ -99,6 +99,7 @@ def test_stalled_for_grows_while_the_writer_is_stuck_and_resets_after(tmp_path: 
     gate.set()
     time.sleep(0.3)
     assert log.stalled_for() < 0.2
+    log._stream = stream
     log.close()
     assert (tmp_path / "log.jsonl").read_bytes() == b'{"n":1}\n'
 
