@@ -299,13 +299,37 @@ async def post_bodies(
     return statuses
 
 
+def _watch_process(watch: Watch, stop: Any, results: Any) -> None:
+    async def run() -> None:
+        done = asyncio.Event()
+
+        async def wait_stop() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            done.set()
+
+        await asyncio.gather(watch.run(done), wait_stop())
+
+    asyncio.run(run())
+    results.send((watch.samples, watch.probes))
+
+
 async def watched(watch: Watch, attack: Any, settle: float = 1.0) -> Any:
-    """Run `attack` (a coroutine) while `watch` samples and probes; then `settle` seconds more."""
-    stop = asyncio.Event()
-    watcher = asyncio.create_task(watch.run(stop))
+    """Run `attack` (a coroutine) while `watch` samples and probes; then `settle` seconds more.
+
+    The watch runs in a process of its own: in the attacker's event loop, busy pushing
+    gigabytes, a probe would time out for the attacker's sake, not the server's."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    stop = context.Event()
+    receiver, sender = context.Pipe(duplex=False)
+    process = context.Process(target=_watch_process, args=(watch, stop, sender), daemon=True)
+    process.start()
     try:
         return await attack
     finally:
         await asyncio.sleep(settle)
         stop.set()
-        await watcher
+        watch.samples, watch.probes = receiver.recv()
+        process.join(10)

@@ -23,13 +23,12 @@ from starlette.routing import Route
 from mlgitops.config import ServingConfig
 from mlgitops.serving.features import FieldError, RequestError, validate_body
 from mlgitops.serving.feedback import REQUEST_ID_MAX, validate_feedback
+from mlgitops.serving.limits import max_body_bytes
 from mlgitops.serving.openapi import openapi_document
 from mlgitops.serving.runtime import Runtime, isotime
 
 # Batches above this size are scored in a worker thread so /livez stays responsive meanwhile.
 THREAD_OFFLOAD_ROWS = 256
-# Bytes per record allowed in a body, on top of a fixed allowance; more is refused unread.
-BYTES_PER_RECORD = 4096
 _LONG_DIGITS = re.compile(rb"\d{19}")
 
 
@@ -194,7 +193,7 @@ def create_app() -> Starlette:
         model = runtime.model
         settings = runtime.settings
         try:
-            limit = 65536 + settings.max_batch_size * BYTES_PER_RECORD
+            limit = max_body_bytes(settings.max_batch_size)
             body = _decode(await _read_body(request, limit))
             batch = validate_body(body, model.space, settings.max_batch_size)
         except RequestError as error:

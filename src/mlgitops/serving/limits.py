@@ -33,8 +33,20 @@ logger = logging.getLogger("mlgitops.serving")
 
 # The probes answer whatever the load, so a busy pod is not restarted or taken out for it.
 PROBE_PATHS = frozenset({b"/livez", b"/readyz", b"/healthz"})
-# Seconds a refused connection is read (and its bytes dropped) before it is closed.
+# A refused connection is read (and what it sends dropped) for at most this long, and at most
+# the largest body the API reads (`Limits.linger_bytes`), before it is closed: time for a client
+# refused mid-upload to finish sending and read the answer, no more.
 LINGER = 2.0
+# Bytes per record allowed in a /predict body, on top of a fixed allowance; more is refused unread.
+BYTES_PER_RECORD = 4096
+BODY_ALLOWANCE = 65536
+
+
+def max_body_bytes(max_batch_size: int) -> int:
+    """The largest /predict body read at this batch size (4,161,536 bytes at 1,000)."""
+    return BODY_ALLOWANCE + max_batch_size * BYTES_PER_RECORD
+
+
 # Bytes of a head besides the URL, names and values the parser hands over: the method, version,
 # spaces and CRLFs of the request line (at least), ": " and CRLF per header, the closing CRLF.
 _REQUEST_LINE = 16
@@ -50,6 +62,7 @@ class Limits:
     max_connections: int
     max_in_flight: int
     retry_after: int
+    linger_bytes: int
 
     @classmethod
     def from_settings(cls, settings: ServingConfig) -> Limits:
@@ -61,6 +74,7 @@ class Limits:
             max_connections=settings.max_connections,
             max_in_flight=settings.max_in_flight,
             retry_after=settings.retry_after_seconds,
+            linger_bytes=max_body_bytes(settings.max_batch_size),
         )
 
     @property
@@ -117,8 +131,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self.body_since: float | None = None
         self.refused = False
         self.linger_since: float | None = None
+        self.lingered = 0
         # This worker's connections with no request in progress, longest idle first.
         self.idle = _IDLE.setdefault(id(self.server_state), {})
+        self.lingering = _LINGERING.setdefault(id(self.server_state), set())
 
     # --- connections
 
@@ -140,6 +156,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.idle.pop(self, None)
+        self.lingering.discard(self)
         super().connection_lost(exc)
 
     def handle_websocket_upgrade(self) -> None:
@@ -162,6 +179,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self.refused:  # lingering after a refusal: what the client still sends is dropped
+            self.lingered += len(data)
+            if self.lingered > self.limits.linger_bytes:
+                self.transport.close()
             return
         if self.body_since is None:
             self.head_bytes += len(data)
@@ -248,11 +268,14 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if answer:
             self.transport.write(refusal(status, code, message, retry_after))
         _count(code)
-        if not self.transport.can_write_eof():
+        if len(self.lingering) >= self.limits.max_in_flight or not self.transport.can_write_eof():
+            # As many lingering as requests in progress at most: a flood of refused clients
+            # must not keep the worker reading what they send. These are closed at once.
             self.transport.close()
             return
+        self.lingering.add(self)
         # Lingering close (as nginx's lingering_close): end our side after the answer and drop
-        # what the client is still sending for up to LINGER seconds. Closing at once with its
+        # what the client is still sending (LINGER, `linger_bytes`). Closing at once with its
         # bytes unread would reset the connection, and the client could lose the answer (the
         # 503's Retry-After, the 431) before reading it.
         self.transport.write_eof()
@@ -280,8 +303,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse(408, "request_timeout", message, in_body=True)
 
 
-# Per worker (uvicorn server state): its idle connections, and whether its sweep runs.
+# Per worker (uvicorn server state): its idle connections, its lingering ones, and whether its
+# sweep runs.
 _IDLE: dict[int, dict[LimitedHttpToolsProtocol, None]] = {}
+_LINGERING: dict[int, set[LimitedHttpToolsProtocol]] = {}
 _SWEEPING: set[int] = set()
 # Refusals since the last log line, by code; logged at most every LOG_EVERY seconds.
 _REFUSED: dict[str, int] = {}

@@ -76,9 +76,12 @@ def test_slow_bodies_are_capped_in_flight_and_timed_out(limited: LiveServer) -> 
     assert isinstance(outcome, attacks.Outcome)
     counts = outcome.counts
     # At most four are read (max_in_flight; a probe in progress takes a place too) and answered
-    # 408 once the body timeout passes; the rest are refused at once with 503 and Retry-After.
+    # 408 once the body timeout passes; the rest are refused at once with 503 and Retry-After,
+    # which those still sending read as long as no more than four linger (the others are
+    # closed at once: a flood of refused clients does not keep the worker reading).
     assert 1 <= counts["408"] <= 4, counts
-    assert counts["408"] + counts["503"] == 40, counts
+    assert counts["503"] >= 4, counts
+    assert counts["408"] + counts["503"] + counts["closed"] == 40, counts
     assert max(outcome.seconds("408")) < 2 + MARGIN
     # (Counted from the last byte sent; the server counts from the end of the head.)
     assert min(outcome.seconds("408")) >= 1.0
