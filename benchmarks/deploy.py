@@ -36,6 +36,7 @@ from mlgitops.errors import RolloutFailedError  # noqa: E402
 from tests.mlgitops.deploy.helpers import (  # noqa: E402
     DEPLOYMENT,
     GitOpsRepo,
+    credentials_secret,
     make_repo,
     release_for,
 )
@@ -123,6 +124,7 @@ def main() -> int:
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE},
              "status": {"phase": "Active"}}
         )  # fmt: skip
+        fake.put_object(credentials_secret(NAMESPACE))  # the pods mount it (docs/deploy.md)
         repo: GitOpsRepo = make_repo(Path(tmp) / "repo")
         models = Models(repo, fake, registry)
         access = RegistryAccess(tls_verify=False, require_digest=registry is not None)

@@ -26,6 +26,7 @@ from mlgitops.errors import GateFailedError, ReleaseNotPassedError
 from tests.mlgitops.serving.conftest import stop_server, wait_for
 from tests.support.ports import free_port
 from tests.support.project import REPO_ROOT, VENV_BIN, make_project, run
+from tests.support.readme import readme_blocks
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -91,7 +92,67 @@ def _listed_verdict(project: Project, name: str) -> str:
 
 
 def _gate(root: Path) -> dict:
-    return json.loads((root / "metrics" / "gate.json").read_text())
+    return json.loads((root / "reports" / "gate.json").read_text())
+
+
+# The DVC metrics: what people compare across experiments, in a terminal of WIDTH columns. This
+# project tunes for ROC AUC, so its CV column is cv_roc_auc.
+HEADLINE = {
+    "metrics/evaluate.json": ["roc_auc", "pr_auc", "recall", "fpr", "threshold", "cost_per_1000"],
+    "metrics/gate.json": ["verdict", "roc_auc_diff", "cost_diff"],
+    "metrics/tune.json": ["cv_roc_auc"],
+}
+WIDTH = 200
+# Columns of `dvc exp show --csv` before the headline metrics (issue 18: 592, of which 346
+# were metrics); what is left are params.yaml's keys and every stage's deps, which DVC lists.
+MAX_CSV_COLUMNS = 300
+
+
+def _assert_readable_at_200_columns(project: Project, experiment: str) -> None:
+    """`dvc metrics show` fits the terminal; `dvc exp show` starts each row with the experiment
+    and every headline figure, in full, within the first WIDTH columns (its pager, less -RS,
+    shows those; params and deps follow to the right). With tuning off (the README's
+    experiment) metrics/tune.json is empty, so its column is the baseline's alone."""
+    everything = {name for keys in HEADLINE.values() for name in keys}
+    shown = project.run("dvc", "metrics", "show").stdout.splitlines()
+    assert max(len(line) for line in shown) <= WIDTH, shown
+    markdown = project.run("dvc", "metrics", "show", "--md").stdout.strip().splitlines()
+    header = [cell.strip() for cell in markdown[0].strip("|").split("|")]
+    required = set(HEADLINE["metrics/evaluate.json"] + HEADLINE["metrics/gate.json"])
+    assert header[0] == "Path"
+    assert required <= set(header[1:]) <= everything
+    assert header[1:] == sorted(header[1:])
+    assert {row.split("|")[1].strip() for row in markdown[2:]} <= set(HEADLINE)
+
+    listed = json.loads(project.run("dvc", "exp", "show", "--json").stdout)
+    names: dict[str, None] = {}
+    for baseline in listed:
+        for state in [baseline, *(e["revs"][0] for e in baseline.get("experiments") or [])]:
+            metrics = {path: list(m["data"]) for path, m in state["data"]["metrics"].items()}
+            assert set(metrics) <= set(HEADLINE)
+            # DVC leaves out null figures: no CV score with tuning off, no differences when the
+            # gate had no champion (the first release).
+            for path, keys in metrics.items():
+                assert keys == [k for k in HEADLINE[path] if k in keys], (path, keys)
+                names.update(dict.fromkeys(keys))
+            assert metrics["metrics/gate.json"][0] == "verdict"
+            assert metrics["metrics/evaluate.json"] == HEADLINE["metrics/evaluate.json"]
+    assert required <= set(names) <= everything
+    # One column per headline figure, unprefixed (no name is in two files), first after the
+    # experiment's own columns.
+    columns = next(csv.reader(io.StringIO(project.run("dvc", "exp", "show", "--csv").stdout)))
+    assert len(columns) <= MAX_CSV_COLUMNS
+    first = columns.index("parent") + 1
+    assert sorted(columns[first : first + len(names)]) == sorted(names)
+
+    table = project.shell("dvc exp show").stdout.splitlines()
+    [head] = [line for line in table if line.lstrip().startswith("Experiment")]
+    visible = head[:WIDTH]
+    assert all(f" {name} " in visible + " " for name in names), visible
+    [row] = [line for line in table if experiment in line]
+    assert "…" not in row[:WIDTH]
+    # The tree mark, rev and [name], the time, then a value under every headline name.
+    assert len(row[:WIDTH].split()) >= 5 + len(names), row[:WIDTH]
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +166,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     params["tune"]["objective"] = "roc_auc"
     params["train"]["hist_gradient_boosting"].update(max_iter=1, max_leaf_nodes=2)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # As in a clone: the repository's ignore rules and its offline plots page.
+    ignored = (root / ".gitignore").read_text() + (REPO_ROOT / ".gitignore").read_text()
+    (root / ".gitignore").write_text(ignored)
+    template = REPO_ROOT / "tools" / "dvc-plots" / "plots.html"
+    run(["dvc", "config", "plots.html_template", str(template)], root)
     project = Project(root, {"BENTOML_HOME": str(base / "bentoml"), "COLUMNS": "200"})
     project.run("dvc", "repro")
     assert json.loads((root / "artifacts" / "tuned_params.json").read_text())["best_trial"] != 0
@@ -185,6 +251,7 @@ def test_the_readme_experiment_finishes_and_is_listed_with_its_verdict(
         name = _experiment_name(result.stdout + result.stderr)
         verdict = _gate(project.root)["verdict"]
         assert _listed_verdict(project, name) == verdict
+        _assert_readable_at_200_columns(project, name)
         # The README's `dvc exp show` line shows it too.
         shown = project.shell(_readme_command("dvc exp show")).stdout
         [row] = [line for line in shown.splitlines() if name in line]
@@ -277,3 +344,25 @@ def test_the_same_model_under_other_params_is_another_bento_with_one_record(
         assert project.run("git", "diff", "--stat", "release.json").stdout != ""
     finally:
         project.back_to_main()
+
+
+def test_the_quick_start_commands_leave_the_tree_clean(project: Project) -> None:
+    """Every command of the README's Quick start but the experiment (its results stay in the
+    work tree until `git checkout -- . && dvc checkout`, tested above) leaves `git status`
+    as it was: clean."""
+    [_, manual] = readme_blocks("## Quick start")
+    commands = [line.split("  #")[0].strip() for line in manual.splitlines() if line.strip()]
+    assert commands[0] == "source .venv/bin/activate"  # the tests' PATH has the venv already
+    assert [c for c in commands if c.startswith("dvc exp run")] == [_readme_command("dvc exp run")]
+    ran = []
+    for command in commands[1:]:
+        if command.startswith("dvc exp run"):
+            continue
+        result = project.shell(command)
+        assert result.returncode == 0, (command, result.stderr[-2000:])
+        status = project.run("git", "status", "--porcelain", "--untracked-files=all").stdout
+        assert status == "", (command, status)
+        ran.append(command.split()[:3])
+    assert ["dvc", "plots", "show"] in ran
+    assert ["dvc", "metrics", "show"] in ran
+    assert (project.root / "dvc_plots" / "index.html").is_file()

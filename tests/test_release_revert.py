@@ -37,7 +37,7 @@ PINNED = (
     "k8s/monitoring/rules.yaml",
     "k8s/monitoring/prometheusrule.yaml",
     "artifacts/monitoring/score_reference.json",
-    "metrics/gate.json",
+    "reports/gate.json",
 )
 CASES = ("code", "gate", "merge", "rebuild")
 
@@ -128,7 +128,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> History:
     h.commit_all("notes")
     h.run("dvc", "repro", "-f", "-s", "gate")
     h.commit_all("gate re-judged after HEAD moved")
-    gate = json.loads((root / "metrics/gate.json").read_text())
+    gate = json.loads((root / "reports/gate.json").read_text())
     assert gate["champion_bento_tag"] == b.record.bento_tag
 
     # A feature branch merged with a real merge commit, main having moved meanwhile.

@@ -35,7 +35,7 @@ def _set(root: Path, section: str, values: dict) -> None:
 
 
 def _gate(root: Path) -> dict:
-    return json.loads((root / "metrics" / "gate.json").read_text())
+    return json.loads((root / "reports" / "gate.json").read_text())
 
 
 @pytest.fixture(scope="module")

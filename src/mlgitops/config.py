@@ -50,6 +50,8 @@ class PathsConfig(_Strict):
     profile: Path
     model: Path
     model_card: Path
+    # The evaluation record (test and validation figures, the exact threshold): what the
+    # report, summary, gate, export and serving read. `dvc metrics show` lists headline_* only.
     metrics: Path
     plots: Path
     bento_archive: Path
@@ -57,22 +59,22 @@ class PathsConfig(_Strict):
     k8s_release_patch: Path
     # Stage `export` (issue 13): ONNX, quantized, pruned, C and JS artifacts, and their ledger.
     export_dir: Path = Path("artifacts/export")
-    export_metrics: Path = Path("metrics/export.json")
-    # Stage `report` (issue 12): the stakeholder report and its JSON twin (a DVC metrics file).
+    export_metrics: Path = Path("reports/export.json")
+    # Stage `report` (issue 12): the stakeholder report and its JSON twin.
     report_html: Path = Path("reports/model_report.html")
     report_json: Path = Path("reports/model_report.json")
     # Stage `tune`: the chosen train config with its CV summary, and the trial history (plot).
     tuned_params: Path = Path("artifacts/tuned_params.json")
-    # Stage `gate`: the verdict with its figures (DVC metrics) and the Markdown summary.
-    gate_metrics: Path = Path("metrics/gate.json")
+    # Stage `gate`: the verdict with its figures (the gate record) and the Markdown summary.
+    gate_metrics: Path = Path("reports/gate.json")
     gate_report: Path = Path("reports/gate.md")
     tune_trials: Path = Path("plots/tune_trials.json")
     # The locked dependency closure (`make lock`); the bento pins its runtime libraries from it.
     requirements_lock: Path = Path("requirements.lock")
     # Monitoring; defaults keep params.yaml of older commits readable.
     score_reference: Path = Path("artifacts/monitoring/score_reference.json")
-    # The calibration's check on the test split (Brier, reliability), a metric of score_reference.
-    calibration_metrics: Path = Path("metrics/calibration.json")
+    # The calibration's check on the test split (Brier, reliability), from score_reference.
+    calibration_metrics: Path = Path("reports/calibration.json")
     prometheus_rules: Path = Path("k8s/monitoring/rules.yaml")
     prometheus_rule_resource: Path = Path("k8s/monitoring/prometheusrule.yaml")
     monitor_summary: Path = Path("reports/monitor/summary.json")
@@ -82,6 +84,20 @@ class PathsConfig(_Strict):
     # container has no params.yaml: MLGITOPS_PREDICTION_LOG (default stdout) says there.
     serve_prediction_log: Path = Path("reports/serve/predictions.jsonl")
     serve_feedback_log: Path = Path("reports/serve/feedback.jsonl")
+    # The DVC metrics: a few headline figures per stage, what people compare across experiments
+    # (`dvc metrics show`, `dvc exp show`); the records above hold the detail.
+    headline_evaluate: Path = Path("metrics/evaluate.json")
+    headline_gate: Path = Path("metrics/gate.json")
+    headline_tune: Path = Path("metrics/tune.json")
+    # `mlgitops retrain` keeps a refused challenger's gate report and metrics here, one folder
+    # per branch it would have made (ignored by Git).
+    retrain_evidence: Path = Path("reports/retrain")
+    # The bearer token /feedback requires and the key that signs request ids, made (mode 0600)
+    # by `mlgitops serve` when absent; a container mounts them from a Secret instead.
+    serve_feedback_token: Path = Path("reports/serve/feedback-token")
+    serve_request_id_key: Path = Path("reports/serve/request-id-key")
+    # `mlgitops data ingest` lists the labels it set aside here (ignored by Git).
+    ingest_set_aside: Path = Path("reports/ingest/set_aside.csv")
 
 
 class DataConfig(_Strict):
@@ -287,12 +303,15 @@ class ServingConfig(BaseSettings):
     load_wait_seconds: float = Field(ge=0, le=600, default=60)
     # Rows whose served label a worker keeps to join /feedback to (labelled_outcome_total).
     feedback_join_rows: int = Field(ge=0, default=100_000)
+    # ...and the bytes they may take (entity ids are kept with them, and ids are client data).
+    feedback_join_bytes: int = Field(ge=0, default=64 * 2**20)
     # Each prediction is in the prediction log already; an access log line per request costs CPU.
     access_log: bool = False
     # OpenTelemetry spans for the API routes (with an exporter configured for BentoML).
     tracing: bool = False
     # Limits on what one client can make a worker hold (README, Serving: "Limits", says why each
-    # default). `limits: false` turns all of them off: for measuring their cost only.
+    # default). `limits: false` turns all of them off: for measuring their cost only (the join
+    # cache's `feedback_join_bytes` above stays: it is the cache's own accounting).
     limits: bool = True
     max_header_bytes: int = Field(ge=1024, le=1 << 20, default=16384)
     header_timeout_seconds: float = Field(gt=0, le=600, default=10)
@@ -303,7 +322,6 @@ class ServingConfig(BaseSettings):
     retry_after_seconds: int = Field(ge=1, le=3600, default=1)
     max_id_length: int = Field(ge=1, le=65536, default=128)
     max_string_length: int = Field(ge=1, le=65536, default=256)
-    feedback_join_bytes: int = Field(ge=0, default=32 << 20)
     # /readyz answers 503 while the prediction or feedback log has not kept up for this long.
     log_stall_seconds: float = Field(gt=0, le=3600, default=10)
     # Facts of one deployment, set in the environment (by `mlgitops serve`, the pod spec), never in
@@ -311,8 +329,25 @@ class ServingConfig(BaseSettings):
     model_tag: str | None = None
     bento_tag: str | None = None
     git_commit: str | None = None
+    # Credentials, as files (a mounted Secret; one value a line, every line accepted, so a new
+    # one can be added before the old is removed; re-read when the file changes). /feedback
+    # takes only the feedback token and is refused without one; /predict, /metadata, /schema
+    # and /openapi.json take the predict token when one is set, else anyone.
+    feedback_token_file: str | None = None
+    predict_token_file: str | None = None
+    # The key that signs request ids (the first line signs, every line verifies), shared by
+    # every worker and replica; without it each worker signs with a key of its own and a label
+    # is accepted only by the worker that served its prediction.
+    request_id_key_file: str | None = None
 
-    DEPLOYMENT_FIELDS: ClassVar[tuple[str, ...]] = ("model_tag", "bento_tag", "git_commit")
+    DEPLOYMENT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "model_tag",
+        "bento_tag",
+        "git_commit",
+        "feedback_token_file",
+        "predict_token_file",
+        "request_id_key_file",
+    )
 
     @model_validator(mode="after")
     def _connections_above_requests(self) -> ServingConfig:
@@ -511,6 +546,17 @@ ExperimentMode = Literal["ab", "shadow"]
 ExperimentMetric = Literal["cost_per_1000", "recall", "alert_rate"]
 
 
+class IngestConfig(_Strict):
+    """`mlgitops data ingest --predictions --labels`: labels are untrusted input."""
+
+    # Labels set aside (an id not in the prediction log, an id labelled both 0 and 1, a row
+    # without a 0/1 label or an id) may be at most this share of the label rows read; the rest
+    # is ingested. Beyond it the whole batch is refused: a broken export, not a few bad rows.
+    max_set_aside_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    # The service's /feedback log holds what its clients posted: ingest it only when allowed.
+    allow_feedback_labels: bool = False
+
+
 class ExperimentConfig(_Strict):
     """An A/B test or shadow run of a challenger against the release, declared in Git
     (`experiment:`; null or `enabled: false` is off). See README, A/B and shadow experiments."""
@@ -614,6 +660,7 @@ class Params(_Strict):
     # null (the default) or `enabled: false`: no experiment.
     experiment: ExperimentConfig | None = None
     audit: AuditConfig = AuditConfig()
+    ingest: IngestConfig = IngestConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 

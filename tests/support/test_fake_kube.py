@@ -991,3 +991,85 @@ def test_a_tag_nobody_pushed_gets_a_stable_digest_and_unknown_pins_fail(
         NS, deployment("strict", image="registry/app:new", replicas=1)
     )
     fake_kube.wait_for(lambda: _waiting(fake_kube, "strict").get("reason") == "ErrImagePull")
+
+
+# RBAC -----------------------------------------------------------------------------------
+
+
+def _rbac_server(fake_kube: FakeKubeServer, rules: list[dict[str, Any]]) -> httpx.Client:
+    """RBAC on, ServiceAccount `default/ci` bound to a Role with `rules`; a client as it."""
+    fake_kube.put_object(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ci", "namespace": NS}}
+    )
+    fake_kube.put_object(
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "ci", "namespace": NS}, "rules": rules}
+    )  # fmt: skip
+    fake_kube.put_object(
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "ci", "namespace": NS},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ci"},
+         "subjects": [{"kind": "ServiceAccount", "name": "ci"}]}
+    )  # fmt: skip
+    fake_kube.enable_rbac()
+    token = fake_kube.service_account_token(NS, "ci")
+    return httpx.Client(base_url=fake_kube.url, headers={"Authorization": f"Bearer {token}"})
+
+
+CM = f"/api/v1/namespaces/{NS}/configmaps"
+
+
+def _cm(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {}}
+
+
+def test_rbac_resource_names_limit_every_verb_but_a_post_create(fake_kube: FakeKubeServer) -> None:
+    named = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["mine"],
+             "verbs": ["get", "create", "update", "patch", "list"]}  # fmt: skip
+    http = _rbac_server(fake_kube, [named])
+    # A POST has no name when it is authorized: a rule with names never allows it.
+    assert http.post(CM, json=_cm("mine")).status_code == 403
+    # Server-side apply creates with the name known: allowed for "mine" only.
+    apply = {"Content-Type": "application/apply-patch+yaml"}
+    body = json.dumps(_cm("mine"))
+    assert http.patch(f"{CM}/mine?fieldManager=t", content=body, headers=apply).status_code == 201
+    other = json.dumps(_cm("other"))
+    refused = http.patch(f"{CM}/other?fieldManager=t", content=other, headers=apply)
+    assert refused.status_code == 403
+    assert refused.json()["message"] == (
+        'configmaps "other" is forbidden: User "system:serviceaccount:default:ci" cannot patch '
+        'resource "configmaps" in API group "" in the namespace "default"'
+    )
+    assert http.get(f"{CM}/mine").status_code == 200
+    # A list is allowed by name only when narrowed to that name.
+    assert http.get(CM).status_code == 403
+    assert http.get(CM, params={"fieldSelector": "metadata.name=mine"}).status_code == 200
+    # Discovery is open to every authenticated user; nothing is open without a token.
+    assert http.get("/api/v1").status_code == 200
+    assert httpx.get(f"{fake_kube.url}/api/v1").status_code == 401
+
+
+def test_rbac_create_by_apply_needs_create_too(fake_kube: FakeKubeServer) -> None:
+    patch_only = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["mine"],
+                  "verbs": ["get", "patch"]}  # fmt: skip
+    http = _rbac_server(fake_kube, [patch_only])
+    apply = {"Content-Type": "application/apply-patch+yaml"}
+    body = json.dumps(_cm("mine"))
+    refused = http.patch(f"{CM}/mine?fieldManager=t", content=body, headers=apply)
+    assert refused.status_code == 403
+    assert "cannot create resource" in refused.json()["message"]
+    fake_kube.put_object({**_cm("mine"), "metadata": {"name": "mine", "namespace": NS}})
+    assert http.patch(f"{CM}/mine?fieldManager=t", content=body, headers=apply).status_code == 200
+
+
+def test_rbac_the_admin_token_bypasses_and_other_namespaces_are_closed(
+    fake_kube: FakeKubeServer,
+) -> None:
+    anything = {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
+    http = _rbac_server(fake_kube, [anything])
+    assert http.get(CM).status_code == 200
+    # A Role binds in its own namespace only; cluster-scoped kinds need ClusterRoles.
+    assert http.get("/api/v1/namespaces/kube-system/configmaps").status_code == 403
+    assert http.get("/api/v1/namespaces").status_code == 403
+    admin = httpx.Client(base_url=fake_kube.url, headers={"Authorization": "Bearer fake-token"})
+    assert admin.get("/api/v1/namespaces").status_code == 200

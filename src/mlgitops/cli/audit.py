@@ -12,10 +12,11 @@ from pathlib import Path
 import typer
 
 from mlgitops import errors as e
+from mlgitops.cli import helptext
 from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption
 
-app = typer.Typer(help="Human audits of production predictions: sample, import labels, report.")
+app = helptext.app(help="Human audits of production predictions: sample, import labels, report.")
 
 SampleOption = typer.Option(..., "--sample", help="The directory `audit sample` wrote.")
 
@@ -58,7 +59,8 @@ def sample(
     drawn = draw_sample(frame, list(profile.features), request, loaded.audit)
     write_sample(out, drawn)
     design = drawn.design
-    skipped = f"; {stats.malformed} malformed lines skipped" if stats.malformed else ""
+    note = stats.note()
+    skipped = f"; {note}" if note else ""
     typer.echo(
         f"audit {design.audit_id}: sampled {design.sample_size} of {design.population} "
         f"predictions of {design.model_version} in {len(design.strata)} strata into {out}"

@@ -1,4 +1,4 @@
-"""`mlgitops data`: the embedded default dataset."""
+"""`mlgitops data`: generate, materialize, ingest into and simulate traffic from the dataset."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from mlgitops import errors as e
+from mlgitops.cli import helptext
 from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import (
     BatchArgument,
@@ -16,8 +17,10 @@ from mlgitops.cli.options import (
     SourceOption,
 )
 
-app = typer.Typer(
-    help="Generate or materialize the embedded default dataset.", no_args_is_help=True
+app = helptext.app(
+    help="The dataset of data.dvc: generate the default data, materialize it, ingest labelled "
+    "batches, and simulate traffic to monitor.",
+    no_args_is_help=True,
 )
 
 
@@ -137,10 +140,24 @@ def ingest(
     summary_file: Path | None = typer.Option(
         None, "--summary", help="Also write what was ingested as JSON."
     ),
+    allow_feedback_labels: bool = typer.Option(
+        False,
+        "--allow-feedback-labels",
+        help="Ingest labels from the service's /feedback log (what its clients posted). "
+        "Default: ingest.allow_feedback_labels.",
+    ),
+    set_aside: Path | None = typer.Option(
+        None,
+        "--set-aside",
+        help="Where to list the label rows set aside. Default: paths.ingest_set_aside.",
+    ),
     params: Path = ParamsOption,
 ) -> None:
     """Append a labelled batch to the dataset of data.dvc: validated as the pipeline validates,
-    de-duplicated by id, with provenance per row; a bad batch is refused whole."""
+    de-duplicated by id, with provenance per row; a bad batch is refused whole. Labels for ids
+    not in the prediction log, ids labelled both 0 and 1 and malformed label rows are set aside
+    one by one (printed, and listed in a file) while they are at most
+    ingest.max_set_aside_share of the label rows; beyond it the batch is refused."""
     from mlgitops.config import load_params
     from mlgitops.data.ingest import IngestRequest
     from mlgitops.data.ingest import ingest as run
@@ -153,10 +170,17 @@ def ingest(
         labels=tuple(labels),
         source=source,
         dvc_add=dvc_add,
+        allow_feedback_labels=allow_feedback_labels,
+        set_aside_path=set_aside,
     )
     status = Progress("ingest", 5)
+
+    def warn(text: str) -> None:
+        status.close()  # a progress line would be overwritten
+        typer.echo(text, err=True)
+
     try:
-        result = run(load_params(params), request, progress=status.step)
+        result = run(load_params(params), request, progress=status.step, warn=warn)
     finally:
         status.close()
     if summary_file is not None:

@@ -10,11 +10,12 @@ from pathlib import Path
 import typer
 
 from mlgitops import errors as e
+from mlgitops.cli import helptext
 from mlgitops.cli.exitcodes import epilog
 
 _EXITS = epilog(e.ArtifactError, e.ImageBuildError, e.GitError)
 
-app = typer.Typer(
+app = helptext.app(
     help="Build the release's OCI image with buildah (no Docker, no network) and push it.",
     no_args_is_help=True,
 )

@@ -6,6 +6,8 @@ Operator-side code: it never ships in a bento (the bento carries only what the p
 from __future__ import annotations
 
 import os
+import secrets
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -77,6 +79,51 @@ def serve_environment(
     return env
 
 
+def ensure_secret_file(path: Path) -> Path:
+    """`path` holding a secret only its owner may read: made (0600, 256 random bits as hex) when
+    absent, else checked (kept across runs, so clients keep their token and request ids issued
+    before a restart keep verifying). The absolute path; ServingError if it is not usable."""
+    from mlgitops.serving.auth import SecretFile
+
+    path = Path(path).resolve()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077:
+            raise ServingError(
+                f"{path}: readable by others (mode {mode:04o}); `chmod 600` it, or delete it "
+                "for a new one"
+            ) from None
+        SecretFile(str(path), "secret file")  # one value a line, long enough
+        return path
+    except OSError as error:
+        raise ServingError(f"{path}: cannot create it: {error}") from None
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(secrets.token_hex(32) + "\n")
+    return path
+
+
+def local_credentials(params: Params, base: dict[str, str]) -> dict[str, str]:
+    """The credential variables of a local server: the feedback token and the request id key
+    from the environment when set there, else the files under paths.serve_* (made when absent).
+    A predict token only when MLGITOPS_PREDICT_TOKEN_FILE is set."""
+    env = {}
+    for field, default in (
+        ("feedback_token_file", params.paths.serve_feedback_token),
+        ("request_id_key_file", params.paths.serve_request_id_key),
+    ):
+        name = ServingConfig.env_name(field)
+        given = base.get(name)
+        # Absolute: the server does not run where `mlgitops serve` was started.
+        env[name] = str(Path(given).resolve()) if given else str(ensure_secret_file(default))
+    name = ServingConfig.env_name("predict_token_file")
+    if base.get(name):
+        env[name] = str(Path(base[name]).resolve())
+    return env
+
+
 def serve_command(bento_tag: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "bentoml", "serve", bento_tag,
@@ -90,11 +137,14 @@ def serve_release(params: Params, port: int) -> int:
     record = load_release(params.paths.release)
     ensure_bento(record, params.paths.bento_archive)
     env = serve_environment(params, record, current_commit(), dict(os.environ))
+    env.update(local_credentials(params, env))
     ServingConfig.from_env(env)  # a bad or misspelt MLGITOPS_ variable: one line, not a traceback
     logs = local_logs(params)
+    token = env[ServingConfig.env_name("feedback_token_file")]
     print(
         f"serving {record.bento_tag} on http://{LOCALHOST}:{port}; predictions are appended to "
-        f"{logs['prediction_log']}, feedback to {logs['feedback_log']}",
+        f"{logs['prediction_log']}, feedback to {logs['feedback_log']}; /feedback takes the "
+        f"bearer token in {token}",
         file=sys.stderr,
         flush=True,
     )

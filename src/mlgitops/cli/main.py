@@ -13,6 +13,7 @@ from mlgitops.cli import (
     audit,
     data,
     deploy,
+    helptext,
     image,
     monitor,
     monitor_demo,
@@ -26,7 +27,7 @@ from mlgitops.cli import (
 from mlgitops.cli.exitcodes import every_code
 from mlgitops.errors import MlgitopsError
 
-app = typer.Typer(
+app = helptext.app(
     name="mlgitops",
     help="Git-native model and dataset versioning with GitOps deploys to Kubernetes.",
     epilog=every_code(),

@@ -59,10 +59,16 @@ def register(app: typer.Typer) -> None:
             from rich.console import Console
 
             with Console(stderr=True).status("monitor") as status:
-                document = run_monitor(loaded, request, lambda text: status.update(text))
+                document = run_monitor(
+                    loaded, request, lambda text: status.update(text), _print_note
+                )
         else:
-            document = run_monitor(loaded, request)
+            document = run_monitor(loaded, request, note=_print_note)
         typer.echo(
             f"monitor: ok: {document['rows']} predictions in {document['windows_total']} "
             f"windows, no alerts"
         )
+
+
+def _print_note(note: str) -> None:
+    typer.echo(f"monitor: note: {note}", err=True)

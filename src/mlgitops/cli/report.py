@@ -12,10 +12,11 @@ from pathlib import Path
 import typer
 
 from mlgitops import errors as e
+from mlgitops.cli import helptext
 from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption
 
-app = typer.Typer(help="The stakeholder report of a release (written by `dvc repro`).")
+app = helptext.app(help="The stakeholder report of a release (written by `dvc repro`).")
 
 RevOption = typer.Option(
     None, "--rev", help="A Git revision whose committed report to show (default: the work tree)."

@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING
 import typer
 
 from mlgitops import errors as e
+from mlgitops.cli import helptext
 from mlgitops.cli.exitcodes import epilog
 
 if TYPE_CHECKING:  # imported lazily at run time, so `mlgitops --help` stays fast
     from mlgitops.config import Params
 
-app = typer.Typer(
+app = helptext.app(
     help="Prepare a branch restoring the last good release (auto-sync stays on).",
     no_args_is_help=False,
 )

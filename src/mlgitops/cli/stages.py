@@ -8,10 +8,11 @@ from pathlib import Path
 import typer
 
 from mlgitops import errors as e
+from mlgitops.cli import helptext
 from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption
 
-app = typer.Typer(
+app = helptext.app(
     help="Run one pipeline stage (dvc.yaml calls these; use `dvc repro` to run the pipeline).",
     no_args_is_help=True,
 )
@@ -35,11 +36,11 @@ _STAGES: dict[str, tuple[str, str]] = {
         epilog(e.ArtifactError),
     ),
     "evaluate": (
-        "Choose the threshold on validation; measure the test split; metrics and plots.",
+        "Choose the threshold on validation; measure the test split; record, metrics and plots.",
         epilog(e.DataQualityError, e.ArtifactError),
     ),
     "gate": (
-        "Compare this model with the release at gate.base on the test rows: PASS/FAIL/...",
+        "Judge this model against the release at gate.base: PASS, FAIL or INCONCLUSIVE.",
         epilog(e.ArtifactError, e.GitError, e.GateError),
     ),
     "score_reference": (

@@ -49,6 +49,11 @@ def run_status(params: Params, request: StatusRequest) -> ExperimentStatus:
         raise ExperimentError(no_valid_lines(request.predictions, log_stats))
     labels = read_labels(request.labels, params.data.target, params.id_column, label_stats)
     status = analyze(predictions, labels, experiment, params.threshold, request.as_of)
+    notes = [f"prediction logs: {note}" for note in [log_stats.note()] if note] + [
+        f"labels: {note}" for note in [label_stats.note("label row")] if note
+    ]
+    if notes:
+        status = status.model_copy(update={"input_notes": notes})
     if request.report is not None:
         atomic_write_text(request.report, render_markdown(status, params.threshold.currency))
     if request.json is not None:

@@ -34,6 +34,13 @@ ERROR_CODES: dict[str, int] = {
     "not_finite": 422,
     "null_not_allowed": 422,
     "too_long": 422,
+    "invalid_unicode": 422,
+    "unauthorized": 401,
+    "feedback_not_configured": 403,
+    "request_id_unknown": 403,
+    "row_out_of_range": 422,
+    "id_mismatch": 422,
+    "label_conflict": 409,
     # Answered by the HTTP layer (mlgitops.serving.limits), on any path.
     "request_timeout": 408,
     "header_too_large": 431,
@@ -170,10 +177,13 @@ class FieldError:
 class RequestError(Exception):
     """A request the service refuses; always a 4xx with the errors as JSON."""
 
-    def __init__(self, status: int, errors: list[FieldError]) -> None:
+    def __init__(
+        self, status: int, errors: list[FieldError], headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(errors[0].message)
         self.status = status
         self.errors = errors
+        self.headers = headers
 
     def body(self) -> dict[str, Any]:
         first = self.errors[0]
@@ -409,3 +419,54 @@ def _missing(row: int, name: str, is_null: bool) -> FieldError:
     if is_null:
         return FieldError("null_not_allowed", f"{name} may not be null", row, name)
     return FieldError("missing_feature", f"required feature {name!r} is missing", row, name)
+
+
+def _shown(text: str) -> str:
+    """`text` with anything that is not valid Unicode escaped (a lone surrogate as \\udXXX)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _valid_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def invalid_unicode(document: object) -> FieldError | None:
+    """The first string (value or key) of a decoded JSON document that is not valid Unicode (a
+    lone UTF-16 surrogate such as "\\ud800", which JSON's escapes can spell), named by its row
+    and field: such a string can be neither logged nor answered as UTF-8."""
+    # (value, path): iterative, as documents may nest as deep as the parser allows.
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(document, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if not _valid_unicode(value):
+                return _unicode_error(path, _shown(value))
+        elif isinstance(value, dict):
+            for key, item in reversed(list(value.items())):
+                if not _valid_unicode(key):
+                    return _unicode_error((*path, _shown(key)), _shown(key))
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, i)) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
+def _unicode_error(path: tuple[str | int, ...], shown: str) -> FieldError:
+    if len(path) >= 2 and path[0] == "records" and isinstance(path[1], int):
+        row: int | None = path[1]
+        name = str(path[2]) if len(path) >= 3 else ""
+    else:
+        row = None
+        name = str(path[0]) if path else ""
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    message = (
+        f"{where or 'the body'} is not valid Unicode (a lone UTF-16 surrogate in "
+        f'"{shown[:40]}"); send UTF-8 text'
+    )
+    return FieldError("invalid_unicode", message, row, name or None)

@@ -36,6 +36,7 @@ class MetricFamilies:
     rejected: Any
     log_dropped: Any
     feedback: Any
+    feedback_joined: Any
     # The monitoring contract (mlgitops.monitoring.metric_names).
     feature_bin: Any
     score_bin: Any
@@ -200,7 +201,14 @@ def _get_families() -> MetricFamilies:
                 namespace=NAMESPACE,
             ),
             feedback=Counter(
-                "feedback", "Feedback labels received", [release, "label"], namespace=NAMESPACE
+                "feedback", "Feedback labels stored", [release, "label"], namespace=NAMESPACE
+            ),
+            feedback_joined=Counter(
+                "feedback_joined",
+                "Feedback labels stored, by whether this worker joined them to its prediction "
+                "(joined: counted in labelled_outcome; not_joined: served elsewhere or evicted)",
+                [release, "result"],
+                namespace=NAMESPACE,
             ),
             feature_bin=contract(
                 Counter,

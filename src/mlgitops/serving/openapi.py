@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlgitops.serving.auth import REQUEST_ID_PATTERN
 from mlgitops.serving.features import ERROR_CODES, ID_RANGE
 from mlgitops.serving.feedback import REQUEST_ID_MAX
 
@@ -37,13 +38,18 @@ def openapi_document(
     version: str,
     max_id_length: int | None = None,
     max_batch_size: int | None = None,
+    read_token: bool = False,
 ) -> dict[str, Any]:
     """OpenAPI 3.1 for the API, with `request` (the /predict body's JSON Schema, generated from
     the reference profile) for clients and schema-driven fuzzers such as schemathesis; ids of
-    at most `max_id_length` characters, feedback rows below `max_batch_size`."""
+    at most `max_id_length` characters, feedback rows below `max_batch_size`. `read_token`: the
+    server has a predict token, which the read routes then require."""
     error = {"application/json": {"schema": _ERROR_SCHEMA}}
+    reads: dict[str, Any] = {"security": [{"predictToken": []}]} if read_token else {}
+    refused = {"401": {"content": error}} if read_token else {}
     # The HTTP layer (mlgitops.serving.limits) answers these on any path: a head too large
-    # (431) or too slow, a body too slow (408), too many requests in progress (503).
+    # (431) or too slow, a body too slow (408), too many requests in progress (503); 503 is
+    # also a server not ready (or whose credential files are unusable).
     limits = {status: {"content": error} for status in ("408", "431", "503")}
     prediction = {
         "type": "object",
@@ -71,7 +77,13 @@ def openapi_document(
         "required": ["request_id", "label"],
         "additionalProperties": False,
         "properties": {
-            "request_id": {"type": "string", "minLength": 1, "maxLength": REQUEST_ID_MAX},
+            "request_id": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": REQUEST_ID_MAX,
+                "pattern": REQUEST_ID_PATTERN,
+                "description": "the request_id /predict answered (signed by this service)",
+            },
             "row": {
                 "type": "integer",
                 "minimum": 0,
@@ -81,11 +93,19 @@ def openapi_document(
             "label": {"oneOf": [{"type": "integer", "enum": [0, 1]}, {"type": "boolean"}]},
             "id": {
                 "type": ["string", "integer", "null"],
-                "description": "entity id of the record (null: none)",
+                "description": "entity id of the row, checked against the one served (null: none)",
                 # minimum/maximum bound integer ids only, maxLength string ones.
                 **ID_RANGE,
                 **({"maxLength": max_id_length} if max_id_length else {}),
             },
+        },
+    }
+    acknowledged = {
+        "type": "object",
+        "required": ["status", "request_id"],
+        "properties": {
+            "status": {"type": "string", "enum": ["accepted", "already_recorded"]},
+            "request_id": {"type": "string"},
         },
     }
     return {
@@ -94,6 +114,7 @@ def openapi_document(
         "paths": {
             "/predict": {
                 "post": {
+                    **reads,
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": request}},
@@ -101,6 +122,7 @@ def openapi_document(
                     "responses": {
                         "200": {"content": {"application/json": {"schema": prediction}}},
                         "400": {"content": error},
+                        **refused,
                         "413": {"content": error},
                         "422": {"content": error},
                         **limits,
@@ -109,18 +131,30 @@ def openapi_document(
             },
             "/feedback": {
                 "post": {
+                    "security": [{"feedbackToken": []}],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": feedback}},
                     },
                     "responses": {
-                        "202": {},
-                        **{status: {"content": error} for status in ("400", "413", "422")},
+                        # 202: stored; 200: this label was stored for the row already.
+                        "200": {"content": {"application/json": {"schema": acknowledged}}},
+                        "202": {"content": {"application/json": {"schema": acknowledged}}},
+                        **{
+                            status: {"content": error}
+                            for status in ("400", "401", "403", "409", "413", "422")
+                        },
                         **limits,
                     },
                 }
             },
-            "/metadata": {"get": {"responses": {"200": {}, **limits}}},
-            "/schema": {"get": {"responses": {"200": {}, **limits}}},
+            "/metadata": {"get": {**reads, "responses": {"200": {}, **refused, **limits}}},
+            "/schema": {"get": {**reads, "responses": {"200": {}, **refused, **limits}}},
+        },
+        "components": {
+            "securitySchemes": {
+                "predictToken": {"type": "http", "scheme": "bearer"},
+                "feedbackToken": {"type": "http", "scheme": "bearer"},
+            }
         },
     }

@@ -3,7 +3,7 @@
 Only a model the gate passed is packaged. On any other verdict the stage writes nothing, exits
 0 and says so in one line (verdict, the gate report, "release not changed"): release.json, the
 k8s pin and the bento archive keep naming the champion, and `dvc exp run` finishes with the
-verdict recorded in metrics/gate.json (src/mlgitops/verdict.py).
+verdict recorded in reports/gate.json (src/mlgitops/verdict.py).
 
 The bento version is a content hash of everything a pod serves and everything its release
 record says: the model file's sha256, the operating threshold, the reference profile, the

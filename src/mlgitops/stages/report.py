@@ -11,7 +11,7 @@ Everything is computed before anything is written, so a failure leaves the previ
 
 It is the report of the release, so for a model the gate did not pass (an experiment that lost)
 it writes nothing and says so: the release did not change, and neither does its report; the
-challenger's figures are in metrics/evaluate.json and its comparison in the gate report.
+challenger's figures are in reports/evaluate.json and its comparison in the gate report.
 """
 
 from __future__ import annotations

@@ -183,3 +183,26 @@ def test_a_log_of_another_model_still_says_which_versions_it_holds(project, caps
     assert code == 27
     assert "no prediction of model version 'fraud-detector:audit-test'" in err
     assert "(found: fraud-detector:older); pass --model-version" in err
+
+
+def test_a_cut_archive_and_a_cut_line_are_sampled_around_and_reported(project):
+    import gzip
+    import zlib
+
+    whole = gzip.compress(project.log.read_bytes(), mtime=0)
+    cut = project.root / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) * 3 // 4])
+    readable = zlib.decompressobj(wbits=31).decompress(whole[: len(whole) * 3 // 4])
+    assert not readable.endswith(b"\n")  # the cut falls inside a line
+    out = project.root / "audit"
+    argv = ["audit", "sample", "--predictions", str(cut), "--out", str(out)]
+
+    result = runner.invoke(app, [*argv, "--params", str(project.params_file)])
+
+    assert result.exit_code == 0, result.output
+    rows = readable.count(b"\n")
+    assert f"sampled 200 of {rows} predictions" in result.output
+    assert result.output.endswith(
+        f"into {out}; 1 malformed line skipped (1 cut last line), 1 cut archive (readable "
+        f"prefix read: {cut}: ends early after {len(readable)} decompressed bytes)\n"
+    )

@@ -126,8 +126,8 @@ def test_each_help_states_the_codes_its_command_exits_with(path, command, capsys
     assert main([*path, "--help"]) == 0
     out = capsys.readouterr().out
     listed, _ = _listed(_words(out))
-    # The command's own text (its panels of options and subcommands come after it).
-    own = _words(out.split("╭─", 1)[0])
+    # The command's own text (its arguments, options and subcommands come after it).
+    own = _words(re.split(r"\n(?:Arguments|Options|Commands):\n", out, maxsplit=1)[0])
     entry, modules = entry_of(command.callback)
     seen = raises(entry)
     if path[0] == "stage":  # the stage's module is imported by name at run time
@@ -184,6 +184,7 @@ DOC_CODES: list[tuple[str, str, list[ErrorClass | None] | str]] = [
     ("README.md", "predicts another target is an error naming it (exit 16)", [e.GateError]),
     ("README.md", "It exits 0 on PASS, 17 on FAIL and 18 on", [None, FAIL, INCONCLUSIVE]),
     ("README.md", "refused whole with one line and exit 19 (3 for", [e.IngestError, e.DataError]),
+    ("README.md", "the batch is refused with one line and exit 19", [e.IngestError]),
     ("README.md", "it exits 17 or 18 with one line", [FAIL, INCONCLUSIVE]),
     ("README.md", "Other refusals exit 20", [e.RetrainError]),
     ("README.md", "a `--set` key that is no param exits 2", [e.ConfigError]),

@@ -73,17 +73,41 @@ def make_repo(path: Path) -> GitOpsRepo:
     return repo
 
 
-def bootstrap_environments(fake: FakeKubeServer) -> FakeKubeServer:
-    """The namespaces of staging and production (what a cluster admin does once)."""
+CREDENTIALS_SECRET = "fraud-detector-credentials"
+
+
+def credentials_secret(namespace: str) -> dict[str, Any]:
+    """The Secret the pods mount (docs/deploy.md: created by an admin, never in Git)."""
+    import base64
+    import secrets
+
+    def value() -> str:
+        return base64.b64encode(secrets.token_hex(32).encode()).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": CREDENTIALS_SECRET, "namespace": namespace},
+        "data": {"feedback-token": value(), "request-id-key": value()},
+    }
+
+
+def bootstrap_environments(fake: FakeKubeServer, credentials: bool = True) -> FakeKubeServer:
+    """The namespaces of staging and production and (`credentials`) the Secret the pods mount:
+    what a cluster admin does once."""
     for env in ("staging", "production"):
+        namespace = f"mlgitops-{env}"
         fake.put_object(
             {
                 "apiVersion": "v1",
                 "kind": "Namespace",
-                "metadata": {"name": f"mlgitops-{env}", "labels": {"mlgitops.io/environment": env}},
+                "metadata": {"name": namespace, "labels": {"mlgitops.io/environment": env}},
                 "status": {"phase": "Active"},
             }
         )
+        if credentials:
+            fake.put_object(credentials_secret(namespace))
     return fake
 
 

@@ -447,7 +447,7 @@ def test_the_documented_deploy_exit_codes_are_the_error_classes() -> None:
     sigterm = errors.DeployInterruptedError("", 15).exit_code
     assert f"{errors.DeployLeaseLostError.exit_code} deploy lease lost" in readme
     assert f"{errors.ImageDigestError.exit_code} image digest unavailable" in readme
-    assert f"SIGTERM or SIGINT exits {sigterm} or {sigint}" in readme
+    assert f"{sigint} deploy interrupted (SIGINT; {sigterm} for SIGTERM)" in readme
     for phrase in (
         f"{errors.DeployError.exit_code} deploy error",
         f"{errors.RolloutFailedError.exit_code} rollout failed",

@@ -190,14 +190,14 @@ def test_the_restored_commit_is_the_last_that_reproduces_the_release(repo: Relea
 
 
 def test_when_no_commit_reproduces_the_release_the_last_is_restored_with_a_warning(
-    repo: ReleaseRepo, capsys: pytest.CaptureFixture[str]
+    repo: ReleaseRepo, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     commits = _history(repo)
     # Release C on top of B, then a stale edit while C is pinned: no commit of B reproduces it
     # (B's own commit carries the stale train.py too).
     repo.commit_release(release_for("C"), "release C")
 
-    code = main([*_cli(repo), "--pr-body", "/dev/null"])
+    code = main([*_cli(repo), "--pr-body", str(tmp_path / "pr.md")])
 
     err = capsys.readouterr().err
     assert code == 0, err

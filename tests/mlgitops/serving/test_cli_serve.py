@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -156,9 +158,15 @@ def test_make_serve_logs_predictions_that_monitor_and_audit_read(
             cwd=tmp_path, env=env, start_new_session=True, stdout=stdout, stderr=stderr,
         )  # fmt: skip
     posted, labelled = 0, 0
+    token_file = tmp_path / "reports/serve/feedback-token"
     try:
         url = f"http://127.0.0.1:{port}"
         assert wait_for(f"{url}/readyz", 200, 120, process), err.read_text()[-2000:]
+        # The launcher made the feedback token (and the request id key), for its owner only.
+        for secret in (token_file, token_file.with_name("request-id-key")):
+            assert stat.S_IMODE(secret.stat().st_mode) == 0o600
+            assert re.fullmatch(r"[0-9a-f]{64}\n", secret.read_text())
+        auth = {"Authorization": f"Bearer {token_file.read_text().strip()}"}
         rows = _traffic(packaged, 400)
         with httpx.Client(base_url=url, timeout=30) as client:
             for start in range(0, len(rows), 100):
@@ -168,8 +176,16 @@ def test_make_serve_logs_predictions_that_monitor_and_audit_read(
                 for row, prediction in enumerate(answer.json()["predictions"][:40]):
                     feedback = {"request_id": answer.json()["request_id"], "row": row}
                     feedback["label"] = prediction["label"]
-                    assert client.post("/feedback", json=feedback).status_code == 202
+                    assert client.post("/feedback", json=feedback).status_code == 401
+                    assert client.post("/feedback", json=feedback, headers=auth).status_code == 202
                     labelled += 1
+            # The README's label example, as written, on this server's port.
+            [example] = [b for b in readme_blocks("## Serving") if "Authorization" in b]
+            example = example.replace("127.0.0.1:3000", f"127.0.0.1:{port}")
+            posted_example = run(["bash", "-euo", "pipefail", "-c", example], tmp_path)
+            assert json.loads(posted_example.stdout)["status"] == "accepted"
+            posted += 1
+            labelled += 1
     finally:
         stop_server(process)
     log = tmp_path / "reports/serve/predictions.jsonl"
@@ -177,10 +193,11 @@ def test_make_serve_logs_predictions_that_monitor_and_audit_read(
         err.read_text()
         .splitlines()[0]
         .endswith(
-            f"predictions are appended to {log}, feedback to {log.with_name('feedback.jsonl')}"
+            f"predictions are appended to {log}, feedback to {log.with_name('feedback.jsonl')}; "
+            f"/feedback takes the bearer token in {token_file}"
         )
     )
-    assert len(log.read_text().splitlines()) == posted == 400
+    assert len(log.read_text().splitlines()) == posted == 401
     assert '"model_version"' not in out.read_text()  # stdout is the server's own log
 
     # The README's commands, as written, on what the server wrote.
@@ -197,3 +214,33 @@ def test_make_serve_logs_predictions_that_monitor_and_audit_read(
     sampled = run(["bash", "-c", audit], tmp_path)
     assert "malformed" not in sampled.stdout
     assert f"of {posted} predictions of {packaged.model_tag}" in sampled.stdout
+
+
+def test_the_launcher_keeps_its_secrets_private(tmp_path: Path) -> None:
+    from mlgitops.cli.local_server import ensure_secret_file, local_credentials
+
+    path = tmp_path / "serve" / "feedback-token"
+    made = ensure_secret_file(path)
+    value = path.read_text()
+    assert made == path.resolve()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert ensure_secret_file(path) == made
+    assert path.read_text() == value  # kept across runs
+    path.chmod(0o644)
+    with pytest.raises(ServingError, match=r"readable by others \(mode 0644\); `chmod 600` it"):
+        ensure_secret_file(path)
+    path.chmod(0o600)
+    path.write_text("short\n")
+    with pytest.raises(ServingError, match="at least 32 are required"):
+        ensure_secret_file(path)
+    # A token file named in the environment is used as given (made absolute), not replaced.
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    raw["paths"]["serve_feedback_token"] = str(tmp_path / "made-token")
+    raw["paths"]["serve_request_id_key"] = str(tmp_path / "made-key")
+    env = local_credentials(parse_params(raw), {"MLGITOPS_FEEDBACK_TOKEN_FILE": str(path)})
+    assert env == {
+        "MLGITOPS_FEEDBACK_TOKEN_FILE": str(path.resolve()),
+        "MLGITOPS_REQUEST_ID_KEY_FILE": str(tmp_path / "made-key"),
+    }
+    assert not (tmp_path / "made-token").exists()
+    assert (tmp_path / "made-key").is_file()

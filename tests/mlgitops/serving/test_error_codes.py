@@ -81,6 +81,15 @@ def test_the_openapi_document_enumerates_the_codes() -> None:
         ERROR_CODES
     )
     statuses = {str(s) for s in ERROR_CODES.values()}
-    for route in ("/predict", "/feedback"):
-        declared = set(document["paths"][route]["post"]["responses"])
-        assert statuses <= declared, f"{route} does not declare {statuses - declared}"
+    declared = set(document["paths"]["/feedback"]["post"]["responses"])
+    assert statuses <= declared, f"/feedback does not declare {statuses - declared}"
+    # /predict never answers 403 or 409 (labels only), and 401 only with a predict token set.
+    reads = statuses - {"401", "403", "409"}
+    assert reads <= set(document["paths"]["/predict"]["post"]["responses"])
+    closed = openapi_document({"type": "object"}, "fraud-detector:x", read_token=True)
+    for route, method in (("/predict", "post"), ("/metadata", "get"), ("/schema", "get")):
+        operation = closed["paths"][route][method]
+        assert "401" in operation["responses"], route
+        assert operation["security"] == [{"predictToken": []}], route
+        assert "security" not in document["paths"][route][method], route
+    assert closed["paths"]["/feedback"]["post"]["security"] == [{"feedbackToken": []}]

@@ -214,7 +214,7 @@ def test_long_ids_are_refused_and_memory_stays_flat(
 
 def test_feedback_ids_are_capped(limited: LiveServer) -> None:
     body = {"request_id": "r", "label": 1, "id": "x" * 65}
-    response = httpx.post(f"{limited.url}/feedback", json=body)
+    response = httpx.post(f"{limited.url}/feedback", json=body, headers=limited.feedback_auth())
     assert response.status_code == 422
     assert response.json()["detail"][0]["code"] == "too_long"
     assert response.json()["detail"][0]["field"] == "id"

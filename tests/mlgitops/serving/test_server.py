@@ -73,13 +73,25 @@ def test_valid_batch_scores_match_the_pipeline(
 
 
 def test_single_row_and_client_request_id(
-    client: httpx.Client, records: list[dict[str, Any]]
+    client: httpx.Client, live_server: LiveServer, records: list[dict[str, Any]]
 ) -> None:
     response = client.post(
         "/predict", json={"records": records[:1]}, headers={"X-Request-ID": "req-123"}
     )
     assert response.status_code == 200
-    assert response.json()["request_id"] == "req-123"
+    # The client's id is echoed for tracing; the request id is the service's own, signed.
+    assert response.headers["x-request-id"] == "req-123"
+    request_id = response.json()["request_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}-1-[0-9a-f]{32}", request_id)
+    deadline = time.monotonic() + 5
+    lines: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not lines:
+        time.sleep(0.1)
+        text = live_server.prediction_log.read_text()
+        lines = [json.loads(x) for x in text.splitlines() if request_id in x]
+    assert [(line["request_id"], line["client_request_id"]) for line in lines] == [
+        (request_id, "req-123")
+    ]
 
 
 def _raw(body: Any) -> bytes:
@@ -212,7 +224,7 @@ def _releases(text: str, name: str) -> set[str]:
 # Before the tests that start other servers: those share the BentoML home, and a server
 # starting clears the Prometheus multiprocess files of the store's home.
 def test_monitoring_counters_follow_the_metric_contract(
-    client: httpx.Client, packaged: Packaged, records: list[dict[str, Any]]
+    client: httpx.Client, live_server: LiveServer, packaged: Packaged, records: list[dict[str, Any]]
 ) -> None:
     from mlgitops.monitoring import metric_names as names
     from mlgitops.profile import bin_label, bin_labels, load_profile
@@ -253,17 +265,24 @@ def test_monitoring_counters_follow_the_metric_contract(
         "data_hash": packaged.release.data_hash,
         "git_commit": "deadbeef",
     }
-    # A label for row 3 joins the served label of row 3 in labelled_outcome.
+    # A label for row 3 joins the served label of row 3 in labelled_outcome; the answer does
+    # not tell the outcome.
     served = body["predictions"][3]["label"]
     feedback = {"request_id": body["request_id"], "row": 3, "label": 1}
-    answer = client.post("/feedback", json=feedback).json()
-    assert answer["outcome"] == ("tp" if served else "fn")
+    auth = live_server.feedback_auth()
+    answer = client.post("/feedback", json=feedback, headers=auth)
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"status": "accepted", "request_id": body["request_id"]}
     labelled = _series(client.get("/metrics").text, names.LABELLED_OUTCOME_TOTAL)
     old = _series(after, names.LABELLED_OUTCOME_TOTAL)
-    key = (("outcome", answer["outcome"]),)
+    key = (("outcome", "tp" if served else "fn"),)
     assert labelled[key] - old.get(key, 0.0) == 1.0
-    unknown = client.post("/feedback", json={"request_id": "never-served", "label": 1}).json()
-    assert unknown["outcome"] is None
+    assert sum(labelled.values()) - sum(old.values()) == 1.0
+    unknown = client.post(
+        "/feedback", json={"request_id": "never-served", "label": 1}, headers=auth
+    )
+    assert unknown.status_code == 403
+    assert unknown.json()["error"] == "request_id_unknown"
 
 
 def test_metadata_traces_the_pod_back_to_its_commit(
@@ -307,11 +326,14 @@ def test_prediction_log_and_feedback(
     assert set(lines[0]["features"]) == {k for k, v in records[0].items()}
     assert lines[0]["time"]
 
-    accepted = client.post("/feedback", json={"request_id": request_id, "row": 1, "label": 1})
+    auth = live_server.feedback_auth()
+    accepted = client.post(
+        "/feedback", json={"request_id": request_id, "row": 1, "label": 1}, headers=auth
+    )
     assert accepted.status_code == 202, accepted.text
     for bad in ({"request_id": request_id, "label": 2}, {"label": 1}, {"request_id": "x",
                 "label": 0, "extra": 1}, [1]):  # fmt: skip
-        assert client.post("/feedback", json=bad).status_code in (400, 422)
+        assert client.post("/feedback", json=bad, headers=auth).status_code in (400, 422)
     deadline = time.monotonic() + 5
     entries: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not entries:
@@ -415,11 +437,23 @@ def test_exported_archive_serves_alone_as_in_the_image(
     with tarfile.open(archive) as tar:
         tar.extractall(unpacked, filter="data")
     empty_home = tmp_path / "empty-home"
-    with run_server(packaged, tmp_path / "run", target=str(unpacked), home=empty_home) as server:
+    # As `docker run` of the image with no credential mounted: predictions are served, labels
+    # are refused (secure by default), request ids are signed by the worker's own key.
+    with run_server(
+        packaged, tmp_path / "run", target=str(unpacked), home=empty_home,
+        feedback_token=False, request_id_key=False,
+    ) as server:  # fmt: skip
         assert wait_for(f"{server.url}/readyz", 200, 90, server.process)
         response = httpx.post(f"{server.url}/predict", json={"records": records[:2]})
         assert response.status_code == 200
         assert response.json()["model_version"] == packaged.bento_tag
+        label = {"request_id": response.json()["request_id"], "label": 1}
+        refused = httpx.post(f"{server.url}/feedback", json=label)
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "feedback_not_configured"
+        assert "MLGITOPS_FEEDBACK_TOKEN_FILE is not set" in refused.json()["message"]
+        auth = httpx.get(f"{server.url}/metadata").json()["auth"]
+        assert auth == {"predict_token": False, "feedback_token": False, "request_id_key": "worker"}
     assert not (empty_home / "models" / "fraud-detector").exists()
 
 

@@ -165,7 +165,7 @@ def test_a_model_the_gate_did_not_pass_leaves_the_report_of_the_release(
     reported: Params, verdict: str
 ) -> None:
     """The report describes the release; a challenger that was not released does not replace
-    it (its own figures are in metrics/evaluate.json, its comparison in reports/gate.md)."""
+    it (its own figures are in reports/evaluate.json, its comparison in reports/gate.md)."""
     from mlgitops.records import GateReport, load_gate_report, save_record
     from mlgitops.release import load_release
 
@@ -186,3 +186,25 @@ def test_a_model_the_gate_did_not_pass_leaves_the_report_of_the_release(
         f"{paths.metrics}"
     )
     assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in outputs} == before
+
+
+def test_the_same_model_as_the_previous_release_says_so(evaluated: Params) -> None:
+    from mlgitops.reports.build import changes_note
+    from mlgitops.reports.history import PreviousRelease
+
+    metrics = json.loads(evaluated.paths.metrics.read_text())
+    older = fake_release(evaluated, "aaaaaaaaaaaa")
+    current = fake_release(evaluated, "bbbbbbbbbbbb")  # the same model hash, another bento
+    previous = PreviousRelease(commit="1" * 40, record=older, metrics=metrics)
+    assert changes_note(previous, current, metrics, "release.json") == (
+        "Same model as the previous release fraud-detector:aaaaaaaaaaaa "
+        f"({current.model_hash[:19]}…), at commit 111111111111: figures unchanged."
+    )
+    other_split = {**metrics, "tp": metrics["tp"] + 1, "fn": metrics["fn"] - 1}
+    assert changes_note(previous, current, other_split, "release.json").endswith(
+        "the figures differ because the test split did (the data changed)."
+    )
+    retrained = current.model_copy(update={"model_hash": "sha256:" + "d" * 64})
+    assert changes_note(previous, retrained, metrics, "release.json").startswith(
+        "Compared with release fraud-detector:aaaaaaaaaaaa at commit 111111111111"
+    )

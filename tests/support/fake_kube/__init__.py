@@ -11,7 +11,8 @@ threads and speaks enough of the real protocol for kubectl 1.37 and the
   patches and server-side apply with managedFields and conflicts (`api`,
   `patching`, `store`);
 - a Deployment/ReplicaSet controller plus a kubelet stand-in that makes pods
-  Ready after `ready_delay` seconds, and failure injection (`controller`);
+  Ready after `ready_delay` seconds once the Secrets their volumes need (unless
+  `optional: true`) exist in their namespace, and failure injection (`controller`);
 - a registry as the nodes see it (`registry_view`, `fake.registry`): pods report the
   imageID of the digest they pulled, the one pinned in their image reference or the one the
   view holds for the tag when they start (`fake.registry.push(tag, digest)` re-points a tag,
@@ -26,7 +27,11 @@ Typical use, through the pytest plugin (`tests.support.fake_kube.plugin`):
 
 Known simplifications (deliberate; this is not a reimplementation):
 
-- No authentication, authorization, admission, TLS, protobuf or CBOR responses,
+- Authentication and authorization are off unless `enable_rbac()` is called: then bearer
+  tokens (the kubeconfig's admin token, `service_account_token(ns, name)`) and RBAC over the
+  stored Roles and RoleBindings, with resourceNames and the named `create` of server-side apply
+  (module `rbac`; no ClusterRoles, no aggregation, no impersonation).
+- No admission, TLS, protobuf or CBOR responses,
   aggregated discovery (plain APIGroupList is returned and kubectl falls back to
   legacy discovery), `limit`/`continue` paging, or subresources beyond status
   and scale (no logs/exec). Tables for `kubectl get` have the usual columns for

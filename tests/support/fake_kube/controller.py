@@ -22,6 +22,7 @@ ImagePredicate = Callable[[str], bool]
 DEPLOYMENTS = lookup("deployments")
 REPLICASETS = lookup("replicasets")
 PODS = lookup("pods")
+SECRETS = lookup("secrets")
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff")
@@ -283,9 +284,27 @@ class Controller:
 
     def _pod_ready(self, pod: Obj) -> bool:
         containers = pod.get("spec", {}).get("containers") or []
-        return self._pod_age(pod) >= self.ready_delay and not any(
-            self._failure(c.get("image", "")) or not self._pullable(pod, c) for c in containers
+        return (
+            self._pod_age(pod) >= self.ready_delay
+            and not self._missing_secrets(pod)
+            and not any(
+                self._failure(c.get("image", "")) or not self._pullable(pod, c) for c in containers
+            )
         )
+
+    def _missing_secrets(self, pod: Obj) -> list[str]:
+        """Secrets the pod's volumes need (not `optional: true`) that its namespace lacks: the
+        kubelet cannot mount them, and the pod stays ContainerCreating until they exist."""
+        namespace = pod["metadata"].get("namespace", "")
+        missing = []
+        for volume in pod.get("spec", {}).get("volumes") or []:
+            source = volume.get("secret")
+            if not source or source.get("optional"):
+                continue
+            name = source.get("secretName", "")
+            if self.store.get(SECRETS, namespace, name) is None:
+                missing.append(name)
+        return missing
 
     def _pullable(self, pod: Obj, container: Obj) -> bool:
         for cs in (pod.get("status") or {}).get("containerStatuses") or []:
@@ -295,7 +314,8 @@ class Controller:
 
     def _sync_pod(self, pod: Obj) -> None:
         age = self._pod_age(pod)
-        started = age >= self.ready_delay
+        missing_secrets = self._missing_secrets(pod)
+        started = age >= self.ready_delay and not missing_secrets
         restart_every = max(self.ready_delay, 0.1)
         pulled = True  # images that cannot be pulled keep the pod Pending
         statuses = []
@@ -324,6 +344,10 @@ class Controller:
                     image_id = self.registry.image_id(image, digest)
             if not started:
                 st["state"] = {"waiting": {"reason": "ContainerCreating"}}
+                if missing_secrets:  # the kubelet's FailedMount event, in short
+                    st["state"]["waiting"]["message"] = (
+                        f'MountVolume.SetUp failed: secret "{missing_secrets[0]}" not found'
+                    )
             elif failure in PULL_FAILURES:
                 message = f'Back-off pulling image "{image}"'
                 if not self._failure(image):  # the registry view has no such manifest
