@@ -114,13 +114,28 @@ def openapi_document(
         "paths": {
             "/predict": {
                 "post": {
+                    "operationId": "predict",
                     **reads,
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": request}},
                     },
                     "responses": {
-                        "200": {"content": {"application/json": {"schema": prediction}}},
+                        "200": {
+                            "content": {"application/json": {"schema": prediction}},
+                            # What /feedback takes to label the first row: clients (and
+                            # schemathesis's stateful phase) follow it.
+                            "links": {
+                                "label": {
+                                    "operationId": "feedback",
+                                    "requestBody": {
+                                        "request_id": "$response.body#/request_id",
+                                        "row": 0,
+                                        "id": "$response.body#/predictions/0/id",
+                                    },
+                                }
+                            },
+                        },
                         "400": {"content": error},
                         **refused,
                         "413": {"content": error},
@@ -131,6 +146,7 @@ def openapi_document(
             },
             "/feedback": {
                 "post": {
+                    "operationId": "feedback",
                     "security": [{"feedbackToken": []}],
                     "requestBody": {
                         "required": True,
@@ -148,8 +164,20 @@ def openapi_document(
                     },
                 }
             },
-            "/metadata": {"get": {**reads, "responses": {"200": {}, **refused, **limits}}},
-            "/schema": {"get": {**reads, "responses": {"200": {}, **refused, **limits}}},
+            "/metadata": {
+                "get": {
+                    "operationId": "metadata",
+                    **reads,
+                    "responses": {"200": {}, **refused, **limits},
+                }
+            },
+            "/schema": {
+                "get": {
+                    "operationId": "schema",
+                    **reads,
+                    "responses": {"200": {}, **refused, **limits},
+                }
+            },
         },
         "components": {
             "securitySchemes": {
