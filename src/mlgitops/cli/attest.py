@@ -8,9 +8,11 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors
 from mlgitops.attest import DEFAULT_TRUST_ROOT, SIGNING_KEY_ENV
 from mlgitops.cli import helptext
 from mlgitops.cli.deploy import AuthfileOption, RegistryTlsOption, RepoOption
+from mlgitops.cli.exitcodes import epilog
 
 TrustRootOption = typer.Option(
     None,
@@ -110,12 +112,13 @@ def verify_command(
     )
 
 
+TRUST_CODES = epilog(errors.TrustRootError)
 trust_app = helptext.app(
     help="The trust root of release attestations (trust/keys.yaml).", no_args_is_help=True
 )
 
 
-@trust_app.command("new-key")
+@trust_app.command("new-key", epilog=TRUST_CODES)
 def new_key_command(
     private: Path = typer.Option(..., "--private", help="Where to write the private key (0600)."),
     public: Path = typer.Option(..., "--public", help="Where to write the public key."),
@@ -137,7 +140,7 @@ def new_key_command(
     typer.echo(f"wrote {private} (keep it secret) and {public}")
 
 
-@trust_app.command("add-key")
+@trust_app.command("add-key", epilog=TRUST_CODES)
 def add_key_command(
     key_id: str = typer.Option(..., "--id", help="The key's id (DSSE keyid)."),
     public_key: Path = typer.Option(..., "--public-key", help="PEM file of the public key."),
@@ -161,7 +164,7 @@ def add_key_command(
     typer.echo(f"added key {added.id} (valid from {format_time(added.not_before)}) to {path}")
 
 
-@trust_app.command("retire-key")
+@trust_app.command("retire-key", epilog=TRUST_CODES)
 def retire_key_command(
     key_id: str = typer.Option(..., "--id", help="The key to end."),
     not_after: str | None = typer.Option(
@@ -184,7 +187,13 @@ def register(app: typer.Typer) -> None:
     from mlgitops.cli.exitcodes import epilog
 
     attest_codes = epilog(
-        e.ArtifactError, e.GitError, e.ImageDigestError, e.ReleaseNotPassedError, e.TrustRootError
+        e.ArtifactError,
+        e.PackagingError,  # the installed libraries differ from the lock the SBOM lists
+        e.GitError,
+        e.ImageDigestError,
+        e.ReleaseNotPassedError,
+        e.AttestationError,  # the statement it built fails the in-toto checks
+        e.TrustRootError,
     )
     app.command(name="attest", epilog=attest_codes)(attest_command)
     verify_codes = epilog(

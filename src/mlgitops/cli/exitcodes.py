@@ -37,7 +37,7 @@ MEANING: dict[ErrorClass, str] = {
     errors.AuditInputError: "unusable audit input",
     errors.ReleaseNotPassedError: "not a release (its committed gate verdict did not pass it)",
     errors.AttestationError: "release not verified (its attestation fails a check)",
-    errors.AttestationMissingError: "no attestation, or signed by a key outside the trust root",
+    errors.AttestationMissingError: "no attestation or signed by a key outside the trust root",
     errors.TrustRootError: "trust root or signing key unusable",
     errors.ExperimentError: "unusable experiment input",
     errors.ExperimentNoDifferenceYetError: "NO_DIFFERENCE_YET",
