@@ -192,7 +192,8 @@ def _write(path: Path, entries: list[KeyEntry]) -> None:
         "# The trust root of release attestations (docs/attest.md): public keys whose signatures\n"
         "# `mlgitops verify` and `mlgitops deploy` accept, each for signatures made in its\n"
         "# validity period. Keep rotated-out keys (with not_after set): old releases need them.\n"
-        "# Add the release job's key with `mlgitops trust add-key`; CODEOWNERS review every change.\n"
+        "# Add the release job's key with `mlgitops trust add-key`; CODEOWNERS review every\n"
+        "# change.\n"
     )
     body = yaml.dump(
         {"keys": [e.model_dump() for e in entries]}, Dumper=_BlockDumper, sort_keys=False
