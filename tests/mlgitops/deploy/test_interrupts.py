@@ -39,6 +39,7 @@ WRITES = ("create", "update", "patch", "delete")
 
 def spawn_deploy(repo: GitOpsRepo, fake: FakeKubeServer, *args: str) -> subprocess.Popen[str]:
     where = ["--repo", str(repo.path), "--kubeconfig", str(fake.kubeconfig_path)]
+    where.append("--allow-unverified")  # unsigned fixture releases
     command = [sys.executable, "-m", "mlgitops", "deploy", "--env", "staging", *where, *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
