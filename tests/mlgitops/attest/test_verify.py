@@ -307,3 +307,29 @@ def test_verify_does_not_trust_the_revisions_own_keys(
 
     with pytest.raises(AttestationMissingError, match="does not list"):
         verify(release_repo.path, trust_root=empty)
+
+
+def signed_a_model(signed) -> str:
+    envelope = json.loads((signed.directory / STATEMENT_FILE).read_text())
+    return json.loads(base64.b64decode(envelope["payload"]))["subject"][0]["digest"]["sha256"]
+
+
+def test_another_releases_attestation_does_not_verify_this_one(
+    release_repo: ReleaseRepo, make_key, cli
+) -> None:
+    key = make_key("ci")
+    release_repo.commit_release("A")
+    signed_a = release_repo.sign(key, "A", now=JAN)
+    record_b = release_repo.commit_release("B")
+    # A validly signed attestation, copied under B's version: every byte is A's, signed.
+    target = release_repo.path / "attestations" / record_b.bento_version
+    shutil.copytree(signed_a.directory, target)
+    release_repo.git("add", "attestations")
+    release_repo.git("commit", "-q", "-m", "copy A's attestation for B")
+
+    result = cli("verify")
+
+    assert result.code == 35
+    # The first hash that differs: the model B's release pins is not the model A's signed.
+    assert result.err.startswith(f"error: {MODEL} (DVC cache ")
+    assert f"signed {signed_a_model(signed_a)}" in result.err
