@@ -55,6 +55,7 @@ def test_retrain_after_concept_drift_passes_deploys_and_a_degraded_one_fails(
         "deploy",
         "--env",
         "staging",
+        "--allow-unverified",  # unsigned here; tests/mlgitops/attest signs and verifies
         "--kubeconfig",
         str(fake_kube.kubeconfig_path),
     ]

@@ -113,6 +113,17 @@ class Settings:
     registry: RegistryAccess = field(default_factory=RegistryAccess)
     clocks: Clocks | None = None  # the lease's clocks (tests inject them)
     log: Log = _quiet
+    # The public keys a release's attestation must be signed with: the deployer's own
+    # (default: trust/keys.yaml of `repo`'s working tree, never the deployed revision's).
+    trust_root: Path | None = None
+    # Deploy a release whose attestation fails or is missing, recorded as `verified: false`.
+    allow_unverified: bool = False
+
+    @property
+    def trust_root_path(self) -> Path:
+        from mlgitops.attest import DEFAULT_TRUST_ROOT
+
+        return self.trust_root if self.trust_root is not None else self.repo / DEFAULT_TRUST_ROOT
 
 
 @dataclass
@@ -139,6 +150,8 @@ class _Session:
         self.lease: DeployLock | None = None
         self.attempt: _Attempt | None = None
         self.interrupted_entry: HistoryEntry | None = None
+        # commit -> the image digest its attestation signed ("" when deployed unverified).
+        self.verified: dict[str, str] = {}
 
     @property
     def kube(self) -> Kube:
@@ -198,6 +211,50 @@ class _Session:
         if entry.image_digest and entry.image == target.image:
             return images.restore(target.image, entry.image_digest, self.settings.registry)
         return self.resolve(target)
+
+    def verify(self, commit: str, rev: str) -> None:
+        """The release's attestation must hold against the deployer's trust root (exit 35/36),
+        unless `allow_unverified`: then the failure is logged and recorded."""
+        from mlgitops.attest.verify import verify
+        from mlgitops.errors import AttestationError, TrustRootError
+
+        with self.timings.phase("attestation"):
+            try:
+                verified = verify(
+                    self.settings.repo, commit, trust_root=self.settings.trust_root_path
+                )
+            except (AttestationError, TrustRootError) as error:
+                if not self.settings.allow_unverified:
+                    raise type(error)(
+                        f"refusing to deploy {rev} ({commit[:12]}): {error}"
+                    ) from None
+                self.log(f"not verified, deploying anyway (--allow-unverified): {error}")
+                self.verified[commit] = ""
+                return
+        self.verified[commit] = verified.image_digest
+        self.log(
+            f"verified {verified.bento_tag}: signed by key {verified.key_id} at "
+            f"{verified.signed_at}, image {verified.image_digest[:19]}"
+        )
+
+    def attested_pin(self, rendered: RenderedRevision, pin: ImagePin) -> ImagePin:
+        """The image the attestation signed: a registry digest that differs is refused (the tag
+        was pushed again); a registry that could not be asked gets the signed digest."""
+        from mlgitops.errors import AttestationError
+
+        signed = self.verified.get(rendered.commit, "")
+        if not signed:
+            return pin
+        if pin.digest and pin.digest != signed:
+            raise AttestationError(
+                f"refusing to deploy {rendered.short}: image {rendered.image} is "
+                f"{pin.digest} ({pin.source}), but its attestation signed {signed}"
+            )
+        if not pin.digest:
+            restored = images.restore(rendered.image, signed, self.settings.registry)
+            self.log(f"image {restored.applied} (digest from the attestation)")
+            return ImagePin(restored.image, signed, "attestation", restored.configs)
+        return pin
 
     def history(self, rendered: RenderedRevision) -> History:
         return History(self.kube, rendered.namespace, rendered.deployment_name)
@@ -313,7 +370,11 @@ class _Session:
     def expected(self, pin: ImagePin, image: str, entries: list[HistoryEntry]) -> Expected:
         """What the pods must run: the pinned digest; unpinned, what this tag ran before."""
         if pin.digest:
-            why = {"registry": f"the registry's digest for {image}", "git": "pinned in Git"}
+            why = {
+                "registry": f"the registry's digest for {image}",
+                "git": "pinned in Git",
+                "attestation": f"signed for {image} by the release's attestation",
+            }
             return Expected(
                 RunningImage(pin.digest),
                 why.get(pin.source, f"recorded for {image} in the history"),
@@ -355,6 +416,10 @@ class _Session:
             image_digest=running.digest or pin.digest,
             image_id=running.image_id,
             digest_source=source,
+            verified=(
+                bool(self.verified[rendered.commit]) if rendered.commit in self.verified else None
+            ),
+            allow_unverified=self.settings.allow_unverified,
         )
         with critical(), self.timings.phase("history"):
             stored = attempt.history.append(entry)
@@ -509,7 +574,9 @@ def deploy(
         target = session.render(rev, environment)
         if target.commit != checked:  # `rev` moved meanwhile
             _require_released(settings.repo, target.commit)
-        pin = session.resolve(target)
+        # Signed by the trusted release job, and what it signed is what this revision holds.
+        session.verify(target.commit, rev)
+        pin = session.attested_pin(target, session.resolve(target))
         report = DeployReport(environment, target, pin, timings=timings)
         if dry_run:
             with timings.phase("history"):
@@ -601,7 +668,8 @@ def rollback(
                     f"#{entry.seq} deploys {target.namespace}/{target.deployment_name}, not "
                     f"{here.namespace}/{here.deployment_name}; roll back with `deploy --rev`"
                 )
-            pin = session.pin_of(entry, target)
+            session.verify(target.commit, f"#{entry.seq}")
+            pin = session.attested_pin(target, session.pin_of(entry, target))
             report = DeployReport(environment, target, pin, timings=timings)
             return session.deploy_locked(target, pin, "rollback", report, rollback_of=entry.seq)
     except (Interrupted, KeyboardInterrupt) as stop:

@@ -12,6 +12,7 @@ import pytest
 
 from mlgitops.deploy.kube import Kube, KubeError
 from mlgitops.errors import DeployError
+from tests.mlgitops.deploy.conftest import UNSIGNED_COMMANDS
 from tests.mlgitops.deploy.helpers import (
     DEPLOYMENT,
     STAGING_NS,
@@ -50,8 +51,16 @@ def deployer(
 
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
+        unsigned = ["--allow-unverified"] if args[0] in UNSIGNED_COMMANDS else []
         code = main(
-            [*args, "--repo", str(gitops_repo.path), "--kubeconfig", str(deployer_kubeconfig)]
+            [
+                *args,
+                *unsigned,
+                "--repo",
+                str(gitops_repo.path),
+                "--kubeconfig",
+                str(deployer_kubeconfig),
+            ]
         )
         captured = capsys.readouterr()
         return code, captured.out, captured.err
