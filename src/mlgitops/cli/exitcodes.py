@@ -36,6 +36,8 @@ MEANING: dict[ErrorClass, str] = {
     errors.RevertError: "revert refused",
     errors.AuditInputError: "unusable audit input",
     errors.ReleaseNotPassedError: "not a release (its committed gate verdict did not pass it)",
+    errors.PolicyChangedError: "gate policy changed by the change under review (verdict PASS)",
+    errors.JudgeError: "trusted judge could not run",
     errors.ExperimentError: "unusable experiment input",
     errors.ExperimentNoDifferenceYetError: "NO_DIFFERENCE_YET",
     errors.ExperimentInsufficientDataError: "INSUFFICIENT_DATA",

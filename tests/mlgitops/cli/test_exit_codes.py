@@ -183,6 +183,12 @@ DOC_CODES: list[tuple[str, str, list[ErrorClass | None] | str]] = [
     ("README.md", "`package` stops instead, exit 17 (FAIL) or 18", [FAIL, INCONCLUSIVE]),
     ("README.md", "predicts another target is an error naming it (exit 16)", [e.GateError]),
     ("README.md", "It exits 0 on PASS, 17 on FAIL and 18 on", [None, FAIL, INCONCLUSIVE]),
+    (
+        "README.md",
+        "a PASS exits 33 instead of 0 (a FAIL still exits 17, an INCONCLUSIVE 18)",
+        [e.PolicyChangedError, None, FAIL, INCONCLUSIVE],
+    ),
+    ("README.md", "(exit 34 when that judge cannot run)", [e.JudgeError]),
     ("README.md", "refused whole with one line and exit 19 (3 for", [e.IngestError, e.DataError]),
     ("README.md", "the batch is refused with one line and exit 19", [e.IngestError]),
     ("README.md", "it exits 17 or 18 with one line", [FAIL, INCONCLUSIVE]),
