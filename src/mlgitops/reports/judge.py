@@ -118,6 +118,7 @@ def base_venv(tree: Path, echo: Callable[[str], None]) -> Path:
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["no message"])[-1]
             raise JudgeError(f"making the base's venv failed ({step[0]}): {last}")
+    venv.mkdir(parents=True, exist_ok=True)
     (venv / ".installed").write_text(digest + "\n")
     return python
 
