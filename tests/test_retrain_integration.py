@@ -100,6 +100,8 @@ def _run_pr_jobs(root: Path, output: Path) -> dict[str, object]:
             ["git", "rev-parse", "HEAD"], root
         ).stdout.strip(),
     }
+    # The trusted steps' read-only DVC credentials: none for the test's directory remote.
+    values |= {"secrets.DVC_AWS_ACCESS_KEY_ID": "", "secrets.DVC_AWS_SECRET_ACCESS_KEY": ""}
     results = {}
     for job, step_id in LOCAL_STEPS:
         steps = {step.get("id"): step for step in workflow["jobs"][job]["steps"]}

@@ -132,3 +132,23 @@ def test_hostile_head_code_cannot_change_the_verdict(project):
     assert "Judged under the base's gate policy" in judged.stdout
     # From a checkout of the base, too.
     assert _report(project, "pr-code", "--judge-from-base").returncode == 17
+
+
+def test_a_head_that_redefines_the_test_rows_is_judged_on_the_base_split(project, tmp_path):
+    run(["git", "checkout", "-q", "-b", "pr-split", "main"], project)
+    _set(project, {"split.test_size": 0.25})
+    _release_on_branch(project, "pr-split")
+    own = json.loads((project / "reports" / "gate.json").read_text())
+    run(["git", "checkout", "-q", "main"], project)
+    assert own["n_test"] == ROWS // 4
+
+    record = tmp_path / "verdict.json"
+    judged = _report(project, "pr-split", "--judge-from-base", "--verdict-json", str(record))
+    verdict = json.loads(record.read_text())
+    assert judged.returncode == verdict["exit_code"]
+    assert judged.returncode in (17, 18, 33)  # never 0: the policy changed
+    assert verdict["changed_keys"] == ["split.test_size"]
+    assert verdict["test_rows"] == "base_split"
+    # The base's test rows: the latest 20% of the head's data, not the head's 25%.
+    assert verdict["gate"]["n_test"] == ROWS // 5
+    assert "its data was split again under the base's split settings" in judged.stdout
