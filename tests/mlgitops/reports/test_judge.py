@@ -136,8 +136,10 @@ def test_hostile_head_code_cannot_change_the_verdict(project):
 
 def test_a_head_that_redefines_the_test_rows_is_judged_on_the_base_split(project, tmp_path):
     run(["git", "checkout", "-q", "-b", "pr-split", "main"], project)
-    _set(project, {"split.test_size": 0.25})
-    _release_on_branch(project, "pr-split")
+    # Loose margins too, so that the head's own gate releases its model.
+    loose = {"gate.auc_margin": 0.5, "gate.cost_margin_per_1000": 1e6}
+    _set(project, {"split.test_size": 0.25, **loose})
+    assert _release_on_branch(project, "pr-split") == "PASS"
     own = json.loads((project / "reports" / "gate.json").read_text())
     run(["git", "checkout", "-q", "main"], project)
     assert own["n_test"] == ROWS // 4
@@ -147,7 +149,7 @@ def test_a_head_that_redefines_the_test_rows_is_judged_on_the_base_split(project
     verdict = json.loads(record.read_text())
     assert judged.returncode == verdict["exit_code"]
     assert judged.returncode in (17, 18, 33)  # never 0: the policy changed
-    assert verdict["changed_keys"] == ["split.test_size"]
+    assert verdict["changed_keys"] == [*sorted(loose), "split.test_size"]
     assert verdict["test_rows"] == "base_split"
     # The base's test rows: the latest 20% of the head's data, not the head's 25%.
     assert verdict["gate"]["n_test"] == ROWS // 5
