@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlgitops.errors import PolicyChangedError
 from tests.support.project import REPO_ROOT, VENV_BIN, make_project, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
@@ -144,7 +145,11 @@ def test_a_pull_request_runs_the_workflow_commands_locally(project, tmp_path):
 
 
 def test_report_pr_exits_by_verdict_on_the_two_releases(project):
-    result = run(["mlgitops", "report", "pr", "--base", "main", "--head", "HEAD"], project)
+    result = run(
+        ["mlgitops", "report", "pr", "--base", "main", "--head", "HEAD"], project, check=False
+    )
+    # HEAD changed threshold.false_positive_cost, the gate's policy: a PASS that needs review.
+    assert result.returncode == PolicyChangedError.exit_code, result.stderr
     assert result.stdout.startswith("# mlgitops: `main`")
     missing = run(["mlgitops", "report", "pr", "--base", "nope"], project, check=False)
     assert missing.returncode == 12
