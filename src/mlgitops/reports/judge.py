@@ -262,5 +262,9 @@ def judge_from_base(
                 f"the base's judge exited {done.returncode} with a verdict record for "
                 f"{verdict.head_commit[:12]} saying exit {verdict.exit_code}"
             )
+        # The base's judge was given commits; the report names them as the caller did.
         text = out.read_text() if out.is_file() else ""
+        text = text.replace(f"`{base_commit}`", f"`{base}`").replace(
+            f"`{head_commit}`", f"`{head}`"
+        )
     return text, verdict.model_copy(update={"judged_by": "base", "base": base, "head": head})
