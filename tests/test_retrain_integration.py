@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlgitops.errors import PolicyChangedError
 from tests.support.project import REPO_ROOT, VENV_BIN, make_project, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 WORKFLOW = REPO_ROOT / "docs" / "ci" / "github-actions.yml"
-# The PR job's steps that run on any machine (setup, checkout and the PR comment need GitHub).
-LOCAL_STEPS = ("pull", "repro", "report", "verdict")
+# The PR jobs' steps that run on any machine (setup, checkout, the PR comment and the artifact
+# hand-over need GitHub): the trusted judge's, then the untrusted reproduce job's.
+LOCAL_STEPS = (("judge", "data"), ("judge", "report"), ("judge", "verdict"), ("reproduce", "repro"))
 
 
 def _set(root: Path, section: str, values: dict) -> None:
@@ -88,6 +90,29 @@ def _run_step(root: Path, step: dict, values: dict[str, str], output: Path):
     )
 
 
+def _run_pr_jobs(root: Path, output: Path) -> dict[str, object]:
+    """Run LOCAL_STEPS of the workflow's PR jobs in `root` (HEAD: the PR, main: its base)."""
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    values = {
+        "github.event.pull_request.base.sha": run(
+            ["git", "rev-parse", "main"], root
+        ).stdout.strip(),
+        "github.event.pull_request.head.sha": run(
+            ["git", "rev-parse", "HEAD"], root
+        ).stdout.strip(),
+    }
+    # The trusted steps' read-only DVC credentials: none for the test's directory remote.
+    values |= {"secrets.DVC_AWS_ACCESS_KEY_ID": "", "secrets.DVC_AWS_SECRET_ACCESS_KEY": ""}
+    results = {}
+    for job, step_id in LOCAL_STEPS:
+        steps = {step.get("id"): step for step in workflow["jobs"][job]["steps"]}
+        if step_id == "verdict":
+            outputs = dict(line.split("=", 1) for line in output.read_text().split())
+            values["steps.report.outputs.verdict_exit"] = outputs["verdict_exit"]
+        results[step_id] = _run_step(root, steps[step_id], values, output)
+    return results
+
+
 def test_a_pull_request_runs_the_workflow_commands_locally(project, tmp_path):
     run(["git", "checkout", "-q", "-b", "cheaper-reviews"], project)
     _set(project, "threshold", {"false_positive_cost": 4.0})
@@ -100,20 +125,18 @@ def test_a_pull_request_runs_the_workflow_commands_locally(project, tmp_path):
     # A CI runner starts with an empty cache: the base's model comes from the DVC remote.
     shutil.rmtree(project / ".dvc" / "cache")
 
-    workflow = yaml.safe_load(WORKFLOW.read_text())
-    steps = {step.get("id"): step for step in workflow["jobs"]["gate"]["steps"]}
     output = tmp_path / "github_output"
     output.write_text("")
-    values = {"github.base_ref": "main"}
-    for step_id in LOCAL_STEPS:
-        if step_id == "verdict":
-            outputs = dict(line.split("=", 1) for line in output.read_text().split())
-            values["steps.report.outputs.verdict_exit"] = outputs["verdict_exit"]
-        result = _run_step(project, steps[step_id], values, output)
-        assert result.returncode == 0, (step_id, result.stdout, result.stderr)
-        if step_id == "report":
-            report = (project / "mlgitops-report.md").read_text()
-            assert report == result.stdout
+    results = _run_pr_jobs(project, output)
+    codes = {step: result.returncode for step, result in results.items()}
+    # A PASS, but the change edits the gate's policy (threshold costs): a policy owner reviews.
+    assert codes == {"data": 0, "report": 0, "verdict": 33, "repro": 0}, {
+        step: result.stderr for step, result in results.items()
+    }
+    report = (project / "mlgitops-report.md").read_text()
+    assert report == results["report"].stdout
+    assert "## Policy changed: 1 key of the gate's policy" in report
+    assert "| threshold.false_positive_cost | `5.0` | `4.0` |" in report
     assert "## Champion / challenger gate: **PASS**" in report
     assert "| threshold |" in report
     assert "The data is unchanged." in report
@@ -122,7 +145,11 @@ def test_a_pull_request_runs_the_workflow_commands_locally(project, tmp_path):
 
 
 def test_report_pr_exits_by_verdict_on_the_two_releases(project):
-    result = run(["mlgitops", "report", "pr", "--base", "main", "--head", "HEAD"], project)
+    result = run(
+        ["mlgitops", "report", "pr", "--base", "main", "--head", "HEAD"], project, check=False
+    )
+    # HEAD changed threshold.false_positive_cost, the gate's policy: a PASS that needs review.
+    assert result.returncode == PolicyChangedError.exit_code, result.stderr
     assert result.stdout.startswith("# mlgitops: `main`")
     missing = run(["mlgitops", "report", "pr", "--base", "nope"], project, check=False)
     assert missing.returncode == 12
@@ -166,18 +193,10 @@ def test_a_degraded_challenger_fails_the_gate_is_not_released_and_fails_its_pr(p
     run(["git", "commit", "-qm", "a worse model"], project)
     run(["dvc", "push", "-q"], project)
     shutil.rmtree(project / ".dvc" / "cache")
-    workflow = yaml.safe_load(WORKFLOW.read_text())
-    steps = {step.get("id"): step for step in workflow["jobs"]["gate"]["steps"]}
     output = tmp_path / "github_output"
     output.write_text("")
-    values = {"github.base_ref": "main"}
-    codes = {}
-    for step_id in LOCAL_STEPS:
-        if step_id == "verdict":
-            outputs = dict(line.split("=", 1) for line in output.read_text().split())
-            values["steps.report.outputs.verdict_exit"] = outputs["verdict_exit"]
-        codes[step_id] = _run_step(project, steps[step_id], values, output).returncode
-    assert codes == {"pull": 0, "repro": 0, "report": 0, "verdict": 17}
+    codes = {step: result.returncode for step, result in _run_pr_jobs(project, output).items()}
+    assert codes == {"data": 0, "report": 0, "verdict": 17, "repro": 0}
     report = (project / "mlgitops-report.md").read_text()
     assert "## Not a release: head's model did not pass the gate (FAIL)" in report
     assert "## Champion / challenger gate, as committed at head: **FAIL**" in report

@@ -205,6 +205,23 @@ class TrustRootError(MlgitopsError):
     exit_code = 37
 
 
+class PolicyChangedError(GateError):
+    """`mlgitops report pr`: the head changes the gate's policy (gate.*, threshold.*, the split
+    that defines the test rows; mlgitops.policy). The verdict is computed under the base's
+    policy anyway; a FAIL or INCONCLUSIVE exits by that verdict (17, 18), a PASS with this code:
+    the change needs a policy owner's review (docs/ci/CODEOWNERS), not an automatic merge."""
+
+    exit_code = 33
+
+
+class JudgeError(MlgitopsError):
+    """`mlgitops report pr --judge-from-base` could not run the trusted judge: the base's
+    worktree, its venv, the judge process or the sandboxed scorer of the head's model failed,
+    or what they returned is not a verdict."""
+
+    exit_code = 34
+
+
 class ExperimentError(MlgitopsError):
     """`mlgitops ab status` got unusable input: no experiment declared, no readable log, no
     prediction carrying an arm, a bad label file."""

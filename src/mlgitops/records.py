@@ -154,6 +154,29 @@ class GateReport(FrozenModel):
     segments: tuple[SegmentGuardrail, ...] = ()
 
 
+class PrVerdict(FrozenModel):
+    """`mlgitops report pr --verdict-json`: a change's verdict, the policy it was judged under
+    (always the base's) and whether the change edits that policy (mlgitops.policy)."""
+
+    verdict: Verdict
+    # What `mlgitops report pr` exits with (filled in by the CLI, which maps verdicts to codes).
+    exit_code: int | None = None
+    base: str
+    base_commit: str
+    head: str
+    head_commit: str
+    # "running": the code of the `mlgitops` that ran; "base": a worktree of the base revision
+    # with its own venv (`--judge-from-base`).
+    judged_by: Literal["running", "base"] = "running"
+    policy_sha256: str
+    policy_changed: bool
+    changed_keys: tuple[str, ...] = ()
+    # "head": head's test split as committed; "base_split": head's data split again under the
+    # base's split policy (the head changed what defines the test rows).
+    test_rows: Literal["head", "base_split"] = "head"
+    gate: GateReport
+
+
 # --- headline figures: the DVC metrics ---------------------------------------------------------
 # `dvc metrics show` and `dvc exp show` list what people compare across experiments, a few short
 # keys per stage that fit a 200-column terminal together; the records above keep the detail and

@@ -165,3 +165,51 @@ def dvc_file_at(repo: Path, commit: str, path: str) -> bytes:
     if hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
         raise ArtifactError(f"{commit[:12]}:{path}: the cached copy does not match md5 {md5}")
     return data
+
+
+def dvc_added_file_at(repo: Path, commit: str, path: str) -> bytes:
+    """The bytes of `path` as of `commit` when a `.dvc` file (`dvc add`) tracks it or a folder
+    above it (data.dvc tracks data/): by the md5 the `.dvc` file records, from the local cache,
+    else through `dvc.api` (the remote); checked against that md5 either way."""
+    import hashlib
+    from pathlib import PurePosixPath
+
+    target = PurePosixPath(path)
+    for owner in (target, *target.parents):
+        if str(owner) in {".", ""}:
+            break
+        text = read_blob(repo, commit, f"{owner}.dvc")
+        if text is not None:
+            break
+    else:
+        text = None
+    if text is None:
+        raise ArtifactError(f"{commit[:12]}: no .dvc file tracks {path}")
+    try:
+        outs = (yaml.safe_load(text) or {}).get("outs") or []
+        md5 = str(outs[0]["md5"])
+    except (yaml.YAMLError, AttributeError, IndexError, KeyError, TypeError):
+        raise ArtifactError(f"{commit[:12]}:{owner}.dvc: not a .dvc file with an md5") from None
+    files = dvc_cache_dir(repo) / "files" / "md5"
+    if md5.endswith(".dir"):
+        manifest = files / md5[:2] / md5[2:]
+        entries = json.loads(manifest.read_text()) if manifest.is_file() else []
+        relpath = str(target.relative_to(owner))
+        md5 = next((e.get("md5") for e in entries if e.get("relpath") == relpath), None)
+    cached = files / md5[:2] / md5[2:] if md5 else None
+    if cached is not None and cached.is_file():
+        data = cached.read_bytes()
+    else:
+        try:
+            import dvc.api
+
+            data = dvc.api.read(path, repo=str(repo), rev=commit, mode="rb")
+        except Exception as error:  # dvc raises many types; one line names what is missing
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ArtifactError(
+                f"{commit[:12]}:{path} is neither in the DVC cache nor fetchable from the "
+                f"remote ({type(error).__name__}: {first}); run `dvc fetch` for it"
+            ) from None
+    if md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
+        raise ArtifactError(f"{commit[:12]}:{path}: the cached copy does not match md5 {md5}")
+    return data

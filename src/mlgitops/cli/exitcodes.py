@@ -39,6 +39,8 @@ MEANING: dict[ErrorClass, str] = {
     errors.AttestationError: "release not verified (its attestation fails a check)",
     errors.AttestationMissingError: "no attestation or signed by a key outside the trust root",
     errors.TrustRootError: "trust root or signing key unusable",
+    errors.PolicyChangedError: "gate policy changed by the change under review (verdict PASS)",
+    errors.JudgeError: "trusted judge could not run",
     errors.ExperimentError: "unusable experiment input",
     errors.ExperimentNoDifferenceYetError: "NO_DIFFERENCE_YET",
     errors.ExperimentInsufficientDataError: "INSUFFICIENT_DATA",

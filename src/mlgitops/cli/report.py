@@ -50,6 +50,16 @@ def show(rev: str | None = RevOption, params: Path = ParamsOption) -> None:
     _show(rev, params)
 
 
+def exit_code(verdict: str, policy_changed: bool) -> int:
+    """`report pr`'s exit: FAIL and INCONCLUSIVE by the verdict whatever the policy; a PASS of a
+    change that edits the gate policy PolicyChangedError's code (a policy owner reviews it)."""
+    if verdict == "FAIL":
+        return e.GateFailedError.exit_code
+    if verdict == "INCONCLUSIVE":
+        return e.GateInconclusiveError.exit_code
+    return e.PolicyChangedError.exit_code if policy_changed else 0
+
+
 @app.command(
     "pr",
     epilog=epilog(
@@ -58,6 +68,8 @@ def show(rev: str | None = RevOption, params: Path = ParamsOption) -> None:
         e.GateError,
         e.GateFailedError,
         e.GateInconclusiveError,
+        e.PolicyChangedError,
+        e.JudgeError,
         e.ReleaseNotPassedError,
         ok="PASS",
     ),
@@ -69,21 +81,46 @@ def pr(
     output: Path | None = typer.Option(
         None, "--output", "-o", help="Also write the Markdown to this file (e.g. a PR comment)."
     ),
+    verdict_json: Path | None = typer.Option(
+        None,
+        "--verdict-json",
+        help="Also write the verdict record (verdict, exit code, policy hash, policy_changed "
+        "and the changed keys) as JSON to this file.",
+    ),
+    judge_from_base: bool = typer.Option(
+        False,
+        "--judge-from-base",
+        help="Compute the verdict with BASE's code: a worktree of BASE with a venv made from "
+        "its requirements.lock (the running one when it has every pin), reading HEAD's model "
+        "and test rows as data by hash.",
+    ),
 ) -> None:
     """Print the Markdown report (verdict, metrics with intervals, data, tuning) of HEAD's
-    release against BASE's. Exits 0 on PASS, 17 on FAIL, 18 on INCONCLUSIVE. A HEAD that
-    commits a model its gate did not pass exits by that committed verdict (17, 18); one whose
-    committed PASS is about another model than its release exits 28."""
-    from mlgitops.errors import GateFailedError, GateInconclusiveError
+    release against BASE's, judged under BASE's gate policy. Exits 0 on PASS, 17 on FAIL, 18
+    on INCONCLUSIVE, 33 on a PASS of a HEAD that changes the gate policy (FAIL and
+    INCONCLUSIVE come first). A HEAD that commits a model its gate did not pass exits by that
+    committed verdict (17, 18); one whose committed PASS is about another model than its
+    release exits 28."""
     from mlgitops.git import repo_root
     from mlgitops.io import atomic_write_text
-    from mlgitops.reports.pr import pr_report
+    from mlgitops.records import save_record
 
-    text, report = pr_report(repo_root(repo), base, head)
+    root = repo_root(repo)
+    if judge_from_base:
+        from mlgitops.reports.judge import judge_from_base as run_judge
+
+        text, verdict = run_judge(root, base, head, echo=lambda line: typer.echo(line, err=True))
+    else:
+        from mlgitops.reports.pr import pr_report
+
+        text, verdict = pr_report(root, base, head)
+    verdict = verdict.model_copy(
+        update={"exit_code": exit_code(verdict.verdict, verdict.policy_changed)}
+    )
     typer.echo(text, nl=False)
     if output is not None:
         atomic_write_text(output, text)
-    if report.verdict == "FAIL":
-        raise typer.Exit(GateFailedError.exit_code)
-    if report.verdict == "INCONCLUSIVE":
-        raise typer.Exit(GateInconclusiveError.exit_code)
+    if verdict_json is not None:
+        save_record(verdict, verdict_json)
+    if verdict.exit_code:
+        raise typer.Exit(verdict.exit_code)

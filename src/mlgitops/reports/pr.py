@@ -2,9 +2,14 @@
 
 For any two revisions it runs the gate of stage `gate` again, the champion being the release at
 `base` and the challenger the release at `head`, on `head`'s test rows (both read from Git and
-the DVC cache or remote), with `head`'s gate settings. So the verdict is the one the pipeline
-would reach, and the PR shows it with the intervals behind it, what changed in the data and what
-the tuning chose.
+the DVC cache or remote), under the BASE's gate policy (mlgitops.policy: gate.*, threshold.*,
+the split that defines the test rows): a change must not set its own bar. A head that edits the
+policy is judged under the base's anyway and the report and verdict say "policy changed" with
+the keys; when it edits what defines the test rows, head's data is split again under the base's
+split settings. The head's model is scored in a sandboxed process (mlgitops.reports.sandbox).
+
+Exit precedence (`exit_code`): FAIL 17 and INCONCLUSIVE 18 first, whatever the policy; a PASS
+whose change edits the policy 33 (a policy owner reviews it); PASS 0.
 
 A head that commits a model its gate did not pass (an experiment that lost, committed: its
 release record still names the champion) is no release, whatever its release compares like: the
@@ -23,12 +28,27 @@ from typing import Any
 import pandas as pd
 from pydantic import ValidationError
 
-from mlgitops.config import GateConfig, ThresholdConfig
-from mlgitops.errors import ArtifactError, ConfigError, GateError, ReleaseNotPassedError
+from mlgitops.errors import (
+    ArtifactError,
+    DataError,
+    DataQualityError,
+    GateError,
+    ReleaseNotPassedError,
+)
 from mlgitops.git import read_blob, resolve_commit
-from mlgitops.records import GateReport, TunedParams
+from mlgitops.policy import GatePolicy, changed_keys, policy_of
+from mlgitops.records import GateReport, PrVerdict, TunedParams
 from mlgitops.release import ReleaseRecord
-from mlgitops.revision import dvc_file_at, find_release_at, params_at, path_at, release_path
+from mlgitops.reports.sandbox import SandboxedModel
+from mlgitops.revision import (
+    dvc_added_file_at,
+    dvc_file_at,
+    find_release_at,
+    params_at,
+    path_at,
+    release_path,
+)
+from mlgitops.schema import TrainingSchema
 from mlgitops.stages.gate import compare, contender_at, markdown, unopposed
 from mlgitops.verdict import committed_verdict, refusal
 
@@ -39,16 +59,6 @@ class Side:
     commit: str
     release: ReleaseRecord | None
     params: dict[str, Any]
-
-
-def _section(raw: dict[str, Any], commit: str, name: str, model: type) -> Any:
-    block = raw.get(name) or {}
-    try:
-        return model.model_validate(block)
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{commit[:12]}:params.yaml: {name}.{where}: {first['msg']}") from None
 
 
 def _json_at(repo: Path, commit: str, path: str) -> dict[str, Any] | None:
@@ -62,22 +72,86 @@ def _json_at(repo: Path, commit: str, path: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def judge(repo: Path, base: str, head: str) -> tuple[GateReport, Side, Side]:
-    """The gate's verdict of head's release against base's, on head's test rows."""
+@dataclass(frozen=True)
+class Policies:
+    """The base's policy (the one judged under), the head's, and the keys that differ."""
+
+    base: GatePolicy
+    head: GatePolicy
+
+    @property
+    def changed(self) -> tuple[str, ...]:
+        return changed_keys(self.base, self.head)
+
+
+def policies(repo: Path, base_commit: str, head_commit: str) -> Policies:
+    return Policies(
+        policy_of(params_at(repo, base_commit), base_commit),
+        policy_of(params_at(repo, head_commit), head_commit),
+    )
+
+
+def _read_parquet(data: bytes, where: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(io.BytesIO(data))
+    except Exception as error:  # a corrupt parquet file
+        raise ArtifactError(f"{where}: not readable: {error}") from None
+
+
+def judged_rows(repo: Path, head: Side, policy: Policies) -> tuple[pd.DataFrame, str]:
+    """The rows the gate scores: head's committed test split while head keeps the base's
+    definition of it, else head's data split again under the base's split settings."""
+    commit = head.commit
+    if not policy.base.defines_other_test_rows(policy.head):
+        test_path = path_at(head.params, commit, "test")
+        return _read_parquet(dvc_file_at(repo, commit, test_path), f"{commit[:12]}:{test_path}"), (
+            "head"
+        )
+    from mlgitops.data.table import read_table
+    from mlgitops.stages.split import split_frame
+
+    schema_path = path_at(head.params, commit, "schema_file")
+    try:
+        schema = TrainingSchema.model_validate_json(dvc_file_at(repo, commit, schema_path))
+    except ValueError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ArtifactError(f"{commit[:12]}:{schema_path}: not a schema: {first}") from None
+    data = policy.base.data
+    schema = schema.model_copy(
+        update={
+            "target": data["target"] or schema.target,
+            "positive_class": str(data["positive_class"] or schema.positive_class),
+            "time_column": data["time_column"],
+        }
+    )
+    data_path = str((head.params.get("data") or {}).get("path") or "data/transactions.csv")
+    suffix = Path(data_path).name.split(".", 1)[-1]
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="mlgitops-judge-") as tmp:
+        local = Path(tmp) / Path(data_path).name
+        local.write_bytes(dvc_added_file_at(repo, commit, data_path))
+        try:
+            table = read_table(local, "parquet" if suffix in {"parquet", "pq"} else "csv")
+            where = f"{commit[:12]}:{data_path}"
+            _, _, test = split_frame(table, schema, policy.base.split, where)
+        except (DataError, DataQualityError) as error:
+            raise GateError(f"head's data cannot be split under base's split: {error}") from None
+    return test, "base_split"
+
+
+def judge(repo: Path, base: str, head: str) -> tuple[GateReport, Side, Side, Policies, str]:
+    """The gate's verdict of head's release against base's, on head's test rows, under the
+    base's policy; the head's model scored in a sandbox."""
     base_commit, head_commit = resolve_commit(repo, base), resolve_commit(repo, head)
-    found_head = contender_at(repo, head_commit)
+    found_head = contender_at(repo, head_commit, load=SandboxedModel)
     if found_head is None:
         raise GateError(f"{head} ({head_commit[:12]}) has no release record to judge")
     challenger, head_release, head_params = found_head
-    gate_config = _section(head_params, head_commit, "gate", GateConfig)
-    costs = _section(head_params, head_commit, "threshold", ThresholdConfig)
-    test_path = path_at(head_params, head_commit, "test")
-    try:
-        test = pd.read_parquet(io.BytesIO(dvc_file_at(repo, head_commit, test_path)))
-    except ArtifactError:
-        raise
-    except Exception as error:  # a corrupt parquet file
-        raise ArtifactError(f"{head_commit[:12]}:{test_path}: not readable: {error}") from None
+    policy = policies(repo, base_commit, head_commit)
+    head_side = Side(head, head_commit, head_release, head_params)
+    test, rows = judged_rows(repo, head_side, policy)
+    gate_config, costs = policy.base.gate, policy.base.costs
     found_base = contender_at(repo, base_commit)
     if found_base is None:
         report = unopposed(
@@ -93,7 +167,7 @@ def judge(repo: Path, base: str, head: str) -> tuple[GateReport, Side, Side]:
         champion, base_release, base_params = found_base
         report = compare(test, challenger.features, champion, challenger, gate_config, costs, base)
         base_side = Side(base, base_commit, base_release, base_params)
-    return report, base_side, Side(head, head_commit, head_release, head_params)
+    return report, base_side, head_side, policy, rows
 
 
 def _rows(repo: Path, side: Side) -> str:
@@ -153,11 +227,53 @@ def _tuning(repo: Path, head: Side) -> list[str]:
     return lines
 
 
-def render(repo: Path, report: GateReport, base: Side, head: Side) -> str:
+def policy_section(policy: Policies, rows: str = "head") -> list[str]:
+    """The report's policy paragraph: which policy judged, and loudly, what the head changed."""
+    changed = policy.changed
+    judged = (
+        f"Judged under the base's gate policy ({policy.base.commit[:12]}, "
+        f"`{policy.base.sha256[:19]}`): gate.*, threshold.* and the split that defines the test "
+        "rows are read from the base revision, never from the change."
+    )
+    if not changed:
+        return [judged, ""]
+    old, new = policy.base.flat(), policy.head.flat()
+    lines = [
+        f"## Policy changed: {len(changed)} key{'s' if len(changed) > 1 else ''} of the gate's "
+        "policy",
+        "",
+        f"**policy changed**: this change edits the policy it would be judged by. {judged} A PASS "
+        "does not exit 0 (`mlgitops report pr` exits with its own code): the policy owners "
+        "(CODEOWNERS) review the policy change on its own.",
+        "",
+        "| key | base (judged under) | head (ignored) |",
+        "| --- | --- | --- |",
+        *(f"| {key} | `{old.get(key)}` | `{new.get(key)}` |" for key in changed),
+        "",
+    ]
+    if rows == "base_split":
+        lines += [
+            "The head changes what defines the test rows: its data was split again under the "
+            "base's split settings. The head's model may have trained on some of these rows, "
+            "which flatters it; the verdict cannot pass without review.",
+            "",
+        ]
+    return lines
+
+
+def render(
+    repo: Path,
+    report: GateReport,
+    base: Side,
+    head: Side,
+    policy: Policies | None = None,
+    rows: str = "head",
+) -> str:
     assert head.release is not None
     lines = [
         f"# mlgitops: `{base.rev}` ({base.commit[:12]}) -> `{head.rev}` ({head.commit[:12]})",
         "",
+        *(policy_section(policy, rows) if policy is not None else []),
         markdown(report).rstrip(),
         "",
         "## Metrics",
@@ -188,7 +304,9 @@ def render(repo: Path, report: GateReport, base: Side, head: Side) -> str:
     return "\n".join(lines)
 
 
-def unreleased(repo: Path, base: str, head: str) -> tuple[str, GateReport] | None:
+def unreleased(
+    repo: Path, base: str, head: str, policy: Policies | None = None
+) -> tuple[str, GateReport] | None:
     """The report of a head whose committed gate verdict did not pass its release (None when
     it did, or head predates the gate record): that verdict, and why merging releases nothing."""
     base_commit, head_commit = resolve_commit(repo, base), resolve_commit(repo, head)
@@ -211,6 +329,7 @@ def unreleased(repo: Path, base: str, head: str) -> tuple[str, GateReport] | Non
     lines = [
         f"# mlgitops: `{base}` ({base_commit[:12]}) -> `{head}` ({head_commit[:12]})",
         "",
+        *(policy_section(policy) if policy is not None else []),
         f"## Not a release: head's model did not pass the gate ({verdict.verdict})",
         "",
         f"Head commits model `{verdict.model_hash[:19]}` with gate verdict **{verdict.verdict}** "
@@ -225,9 +344,28 @@ def unreleased(repo: Path, base: str, head: str) -> tuple[str, GateReport] | Non
     return "\n".join(lines), report
 
 
-def pr_report(repo: Path, base: str, head: str) -> tuple[str, GateReport]:
-    found = unreleased(repo, base, head)
+def pr_report(repo: Path, base: str, head: str) -> tuple[str, PrVerdict]:
+    """The Markdown report of head's release against base's and its verdict record."""
+    base_commit, head_commit = resolve_commit(repo, base), resolve_commit(repo, head)
+    policy = policies(repo, base_commit, head_commit)
+    rows = "head"
+    found = unreleased(repo, base, head, policy)
     if found is not None:
-        return found
-    report, base_side, head_side = judge(repo, base, head)
-    return render(repo, report, base_side, head_side), report
+        text, report = found
+    else:
+        report, base_side, head_side, policy, rows = judge(repo, base, head)
+        text = render(repo, report, base_side, head_side, policy, rows)
+    changed = policy.changed
+    verdict = PrVerdict(
+        verdict=report.verdict,
+        base=base,
+        base_commit=base_commit,
+        head=head,
+        head_commit=head_commit,
+        policy_sha256=policy.base.sha256,
+        policy_changed=bool(changed),
+        changed_keys=changed,
+        test_rows=rows,  # type: ignore[arg-type]
+        gate=report,
+    )
+    return text, verdict

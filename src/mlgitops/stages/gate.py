@@ -29,6 +29,7 @@ keep their outputs (src/mlgitops/verdict.py).
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -306,12 +307,20 @@ def unopposed(
     )
 
 
-def contender_at(repo: Path, commit: str) -> tuple[Contender, ReleaseRecord, dict] | None:
-    """The released model of `commit` (None when it has no release record), read from Git
-    objects and the DVC cache or remote, checked against the release's model hash."""
-    import hashlib
-
+def _joblib_load(data: bytes) -> object:
     import joblib
+
+    return joblib.load(io.BytesIO(data))
+
+
+def contender_at(
+    repo: Path, commit: str, load: Callable[[bytes], object] = _joblib_load
+) -> tuple[Contender, ReleaseRecord, dict] | None:
+    """The released model of `commit` (None when it has no release record), read from Git
+    objects and the DVC cache or remote, checked against the release's model hash. `load`
+    turns the checked bytes into something with `predict_proba` (`mlgitops report pr` scores
+    an untrusted head's pickle in a sandboxed process: mlgitops.reports.sandbox)."""
+    import hashlib
 
     from mlgitops.git import read_blob
 
@@ -337,7 +346,7 @@ def contender_at(repo: Path, commit: str) -> tuple[Contender, ReleaseRecord, dic
         first = str(error).strip().splitlines()[0]
         raise ArtifactError(f"{commit[:12]}:{card_path}: not a model card: {first}") from None
     try:
-        pipeline = joblib.load(io.BytesIO(data))
+        pipeline = load(data)
     except Exception as error:  # a foreign pickle can raise almost anything
         raise ArtifactError(f"{commit[:12]}:{model_path}: cannot load the model: {error}") from None
     block = raw.get("data") if isinstance(raw.get("data"), dict) else {}

@@ -12,7 +12,7 @@ from mlgitops.errors import (
     MonitoringAlertError,
     MonitoringInputError,
 )
-from mlgitops.records import GateReport
+from mlgitops.records import GateReport, PrVerdict
 
 
 def _report(verdict: str) -> GateReport:
@@ -32,18 +32,52 @@ def _report(verdict: str) -> GateReport:
     )
 
 
-@pytest.mark.parametrize(("verdict", "code"), [("PASS", 0), ("FAIL", 17), ("INCONCLUSIVE", 18)])
+def _pr_verdict(verdict: str, changed: tuple[str, ...] = ()) -> PrVerdict:
+    return PrVerdict(
+        verdict=verdict,
+        base="main",
+        base_commit="b" * 40,
+        head="HEAD",
+        head_commit="c" * 40,
+        policy_sha256="sha256:" + "d" * 64,
+        policy_changed=bool(changed),
+        changed_keys=changed,
+        gate=_report(verdict),
+    )
+
+
+@pytest.mark.parametrize(
+    ("verdict", "changed", "code"),
+    [
+        ("PASS", (), 0),
+        ("FAIL", (), 17),
+        ("INCONCLUSIVE", (), 18),
+        # A change of the policy: a PASS needs review (33); FAIL and INCONCLUSIVE come first.
+        ("PASS", ("gate.auc_margin",), 33),
+        ("FAIL", ("gate.auc_margin",), 17),
+        ("INCONCLUSIVE", ("split.seed",), 18),
+    ],
+)
 def test_report_pr_prints_the_markdown_and_exits_by_verdict(
-    verdict, code, monkeypatch, capsys, tmp_path
+    verdict, changed, code, monkeypatch, capsys, tmp_path
 ):
     monkeypatch.setattr(
-        mlgitops.reports.pr, "pr_report", lambda *a: (f"# {verdict}\n", _report(verdict))
+        mlgitops.reports.pr,
+        "pr_report",
+        lambda *a: (f"# {verdict}\n", _pr_verdict(verdict, changed)),
     )
     monkeypatch.setattr("mlgitops.git.repo_root", lambda start=None: tmp_path)
-    out = tmp_path / "report.md"
-    assert main(["report", "pr", "--base", "main", "--output", str(out)]) == code
+    out, record = tmp_path / "report.md", tmp_path / "verdict.json"
+    argv = ["report", "pr", "--base", "main", "--output", str(out), "--verdict-json", str(record)]
+    assert main(argv) == code
     assert capsys.readouterr().out == f"# {verdict}\n"
     assert out.read_text() == f"# {verdict}\n"
+    written = PrVerdict.model_validate_json(record.read_text())
+    assert (written.exit_code, written.policy_changed, written.changed_keys) == (
+        code,
+        bool(changed),
+        changed,
+    )
 
 
 def test_the_gate_exit_codes_are_new_and_distinct():
