@@ -13,6 +13,7 @@ import yaml
 
 from mlgitops.errors import ArtifactError, ReleaseNotPassedError
 from mlgitops.git import read_blobs, run
+from mlgitops.policy import policy_of
 from mlgitops.release import ReleaseRecord
 from mlgitops.revision import (
     dvc_cache_dir,
@@ -29,9 +30,6 @@ from mlgitops.verdict import committed_verdict, refusal
 DATA_DVC = "data.dvc"
 PARAMS_FILE = "params.yaml"
 DVC_LOCK = "dvc.lock"
-# The params sections that make up the gate's policy: margins and test, the operating point and
-# its costs, and the split that defines the test rows.
-POLICY_SECTIONS = ("gate", "threshold", "split")
 
 
 def sha256(data: bytes) -> str:
@@ -98,10 +96,10 @@ def _data_dvc_md5(repo: Path, commit: str) -> str:
     return md5
 
 
-def policy_digest(params: dict[str, Any], gate_record: bytes) -> tuple[str, str]:
+def policy_digest(params: dict[str, Any], gate_record: bytes, commit: str) -> tuple[str, str]:
     """(sha256, source) of the policy the verdict was judged under: the gate record's own
     `policy_sha256` when the judge wrote one (a judge reading the base's policy), else the
-    canonical JSON of the commit's gate, threshold and split params."""
+    hash of the commit's own gate policy (mlgitops.policy: the one definition the judge uses)."""
     try:
         raw = json.loads(gate_record)
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -109,9 +107,8 @@ def policy_digest(params: dict[str, Any], gate_record: bytes) -> tuple[str, str]
     recorded = raw.get("policy_sha256") if isinstance(raw, dict) else None
     if isinstance(recorded, str) and recorded:
         return recorded.removeprefix("sha256:"), "gate record policy_sha256"
-    policy = {section: params.get(section) for section in POLICY_SECTIONS}
-    canonical = json.dumps(policy, sort_keys=True, separators=(",", ":"), default=str)
-    return sha256(canonical.encode()), "params.yaml " + "+".join(POLICY_SECTIONS)
+    policy = policy_of(params, commit)
+    return policy.sha256.removeprefix("sha256:"), "params.yaml gate policy (mlgitops.policy)"
 
 
 def served_path(params: dict[str, Any], commit: str, release: ReleaseRecord) -> str:
@@ -149,7 +146,7 @@ def release_facts(repo: Path, commit: str, *, strict: bool) -> ReleaseFacts:
         SCHEMA_FILE: file_at(repo, commit, path_at(params, commit, "schema_file"), strict=strict),
     }
     gate_file = file_at(repo, commit, verdict.path, strict=strict)
-    policy_sha, policy_source = policy_digest(params, gate_file.data)
+    policy_sha, policy_source = policy_digest(params, gate_file.data, commit)
     return ReleaseFacts(
         commit=commit,
         commit_time=run(repo, "log", "-1", "--format=%cI", commit).strip(),
