@@ -20,11 +20,17 @@ help: ## List the documented targets
 
 # The venv is made from requirements.lock only: exact versions, every file checked by its hash,
 # so every machine runs (and every bento pins) the same libraries. `make lock` updates it.
+# uv installs it (in seconds where pip takes minutes); uv itself comes from PyPI by its pin and
+# hashes in the lock, installed by the venv's bundled pip. `uv pip sync` then makes the venv
+# exactly the lock's closure (pip included: the lock pins it, the image's wheelhouse runs it).
+UV_PIN := $(VENV)/uv-requirement.txt
 $(STAMP): requirements.lock pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	awk '/^uv==/ {pin = 1; print; next} pin && /^[^ ]/ {pin = 0} pin' requirements.lock > $(UV_PIN)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(UV_PIN)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv from requirements.lock and install mlgitops into it
