@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tests.support.project import make_project, run
+from tests.support.project import released_project, run
 
 MONITORING_FILES = (
     "artifacts/monitoring/score_reference.json",
@@ -20,11 +20,8 @@ MONITORING_FILES = (
 @pytest.mark.slow
 @pytest.mark.timeout(1500)
 def test_git_revert_of_a_release_restores_the_previous_rules_and_reference(tmp_path) -> None:
-    root = make_project(tmp_path / "repo", rows=3000)
+    root = released_project(tmp_path / "repo").root
     env = {"BENTOML_HOME": str(tmp_path / "bentoml")}
-    run(["dvc", "repro"], root, env=env)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "release 1"], root)
     first = {name: (root / name).read_bytes() for name in MONITORING_FILES}
 
     # A cheaper false alarm moves the threshold: a new reference, new rules, a new bento.
