@@ -29,7 +29,7 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	awk '/^uv==/ {pin = 1; print; next} pin && /^[^ ]/ {pin = 0} pin' requirements.lock > $(UV_PIN)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(UV_PIN)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes requirements.lock
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes --compile-bytecode requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
@@ -55,8 +55,12 @@ repro: $(STAMP) ## Run `dvc repro` only
 summary: $(STAMP) ## Print the release record and headline metrics
 	mlgitops summary
 
-test: $(STAMP) ## Set up and run the whole test suite
-	pytest $(PYTEST_ARGS)
+# One worker per core. Each test file (or package with costly shared fixtures) stays on one
+# worker, and those with `slow` tests go first, in this order (tests/conftest.py groups and sorts
+# them), so no long scenario starts last. Builds many tests share, such as the first release of
+# a project, are made once per run for all workers (tests/support/shared.py).
+test: $(STAMP) ## Set up and run the whole test suite on every core
+	pytest -n auto --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint and check formatting with ruff
 	ruff check .
