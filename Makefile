@@ -60,7 +60,7 @@ summary: $(STAMP) ## Print the release record and headline metrics
 # them), so no long scenario starts last. Builds many tests share, such as the first release of
 # a project, are made once per run for all workers (tests/support/shared.py).
 test: $(STAMP) ## Set up and run the whole test suite on every core
-	pytest -n auto --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+	pytest -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint and check formatting with ruff
 	ruff check .

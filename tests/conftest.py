@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -9,7 +8,6 @@ from tests.support import shared
 
 pytest_plugins = ["tests.support.fake_kube.plugin"]
 
-TESTS = Path(__file__).parent
 # Packages whose tests share package- or session-scoped fixtures that are costly to build (a
 # packaged bento and its live server, trained models): under xdist one worker runs each whole.
 WHOLE_PACKAGES = ("mlgitops/serving", "mlgitops/export", "mlgitops/monitoring")
@@ -35,18 +33,33 @@ def _session_bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         yield
 
 
-def _unit(item: pytest.Item) -> str:
-    """What one xdist worker runs whole (`--dist loadgroup`): a test file, or a package above."""
-    relative = item.path.relative_to(TESTS).as_posix()
-    return next((p for p in WHOLE_PACKAGES if relative.startswith(p + "/")), relative)
+def _unit(path: str) -> str:
+    """What one xdist worker runs whole: a test file (`tests/...py`), or a package above."""
+    return next((f"tests/{p}" for p in WHOLE_PACKAGES if path.startswith(f"tests/{p}/")), path)
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """`--dist loadfile`, with the packages above as one unit each. (xdist's own `loadgroup`
+    cannot do it under pytest 9.2: pytest-dev/pytest-xdist#1386.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class UnitScheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid.split("::", 1)[0])
+
+    return UnitScheduling(config, log)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Units with a `slow` test go first, so the long end-to-end scenarios start at once and
     short files fill in around them instead of one long file starting last (`make test` keeps
     this order: --no-loadscope-reorder). Each unit's own order is kept."""
-    slow_units = {_unit(item) for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: _unit(item) not in slow_units)
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_unit(item)))
+
+    def unit(item: pytest.Item) -> str:
+        return _unit(item.path.relative_to(config.rootpath).as_posix())
+
+    slow_units = {unit(item) for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: unit(item) not in slow_units)

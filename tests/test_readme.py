@@ -74,7 +74,7 @@ def test_make_test_runs_every_core_and_the_quick_part_leaves_out_slow_tests(tmp_
         cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60,
     )  # fmt: skip
     [pytest_line] = [line for line in dry.stdout.splitlines() if line.startswith("pytest ")]
-    assert pytest_line.startswith("pytest -n auto --dist loadgroup ")
+    assert pytest_line.startswith("pytest -n auto --dist loadfile ")
     assert ".ci/run" in README
     assert (REPO_ROOT / ".ci" / "run").read_text().rstrip().endswith("make test")
     # The marker expression as make passes it: a file with slow and quick tests keeps the quick.
