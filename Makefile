@@ -70,7 +70,7 @@ format: $(STAMP) ## Format the code with ruff
 	ruff check --fix .
 	ruff format .
 
-serve: $(STAMP) ## Serve the current commit's bento on 127.0.0.1:3000
+serve: $(STAMP) ## Serve the current commit's bento on 127.0.0.1:3000, logging to reports/serve/
 	mlgitops serve
 
 image: $(STAMP) ## Build the OCI image of the current commit's bento with buildah

@@ -7,7 +7,7 @@ only contend on one core). Run from the repository root:
     .venv/bin/python benchmarks/serving.py [--duration 10] [--rate 150]
 
 It uses the pipeline's artifacts when they exist (artifacts/model/model.joblib with
-reference_profile.json, schema.json and metrics/evaluate.json), else a dev model of the same shape
+reference_profile.json, schema.json and reports/evaluate.json), else a dev model of the same shape
 (HistGradientBoosting, 250 iterations). Our service runs with its prediction log writing to a file,
 as in production. The baseline is honest: FastAPI parses the body into a pydantic model, builds a
 DataFrame from the records and calls `pipeline.predict_proba`, as a typical minimal server does.
@@ -249,7 +249,7 @@ def pick_model(workdir: Path) -> Subject:
     model = REPO / "artifacts/model/model.joblib"
     profile = REPO / "artifacts/reference_profile.json"
     schema = REPO / "artifacts/schema.json"
-    metrics = REPO / "metrics/evaluate.json"
+    metrics = REPO / "reports/evaluate.json"
     card = REPO / "artifacts/model/model_card.json"
     if all(p.is_file() for p in (model, profile, schema, metrics, card)):
         threshold = float(json.loads(metrics.read_text())["threshold"])
@@ -540,7 +540,7 @@ from mlgitops.serving.metrics import get_metrics
 from mlgitops.serving.stats import OnlineStats
 reference = {reference!r}
 online = OnlineStats(profile, load_score_reference(reference) if reference else None)
-metrics = get_metrics()
+metrics = get_metrics("fraud-detector:benchmark")
 metrics.prepare_monitoring(online, {{}})
 counters = []
 for i in range({repeat}):

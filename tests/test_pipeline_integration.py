@@ -41,6 +41,10 @@ def project(tmp_path_factory) -> Path:
     stages = list(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
     ran = _stages_run(released.first_repro)
     assert sorted(ran) == sorted(stages)
+    # Quiet: no DVC warning (an empty dependency, e.g. an empty __init__.py, used to print one
+    # per stage).
+    printed = released.first_repro + released.first_repro_stderr
+    assert [line for line in printed.splitlines() if "WARNING" in line] == []
     assert ran.index("validate") < ran.index("split") < ran.index("tune") < ran.index("train")
     assert ran.index("train") < ran.index("evaluate") < ran.index("gate") < ran.index("package")
     return root

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 
-from tests.support.project import REPO_ROOT, VENV_BIN, make_project
+import numpy as np
+import pytest
 
-README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+from mlgitops.config import load_params
+from mlgitops.export.runtimes import EXAMPLE_ROWS
+from mlgitops.io import load_pipeline
+from mlgitops.schema import load_schema
+from tests.support.export_rows import read_rows_csv, scorer_output
+from tests.support.project import REPO_ROOT, VENV_BIN, make_project, released_project, run
+from tests.support.readme import README, readme_blocks
 
 
 def test_readme_tells_how_to_use_the_venv() -> None:
@@ -85,3 +94,38 @@ def test_make_test_runs_every_core_and_the_quick_part_leaves_out_slow_tests(tmp_
     assert "test_tune.py::test_trial_zero_is_params_yaml_and_the_rest_are_seeded" in listed.stdout
     assert "test_tuning_improves_test_roc_auc" not in listed.stdout
     assert " deselected" in listed.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.c
+@pytest.mark.timeout(600)
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc)")
+def test_the_export_example_runs_as_written_and_leaves_the_tree_clean(tmp_path) -> None:
+    # The session's first release (its export stage ran): `dvc repro export` has nothing to do.
+    root = released_project(tmp_path / "repo").root
+    # A clone's ignore file (build/ is where the README builds the scorer).
+    ignored = (REPO_ROOT / ".gitignore").read_text() + (root / ".gitignore").read_text()
+    (root / ".gitignore").write_text(ignored)
+    run(["dvc", "repro", "export"], root)
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "export"], root)
+    dvc_before = run(["dvc", "status", "--json"], root).stdout
+
+    [commands] = readme_blocks("## Exporting the model")
+    shell = run(["bash", "-euo", "pipefail", "-c", commands], root)
+
+    params = load_params(root / "params.yaml")
+    schema = load_schema(root / params.paths.schema_file)
+    rows_csv = (root / params.paths.export_dir / "rows.csv").read_text()
+    rows = read_rows_csv(rows_csv, schema.categorical_features)
+    pipeline = load_pipeline(root / params.paths.model)
+    expected = pipeline.predict_proba(rows[schema.feature_names])[:, 1]
+    threshold = json.loads((root / params.paths.metrics).read_text())["threshold"]
+    scores, decisions = scorer_output(shell.stdout)
+    assert len(scores) == len(rows) == EXAMPLE_ROWS
+    assert np.max(np.abs(scores - expected)) <= params.export.parity_tolerance
+    assert np.array_equal(decisions, expected >= threshold)
+    # Nothing tracked changed, nothing untracked appeared, and DVC sees what it saw before.
+    assert run(["git", "status", "--porcelain", "--untracked-files=all"], root).stdout == ""
+    assert run(["dvc", "status", "--json"], root).stdout == dvc_before
+    assert "up to date" in run(["dvc", "status", "export"], root).stdout

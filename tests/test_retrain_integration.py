@@ -35,7 +35,7 @@ def _set(root: Path, section: str, values: dict) -> None:
 
 
 def _gate(root: Path) -> dict:
-    return json.loads((root / "metrics" / "gate.json").read_text())
+    return json.loads((root / "reports" / "gate.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -126,22 +126,55 @@ def test_report_pr_exits_by_verdict_on_the_two_releases(project):
     assert missing.stderr.strip().startswith("error: revision 'nope' is not a commit")
 
 
-def test_a_degraded_challenger_fails_the_gate_and_is_not_released(project):
+def _package_outs(root: Path) -> list:
+    return yaml.safe_load((root / "dvc.lock").read_text())["stages"]["package"]["outs"]
+
+
+def test_a_degraded_challenger_fails_the_gate_is_not_released_and_fails_its_pr(project, tmp_path):
     run(["git", "checkout", "-q", "main"], project)
     run(["dvc", "pull", "-q"], project)
     run(["git", "checkout", "-q", "-b", "worse"], project)
     release = (project / "release.json").read_bytes()
+    released_outs = _package_outs(project)
     _set(project, "tune", {"enabled": False})
     _set(
         project,
         "train",
         {"hist_gradient_boosting.max_iter": 1, "hist_gradient_boosting.max_leaf_nodes": 2},
     )
-    result = run(["dvc", "repro"], project, check=False)
-    assert result.returncode != 0
-    assert re.search(r"error: gate verdict FAIL \(reports/gate.md\): ROC AUC worse", result.stderr)
+    # The pipeline finishes: the release stages keep the champion's outputs and say so.
+    result = run(["dvc", "repro"], project)
+    assert re.search(
+        r"^package: gate verdict FAIL \(see reports/gate.md\): release not changed; release.json "
+        r"and k8s/base/release.yaml still pin fraud-detector:",
+        result.stdout,
+        re.MULTILINE,
+    )
     assert _gate(project)["verdict"] == "FAIL"
+    assert _gate(project)["reason"].startswith("ROC AUC worse by more than")
     assert (project / "release.json").read_bytes() == release
-    # The release and the k8s pin stay; nothing is committed. (The generated alert rules in
-    # k8s/monitoring follow the challenger in the working tree, as every stage output does.)
-    assert run(["git", "status", "--porcelain", "release.json", "k8s/base"], project).stdout == ""
+    # The release, its k8s pin, the alert rules and the bento archive stay the champion's.
+    assert run(["git", "status", "--porcelain", "release.json", "k8s"], project).stdout == ""
+    assert _package_outs(project) == released_outs
+    assert "up to date" in run(["dvc", "status"], project).stdout
+
+    # Committed anyway and proposed: the workflow's PR job fails on the committed verdict.
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "a worse model"], project)
+    run(["dvc", "push", "-q"], project)
+    shutil.rmtree(project / ".dvc" / "cache")
+    workflow = yaml.safe_load(WORKFLOW.read_text())
+    steps = {step.get("id"): step for step in workflow["jobs"]["gate"]["steps"]}
+    output = tmp_path / "github_output"
+    output.write_text("")
+    values = {"github.base_ref": "main"}
+    codes = {}
+    for step_id in LOCAL_STEPS:
+        if step_id == "verdict":
+            outputs = dict(line.split("=", 1) for line in output.read_text().split())
+            values["steps.report.outputs.verdict_exit"] = outputs["verdict_exit"]
+        codes[step_id] = _run_step(project, steps[step_id], values, output).returncode
+    assert codes == {"pull": 0, "repro": 0, "report": 0, "verdict": 17}
+    report = (project / "mlgitops-report.md").read_text()
+    assert "## Not a release: head's model did not pass the gate (FAIL)" in report
+    assert "## Champion / challenger gate, as committed at head: **FAIL**" in report

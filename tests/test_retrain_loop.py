@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -21,7 +22,7 @@ from tests.mlgitops.deploy.helpers import (
     running_images,
 )
 from tests.support.fake_kube import FakeKubeServer
-from tests.support.project import VENV_BIN, make_project, released_project, run
+from tests.support.project import REPO_ROOT, VENV_BIN, make_project, released_project, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.k8s, pytest.mark.timeout(1500)]
 
@@ -41,6 +42,10 @@ def test_retrain_after_concept_drift_passes_deploys_and_a_degraded_one_fails(
 ) -> None:
     env = {"BENTOML_HOME": str(tmp_path / "bentoml")}
     root = released_project(tmp_path / "repo").root
+    # A clone's ignore rules (the refused retrain's evidence goes under reports/retrain/).
+    ignored = (root / ".gitignore").read_text() + (REPO_ROOT / ".gitignore").read_text()
+    (root / ".gitignore").write_text(ignored)
+    run(["git", "commit", "-qam", "ignore what a clone ignores"], root)
     first = json.loads((root / "release.json").read_text())
     bootstrap_environments(fake_kube)
     deploy = [
@@ -103,9 +108,28 @@ def test_retrain_after_concept_drift_passes_deploys_and_a_degraded_one_fails(
         root, env=env, check=False,
     )  # fmt: skip
     assert worse.returncode == 17, (worse.stdout, worse.stderr)
-    [line] = worse.stderr.strip().splitlines()
+    # Not a terminal: a line per step and per pipeline stage on stderr, then the error.
+    *steps, line = worse.stderr.strip().splitlines()
     assert line.startswith("error: gate FAIL: ROC AUC worse")
     assert "nothing committed" in line
+    assert all(step.startswith("retrain: ") for step in steps)
+    assert "retrain: stage train started" in steps
+    assert any(re.fullmatch(r"retrain: stage gate finished in \d+\.\d s", s) for s in steps)
+    # The evidence, where the line says: the challenger's gate report and metrics, and the log.
+    found = re.search(r"the challenger's gate report: (\S+) .*the dvc repro log: (\S+)$", line)
+    assert found is not None, line
+    report, log = root / found.group(1), root / found.group(2)
+    assert found.group(1).startswith("reports/retrain/retrain-")
+    assert report.read_text().startswith("## Champion / challenger gate: **FAIL**")
+    assert json.loads((report.parent / "gate.json").read_text())["verdict"] == "FAIL"
+    assert json.loads((report.parent / "metrics" / "gate.json").read_text())["verdict"] == "FAIL"
+    assert "roc_auc" in json.loads((report.parent / "metrics" / "evaluate.json").read_text())
+    # The worktree's `dvc repro` finished (the release stages kept the champion's outputs);
+    # the loop refused on the verdict it read, not on a failing stage.
+    assert log.parent == root / ".git" / "mlgitops" / "retrain"
+    text = log.read_text()
+    assert "package: gate verdict FAIL (see reports/gate.md): release not changed" in text
+    assert "ERROR" not in text
     assert _untouched(root) == before
     assert run(["git", "worktree", "list"], root).stdout.count("\n") == 1
     # Cancelled mid-way (a CI job stopped): the temporary worktree goes, nothing is left.

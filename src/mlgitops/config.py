@@ -8,12 +8,17 @@ and from `MLGITOPS_<FIELD>` variables in a container, which has no params.yaml.
 
 from __future__ import annotations
 
+import difflib
+import os
+import types
+import typing
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlgitops.errors import ConfigError, ServingError
 
@@ -22,6 +27,12 @@ DEFAULT_PARAMS_FILE = Path("params.yaml")
 ColumnType = Literal["numeric", "categorical", "drop"]
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 ModelFamily = Literal["hist_gradient_boosting", "logistic_regression", "random_forest"]
+
+
+def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The choice `word` most probably misspells (difflib's ratio at least `cutoff`), if any."""
+    match = difflib.get_close_matches(word, list(choices), n=1, cutoff=cutoff)
+    return match[0] if match else None
 
 
 class _Strict(BaseModel):
@@ -39,6 +50,8 @@ class PathsConfig(_Strict):
     profile: Path
     model: Path
     model_card: Path
+    # The evaluation record (test and validation figures, the exact threshold): what the
+    # report, summary, gate, export and serving read. `dvc metrics show` lists headline_* only.
     metrics: Path
     plots: Path
     bento_archive: Path
@@ -46,26 +59,45 @@ class PathsConfig(_Strict):
     k8s_release_patch: Path
     # Stage `export` (issue 13): ONNX, quantized, pruned, C and JS artifacts, and their ledger.
     export_dir: Path = Path("artifacts/export")
-    export_metrics: Path = Path("metrics/export.json")
-    # Stage `report` (issue 12): the stakeholder report and its JSON twin (a DVC metrics file).
+    export_metrics: Path = Path("reports/export.json")
+    # Stage `report` (issue 12): the stakeholder report and its JSON twin.
     report_html: Path = Path("reports/model_report.html")
     report_json: Path = Path("reports/model_report.json")
     # Stage `tune`: the chosen train config with its CV summary, and the trial history (plot).
     tuned_params: Path = Path("artifacts/tuned_params.json")
-    # Stage `gate`: the verdict with its figures (DVC metrics) and the Markdown summary.
-    gate_metrics: Path = Path("metrics/gate.json")
+    # Stage `gate`: the verdict with its figures (the gate record) and the Markdown summary.
+    gate_metrics: Path = Path("reports/gate.json")
     gate_report: Path = Path("reports/gate.md")
     tune_trials: Path = Path("plots/tune_trials.json")
     # The locked dependency closure (`make lock`); the bento pins its runtime libraries from it.
     requirements_lock: Path = Path("requirements.lock")
     # Monitoring; defaults keep params.yaml of older commits readable.
     score_reference: Path = Path("artifacts/monitoring/score_reference.json")
-    # The calibration's check on the test split (Brier, reliability), a metric of score_reference.
-    calibration_metrics: Path = Path("metrics/calibration.json")
+    # The calibration's check on the test split (Brier, reliability), from score_reference.
+    calibration_metrics: Path = Path("reports/calibration.json")
     prometheus_rules: Path = Path("k8s/monitoring/rules.yaml")
     prometheus_rule_resource: Path = Path("k8s/monitoring/prometheusrule.yaml")
     monitor_summary: Path = Path("reports/monitor/summary.json")
     monitor_report: Path = Path("reports/monitor/report.html")
+    # Where `mlgitops serve` (`make serve`) appends its prediction and feedback logs, for
+    # `mlgitops monitor` and `mlgitops audit` to read; stdout keeps the server's own log. A
+    # container has no params.yaml: MLGITOPS_PREDICTION_LOG (default stdout) says there.
+    serve_prediction_log: Path = Path("reports/serve/predictions.jsonl")
+    serve_feedback_log: Path = Path("reports/serve/feedback.jsonl")
+    # The DVC metrics: a few headline figures per stage, what people compare across experiments
+    # (`dvc metrics show`, `dvc exp show`); the records above hold the detail.
+    headline_evaluate: Path = Path("metrics/evaluate.json")
+    headline_gate: Path = Path("metrics/gate.json")
+    headline_tune: Path = Path("metrics/tune.json")
+    # `mlgitops retrain` keeps a refused challenger's gate report and metrics here, one folder
+    # per branch it would have made (ignored by Git).
+    retrain_evidence: Path = Path("reports/retrain")
+    # The bearer token /feedback requires and the key that signs request ids, made (mode 0600)
+    # by `mlgitops serve` when absent; a container mounts them from a Secret instead.
+    serve_feedback_token: Path = Path("reports/serve/feedback-token")
+    serve_request_id_key: Path = Path("reports/serve/request-id-key")
+    # `mlgitops data ingest` lists the labels it set aside here (ignored by Git).
+    ingest_set_aside: Path = Path("reports/ingest/set_aside.csv")
 
 
 class DataConfig(_Strict):
@@ -260,7 +292,9 @@ class ServingConfig(BaseSettings):
     )
 
     max_batch_size: int = Field(ge=1, default=1000)
-    prediction_log: str = "stdout"  # "stdout", "off" or a file path
+    # "stdout", "off" or a file path. The defaults are a container's; `mlgitops serve` logs to
+    # paths.serve_prediction_log and paths.serve_feedback_log unless params.yaml sets these.
+    prediction_log: str = "stdout"
     feedback_log: str = "feedback.jsonl"
     prediction_log_queue: int = Field(ge=1, default=10000)
     workers: int = Field(ge=1, default=1)
@@ -269,6 +303,8 @@ class ServingConfig(BaseSettings):
     load_wait_seconds: float = Field(ge=0, le=600, default=60)
     # Rows whose served label a worker keeps to join /feedback to (labelled_outcome_total).
     feedback_join_rows: int = Field(ge=0, default=100_000)
+    # ...and the bytes they may take (entity ids are kept with them, and ids are client data).
+    feedback_join_bytes: int = Field(ge=0, default=64 * 2**20)
     # Each prediction is in the prediction log already; an access log line per request costs CPU.
     access_log: bool = False
     # OpenTelemetry spans for the API routes (with an exporter configured for BentoML).
@@ -278,8 +314,25 @@ class ServingConfig(BaseSettings):
     model_tag: str | None = None
     bento_tag: str | None = None
     git_commit: str | None = None
+    # Credentials, as files (a mounted Secret; one value a line, every line accepted, so a new
+    # one can be added before the old is removed; re-read when the file changes). /feedback
+    # takes only the feedback token and is refused without one; /predict, /metadata, /schema
+    # and /openapi.json take the predict token when one is set, else anyone.
+    feedback_token_file: str | None = None
+    predict_token_file: str | None = None
+    # The key that signs request ids (the first line signs, every line verifies), shared by
+    # every worker and replica; without it each worker signs with a key of its own and a label
+    # is accepted only by the worker that served its prediction.
+    request_id_key_file: str | None = None
 
-    DEPLOYMENT_FIELDS: ClassVar[tuple[str, ...]] = ("model_tag", "bento_tag", "git_commit")
+    DEPLOYMENT_FIELDS: ClassVar[tuple[str, ...]] = (
+        "model_tag",
+        "bento_tag",
+        "git_commit",
+        "feedback_token_file",
+        "predict_token_file",
+        "request_id_key_file",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -292,12 +345,37 @@ class ServingConfig(BaseSettings):
         return f"{cls.model_config['env_prefix']}{field.upper()}"
 
     @classmethod
-    def from_env(cls) -> ServingConfig:
-        """The settings from the process environment, defaults for what is unset."""
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServingConfig:
+        """The settings from `environ` (default: the process environment), defaults for what is
+        unset or empty. A variable with the prefix that is nearly a setting's name is a typo
+        and an error; others are left alone (other tools share the prefix)."""
+        environ = os.environ if environ is None else environ
+        prefix = cls.model_config["env_prefix"]
+        fields = {name.upper(): name for name in cls.model_fields}
+        values: dict[str, str] = {}
+        for key, value in environ.items():
+            if not key.upper().startswith(prefix):
+                continue
+            suffix = key.upper().removeprefix(prefix)
+            if suffix in fields:
+                if value != "":  # Kubernetes sets a variable from a missing annotation to ""
+                    values[fields[suffix]] = value
+                continue
+            near = closest(suffix.lower(), cls.model_fields, cutoff=0.8)
+            if near is not None:
+                raise ServingError(
+                    f"environment variable {key}: no serving setting; did you mean "
+                    f"{cls.env_name(near)}?"
+                )
         try:
-            return cls(**EnvSettingsSource(cls)())
+            return cls(**values)
         except ValidationError as error:
-            raise ServingError(f"serving settings from the environment: {error}") from None
+            first = error.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else ""
+            name = cls.env_name(field)
+            raise ServingError(
+                f"environment variable {name}={values.get(field)!r}: {first['msg']}"
+            ) from None
 
     def environment(self, exclude_unset: bool = False) -> dict[str, str]:
         """The variables that `from_env` reads back as these settings (None fields omitted;
@@ -440,6 +518,17 @@ ExperimentMode = Literal["ab", "shadow"]
 ExperimentMetric = Literal["cost_per_1000", "recall", "alert_rate"]
 
 
+class IngestConfig(_Strict):
+    """`mlgitops data ingest --predictions --labels`: labels are untrusted input."""
+
+    # Labels set aside (an id not in the prediction log, an id labelled both 0 and 1, a row
+    # without a 0/1 label or an id) may be at most this share of the label rows read; the rest
+    # is ingested. Beyond it the whole batch is refused: a broken export, not a few bad rows.
+    max_set_aside_share: Annotated[float, Field(ge=0.0, le=1.0)] = 0.01
+    # The service's /feedback log holds what its clients posted: ingest it only when allowed.
+    allow_feedback_labels: bool = False
+
+
 class ExperimentConfig(_Strict):
     """An A/B test or shadow run of a challenger against the release, declared in Git
     (`experiment:`; null or `enabled: false` is off). See README, A/B and shadow experiments."""
@@ -543,6 +632,7 @@ class Params(_Strict):
     # null (the default) or `enabled: false`: no experiment.
     experiment: ExperimentConfig | None = None
     audit: AuditConfig = AuditConfig()
+    ingest: IngestConfig = IngestConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -606,12 +696,57 @@ class Params(_Strict):
         return self
 
 
+def _model_of(annotation: Any) -> tuple[type[BaseModel] | None, int]:
+    """The model a field holds, and how many location parts (dict keys, list indexes) lie
+    between the field and the model's own keys."""
+    origin = typing.get_origin(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, 0
+    if origin is Annotated:
+        return _model_of(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            model, skip = _model_of(arg)
+            if model is not None:
+                return model, skip
+    if origin in (dict, list, tuple) and typing.get_args(annotation):
+        model, skip = _model_of(typing.get_args(annotation)[-1])
+        return model, skip + 1
+    return None, 0
+
+
+def _keys_at(location: tuple[int | str, ...]) -> list[str] | None:
+    """The keys params.yaml allows where `location`'s last part is: the model's field names
+    (as written in params.yaml: aliases), or None if the location is not in a model."""
+    model: type[BaseModel] = Params
+    parts = list(location[:-1])
+    while parts:
+        part = parts.pop(0)
+        field = next((f for name, f in model.model_fields.items() if part in (name, f.alias)), None)
+        if field is None:
+            return None
+        inner, skip = _model_of(field.annotation)
+        if inner is None:
+            return None
+        model, parts = inner, parts[skip:]
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
 def _format_validation_error(source: Path, error: ValidationError) -> str:
-    first = error.errors()[0]
+    errors = error.errors()
+    # A misspelt key also leaves a required one missing: the typo is the error to show.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     location = ".".join(str(part) for part in first["loc"]) or "(top level)"
     location = location.replace("validate_", "validate")
-    more = f" (+{error.error_count() - 1} more)" if error.error_count() > 1 else ""
-    return f"{source}: {location}: {first['msg']}{more}"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        keys = _keys_at(first["loc"]) or []
+        near = closest(str(first["loc"][-1]), keys)
+        message = "unknown key" + (
+            f"; did you mean {near!r}?" if near else f" (known: {', '.join(keys)})"
+        )
+    return f"{source}: {location}: {message}{more}"
 
 
 def parse_params(raw: object, source: Path = DEFAULT_PARAMS_FILE) -> Params:

@@ -51,6 +51,20 @@ class ImageBuildError(MlgitopsError):
     exit_code = 8
 
 
+class RegistryError(ImageBuildError):
+    """The container registry's HTTP API could not answer: unreachable, access denied, no such
+    tag, a broken credentials file or an answer that is no manifest. `image push` exits 8 with
+    it; a deploy never lets it through: it falls back to the tag or raises ImageDigestError.
+    `kind` says which: unreachable, denied, unknown, invalid or config."""
+
+    exit_code = 8
+
+    def __init__(self, message: str, kind: str = "unreachable", status: int = 0) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.status = status
+
+
 class DeployError(MlgitopsError):
     """Rendering, applying or recording a deploy failed."""
 
@@ -64,9 +78,38 @@ class RolloutFailedError(DeployError):
 
 
 class DeployLockedError(DeployError):
-    """Another deploy to the same environment holds the lock."""
+    """Another deploy to the same environment holds the lock (and was seen renewing it for as
+    long as the deploy waited, `--lock-wait`)."""
 
     exit_code = 11
+
+
+class DeployLeaseLostError(DeployError):
+    """A deploy lost its lease while it ran (not renewed in time: a stall, the API unreachable;
+    or taken over by another deploy): it stopped before its next write and recorded nothing."""
+
+    exit_code = 31
+
+
+class ImageDigestError(DeployError):
+    """A deploy could not pin the release's image to a digest and will not go on: the tag is not
+    in the registry, the registry credentials file is broken, or the registry cannot be asked
+    and `--require-digest` was given."""
+
+    exit_code = 32
+
+
+class DeployInterruptedError(DeployError):
+    """SIGTERM or SIGINT ended a deploy: its lease was released and the attempt recorded as
+    interrupted. The exit code is 128 + the signal number, as a shell reports a process the
+    signal ended: 143 for SIGTERM, 130 for SIGINT."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, signum: int = 2) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
 
 
 class GitError(MlgitopsError):
@@ -102,14 +145,15 @@ class GateError(MlgitopsError):
 
 class GateFailedError(GateError):
     """The gate's verdict is FAIL: the challenger is shown worse than the champion by more than
-    the margin. The package stage refuses to release it."""
+    the margin. It is not released: the release stages keep the champion's outputs (or, with
+    none to keep, `package` exits with it); `retrain` and `report pr` exit with it."""
 
     exit_code = 17
 
 
 class GateInconclusiveError(GateError):
     """The gate's verdict is INCONCLUSIVE: the test set cannot show the challenger is not worse.
-    The package stage refuses to release it."""
+    Not released, as for FAIL."""
 
     exit_code = 18
 
@@ -131,6 +175,14 @@ class RevertError(MlgitopsError):
     the release commit does not revert cleanly, or the result is not the previous release."""
 
     exit_code = 25
+
+
+class ReleaseNotPassedError(MlgitopsError):
+    """A revision's committed gate verdict is not PASS, or its gate passed another model than
+    the one its release record pins (an experiment that lost, committed): `mlgitops deploy`
+    refuses to deploy it and `mlgitops report pr` to judge it (src/mlgitops/verdict.py)."""
+
+    exit_code = 28
 
 
 class ExperimentError(MlgitopsError):

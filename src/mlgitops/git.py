@@ -18,11 +18,14 @@ from mlgitops.errors import GitError
 TIMEOUT_S = 60.0
 
 
-def _run(repo: Path | None, args: tuple[str, ...], *, binary: bool) -> str | bytes:
+def _run(
+    repo: Path | None, args: tuple[str, ...], *, binary: bool, stdin: bytes | None = None
+) -> str | bytes:
     where = ["-C", str(repo)] if repo is not None else []
     try:
         proc = subprocess.run(
             ["git", *where, *args],
+            input=stdin,
             capture_output=True,
             check=False,
             text=not binary,
@@ -99,6 +102,32 @@ def read_blob(repo: Path, commit: str, path: str) -> str | None:
         return run(repo, "cat-file", "blob", f"{commit}:{path}")
     except GitError:
         return None
+
+
+def read_blobs(repo: Path, commit: str, paths: list[str]) -> dict[str, bytes]:
+    """The contents of those of `paths` that are files at `commit` (one `git cat-file --batch`)."""
+    if not paths:
+        return {}
+    query = "".join(f"{commit}:{path}\n" for path in paths).encode()
+    out = run_bytes_input(repo, query, "cat-file", "--batch")
+    found: dict[str, bytes] = {}
+    at = 0
+    for path in paths:
+        end = out.index(b"\n", at)
+        header = out[at:end].split()
+        at = end + 1
+        if header[-1] in (b"missing", b"ambiguous"):  # "<name> missing": no content follows
+            continue
+        _, kind, size = header
+        if kind == b"blob":
+            found[path] = out[at : at + int(size)]
+        at += int(size) + 1
+    return found
+
+
+def run_bytes_input(repo: Path | None, stdin: bytes, *args: str) -> bytes:
+    out = _run(repo, args, binary=True, stdin=stdin)
+    return out if isinstance(out, bytes) else out.encode()
 
 
 def extract_tree(repo: Path, commit: str, subdir: str, dest: Path) -> None:

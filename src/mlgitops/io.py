@@ -28,9 +28,14 @@ class FrozenModel(BaseModel):
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` on a temporary file beside `path`, then rename it over `path`.
 
-    A failure in `write` leaves whatever was at `path` before untouched.
+    A failure in `write` leaves whatever was at `path` before untouched. A `path` that is not a
+    regular file (`/dev/null`, `/dev/stdout`, a FIFO) is written in place: renaming over it
+    would replace the device with a file.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        write(path)
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

@@ -1,6 +1,8 @@
-"""One status line for long steps: redrawn in place on a terminal, silent in CI and in logs.
+"""Progress of long steps: one status line redrawn in place on a terminal.
 
-CI logs keep only the stage's one-line summary; a person at a terminal sees the search move.
+`Progress` is silent in CI and in logs (CI logs keep only a stage's one-line summary; a person
+at a terminal sees the search move). `StepLog`, for commands that run for minutes through many
+steps, writes one line per step where it cannot redraw, so a log shows where the run is.
 """
 
 from __future__ import annotations
@@ -43,5 +45,31 @@ class Progress:
 
     def close(self) -> None:
         if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+
+
+class StepLog:
+    """Messages about a long command's steps: on a terminal one line redrawn in place, elsewhere
+    (a log, CI) each message on a line of its own."""
+
+    def __init__(self, label: str, stream: TextIO | None = None) -> None:
+        self.label = label
+        self.stream = sys.stderr if stream is None else stream
+        self.redraw = interactive(self.stream)
+        self._width = 0
+
+    def __call__(self, note: str) -> None:
+        line = f"{self.label}: {note}"
+        if self.redraw:
+            pad = " " * max(0, self._width - len(line))
+            self._width = len(line)
+            self.stream.write("\r" + line + pad)
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.redraw and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()

@@ -1,4 +1,5 @@
-"""Typed artifacts of the train and evaluate stages: the model card and the evaluation metrics.
+"""Typed artifacts of the train and evaluate stages: the model card and the evaluation metrics,
+the tuning and gate records, and the headline figures each stage declares as DVC metrics.
 
 Like the schema, the profile and the release record, each is read back through its model, so a
 missing or misspelt key is an error naming the file, not a KeyError somewhere downstream.
@@ -151,6 +152,66 @@ class GateReport(FrozenModel):
     seed: int
     # Guardrails (gate.segments): empty when none are configured or nothing was compared.
     segments: tuple[SegmentGuardrail, ...] = ()
+
+
+# --- headline figures: the DVC metrics ---------------------------------------------------------
+# `dvc metrics show` and `dvc exp show` list what people compare across experiments, a few short
+# keys per stage that fit a 200-column terminal together; the records above keep the detail and
+# are what mlgitops reads. Key names are unique across the files, so DVC shows them unprefixed.
+
+
+class EvaluationHeadline(FrozenModel):
+    """The test split at the operating threshold (paths.headline_evaluate)."""
+
+    roc_auc: float
+    pr_auc: float
+    recall: float
+    fpr: float
+    threshold: float
+    # Expected cost of errors per 1,000 transactions, in threshold.currency.
+    cost_per_1000: float
+
+    @classmethod
+    def of(cls, record: EvaluationMetrics) -> EvaluationHeadline:
+        return cls(
+            roc_auc=record.roc_auc,
+            pr_auc=record.pr_auc,
+            recall=record.recall,
+            fpr=record.fpr,
+            threshold=round(record.threshold, 6),
+            cost_per_1000=record.expected_cost_per_1000,
+        )
+
+
+class GateHeadline(FrozenModel):
+    """The verdict and challenger - champion of its two figures (paths.headline_gate); the
+    differences are None when there was no champion to compare with."""
+
+    verdict: Verdict
+    roc_auc_diff: float | None
+    cost_diff: float | None
+
+    @classmethod
+    def of(cls, report: GateReport) -> GateHeadline:
+        auc, cost = report.roc_auc, report.expected_cost_per_1000
+        return cls(
+            verdict=report.verdict,
+            roc_auc_diff=None if auc is None else round(auc.difference, 6),
+            cost_diff=None if cost is None else round(cost.difference, 1),
+        )
+
+
+def tune_headline(record: TunedParams) -> dict[str, float]:
+    """The CV score of the pick under its objective's name (`cv_log_loss`, `cv_roc_auc`), so
+    experiments with other objectives get their own column; nothing when tuning was off."""
+    if not record.enabled or record.cv_score is None:
+        return {}
+    return {f"cv_{record.objective}": record.cv_score}
+
+
+def save_headline(figures: FrozenModel | dict[str, float], path: Path) -> None:
+    data = figures if isinstance(figures, dict) else figures.model_dump(mode="json")
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
 
 
 def save_record(record: FrozenModel, path: Path) -> None:

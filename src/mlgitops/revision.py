@@ -36,6 +36,7 @@ DEFAULT_PATHS: dict[str, str] = {
     "test": "artifacts/split/test.parquet",
     "validation_report": "reports/validation.json",
     "tuned_params": "artifacts/tuned_params.json",
+    "gate_metrics": "metrics/gate.json",
 }
 
 

@@ -136,6 +136,18 @@ def test_overlay_contract(env: str) -> None:
         f"metadata.annotations['{ANNOTATION_GIT_COMMIT}']"
     )
     assert env["MLGITOPS_FEEDBACK_LOG"]["value"] == "stdout"  # the root filesystem is read-only
+    # The credentials come from a Secret the pod cannot start without (never from Git).
+    [credentials] = [v for v in pod["volumes"] if "secret" in v]
+    assert credentials["secret"] == {
+        "secretName": "fraud-detector-credentials",
+        "optional": False,
+        "defaultMode": 0o440,
+    }
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == credentials["name"]]
+    assert mount["readOnly"] is True
+    assert env["MLGITOPS_FEEDBACK_TOKEN_FILE"]["value"] == f"{mount['mountPath']}/feedback-token"
+    assert env["MLGITOPS_REQUEST_ID_KEY_FILE"]["value"] == f"{mount['mountPath']}/request-id-key"
+    assert "MLGITOPS_PREDICT_TOKEN_FILE" not in env  # opt-in: k8s/components/predict-token
     annotations = spec["template"]["metadata"]["annotations"]
     for key in ("bento-tag", "model-hash", "data-hash"):
         assert f"mlgitops.io/{key}" in annotations
@@ -151,8 +163,105 @@ def test_overlay_contract(env: str) -> None:
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
     policy = by_kind(objects, "NetworkPolicy")
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
-    assert policy["spec"]["policyTypes"] == ["Ingress"]
-    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 3000}]}]
+    assert policy_peers(policy) == DEFAULT_PEERS
+
+
+# Who may reach the server by default: (namespace, pod labels) of the ingress controller and of
+# Prometheus (docs/deploy.md, "Network policy").
+DEFAULT_PEERS = {
+    ("ingress-nginx", (("app.kubernetes.io/name", "ingress-nginx"),)),
+    ("monitoring", (("app.kubernetes.io/name", "prometheus"),)),
+}
+DNS = {
+    "to": [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
+        }
+    ],
+    "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
+}
+
+
+def policy_peers(policy: dict[str, Any]) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
+    """The (namespace, pod labels) admitted, after checking the policy's shape: both
+    directions restricted, every peer a namespace AND pods in it (never either alone, never
+    an IP block), on the service port only, and egress to the cluster DNS only."""
+    spec = policy["spec"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    assert spec["egress"] == [DNS]
+    peers = set()
+    for rule in spec["ingress"]:
+        assert rule["ports"] == [{"protocol": "TCP", "port": 3000}]
+        for peer in rule["from"]:
+            assert set(peer) == {"namespaceSelector", "podSelector"}, peer
+            assert set(peer["namespaceSelector"]) == {"matchLabels"}
+            [(key, namespace)] = peer["namespaceSelector"]["matchLabels"].items()
+            assert key == "kubernetes.io/metadata.name"
+            pods = peer["podSelector"].get("matchLabels") or {}
+            assert pods, "an empty podSelector admits every pod of the namespace"
+            peers.add((namespace, tuple(sorted(pods.items()))))
+    return peers
+
+
+# The overlay patch docs/deploy.md shows for a cluster whose ingress controller and Prometheus
+# run elsewhere; applied to a copy of an overlay, it must render, validate and take effect.
+DOCUMENTED_PATCH = """\
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: fraud-detector
+spec:
+  ingress:
+    - from:
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: traefik
+          podSelector:
+            matchLabels:
+              app.kubernetes.io/name: traefik
+      ports:
+        - protocol: TCP
+          port: 3000
+    - from:
+        - namespaceSelector:
+            matchLabels:
+              kubernetes.io/metadata.name: observability
+          podSelector:
+            matchLabels:
+              app.kubernetes.io/name: prometheus
+      ports:
+        - protocol: TCP
+          port: 3000
+"""
+
+
+def test_the_documented_network_policy_patch_adapts_an_overlay(tmp_path: Path) -> None:
+    doc = (PROJECT / "docs" / "deploy.md").read_text()
+    assert DOCUMENTED_PATCH in doc, "docs/deploy.md shows another patch than the test applies"
+    k8s = tmp_path / "k8s"
+    shutil.copytree(K8S, k8s, ignore=shutil.ignore_patterns("argocd", "monitoring"))
+    overlay = k8s / "overlays" / "production"
+    (overlay / "networkpolicy.yaml").write_text(DOCUMENTED_PATCH)
+    spec = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    spec["patches"].append({"path": "networkpolicy.yaml"})
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump(spec))
+    objects = kustomize(overlay)
+    assert policy_peers(by_kind(objects, "NetworkPolicy")) == {
+        ("traefik", (("app.kubernetes.io/name", "traefik"),)),
+        ("observability", (("app.kubernetes.io/name", "prometheus"),)),
+    }
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(yaml.safe_dump_all(objects))
+    validator = _beside_python("kubernetes-validate")
+    assert validator is not None
+    proc = subprocess.run(
+        [validator, "--strict", "--kubernetes-version", KUBERNETES_VERSION, str(rendered)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 def test_production_is_bigger_than_staging() -> None:
@@ -166,31 +275,111 @@ def test_production_is_bigger_than_staging() -> None:
     assert sizes("production")[0] > sizes("staging")[0]
 
 
-def test_deployer_role_is_least_privilege() -> None:
+def _role_rules() -> list[dict[str, Any]]:
     objects = kustomize(K8S / "bootstrap" / "staging")
     role = by_kind(objects, "Role")
     binding = by_kind(objects, "RoleBinding")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"][0]["name"] == by_kind(objects, "ServiceAccount")["metadata"]["name"]
-    grants: dict[tuple[str, str], set[str]] = {}
     for rule in role["rules"]:
-        for group in rule["apiGroups"]:
-            for resource in rule["resources"]:
-                grants.setdefault((group, resource), set()).update(rule["verbs"])
-                assert "*" not in {group, resource, *rule["verbs"]}
-    # Everything the deploy applies can be created and patched, nothing can be deleted...
-    applied_kinds = [
-        ("", "services"),
-        ("", "serviceaccounts"),
-        ("apps", "deployments"),
-        ("autoscaling", "horizontalpodautoscalers"),
-        ("policy", "poddisruptionbudgets"),
-        ("networking.k8s.io", "networkpolicies"),
+        assert "*" not in {*rule["apiGroups"], *rule["resources"], *rule["verbs"]}, rule
+    return role["rules"]
+
+
+def _grants(rules: list[dict[str, Any]], group: str, resource: str) -> list[tuple[set, set]]:
+    """(verbs, resourceNames) of each rule on `group`/`resource` (no names: any object)."""
+    return [
+        (set(rule["verbs"]), set(rule.get("resourceNames") or []))
+        for rule in rules
+        if group in rule["apiGroups"] and resource in rule["resources"]
     ]
-    for applied in applied_kinds:
-        assert {"get", "create", "patch"} <= grants[applied], applied
-        assert "delete" not in grants[applied]
-    # ...except the lease, by name; no secrets, no RBAC, no exec.
-    assert "delete" in grants[("coordination.k8s.io", "leases")]
-    assert not any(r in {"secrets", "pods/exec", "roles", "rolebindings"} for _, r in grants)
-    assert grants[("", "pods")] == {"get", "list", "watch"}
+
+
+PLURALS = {
+    "Deployment": ("apps", "deployments"),
+    "Service": ("", "services"),
+    "ServiceAccount": ("", "serviceaccounts"),
+    "HorizontalPodAutoscaler": ("autoscaling", "horizontalpodautoscalers"),
+    "PodDisruptionBudget": ("policy", "poddisruptionbudgets"),
+    "NetworkPolicy": ("networking.k8s.io", "networkpolicies"),
+}
+
+
+@pytest.mark.parametrize("env", OVERLAYS)
+def test_the_deployer_may_write_exactly_the_objects_its_overlay_renders(env: str) -> None:
+    from mlgitops.deploy.history import history_name
+    from mlgitops.deploy.lock import lease_name
+
+    rules = _role_rules()
+    objects = kustomize(K8S / "overlays" / env)
+    assert {o["kind"] for o in objects} == set(PLURALS)
+    for obj in objects:
+        grants = _grants(rules, *PLURALS[obj["kind"]])
+        # Every rule on an applied kind names its objects: no other Deployment, Service...
+        assert grants, obj["kind"]
+        assert all(names for _, names in grants), (obj["kind"], grants)
+        mine = [verbs for verbs, names in grants if obj["metadata"]["name"] in names]
+        allowed = set().union(*mine)
+        # Server-side apply: patch, and create (with the name) when the object is new.
+        assert allowed == {"get", "create", "patch"}, (obj["kind"], allowed)
+    name = by_kind(objects, "Deployment")["metadata"]["name"]
+    # Created by POST, which has no name when authorized: an unnamed create, the rest by name.
+    assert _grants(rules, "", "configmaps") == [
+        ({"create"}, set()),
+        ({"get", "update"}, {history_name(name)}),
+    ]
+    assert _grants(rules, "coordination.k8s.io", "leases") == [
+        ({"create"}, set()),
+        ({"get", "update", "delete"}, {lease_name(name)}),
+    ]
+
+
+def test_deployer_role_reads_the_rollout_and_nothing_else() -> None:
+    rules = _role_rules()
+    # ReplicaSets and pods have generated names: read by label, never written.
+    assert _grants(rules, "apps", "replicasets") == [({"get", "list", "watch"}, set())]
+    assert _grants(rules, "", "pods") == [({"get", "list", "watch"}, set())]
+    covered = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
+    assert covered == {*PLURALS.values(), ("apps", "replicasets"), ("", "pods"),
+                       ("", "configmaps"), ("coordination.k8s.io", "leases")}  # fmt: skip
+    deletes = [rule for rule in rules if "delete" in rule["verbs"]]
+    assert [rule["resources"] for rule in deletes] == [["leases"]]
+
+
+def test_the_predict_token_component_renders_and_validates(tmp_path: Path) -> None:
+    """An overlay opting in to k8s/components/predict-token: the server reads the Secret's
+    predict-token, and the result still passes kubernetes-validate --strict."""
+    import os
+
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    production = os.path.relpath(K8S / "overlays" / "production", overlay)
+    component = os.path.relpath(K8S / "components" / "predict-token", overlay)
+    (overlay / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [production],
+                "components": [component],
+            }
+        )
+    )
+    objects = kustomize(overlay)
+    pod = by_kind(objects, "Deployment")["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    [mount] = [m for m in container["volumeMounts"] if m["name"] == "credentials"]
+    assert env["MLGITOPS_PREDICT_TOKEN_FILE"] == f"{mount['mountPath']}/predict-token"
+    assert env["MLGITOPS_FEEDBACK_TOKEN_FILE"] == f"{mount['mountPath']}/feedback-token"
+    rendered = tmp_path / "rendered.yaml"
+    rendered.write_text(yaml.safe_dump_all(objects))
+    validator = _beside_python("kubernetes-validate")
+    assert validator is not None
+    proc = subprocess.run(
+        [validator, "--strict", "--kubernetes-version", KUBERNETES_VERSION, str(rendered)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

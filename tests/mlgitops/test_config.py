@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mlgitops.config import ServingConfig, load_params, parse_params
-from mlgitops.errors import ConfigError
+from mlgitops.errors import ConfigError, ServingError
 from tests.support.project import REPO_ROOT, raw_params
 
 
@@ -17,14 +19,14 @@ def test_project_params_are_valid():
     ("mutate", "message"),
     [
         (lambda r: r["train"].update(model="xgboost"), "train.model: Input should be"),
-        (lambda r: r["train"].update(learning_rate=0.1), "train.learning_rate: Extra inputs"),
+        (lambda r: r["train"].update(learning_rate=0.1), "train.learning_rate: unknown key"),
         (lambda r: r["threshold"].update(target_recall=1.5), "threshold.target_recall"),
         (lambda r: r["package"].update(image_repository="r/x:1"), "package.image_repository"),
         (lambda r: r["package"].update(bento_name="Not_Valid"), "package.bento_name"),
         (lambda r: r["data"].update(column_types={"is_fraud": "numeric"}), "target column cannot"),
         (lambda r: r["validate"].update(min_rows="many"), "validate.min_rows"),
         (lambda r: r.pop("paths"), "paths: Field required"),
-        (lambda r: r["serving"].update(max_bach_size=5), "serving.max_bach_size: Extra inputs"),
+        (lambda r: r["serving"].update(max_bach_size=5), "serving.max_bach_size: unknown key"),
         (lambda r: r["serving"].update(workers=0), "serving.workers"),
         (lambda r: r["serving"].update(git_commit="abc"), "git_commit: set by the environment"),
     ],
@@ -34,6 +36,70 @@ def test_invalid_params_name_the_field(mutate, message):
     mutate(raw)
     with pytest.raises(ConfigError, match=message):
         parse_params(raw)
+
+
+def _renamed(section: dict, old: str, new: str) -> None:
+    section[new] = section.pop(old)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "line"),
+    [
+        (
+            lambda r: _renamed(
+                r["train"]["hist_gradient_boosting"], "learning_rate", "learning_rte"
+            ),
+            "train.hist_gradient_boosting.learning_rte: unknown key; did you mean 'learning_rate'?",
+        ),
+        # The typo, not the required key it leaves missing, is the error shown.
+        (
+            lambda r: _renamed(r["train"], "model", "modle"),
+            "train.modle: unknown key; did you mean 'model'? (+1 more)",
+        ),
+        (
+            lambda r: _renamed(r, "serving", "servng"),
+            "servng: unknown key; did you mean 'serving'?",
+        ),
+        # An alias (validate_ in the model) is suggested as params.yaml spells it.
+        (
+            lambda r: _renamed(r, "validate", "validte"),
+            "validte: unknown key; did you mean 'validate'?",
+        ),
+        (
+            lambda r: r["serving"].update(workrs=2),
+            "serving.workrs: unknown key; did you mean 'workers'?",
+        ),
+        (
+            lambda r: r["monitoring"]["rules"].update(resource_nme="x"),
+            "monitoring.rules.resource_nme: unknown key; did you mean 'resource_name'?",
+        ),
+        # Under an optional section (experiment: ExperimentConfig | None).
+        (
+            lambda r: r.update(experiment={"enabld": False}),
+            "experiment.enabld: unknown key; did you mean 'enabled'?",
+        ),
+        (
+            lambda r: r["report"]["words"].update(postive="x"),
+            "report.words.postive: unknown key; did you mean 'positive'?",
+        ),
+    ],
+)
+def test_a_misspelt_key_is_one_line_with_a_suggestion(mutate, line):
+    raw = raw_params()
+    mutate(raw)
+    with pytest.raises(ConfigError) as error:
+        parse_params(raw, Path("params.yaml"))
+    assert str(error.value) == f"params.yaml: {line}"
+
+
+def test_a_key_like_none_lists_the_keys_there():
+    raw = raw_params()
+    raw["gate"]["zzz"] = 1
+    with pytest.raises(ConfigError) as error:
+        parse_params(raw)
+    message = str(error.value)
+    assert message.startswith("params.yaml: gate.zzz: unknown key (known: base, auc_margin, ")
+    assert "\n" not in message
 
 
 def test_unsupported_data_format():
@@ -60,6 +126,32 @@ def test_serving_settings_one_environment_mapping(monkeypatch):
         monkeypatch.setenv(name, value)
     assert ServingConfig.from_env() == settings
     assert settings.environment()["MLGITOPS_GIT_COMMIT"] == "abc"
+
+
+def test_a_misspelt_serving_variable_is_named_with_a_suggestion():
+    with pytest.raises(ServingError) as error:
+        ServingConfig.from_env({"MLGITOPS_WORKRES": "2"})
+    assert str(error.value) == (
+        "environment variable MLGITOPS_WORKRES: no serving setting; did you mean MLGITOPS_WORKERS?"
+    )
+    with pytest.raises(ServingError, match="did you mean MLGITOPS_PREDICTION_LOG"):
+        ServingConfig.from_env({"MLGITOPS_PREDICTION_LOGS": "off"})
+    # Other tools' variables share the prefix and are none of the server's business.
+    other = {"MLGITOPS_CACHE": "/c", "MLGITOPS_BENTO_ARCHIVE": "a.tar", "MLGITOPS_KUBECTL": "k"}
+    assert ServingConfig.from_env({**other, "MLGITOPS_WORKERS": "3"}).workers == 3
+    # Empty is unset (a pod's variable from a missing annotation).
+    assert ServingConfig.from_env({"MLGITOPS_GIT_COMMIT": ""}).git_commit is None
+
+
+def test_a_bad_serving_variable_is_one_line_naming_it():
+    with pytest.raises(ServingError) as error:
+        ServingConfig.from_env({"MLGITOPS_MAX_BATCH_SIZE": "0"})
+    assert str(error.value) == (
+        "environment variable MLGITOPS_MAX_BATCH_SIZE='0': Input should be greater than or "
+        "equal to 1"
+    )
+    with pytest.raises(ServingError, match="MLGITOPS_TRACING='maybe': Input should be a valid"):
+        ServingConfig.from_env({"MLGITOPS_TRACING": "maybe"})
 
 
 def test_the_id_column_is_defined_once() -> None:

@@ -184,8 +184,9 @@ def copy_project(template: Path, root: Path, remote: Path) -> Path:
 class ReleasedProject:
     root: Path
     bentoml_home: Path
-    # What the first `dvc repro` printed (every stage ran).
+    # What the first `dvc repro` printed (every stage ran): stdout, then stderr.
     first_repro: str
+    first_repro_stderr: str
 
 
 def released_project(
@@ -198,20 +199,22 @@ def released_project(
     home = bentoml_home or root.parent / "bentoml"
     remote = remote or root.parent / f"{root.name}-remote"
 
-    def release(repo: Path, store: Path) -> str:
+    def release(repo: Path, store: Path) -> tuple[str, str]:
         first = run(["dvc", "repro"], repo, env={"BENTOML_HOME": str(store)})
         run(["git", "add", "-A"], repo)
         run(["git", "commit", "-qm", "release 1"], repo)
-        return first.stdout
+        return first.stdout, first.stderr
 
     def build(staging: Path) -> None:
         repo = make_project(staging / "repo", rows=rows, remote=Path(_TEMPLATE_REMOTE))
-        (staging / "first-repro.txt").write_text(release(repo, staging / "bentoml"))
+        stdout, stderr = release(repo, staging / "bentoml")
+        (staging / "first-repro.out").write_text(stdout)
+        (staging / "first-repro.err").write_text(stderr)
 
     template = shared.entry("released", {"rows": rows, "inputs": _inputs_digest()}, build)
     if template is None:
-        first = release(make_project(root, rows=rows, remote=remote), home)
-        return ReleasedProject(root, home, first)
+        return ReleasedProject(root, home, *release(make_project(root, rows, remote=remote), home))
     copy_project(template / "repo", root, remote)
     shutil.copytree(template / "bentoml", home, symlinks=True)
-    return ReleasedProject(root, home, (template / "first-repro.txt").read_text())
+    printed = [(template / f"first-repro.{kind}").read_text() for kind in ("out", "err")]
+    return ReleasedProject(root, home, *printed)

@@ -7,7 +7,7 @@ import pytest
 from mlgitops.config import Params
 from mlgitops.records import load_metrics
 from mlgitops.release import ReleaseRecord, write_release
-from mlgitops.stages import evaluate, report, split, train, validate
+from mlgitops.stages import evaluate, gate, report, split, train, validate
 from tests.support.project import params_in, write_small_dataset
 
 
@@ -31,11 +31,12 @@ def fake_release(params: Params, bento_version: str = "0123456789ab") -> Release
 
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory: pytest.TempPathFactory) -> Params:
-    """A small project through evaluate, with a release record: what `report` reads."""
+    """A small project through evaluate and the gate (off: PASS), with a release record:
+    what `report` reads."""
     root = tmp_path_factory.mktemp("report")
     params = params_in(root)
     write_small_dataset(params.data.path)
-    for stage in (validate, split, train, evaluate):
+    for stage in (validate, split, train, evaluate, gate):
         stage.run(params)
     write_release(fake_release(params), params.paths.release, params.paths.k8s_release_patch)
     return params

@@ -923,3 +923,153 @@ def test_restart_after_stop_keeps_objects() -> None:
         assert server.ready_delay == 0.05
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------------ the registry view
+
+
+def _image_ids(fake: FakeKubeServer, app: str) -> set[str]:
+    pods = fake.list_objects("pods", NS, f"app={app}")
+    return {p["status"]["containerStatuses"][0]["imageID"] for p in pods}
+
+
+def test_pods_report_the_digest_they_pulled_and_keep_it(
+    fake_kube: FakeKubeServer, fake_kube_api_client: Any
+) -> None:
+    apps = k8s.AppsV1Api(fake_kube_api_client)
+    first = fake_kube.registry.push("registry/app:v1", "sha256:" + "1" * 64)
+    apps.create_namespaced_deployment(NS, deployment(replicas=1))
+    fake_kube.wait_for_rollout("app")
+    assert _image_ids(fake_kube, "app") == {f"registry/app@{first}"}
+
+    # The tag is pushed again: the running pod keeps its bytes, a new pod pulls the new ones.
+    second = fake_kube.registry.push("registry/app:v1", "sha256:" + "2" * 64)
+    apps.patch_namespaced_deployment_scale("app", NS, {"spec": {"replicas": 2}})
+    fake_kube.wait_for(lambda: len(_image_ids(fake_kube, "app") - {""}) == 2)
+    assert _image_ids(fake_kube, "app") == {f"registry/app@{first}", f"registry/app@{second}"}
+
+    # Pinned: exactly that digest, whatever the tag names now; Docker's form on request.
+    fake_kube.registry.image_id_format = "docker"
+    pinned = deployment("pinned", image=f"registry/app:v1@{first}", replicas=1)
+    apps.create_namespaced_deployment(NS, pinned)
+    fake_kube.wait_for_rollout("pinned")
+    assert _image_ids(fake_kube, "pinned") == {f"docker-pullable://registry/app@{first}"}
+
+
+def _waiting(fake: FakeKubeServer, app: str) -> dict[str, Any]:
+    """The first container's waiting state of the first pod of `app` ({} if none)."""
+    pods = fake.list_objects("pods", NS, f"app={app}")
+    statuses = pods[0]["status"].get("containerStatuses") or [{}] if pods else [{}]
+    return (statuses[0].get("state") or {}).get("waiting") or {}
+
+
+def test_a_tag_nobody_pushed_gets_a_stable_digest_and_unknown_pins_fail(
+    fake_kube: FakeKubeServer, fake_kube_api_client: Any
+) -> None:
+    apps = k8s.AppsV1Api(fake_kube_api_client)
+    apps.create_namespaced_deployment(NS, deployment(image="registry/app:any", replicas=1))
+    fake_kube.wait_for_rollout("app")
+    [derived] = _image_ids(fake_kube, "app")
+    assert derived == f"registry/app@{fake_kube.registry.digest_of('registry/app:any')}"
+
+    # An image the node has without a repo digest: the bare config digest.
+    fake_kube.registry.image_id_format = "config"
+    digest = fake_kube.registry.push("registry/app:cfg", config="sha256:" + "c" * 64)
+    apps.create_namespaced_deployment(NS, deployment("cfg", image="registry/app:cfg", replicas=1))
+    fake_kube.wait_for_rollout("cfg")
+    assert _image_ids(fake_kube, "cfg") == {"sha256:" + "c" * 64}
+    assert digest.startswith("sha256:")
+
+    unknown = "registry/app:any@sha256:" + "9" * 64
+    apps.create_namespaced_deployment(NS, deployment("ghost", image=unknown, replicas=1))
+    waiting = fake_kube.wait_for(lambda: _waiting(fake_kube, "ghost").get("message"))
+    assert _waiting(fake_kube, "ghost")["reason"] == "ErrImagePull"
+    assert "manifest unknown" in waiting
+
+    fake_kube.registry.implicit = False  # only what was pushed can be pulled
+    apps.create_namespaced_deployment(
+        NS, deployment("strict", image="registry/app:new", replicas=1)
+    )
+    fake_kube.wait_for(lambda: _waiting(fake_kube, "strict").get("reason") == "ErrImagePull")
+
+
+# RBAC -----------------------------------------------------------------------------------
+
+
+def _rbac_server(fake_kube: FakeKubeServer, rules: list[dict[str, Any]]) -> httpx.Client:
+    """RBAC on, ServiceAccount `default/ci` bound to a Role with `rules`; a client as it."""
+    fake_kube.put_object(
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "ci", "namespace": NS}}
+    )
+    fake_kube.put_object(
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+         "metadata": {"name": "ci", "namespace": NS}, "rules": rules}
+    )  # fmt: skip
+    fake_kube.put_object(
+        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+         "metadata": {"name": "ci", "namespace": NS},
+         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "ci"},
+         "subjects": [{"kind": "ServiceAccount", "name": "ci"}]}
+    )  # fmt: skip
+    fake_kube.enable_rbac()
+    token = fake_kube.service_account_token(NS, "ci")
+    return httpx.Client(base_url=fake_kube.url, headers={"Authorization": f"Bearer {token}"})
+
+
+CM = f"/api/v1/namespaces/{NS}/configmaps"
+
+
+def _cm(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {}}
+
+
+def test_rbac_resource_names_limit_every_verb_but_a_post_create(fake_kube: FakeKubeServer) -> None:
+    named = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["mine"],
+             "verbs": ["get", "create", "update", "patch", "list"]}  # fmt: skip
+    http = _rbac_server(fake_kube, [named])
+    # A POST has no name when it is authorized: a rule with names never allows it.
+    assert http.post(CM, json=_cm("mine")).status_code == 403
+    # Server-side apply creates with the name known: allowed for "mine" only.
+    apply = {"Content-Type": "application/apply-patch+yaml"}
+    body = json.dumps(_cm("mine"))
+    assert http.patch(f"{CM}/mine?fieldManager=t", content=body, headers=apply).status_code == 201
+    other = json.dumps(_cm("other"))
+    refused = http.patch(f"{CM}/other?fieldManager=t", content=other, headers=apply)
+    assert refused.status_code == 403
+    assert refused.json()["message"] == (
+        'configmaps "other" is forbidden: User "system:serviceaccount:default:ci" cannot patch '
+        'resource "configmaps" in API group "" in the namespace "default"'
+    )
+    assert http.get(f"{CM}/mine").status_code == 200
+    # A list is allowed by name only when narrowed to that name.
+    assert http.get(CM).status_code == 403
+    assert http.get(CM, params={"fieldSelector": "metadata.name=mine"}).status_code == 200
+    # Discovery is open to every authenticated user; nothing is open without a token.
+    assert http.get("/api/v1").status_code == 200
+    assert httpx.get(f"{fake_kube.url}/api/v1").status_code == 401
+
+
+def test_rbac_create_by_apply_needs_create_too(fake_kube: FakeKubeServer) -> None:
+    patch_only = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["mine"],
+                  "verbs": ["get", "patch"]}  # fmt: skip
+    http = _rbac_server(fake_kube, [patch_only])
+    apply = {"Content-Type": "application/apply-patch+yaml"}
+    body = json.dumps(_cm("mine"))
+    refused = http.patch(f"{CM}/mine?fieldManager=t", content=body, headers=apply)
+    assert refused.status_code == 403
+    assert "cannot create resource" in refused.json()["message"]
+    fake_kube.put_object({**_cm("mine"), "metadata": {"name": "mine", "namespace": NS}})
+    assert http.patch(f"{CM}/mine?fieldManager=t", content=body, headers=apply).status_code == 200
+
+
+def test_rbac_the_admin_token_bypasses_and_other_namespaces_are_closed(
+    fake_kube: FakeKubeServer,
+) -> None:
+    anything = {"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}
+    http = _rbac_server(fake_kube, [anything])
+    assert http.get(CM).status_code == 200
+    # A Role binds in its own namespace only; cluster-scoped kinds need ClusterRoles.
+    assert http.get("/api/v1/namespaces/kube-system/configmaps").status_code == 403
+    assert http.get("/api/v1/namespaces").status_code == 403
+    admin = httpx.Client(base_url=fake_kube.url, headers={"Authorization": "Bearer fake-token"})
+    assert admin.get("/api/v1/namespaces").status_code == 200

@@ -22,9 +22,20 @@ from mlgitops.audit import labelstudio
 from mlgitops.audit.design import assign, draw, plan, stratum_edges
 from mlgitops.audit.models import SampleDesign, SampleRow
 from mlgitops.config import AuditConfig
-from mlgitops.errors import ArtifactError, AuditInputError
+from mlgitops.errors import ArtifactError, AuditInputError, MonitoringInputError
 from mlgitops.io import atomic_write_text, read_json
-from mlgitops.monitoring.logs import KEY, LABEL, REQUEST_KEY, SCORE, TIME, VERSION
+from mlgitops.monitoring.logs import (
+    KEY,
+    LABEL,
+    REQUEST_KEY,
+    SCORE,
+    TIME,
+    VERSION,
+    ReadStats,
+    no_valid_lines,
+    read_predictions,
+)
+from mlgitops.profile import ReferenceProfile
 
 SAMPLE_FILE, DESIGN_FILE = "sample.csv", "design.json"
 TASKS_CSV, TASKS_JSON, CONFIG_XML = "tasks.csv", "tasks.label_studio.json", "label_config.xml"
@@ -56,6 +67,19 @@ def _jsonable(value: object) -> object:
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def read_log(sources: list[str], profile: ReferenceProfile) -> tuple[pd.DataFrame, ReadStats]:
+    """The logged predictions to sample, and how the read went. A log that cannot be read, or
+    holds no valid prediction line, is unusable audit input (exit 27), named with its lines."""
+    stats = ReadStats()
+    try:
+        frame = read_predictions(sources, profile, stats)
+    except MonitoringInputError as error:
+        raise AuditInputError(str(error)) from None
+    if frame.empty:
+        raise AuditInputError(no_valid_lines(sources, stats))
+    return frame, stats
 
 
 def population(

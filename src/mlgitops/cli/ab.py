@@ -6,12 +6,26 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli import helptext
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption, parse_as_of
 
-app = typer.Typer(help="A/B tests and shadow runs of a challenger release.", no_args_is_help=True)
+app = helptext.app(help="A/B tests and shadow runs of a challenger release.", no_args_is_help=True)
 
 
-@app.command()
+@app.command(
+    epilog=epilog(
+        e.MonitoringInputError,
+        e.ExperimentError,
+        e.ExperimentNoDifferenceYetError,
+        e.ExperimentInsufficientDataError,
+        e.ExperimentChampionBetterError,
+        e.ExperimentGuardrailBreachedError,
+        e.ExperimentSampleRatioMismatchError,
+        ok="CHALLENGER_BETTER",
+    )
+)
 def status(
     predictions: list[str] = typer.Option(
         ..., "--predictions", "-p", help="Prediction logs (files, directories, .gz, URLs)."
@@ -40,6 +54,8 @@ def status(
     result = run_status(
         load_params(params), StatusRequest(predictions, labels, when, out, json_path)
     )
+    for note in result.input_notes:
+        typer.echo(f"ab status: note: {note}", err=True)
     error = result.error
     if error is not None:
         raise error  # one line on stderr, and the verdict's exit code

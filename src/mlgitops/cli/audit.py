@@ -11,14 +11,17 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli import helptext
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption
 
-app = typer.Typer(help="Human audits of production predictions: sample, import labels, report.")
+app = helptext.app(help="Human audits of production predictions: sample, import labels, report.")
 
 SampleOption = typer.Option(..., "--sample", help="The directory `audit sample` wrote.")
 
 
-@app.command()
+@app.command(epilog=epilog(e.ArtifactError, e.AuditInputError))
 def sample(
     predictions: list[str] = typer.Option(
         ..., "--predictions", "-p", help="Prediction logs (files, directories, .gz, URLs)."
@@ -35,17 +38,15 @@ def sample(
 ) -> None:
     """Draw a stratified sample of logged predictions and write the tasks to label it:
     sample.csv, design.json, tasks.csv, tasks.label_studio.json and label_config.xml."""
-    from mlgitops.audit.sample import SampleRequest, draw_sample, write_sample
+    from mlgitops.audit.sample import SampleRequest, draw_sample, read_log, write_sample
     from mlgitops.config import load_params
-    from mlgitops.monitoring.logs import ReadStats, read_predictions
     from mlgitops.profile import load_profile
     from mlgitops.release import load_release
 
     loaded = load_params(params)
     release = load_release(loaded.paths.release)
     profile = load_profile(loaded.paths.profile)
-    stats = ReadStats()
-    frame = read_predictions(predictions, profile, stats)
+    frame, stats = read_log(list(predictions), profile)
     request = SampleRequest(
         model_version=model_version or release.model_tag,
         threshold=release.threshold,
@@ -58,7 +59,8 @@ def sample(
     drawn = draw_sample(frame, list(profile.features), request, loaded.audit)
     write_sample(out, drawn)
     design = drawn.design
-    skipped = f"; {stats.malformed} malformed lines skipped" if stats.malformed else ""
+    note = stats.note()
+    skipped = f"; {note}" if note else ""
     typer.echo(
         f"audit {design.audit_id}: sampled {design.sample_size} of {design.population} "
         f"predictions of {design.model_version} in {len(design.strata)} strata into {out}"
@@ -66,7 +68,7 @@ def sample(
     )
 
 
-@app.command("import")
+@app.command("import", epilog=epilog(e.AuditInputError))
 def import_(
     files: list[Path] = typer.Argument(
         ..., help="Label Studio exports (JSON, JSON_MIN, CSV) or id,label,annotator CSVs."
@@ -94,7 +96,7 @@ def import_(
     )
 
 
-@app.command()
+@app.command(epilog=epilog(e.AuditInputError))
 def report(
     sample_dir: Path = SampleOption,
     labels: Path = typer.Option(..., "--labels", help="The labelled table `audit import` wrote."),

@@ -1,4 +1,4 @@
-"""`mlgitops data`: the embedded default dataset."""
+"""`mlgitops data`: generate, materialize, ingest into and simulate traffic from the dataset."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli import helptext
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import (
     BatchArgument,
     LabelsOption,
@@ -14,12 +17,14 @@ from mlgitops.cli.options import (
     SourceOption,
 )
 
-app = typer.Typer(
-    help="Generate or materialize the embedded default dataset.", no_args_is_help=True
+app = helptext.app(
+    help="The dataset of data.dvc: generate the default data, materialize it, ingest labelled "
+    "batches, and simulate traffic to monitor.",
+    no_args_is_help=True,
 )
 
 
-@app.command()
+@app.command(epilog=epilog())
 def generate(
     out: Path | None = typer.Option(
         None, help="Where to write the CSV. Default: data.path from params.yaml."
@@ -59,7 +64,7 @@ def generate(
     typer.echo(f"wrote {rows} rows to {target}")
 
 
-@app.command()
+@app.command(epilog=epilog(e.DataError, e.ArtifactError))
 def traffic(
     out_dir: Path = typer.Argument(..., help="Directory for predictions.jsonl and labels.csv."),
     scenario: str = typer.Option("none", help="Scenario of the later period (see generate)."),
@@ -103,7 +108,7 @@ def traffic(
     typer.echo(f"wrote {len(lines)} predictions to {log} and {len(labels)} labels to {labels_file}")
 
 
-@app.command()
+@app.command(epilog=epilog(e.DataError))
 def materialize(
     dvc_file: Path = typer.Option(Path("data.dvc"), help="The .dvc file recording the dataset."),
     params: Path = ParamsOption,
@@ -116,7 +121,16 @@ def materialize(
     typer.echo(f"data: {result.source}: {result.detail}")
 
 
-@app.command()
+@app.command(
+    epilog=epilog(
+        e.DataError,
+        e.DataQualityError,
+        e.ArtifactError,
+        e.GitError,
+        e.MonitoringInputError,
+        e.IngestError,
+    )
+)
 def ingest(
     batch: list[str] = BatchArgument,
     predictions: list[str] = PredictionsOption,
@@ -126,10 +140,24 @@ def ingest(
     summary_file: Path | None = typer.Option(
         None, "--summary", help="Also write what was ingested as JSON."
     ),
+    allow_feedback_labels: bool = typer.Option(
+        False,
+        "--allow-feedback-labels",
+        help="Ingest labels from the service's /feedback log (what its clients posted). "
+        "Default: ingest.allow_feedback_labels.",
+    ),
+    set_aside: Path | None = typer.Option(
+        None,
+        "--set-aside",
+        help="Where to list the label rows set aside. Default: paths.ingest_set_aside.",
+    ),
     params: Path = ParamsOption,
 ) -> None:
     """Append a labelled batch to the dataset of data.dvc: validated as the pipeline validates,
-    de-duplicated by id, with provenance per row; a bad batch is refused whole."""
+    de-duplicated by id, with provenance per row; a bad batch is refused whole. Labels for ids
+    not in the prediction log, ids labelled both 0 and 1 and malformed label rows are set aside
+    one by one (printed, and listed in a file) while they are at most
+    ingest.max_set_aside_share of the label rows; beyond it the batch is refused."""
     from mlgitops.config import load_params
     from mlgitops.data.ingest import IngestRequest
     from mlgitops.data.ingest import ingest as run
@@ -142,10 +170,17 @@ def ingest(
         labels=tuple(labels),
         source=source,
         dvc_add=dvc_add,
+        allow_feedback_labels=allow_feedback_labels,
+        set_aside_path=set_aside,
     )
     status = Progress("ingest", 5)
+
+    def warn(text: str) -> None:
+        status.close()  # a progress line would be overwritten
+        typer.echo(text, err=True)
+
     try:
-        result = run(load_params(params), request, progress=status.step)
+        result = run(load_params(params), request, progress=status.step, warn=warn)
     finally:
         status.close()
     if summary_file is not None:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mlgitops.deploy import DEFAULT_LEASE_SECONDS, DEFAULT_LOCK_WAIT_SECONDS
+
 if TYPE_CHECKING:  # imported lazily at run time, so `mlgitops --help` stays fast
     from mlgitops.deploy.deploy import DeployReport, Settings
 
@@ -24,6 +26,36 @@ KubeconfigOption = typer.Option(
 )
 ContextOption = typer.Option(None, "--context", help="Kubeconfig context to use.")
 TimeoutOption = typer.Option(600.0, "--timeout", min=1.0, help=_TIMEOUT_HELP)
+RequireDigestOption = typer.Option(
+    False,
+    "--require-digest",
+    help="Refuse (exit 32) when the registry cannot pin the image's tag to a digest, instead of "
+    "applying the tag; recommended for production.",
+)
+RegistryTlsOption = typer.Option(
+    True,
+    "--registry-tls-verify/--no-registry-tls-verify",
+    help="Check the image registry's TLS certificate (off: HTTPS unchecked, then HTTP).",
+)
+AuthfileOption = typer.Option(
+    None,
+    "--authfile",
+    envvar="REGISTRY_AUTH_FILE",
+    help="Registry credentials (default: the file `buildah login` writes).",
+)
+LockWaitOption = typer.Option(
+    DEFAULT_LOCK_WAIT_SECONDS,
+    "--lock-wait",
+    min=0.0,
+    help="Seconds to wait for another deploy's lease to be released or to expire (it expires "
+    "after its duration without a renewal seen); then exit 11.",
+)
+LeaseOption = typer.Option(
+    DEFAULT_LEASE_SECONDS,
+    "--lease-duration",
+    min=3,
+    help="Seconds this deploy's lease lasts without a renewal.",
+)
 
 
 def _log(message: str) -> None:
@@ -31,13 +63,35 @@ def _log(message: str) -> None:
 
 
 def _settings(
-    repo: Path, kubeconfig: str | None, context: str | None, timeout: float = 600.0
+    repo: Path,
+    kubeconfig: str | None,
+    context: str | None,
+    timeout: float = 600.0,
+    *,
+    require_digest: bool = False,
+    registry_tls_verify: bool = True,
+    authfile: Path | None = None,
+    lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
+    lease_duration: int = DEFAULT_LEASE_SECONDS,
 ) -> Settings:
     from mlgitops.deploy.deploy import Settings
+    from mlgitops.deploy.images import RegistryAccess
 
     # KUBECONFIG may list several files; the client merges them when given none explicitly.
     explicit = kubeconfig if kubeconfig and ":" not in kubeconfig else None
-    return Settings(repo=repo, kubeconfig=explicit, context=context, timeout=timeout, log=_log)
+    registry = RegistryAccess(
+        tls_verify=registry_tls_verify, authfile=authfile, require_digest=require_digest
+    )
+    return Settings(
+        repo=repo,
+        kubeconfig=explicit,
+        context=context,
+        timeout=timeout,
+        lease_seconds=lease_duration,
+        lock_wait=lock_wait,
+        registry=registry,
+        log=_log,
+    )
 
 
 def _summary(report: DeployReport) -> str:
@@ -52,15 +106,36 @@ def deploy_command(
         False, "--dry-run", help="Print the server-side diff of what would change; change nothing."
     ),
     timeout: float = TimeoutOption,
+    require_digest: bool = RequireDigestOption,
+    registry_tls_verify: bool = RegistryTlsOption,
+    authfile: Path | None = AuthfileOption,
+    lock_wait: float = LockWaitOption,
+    lease_duration: int = LeaseOption,
     repo: Path = RepoOption,
     kubeconfig: str | None = KubeconfigOption,
     context: str | None = ContextOption,
 ) -> None:
-    """Deploy the manifests of a Git revision (rendered from Git objects) to an environment."""
+    """Deploy the manifests of a Git revision (rendered from Git objects) to an environment,
+    with the image pinned to the digest its registry serves. A revision whose committed gate
+    verdict is not PASS, or is about another model than its release pins, is refused before
+    anything changes; SIGTERM or SIGINT records the attempt as interrupted and releases the
+    lease."""
     from mlgitops.deploy.deploy import deploy
+    from mlgitops.deploy.signals import interruptible
 
-    settings = _settings(repo, kubeconfig, context, timeout)
-    report = deploy(env, rev, dry_run=dry_run, settings=settings)
+    settings = _settings(
+        repo,
+        kubeconfig,
+        context,
+        timeout,
+        require_digest=require_digest,
+        registry_tls_verify=registry_tls_verify,
+        authfile=authfile,
+        lock_wait=lock_wait,
+        lease_duration=lease_duration,
+    )
+    with interruptible():
+        report = deploy(env, rev, dry_run=dry_run, settings=settings)
     target = report.target
     if dry_run:
         if report.diff:
@@ -73,7 +148,7 @@ def deploy_command(
     assert entry is not None
     typer.echo(
         f"deployed {target.short} to {env} ({target.namespace}/{target.deployment_name}): "
-        f"{target.image}, {target.model_hash} (history #{entry.seq})"
+        f"{entry.applied_image}, {target.model_hash} (history #{entry.seq})"
     )
     _log(_summary(report))
 
@@ -84,20 +159,38 @@ def rollback_command(
         None, "--to", help="History entry to redeploy (default: the previous model)."
     ),
     timeout: float = TimeoutOption,
+    require_digest: bool = RequireDigestOption,
+    registry_tls_verify: bool = RegistryTlsOption,
+    authfile: Path | None = AuthfileOption,
+    lock_wait: float = LockWaitOption,
+    lease_duration: int = LeaseOption,
     repo: Path = RepoOption,
     kubeconfig: str | None = KubeconfigOption,
     context: str | None = ContextOption,
 ) -> None:
-    """Redeploy the revision of an earlier successful deploy (nothing is rebuilt)."""
+    """Redeploy the revision of an earlier successful deploy, pinned to the digest it recorded
+    (nothing is rebuilt). Exit codes as for `deploy`."""
     from mlgitops.deploy.deploy import rollback
+    from mlgitops.deploy.signals import interruptible
 
-    settings = _settings(repo, kubeconfig, context, timeout)
-    report = rollback(env, to, settings=settings)
+    settings = _settings(
+        repo,
+        kubeconfig,
+        context,
+        timeout,
+        require_digest=require_digest,
+        registry_tls_verify=registry_tls_verify,
+        authfile=authfile,
+        lock_wait=lock_wait,
+        lease_duration=lease_duration,
+    )
+    with interruptible():
+        report = rollback(env, to, settings=settings)
     entry = report.entry
     assert entry is not None
     typer.echo(
         f"rolled {env} back to #{entry.rollback_of}: {report.target.short} "
-        f"{report.target.image} (history #{entry.seq})"
+        f"{entry.applied_image} (history #{entry.seq})"
     )
     _log(_summary(report))
 
@@ -124,10 +217,12 @@ def history_command(
     from rich.table import Table
 
     table = Table(title=f"deploy history: {env}")
-    for column in ("#", "finished", "kind", "outcome", "commit", "image", "model", "note"):
+    columns = ("#", "finished", "kind", "outcome", "commit", "image", "digest", "model", "note")
+    for column in columns:
         table.add_column(column, overflow="fold")
     for e in entries:
         note = e.message if not e.succeeded else (f"of #{e.rollback_of}" if e.rollback_of else "")
+        digest = (e.image_digest or e.image_id).split(":", 1)[-1][:12]
         table.add_row(
             str(e.seq),
             e.finished_at,
@@ -135,6 +230,7 @@ def history_command(
             e.outcome,
             e.commit[:12],
             e.image.rsplit("/", 1)[-1],
+            f"{digest} ({e.digest_source})" if digest else "",
             e.model_hash.split(":", 1)[-1][:12],
             note,
         )
@@ -143,6 +239,20 @@ def history_command(
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
-    app.command(name="deploy")(deploy_command)
-    app.command(name="rollback")(rollback_command)
-    app.command(name="history")(history_command)
+    from mlgitops import errors as e
+    from mlgitops.cli.exitcodes import epilog
+
+    rollout = (
+        e.ArtifactError,
+        e.GitError,
+        e.DeployError,
+        e.RolloutFailedError,
+        e.DeployLockedError,
+        e.DeployLeaseLostError,
+        e.ImageDigestError,
+        e.DeployInterruptedError,
+    )
+    app.command(name="deploy", epilog=epilog(*rollout, e.ReleaseNotPassedError))(deploy_command)
+    app.command(name="rollback", epilog=epilog(*rollout))(rollback_command)
+    history = epilog(e.ArtifactError, e.DeployError, e.GitError)
+    app.command(name="history", epilog=history)(history_command)

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import typer
 
-app = typer.Typer(
+from mlgitops import errors as e
+from mlgitops.cli import helptext
+from mlgitops.cli.exitcodes import epilog
+
+_EXITS = epilog(e.ArtifactError, e.ImageBuildError, e.GitError)
+
+app = helptext.app(
     help="Build the release's OCI image with buildah (no Docker, no network) and push it.",
     no_args_is_help=True,
 )
@@ -27,7 +33,7 @@ def _megabytes(size: int) -> str:
     return f"{size / 1e6:.0f} MB"
 
 
-@app.command()
+@app.command(epilog=_EXITS)
 def build(
     rev: str | None = _REV,
     archive: Path | None = typer.Option(
@@ -74,7 +80,7 @@ def build(
     typer.echo(f"image id {result.image_id}, manifest {result.digest}, bento {result.bento_tag}")
 
 
-@app.command()
+@app.command(epilog=_EXITS)
 def context(
     out: Path = typer.Option(
         ...,
@@ -114,7 +120,7 @@ def context(
     )
 
 
-@app.command()
+@app.command(epilog=_EXITS)
 def push(
     registry: str = typer.Option(
         ..., "--registry", help="Destination HOST[:PORT]/REPO; the tag is the bento version."
@@ -134,6 +140,12 @@ def push(
     verify_pull: bool = typer.Option(
         False, "--verify-pull", help="Also pull it back into empty storage and compare digests."
     ),
+    authfile: Path | None = typer.Option(
+        None,
+        "--authfile",
+        envvar="REGISTRY_AUTH_FILE",
+        help="Registry credentials (default: the file `buildah login` writes).",
+    ),
     cache_dir: Path | None = _CACHE,
 ) -> None:
     """Push the built image to a registry and print its digest."""
@@ -142,7 +154,9 @@ def push(
 
     cache = cache_dir or default_cache_dir()
     image = _image_to_use(rev, image, cache)
-    result = push_image(image, registry, cache_dir=cache, tls_verify=tls_verify, verify=verify)
+    result = push_image(
+        image, registry, cache_dir=cache, tls_verify=tls_verify, verify=verify, authfile=authfile
+    )
     if verify_pull:
         pull_and_verify(
             result.remote_ref,
@@ -150,13 +164,14 @@ def push(
             result.image_id,
             tls_verify=tls_verify,
             cache_dir=cache,
+            authfile=authfile,
         )
     checked = "verified" if result.verified else "not verified"
     typer.echo(f"{result.remote_ref} {result.digest} ({checked})")
     typer.echo(f"pinned: {result.pinned}")
 
 
-@app.command("run")
+@app.command("run", epilog=_EXITS)
 def run_image(
     rev: str | None = _REV,
     image: str | None = typer.Option(None, "--image", help="Local image REPO:VERSION to run."),

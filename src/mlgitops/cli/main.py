@@ -13,6 +13,7 @@ from mlgitops.cli import (
     audit,
     data,
     deploy,
+    helptext,
     image,
     monitor,
     monitor_demo,
@@ -23,11 +24,13 @@ from mlgitops.cli import (
     stages,
     summary,
 )
+from mlgitops.cli.exitcodes import every_code
 from mlgitops.errors import MlgitopsError
 
-app = typer.Typer(
+app = helptext.app(
     name="mlgitops",
     help="Git-native model and dataset versioning with GitOps deploys to Kubernetes.",
+    epilog=every_code(),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

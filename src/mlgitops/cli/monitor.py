@@ -8,6 +8,8 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption, parse_as_of
 
 
@@ -16,7 +18,7 @@ def _progress_enabled() -> bool:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(epilog=epilog(e.MonitoringInputError, e.MonitoringAlertError, ok="nothing fired"))
     def monitor(
         logs: list[str] = typer.Argument(
             ..., help="Prediction logs: JSON-lines files, directories, .gz, s3:// or other URLs."
@@ -57,10 +59,16 @@ def register(app: typer.Typer) -> None:
             from rich.console import Console
 
             with Console(stderr=True).status("monitor") as status:
-                document = run_monitor(loaded, request, lambda text: status.update(text))
+                document = run_monitor(
+                    loaded, request, lambda text: status.update(text), _print_note
+                )
         else:
-            document = run_monitor(loaded, request)
+            document = run_monitor(loaded, request, note=_print_note)
         typer.echo(
             f"monitor: ok: {document['rows']} predictions in {document['windows_total']} "
             f"windows, no alerts"
         )
+
+
+def _print_note(note: str) -> None:
+    typer.echo(f"monitor: note: {note}", err=True)

@@ -162,7 +162,12 @@ def run_demo(
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("monitor-demo")
+    from mlgitops import errors as e
+    from mlgitops.cli.exitcodes import epilog
+
+    exits = epilog(e.ArtifactError, e.ServingError, e.MonitoringInputError)
+
+    @app.command("monitor-demo", epilog=exits)
     def monitor_demo(
         scenario: str = typer.Option(DEFAULT_SCENARIO, help="Traffic scenario (data.generate)."),
         rows: int = typer.Option(DEFAULT_ROWS, min=100, help="Rows to replay."),

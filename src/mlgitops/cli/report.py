@@ -11,9 +11,12 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli import helptext
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption
 
-app = typer.Typer(help="The stakeholder report of a release (written by `dvc repro`).")
+app = helptext.app(help="The stakeholder report of a release (written by `dvc repro`).")
 
 RevOption = typer.Option(
     None, "--rev", help="A Git revision whose committed report to show (default: the work tree)."
@@ -34,20 +37,31 @@ def _show(rev: str | None, params: Path) -> None:
     typer.echo(f"report: {found.html}")
 
 
-@app.callback(invoke_without_command=True)
+@app.callback(invoke_without_command=True, epilog=epilog(e.ArtifactError, e.GitError))
 def report(ctx: typer.Context, rev: str | None = RevOption, params: Path = ParamsOption) -> None:
     """Print the headline sentence and the path of the report page (same as `show`)."""
     if ctx.invoked_subcommand is None:
         _show(rev, params)
 
 
-@app.command()
+@app.command(epilog=epilog(e.ArtifactError, e.GitError))
 def show(rev: str | None = RevOption, params: Path = ParamsOption) -> None:
     """Print the headline sentence and the path of the report page of the release."""
     _show(rev, params)
 
 
-@app.command("pr")
+@app.command(
+    "pr",
+    epilog=epilog(
+        e.ArtifactError,
+        e.GitError,
+        e.GateError,
+        e.GateFailedError,
+        e.GateInconclusiveError,
+        e.ReleaseNotPassedError,
+        ok="PASS",
+    ),
+)
 def pr(
     base: str = typer.Option(..., "--base", help="The revision whose release is the champion."),
     head: str = typer.Option("HEAD", "--head", help="The revision whose release is judged."),
@@ -57,7 +71,9 @@ def pr(
     ),
 ) -> None:
     """Print the Markdown report (verdict, metrics with intervals, data, tuning) of HEAD's
-    release against BASE's. Exits 0 on PASS, 17 on FAIL, 18 on INCONCLUSIVE."""
+    release against BASE's. Exits 0 on PASS, 17 on FAIL, 18 on INCONCLUSIVE. A HEAD that
+    commits a model its gate did not pass exits by that committed verdict (17, 18); one whose
+    committed PASS is about another model than its release exits 28."""
     from mlgitops.errors import GateFailedError, GateInconclusiveError
     from mlgitops.git import repo_root
     from mlgitops.io import atomic_write_text

@@ -6,11 +6,28 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import BatchArgument, LabelsOption, PredictionsOption, SourceOption
 
 
 def register(app: typer.Typer) -> None:
-    @app.command()
+    @app.command(
+        epilog=epilog(
+            e.DataError,
+            e.DataQualityError,
+            e.ArtifactError,
+            e.GitError,
+            e.MonitoringInputError,
+            e.GateError,
+            e.GateFailedError,
+            e.GateInconclusiveError,
+            e.ReleaseNotPassedError,
+            e.IngestError,
+            e.RetrainError,
+            ok="PASS: branch and PR body made",
+        )
+    )
     def retrain(
         batch: list[str] = BatchArgument,
         predictions: list[str] = PredictionsOption,
@@ -23,12 +40,22 @@ def register(app: typer.Typer) -> None:
         branch: str | None = typer.Option(None, help="Branch to create. Default: derived."),
         pr_body: Path | None = typer.Option(None, help="Where to write the pull-request body."),
         repo: Path = typer.Option(Path(), help="The project's Git repository."),
+        allow_feedback_labels: bool = typer.Option(
+            False,
+            "--allow-feedback-labels",
+            help="Ingest labels from the service's /feedback log. "
+            "Default: ingest.allow_feedback_labels.",
+        ),
     ) -> None:
         """Ingest fresh labelled data, `dvc repro` with the gate, and on PASS commit on a new
-        branch and write the PR body. Exits 17 (FAIL) or 18 (INCONCLUSIVE) leaving main as it
-        was. Never deploys: merging does."""
+        branch and write the PR body.
+
+        Exits 17 (FAIL) or 18 (INCONCLUSIVE) leaving main as it was, and keeps the challenger's
+        gate report and metrics under paths.retrain_evidence (reports/retrain/<branch>/), the
+        dvc repro log under .git/mlgitops/retrain/. Progress: one line per pipeline stage on
+        stderr (redrawn in place on a terminal). Never deploys: merging does."""
         from mlgitops.data.ingest import IngestRequest
-        from mlgitops.progress import Progress
+        from mlgitops.progress import StepLog
         from mlgitops.retrain.loop import RetrainRequest, parse_override
         from mlgitops.retrain.loop import retrain as run
 
@@ -38,6 +65,7 @@ def register(app: typer.Typer) -> None:
                 predictions=tuple(predictions),
                 labels=tuple(labels),
                 source=source,
+                allow_feedback_labels=allow_feedback_labels,
             ),
             overrides=tuple(parse_override(item) for item in set_),
             base=base,
@@ -51,9 +79,9 @@ def register(app: typer.Typer) -> None:
             raise SystemExit(128 + signum)
 
         signal.signal(signal.SIGTERM, _terminate)
-        status = Progress("retrain", 5)
+        status = StepLog("retrain")
         try:
-            result = run(repo, request, progress=status.step)
+            result = run(repo, request, progress=status)
         finally:
             status.close()
         typer.echo(result.line())

@@ -1,5 +1,5 @@
-"""`mlgitops revert [serve]`: a branch reverting the latest release commit, from the shell or
-from an Alertmanager webhook (mlgitops.revert)."""
+"""`mlgitops revert [serve]`: a branch restoring the last good release, from the shell or from
+an Alertmanager webhook (mlgitops.revert)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli import helptext
+from mlgitops.cli.exitcodes import epilog
+
 if TYPE_CHECKING:  # imported lazily at run time, so `mlgitops --help` stays fast
     from mlgitops.config import Params
 
-app = typer.Typer(
-    help="Prepare a branch that reverts the latest release commit (auto-sync stays on).",
+app = helptext.app(
+    help="Prepare a branch restoring the last good release (auto-sync stays on).",
     no_args_is_help=False,
 )
 
@@ -36,13 +40,21 @@ def _in_repo(repo: Path, path: Path) -> Path:
     return path if path.is_absolute() else repo / path
 
 
-@app.callback(invoke_without_command=True)
+@app.callback(
+    invoke_without_command=True, epilog=epilog(e.ArtifactError, e.GitError, e.RevertError)
+)
 def revert(
     ctx: typer.Context,
     repo: Path = RepoOption,
     base: str | None = BaseOption,
     branch: str | None = typer.Option(
         None, "--branch", help="Branch to create (default: revert/<bento version removed>)."
+    ),
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        help="Restore the release of this revision of --base's history instead of the last "
+        "good one (the newest before the current with another bento tag).",
     ),
     evidence: list[Path] = typer.Option(
         [], "--evidence", help="A file for the PR body (an Alertmanager payload, a log); repeat."
@@ -58,10 +70,13 @@ def revert(
     ),
     params: Path | None = ParamsOption,
 ) -> None:
-    """Create a branch reverting the commit of --base that introduced the current release.
+    """Create a branch restoring the last good release of --base (or --to REV's).
 
-    --base and the work tree are left untouched; the PR body names the alert, the monitor
-    summary, both releases and the commands to merge and deploy.
+    The branch is one commit on top of --base whose tree is exactly the tree of the last
+    commit on which that release was current: every commit since is taken back, code and docs
+    included, and the PR body lists them. --base and the work tree are left untouched; the PR
+    body also names the alert, the monitor summary, both releases and the commands to merge
+    and deploy.
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -92,21 +107,34 @@ def revert(
         summary_name=name,
         push=push,
         write_body=write,
+        to=to,
     )
     if pr_body is None:
         sys.stdout.write(outcome.pr_body)
     plan = outcome.plan
     where = f"; pushed to {outcome.pushed_to}" if outcome.pushed_to else ""
     body = f"; PR body in {pr_body}" if pr_body is not None else ""
+    count = plan.taken_back_total
+    passed = len(plan.passed_over)
+    plural = "s" if passed != 1 else ""
+    skipped = f"; {passed} later commit{plural} passed over, their dvc.lock stale"
+    skipped = skipped if passed else ""
     typer.echo(
-        f"created branch {plan.branch}: reverts {plan.commit.short} "
-        f"({plan.removed.bento_tag} -> {plan.restored.bento_tag}); {plan.base} untouched"
+        f"created branch {plan.branch}: restores {plan.restored.bento_tag} (the tree of "
+        f"{plan.restored_commit.short}{skipped}) in place of {plan.removed.bento_tag}, taking "
+        f"back {count} commit{'s' if count != 1 else ''} of {plan.base}; {plan.base} untouched"
         f"{where}{body}",
         err=True,
     )
+    if plan.lock_mismatches:
+        typer.echo(
+            f"warning: dvc.lock of {plan.restored_commit.short} does not match it "
+            f"({plan.lock_mismatches[0]}): dvc repro on {plan.branch} re-runs stages",
+            err=True,
+        )
 
 
-@app.command("serve")
+@app.command("serve", epilog=epilog(ok="stopped"))
 def serve(
     token_file: Path = typer.Option(
         ..., "--token-file", help="File holding the shared bearer token Alertmanager sends."
@@ -117,7 +145,8 @@ def serve(
     base: str | None = BaseOption,
     params: Path | None = ParamsOption,
 ) -> None:
-    """Receive Alertmanager webhooks: a firing alert of our model prepares its revert branch."""
+    """Receive Alertmanager webhooks: a firing alert about the release --base pins now
+    (its bento_tag label) prepares the branch restoring the last good release."""
     import uvicorn
 
     from mlgitops.revert.server import ServerSettings, create_app, read_token

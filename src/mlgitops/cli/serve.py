@@ -12,7 +12,10 @@ from mlgitops.cli.options import ParamsOption
 def register(app: typer.Typer) -> None:
     """Add this module's commands to the root app."""
 
-    @app.command("serve")
+    from mlgitops import errors as e
+    from mlgitops.cli.exitcodes import epilog
+
+    @app.command("serve", epilog=epilog(e.ArtifactError, e.ServingError, ok="stopped"))
     def serve(
         port: int = typer.Option(3000, "--port", min=1, max=65535, help="Port on 127.0.0.1."),
         params_file: Path = ParamsOption,

@@ -7,25 +7,68 @@ from pathlib import Path
 
 import typer
 
+from mlgitops import errors as e
+from mlgitops.cli import helptext
+from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption
 
-app = typer.Typer(
+app = helptext.app(
     help="Run one pipeline stage (dvc.yaml calls these; use `dvc repro` to run the pipeline).",
     no_args_is_help=True,
 )
 
-_STAGES = {
-    "validate": "Check the schema and quality of the data; write the report and the schema.",
-    "split": "Split train/test (by time or stratified) and profile the training data.",
-    "tune": "Search hyperparameters by CV on the training split; write the chosen train config.",
-    "train": "Fit the scikit-learn pipeline (tune's choice, or params.yaml's train config).",
-    "evaluate": "Choose the threshold on validation; measure the test split; metrics and plots.",
-    "gate": "Compare this model with the release at gate.base on the test rows: PASS/FAIL/...",
-    "score_reference": "Score the held-out splits; calibration, score bins, operating point.",
-    "rules": "Generate the Prometheus alert rules (rule file and PrometheusRule).",
-    "export": "Export ONNX, quantized, pruned, C and JS scorers; gate them on the test split.",
-    "package": "Save the model to BentoML, build the content-addressed bento, write release.json.",
-    "report": "Write the stakeholder report of the release (offline HTML) and its JSON twin.",
+# Per stage: its help, and the exit codes its help ends with.
+_STAGES: dict[str, tuple[str, str]] = {
+    "validate": (
+        "Check the schema and quality of the data; write the report and the schema.",
+        epilog(e.DataError, e.DataQualityError),
+    ),
+    "split": (
+        "Split train/test (by time or stratified) and profile the training data.",
+        epilog(e.DataError, e.DataQualityError, e.ArtifactError),
+    ),
+    "tune": (
+        "Search hyperparameters by CV on the training split; write the chosen train config.",
+        epilog(e.DataQualityError, e.ArtifactError),
+    ),
+    "train": (
+        "Fit the scikit-learn pipeline (tune's choice, or params.yaml's train config).",
+        epilog(e.ArtifactError),
+    ),
+    "evaluate": (
+        "Choose the threshold on validation; measure the test split; record, metrics and plots.",
+        epilog(e.DataQualityError, e.ArtifactError),
+    ),
+    "gate": (
+        "Judge this model against the release at gate.base: PASS, FAIL or INCONCLUSIVE.",
+        epilog(e.ArtifactError, e.GitError, e.GateError),
+    ),
+    "score_reference": (
+        "Score the held-out splits; calibration, score bins, operating point.",
+        epilog(e.ArtifactError),
+    ),
+    "rules": (
+        "Generate the Prometheus alert rules (rule file and PrometheusRule).",
+        epilog(e.ArtifactError, e.GateFailedError, e.GateInconclusiveError),
+    ),
+    "export": (
+        "Export ONNX, quantized, pruned, C and JS scorers; gate them on the test split.",
+        epilog(e.DataError, e.DataQualityError, e.ArtifactError, e.ExportError),
+    ),
+    "package": (
+        "Save the model to BentoML, build the content-addressed bento, write release.json.",
+        epilog(
+            e.ArtifactError,
+            e.PackagingError,
+            e.GitError,
+            e.GateFailedError,
+            e.GateInconclusiveError,
+        ),
+    ),
+    "report": (
+        "Write the stakeholder report of the release (offline HTML) and its JSON twin.",
+        epilog(e.ArtifactError, e.GateFailedError, e.GateInconclusiveError),
+    ),
 }
 
 
@@ -37,8 +80,9 @@ def _make_command(stage: str) -> None:
         summary = module.run(load_params(params))
         typer.echo(f"{stage}: {summary}")
 
-    command.__doc__ = _STAGES[stage]
-    app.command(name=stage)(command)
+    text, exits = _STAGES[stage]
+    command.__doc__ = text
+    app.command(name=stage, epilog=exits)(command)
 
 
 for _stage in _STAGES:

@@ -45,4 +45,7 @@ def summary(params: Path = ParamsOption) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command()(summary)
+    from mlgitops import errors as e
+    from mlgitops.cli.exitcodes import epilog
+
+    app.command(epilog=epilog(e.ArtifactError))(summary)

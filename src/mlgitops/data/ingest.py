@@ -4,6 +4,13 @@ A batch comes from a file in the dataset's columns, or is built from the predict
 with labels (the feedback log, a labels file, audited labels): the logged features are what the
 model saw, the entity id and the event time come from the log, the label from the labels.
 
+Labels are untrusted input. A label row for an id the prediction log does not hold, the rows of
+an id labelled both 0 and 1, and a row without a 0/1 label or an id are set aside one by one
+(file and line, listed in `paths.ingest_set_aside`) and the rest is ingested, as long as the set
+aside rows are at most `ingest.max_set_aside_share` of the label rows read; beyond it the batch
+is refused. The service's /feedback log (JSON lines with `request_id` and `label`) holds what its
+clients posted: it is ingested only when allowed (`ingest.allow_feedback_labels`).
+
 Every new row gets a provenance line (source, period, batch) in the sidecar
 `DataConfig.provenance_path`. Rows whose id is already stored with the same values are skipped, so
 ingesting a batch twice adds nothing; an id stored with other values is refused (ingest never
@@ -22,6 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -29,7 +37,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlgitops import git
-from mlgitops.config import DataConfig, Params
+from mlgitops.config import DataConfig, IngestConfig, Params
 from mlgitops.data.prepare import to_category, to_numeric
 from mlgitops.data.table import read_table
 from mlgitops.dvcrun import run_dvc
@@ -53,6 +61,32 @@ class IngestRequest(BaseModel):
     labels: tuple[str, ...] = ()
     source: str | None = None
     dvc_add: bool = True
+    allow_feedback_labels: bool = False  # or ingest.allow_feedback_labels in params.yaml
+    set_aside_path: Path | None = None  # default: paths.ingest_set_aside
+
+
+SetAsideReason = Literal["unknown_id", "conflicting", "malformed"]
+SET_ASIDE_FIELDS = ("source", "line", "reason", "id", "label", "detail")
+# Set-aside rows printed one by one; the rest are in the set-aside file.
+SHOWN_SET_ASIDE = 20
+
+
+class SetAside(BaseModel):
+    """A label row left out of the batch, where it was read and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    line: int  # the line of a text file, the row of a Parquet file
+    reason: SetAsideReason
+    id: str | None
+    label: str | None
+    detail: str
+
+    def line_text(self) -> str:
+        from mlgitops.monitoring.logs import location
+
+        return f"{location(self.source, self.line)}: {self.detail}: set aside"
 
 
 class IngestSummary(BaseModel):
@@ -72,24 +106,55 @@ class IngestSummary(BaseModel):
     predictions_without_id: int = 0
     columns_not_logged: list[str] = Field(default_factory=list)
     dvc_file: str | None = None
+    label_rows: int = 0
+    labels_set_aside: int = 0
+    unknown_ids: int = 0
+    conflicting_ids: int = 0
+    malformed_labels: int = 0
+    set_aside_file: str | None = None
+    # What the reader left out of the prediction logs (cut lines, cut archives...).
+    input_notes: list[str] = Field(default_factory=list)
 
     def line(self) -> str:
         if not self.rows_added:
-            return (
+            text = (
                 f"nothing new: all {self.rows_in_batch} rows of the batch are stored already "
                 f"in {self.data_path}"
             )
-        return (
-            f"ingested {self.rows_added} rows ({self.positives_added} positive) from "
-            f"{self.source} into {self.data_path} ({self.rows_before} -> "
-            f"{self.rows_before + self.rows_added} rows), period {self.period or 'unknown'}, "
-            f"batch {self.batch_id}; {self.rows_already_stored} already stored"
-            + (
-                f", {self.unlabelled_predictions} predictions not labelled yet"
-                if self.unlabelled_predictions
-                else ""
+        else:
+            text = (
+                f"ingested {self.rows_added} rows ({self.positives_added} positive) from "
+                f"{self.source} into {self.data_path} ({self.rows_before} -> "
+                f"{self.rows_before + self.rows_added} rows), period {self.period or 'unknown'}, "
+                f"batch {self.batch_id}; {self.rows_already_stored} already stored"
+                + (
+                    f", {self.unlabelled_predictions} predictions not labelled yet"
+                    if self.unlabelled_predictions
+                    else ""
+                )
             )
-        )
+        if self.labels_set_aside:
+            counts = _set_aside_counts(
+                self.labels_set_aside,
+                self.label_rows,
+                self.unknown_ids,
+                self.conflicting_ids,
+                self.malformed_labels,
+            )
+            text += f"; {counts}, listed in {self.set_aside_file}"
+        return text + "".join(f"; {note}" for note in self.input_notes)
+
+
+def _set_aside_counts(rows: int, total: int, unknown: int, conflicting: int, malformed: int) -> str:
+    parts = [
+        f"{unknown} unknown id{'s' if unknown != 1 else ''}" if unknown else "",
+        f"{conflicting} conflicting id{'s' if conflicting != 1 else ''}" if conflicting else "",
+        f"{malformed} malformed" if malformed else "",
+    ]
+    return (
+        f"{rows} of {total} label row{'s' if total != 1 else ''} set aside "
+        f"({', '.join(p for p in parts if p)})"
+    )
 
 
 # Reading a batch ---------------------------------------------------------------------------
@@ -138,6 +203,86 @@ class LogBatch(BaseModel):
     unlabelled: int
     without_id: int
     not_logged: list[str]
+    label_rows: int = 0  # label rows read, set-aside ones included
+    set_aside: list[SetAside] = Field(default_factory=list)
+    input_notes: list[str] = Field(default_factory=list)
+
+
+def _feedback_refused(url: str) -> IngestError:
+    return IngestError(
+        f"{url}: a /feedback log (JSON lines with request_id and label): its labels are what the "
+        "service's clients posted; pass --allow-feedback-labels (or set "
+        "ingest.allow_feedback_labels: true in params.yaml) to ingest it"
+    )
+
+
+def _shown_id(value: object) -> str:
+    return repr(value) if isinstance(value, str) else repr(str(value))
+
+
+def _unknown(given: pd.DataFrame, unknown: np.ndarray) -> list[SetAside]:
+    from mlgitops.monitoring import logs
+
+    rows = np.flatnonzero(unknown)
+    columns = (logs.KEY, logs.REQUEST_KEY, logs.SOURCE, logs.LINE, logs.LABEL)
+    ids, requests, sources, lines, labels = (given[c].to_numpy()[rows] for c in columns)
+    out = []
+    for key, request, source, line, label in zip(
+        ids, requests, sources, lines, labels, strict=True
+    ):
+        if pd.notna(key):
+            detail, shown = f"id {_shown_id(key)} is not in the prediction log", str(key)
+        else:
+            request_id, _, number = str(request).rpartition(":")
+            detail = f"request {request_id!r} row {number} is not in the prediction log"
+            shown = str(request)
+        out.append(
+            SetAside(
+                source=source,
+                line=int(line),
+                reason="unknown_id",
+                id=shown,
+                label=str(int(label)),
+                detail=detail,
+            )
+        )
+    return out
+
+
+def _conflicting(given: pd.DataFrame, keys: pd.Series) -> tuple[list[SetAside], np.ndarray]:
+    """The rows of ids labelled both 0 and 1, each naming where the other label is."""
+    from mlgitops.monitoring import logs
+
+    labelled = pd.DataFrame({"key": keys.to_numpy(), "truth": given[logs.LABEL].to_numpy()})
+    known = labelled["key"].notna()
+    counts = labelled[known].groupby("key")["truth"].nunique()
+    clashing = set(counts[counts > 1].index)
+    mask = (known & labelled["key"].isin(clashing)).to_numpy()
+    out = []
+    where = [
+        logs.location(s, int(n)) for s, n in zip(given[logs.SOURCE], given[logs.LINE], strict=True)
+    ]
+    rows_of: dict[object, list[int]] = {}
+    for i in np.flatnonzero(mask):
+        rows_of.setdefault(labelled["key"].iloc[i], []).append(int(i))
+    for key, rows in rows_of.items():
+        for i in rows:
+            mine = int(labelled["truth"].iloc[i])
+            others = [j for j in rows if int(labelled["truth"].iloc[j]) != mine]
+            shown = ", ".join(where[j] for j in others[:3])
+            more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+            out.append(
+                SetAside(
+                    source=given[logs.SOURCE].iloc[i],
+                    line=int(given[logs.LINE].iloc[i]),
+                    reason="conflicting",
+                    id=str(key),
+                    label=str(mine),
+                    detail=f"id {_shown_id(key)} labelled {mine} here and {1 - mine} at "
+                    f"{shown}{more}",
+                )
+            )
+    return out, mask
 
 
 def batch_from_logs(
@@ -148,8 +293,10 @@ def batch_from_logs(
     profile_path: Path,
     stored_target: pd.Series,
     columns: list[str],
+    allow_feedback_labels: bool = False,
 ) -> LogBatch:
-    """Rows in the dataset's columns from logged predictions that have a label."""
+    """Rows in the dataset's columns from logged predictions that have a label; the label rows
+    that cannot be trusted are set aside (LogBatch.set_aside), never silently dropped."""
     from mlgitops.monitoring import logs
     from mlgitops.profile import load_profile
 
@@ -160,15 +307,22 @@ def batch_from_logs(
     profile = load_profile(profile_path)
     stats = logs.ReadStats()
     logged = logs.read_predictions(predictions, profile, stats)
-    if stats.malformed:
-        raise IngestError(
-            f"{stats.examples[0]} ({stats.malformed} bad prediction lines); the batch is refused"
-        )
-    label_stats = logs.ReadStats()
+    label_stats = logs.ReadStats(rejected=[])
     given = logs.read_labels(labels, data.target, data.id_column, label_stats)
-    if label_stats.malformed:
-        raise IngestError(f"{label_stats.examples[0]} ({label_stats.malformed} bad label rows)")
-    if given.empty:
+    if label_stats.feedback_logs and not allow_feedback_labels:
+        raise _feedback_refused(label_stats.feedback_logs[0])
+    set_aside = [
+        SetAside(
+            source=row.source,
+            line=row.line,
+            reason="malformed",
+            id=row.key,
+            label=row.label,
+            detail=row.reason,
+        )
+        for row in label_stats.rejected or []
+    ]
+    if given.empty and not set_aside:
         raise IngestError(f"{', '.join(labels)}: no labels")
 
     without_id = int(logged[logs.KEY].isna().sum())
@@ -178,24 +332,15 @@ def batch_from_logs(
     by_request = dict(zip(logged[logs.REQUEST_KEY], logged[logs.KEY], strict=True))
     # Labels name the entity id, or the request and row of the prediction (the feedback log).
     keys = given[logs.KEY].where(given[logs.KEY].notna(), given[logs.REQUEST_KEY].map(by_request))
-    unknown = keys.isna() | ~keys.isin(set(logged[logs.KEY]))
-    if unknown.any():
-        first = given.loc[unknown.idxmax()]
-        shown = first[logs.KEY] if first[logs.KEY] is not None else first[logs.REQUEST_KEY]
-        raise IngestError(
-            f"{', '.join(labels)}: {int(unknown.sum())} labels for ids not in the prediction "
-            f"log (first: {shown!r}); the batch is refused"
-        )
+    unknown = (keys.isna() | ~keys.isin(set(logged[logs.KEY]))).to_numpy()
+    set_aside += _unknown(given, unknown)
+    clashes, clashing = _conflicting(given, keys.where(~unknown, None))
+    set_aside += clashes
+    kept = ~(unknown | clashing)
     # "truth": the logged frame has a "label" column already, the served one.
-    labelled = pd.DataFrame({"key": keys.to_numpy(), "truth": given[logs.LABEL].to_numpy()})
-    conflicting = labelled.groupby("key")["truth"].nunique()
-    conflicting = conflicting[conflicting > 1]
-    if len(conflicting):
-        raise IngestError(
-            f"{', '.join(labels)}: id {conflicting.index[0]!r} has both labels 0 and 1 "
-            f"({len(conflicting)} such ids); the batch is refused"
-        )
-    labelled = labelled.drop_duplicates("key")
+    labelled = pd.DataFrame(
+        {"key": keys[kept].to_numpy(), "truth": given[logs.LABEL][kept].to_numpy()}
+    ).drop_duplicates("key")
     rows = logged.merge(labelled, left_on=logs.KEY, right_on="key", how="inner", sort=False)
     negative, positive = _class_values(stored_target, schema.positive_class)
 
@@ -210,12 +355,55 @@ def batch_from_logs(
         frame[name] = rows[name].to_numpy()
     provided = {data.id_column, data.time_column, data.target, *logged_features}
     not_logged = [c for c in columns if c not in provided]
+    notes = [f"prediction logs: {note}" for note in [stats.note()] if note]
     return LogBatch(
         frame=frame,
         unlabelled=len(logged) - len(rows),
         without_id=without_id,
         not_logged=not_logged,
+        label_rows=len(given) + len(label_stats.rejected or []),
+        set_aside=sorted(set_aside, key=lambda r: (r.source, r.line)),
+        input_notes=notes,
     )
+
+
+def write_set_aside(path: Path, rows: Sequence[SetAside]) -> None:
+    """The set-aside label rows as CSV (a header only when there are none), atomically."""
+    from mlgitops.io import atomic_write_text
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SET_ASIDE_FIELDS)
+    for row in rows:
+        writer.writerow([getattr(row, name) if getattr(row, name) is not None else ""
+                         for name in SET_ASIDE_FIELDS])  # fmt: skip
+    atomic_write_text(path, out.getvalue())
+
+
+def check_set_aside(
+    rows: Sequence[SetAside], label_rows: int, config: IngestConfig, path: Path
+) -> dict[str, int]:
+    """The counts of set-aside rows; IngestError when they are more than the allowed share."""
+    counts = {
+        "labels_set_aside": len(rows),
+        "unknown_ids": len({r.id for r in rows if r.reason == "unknown_id"}),
+        "conflicting_ids": len({r.id for r in rows if r.reason == "conflicting"}),
+        "malformed_labels": sum(1 for r in rows if r.reason == "malformed"),
+    }
+    share = len(rows) / label_rows if label_rows else 0.0
+    if share > config.max_set_aside_share:
+        counted = _set_aside_counts(
+            len(rows),
+            label_rows,
+            counts["unknown_ids"],
+            counts["conflicting_ids"],
+            counts["malformed_labels"],
+        )
+        raise IngestError(
+            f"{counted}: {share:.1%} is above ingest.max_set_aside_share "
+            f"{config.max_set_aside_share:.1%}; the batch is refused (rows listed in {path})"
+        )
+    return counts
 
 
 # Comparing and rendering -------------------------------------------------------------------
@@ -498,8 +686,10 @@ def ingest(
     request: IngestRequest,
     root: Path = Path(),
     progress: Callable[[str], None] = lambda _: None,
+    warn: Callable[[str], None] = lambda _: None,
 ) -> IngestSummary:
-    """Append the batch to `data.path` (under `root`), record provenance, `dvc add` it."""
+    """Append the batch to `data.path` (under `root`), record provenance, `dvc add` it. Each
+    label row set aside goes to `warn` (the first SHOWN_SET_ASIDE; all are in the file)."""
     data = params.data
     root = root.resolve()
     if data.id_column is None:
@@ -521,6 +711,7 @@ def ingest(
     source = request.source or _default_source(request)
     unlabelled = without_id = 0
     not_logged: list[str] = []
+    labels_summary: dict[str, object] = {}
     if request.batch:
         batch = read_batch_files(request.batch, columns)
         compare = columns
@@ -534,9 +725,24 @@ def ingest(
             root / params.paths.profile,
             stored[data.target],
             columns,
+            request.allow_feedback_labels or params.ingest.allow_feedback_labels,
         )
         batch, unlabelled, without_id = built.frame, built.unlabelled, built.without_id
         not_logged = built.not_logged
+        report = request.set_aside_path or params.paths.ingest_set_aside
+        write_set_aside(root / report, built.set_aside)
+        # Refused: one line with the counts (the rows are in the file); else each row named.
+        counts = check_set_aside(built.set_aside, built.label_rows, params.ingest, report)
+        for row in built.set_aside[:SHOWN_SET_ASIDE]:
+            warn(row.line_text())
+        if len(built.set_aside) > SHOWN_SET_ASIDE:
+            warn(f"... {len(built.set_aside) - SHOWN_SET_ASIDE} more set aside, listed in {report}")
+        labels_summary = {
+            **counts,
+            "label_rows": built.label_rows,
+            "set_aside_file": str(report),
+            "input_notes": built.input_notes,
+        }
         compare = [c for c in columns if c not in not_logged]
         where = ", ".join(request.predictions)
     if batch.empty:
@@ -556,6 +762,7 @@ def ingest(
         "predictions_without_id": without_id,
         "columns_not_logged": not_logged,
         "dvc_file": str(tracked[0].relative_to(root)) if tracked else None,
+        **labels_summary,
     }
     if fresh.empty:
         return IngestSummary(**summary, batch_id=None, period=None, rows_added=0, positives_added=0)

@@ -77,6 +77,24 @@ def _mismatches(dvc_file: Path) -> list[str]:
     ]
 
 
+def pull_failure(stderr: str) -> str:
+    """Why `dvc pull` brought nothing, in words. A remote without the data (a new machine, or
+    nothing pushed yet) is the expected case the generator is for; anything else is quoted, its
+    continuation lines (the targets DVC lists) joined to the line they continue."""
+    lines = [line.strip() for line in stderr.strip().splitlines() if line.strip()]
+    if any("do not exist neither locally nor on remote" in line for line in lines):
+        return "the data is not on the DVC remote yet (as on a new machine)"
+    start = next((i for i, line in enumerate(lines) if line.startswith("ERROR")), None)
+    if start is None:
+        return f"dvc pull failed ({lines[-1] if lines else 'no output'})"
+    quoted = [lines[start].removeprefix("ERROR: ")]
+    for line in lines[start + 1 :]:
+        if line.startswith(("ERROR", "WARNING", "<http", "Is your cache")):
+            break
+        quoted.append(line)
+    return f"dvc pull failed ({' '.join(quoted)})"
+
+
 def materialize(
     dvc_file: Path, data_path: Path, cwd: Path, generator: GeneratorConfig | None = None
 ) -> MaterializeResult:
@@ -96,9 +114,7 @@ def materialize(
     if pulled.returncode == 0 and dvc_file_is_clean(dvc_file, cwd)[0]:
         return MaterializeResult("pulled", f"pulled {data_path} from the DVC remote")
 
-    lines = pulled.stderr.strip().splitlines()
-    reason = next((line for line in lines if line.startswith("ERROR")), lines[-1] if lines else "")
-    reason = reason.removeprefix("ERROR: ") or "no output"
+    why = pull_failure(pulled.stderr)
     write_dataset(cwd / data_path, generator or GeneratorConfig())
     mismatches = _mismatches(cwd / dvc_file)
     if mismatches:
@@ -111,5 +127,6 @@ def materialize(
     if committed.returncode != 0 or not dvc_file_is_clean(dvc_file, cwd)[0]:
         raise DataError(f"`dvc commit {dvc_file}` failed: {committed.stderr.strip()[-500:]}")
     return MaterializeResult(
-        "generated", f"dvc pull failed ({reason}); regenerated {data_path}, hash matches {dvc_file}"
+        "generated",
+        f"{why}; regenerated {data_path} with the embedded generator, hash matches {dvc_file}",
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import difflib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import NoReturn
 
 import yaml
@@ -44,13 +44,22 @@ def validate_all(kube: Kube, objects: Iterable[Manifest], environment: str) -> N
             _raise_for(error, ObjectRef.of(obj), environment, "validating")
 
 
-def apply_all(kube: Kube, objects: Iterable[Manifest], environment: str) -> list[Manifest]:
+def apply_all(
+    kube: Kube,
+    objects: Iterable[Manifest],
+    environment: str,
+    before_each: Callable[[ObjectRef], None] | None = None,
+) -> list[Manifest]:
+    """Apply in order; `before_each` may stop it before any write (the lease check)."""
     applied = []
     for obj in objects:
+        ref = ObjectRef.of(obj)
+        if before_each is not None:
+            before_each(ref)
         try:
             applied.append(kube.apply(obj))
         except KubeError as error:
-            _raise_for(error, ObjectRef.of(obj), environment, "applying")
+            _raise_for(error, ref, environment, "applying")
     return applied
 
 

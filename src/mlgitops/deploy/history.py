@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlgitops.deploy.kube import Kube, KubeError
 from mlgitops.errors import DeployError
+from mlgitops.registry import pinned_reference
 
 HISTORY_LIMIT = 50
 KEY_WIDTH = 6
@@ -24,7 +25,11 @@ CONFLICT_RETRIES = 8
 HISTORY_LABELS = {"app.kubernetes.io/managed-by": "mlgitops", "mlgitops.io/role": "deploy-history"}
 
 Kind = Literal["deploy", "auto-rollback", "rollback"]
-Outcome = Literal["succeeded", "failed"]
+# interrupted: SIGTERM or SIGINT ended the attempt; what it applied may be running or rolling out.
+Outcome = Literal["succeeded", "failed", "interrupted"]
+# registry: asked at deploy time; git: pinned in the manifests already; history: restored from
+# the entry a rollback redeploys; pods: the registry could not be asked, the pods reported it.
+DigestSource = Literal["registry", "git", "history", "pods", ""]
 
 
 def now_iso() -> str:
@@ -46,7 +51,7 @@ class HistoryEntry(BaseModel):
     environment: str
     revision: str  # as requested: HEAD, a tag, a sha
     commit: str
-    image: str
+    image: str  # as Git names it: repo:tag
     model_hash: str
     bento_tag: str = ""
     started_at: str
@@ -55,10 +60,20 @@ class HistoryEntry(BaseModel):
     message: str = ""
     # For rollbacks: the entry whose revision was redeployed.
     rollback_of: int | None = None
+    # The bytes: the manifest digest applied (repo:tag@digest) or, unpinned, the one the pods
+    # reported; `image_id` is the config digest when the pods reported nothing else.
+    image_digest: str = ""
+    image_id: str = ""
+    digest_source: DigestSource = ""
 
     @property
     def succeeded(self) -> bool:
         return self.outcome == "succeeded"
+
+    @property
+    def applied_image(self) -> str:
+        """The reference that pins these bytes (`repo:tag@digest`), else the tag."""
+        return pinned_reference(self.image, self.image_digest)
 
 
 # ------------------------------------------------------------------------------------- pure
@@ -95,6 +110,18 @@ def add_entry(
 
 def last_success(entries: list[HistoryEntry]) -> HistoryEntry | None:
     return next((e for e in reversed(entries) if e.succeeded), None)
+
+
+def last_bytes_of(entries: list[HistoryEntry], image: str) -> HistoryEntry | None:
+    """The newest successful entry that ran `image` (the same tag) with known bytes."""
+    return next(
+        (
+            e
+            for e in reversed(entries)
+            if e.succeeded and e.image == image and (e.image_digest or e.image_id)
+        ),
+        None,
+    )
 
 
 # ----------------------------------------------------------------------------- in-cluster

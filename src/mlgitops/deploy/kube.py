@@ -150,6 +150,11 @@ class Kube:
         try:
             return cls(api_client)
         except Exception as error:  # the client raises many types when discovery fails
+            status = getattr(error, "status", None)
+            if status in (401, 403):
+                raise DeployError(
+                    f"the API server refused the kubeconfig's credentials (HTTP {status})"
+                ) from None
             raise DeployError(f"cannot reach the API server: {_describe(error)}") from None
 
     def close(self) -> None:

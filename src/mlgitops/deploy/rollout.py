@@ -230,6 +230,7 @@ class RolloutWatcher:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         log: Callable[[str], None] | None = None,
+        check: Callable[[], None] | None = None,
     ) -> None:
         self.kube, self.namespace, self.name = kube, namespace, name
         self.crashloop_restarts = crashloop_restarts
@@ -237,6 +238,7 @@ class RolloutWatcher:
         self.min_interval, self.max_interval = min_interval, max_interval
         self.clock, self.sleep = clock, sleep
         self.log = log
+        self.check = check  # called before every poll; raises to stop waiting (a lost lease)
 
     def snapshot(self) -> Assessment:
         deployment = self.kube.get("apps/v1", "Deployment", self.name, self.namespace)
@@ -259,6 +261,8 @@ class RolloutWatcher:
         interval = self.min_interval
         last = ""
         while True:
+            if self.check is not None:
+                self.check()
             state = self.snapshot()
             if state.failure is not None:
                 raise state.failure

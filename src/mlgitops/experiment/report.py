@@ -42,6 +42,7 @@ def render_markdown(status: ExperimentStatus, currency: str) -> str:
         "(a prediction counts for outcomes once event time + delay <= as of)",
         f"- Predictions in the experiment: {status.rows:,}; lines without an arm: "
         f"{status.rows_without_arm:,}",
+        *(f"- Input: {note}" for note in status.input_notes),
         "",
         "## Arms",
         "",

@@ -14,7 +14,7 @@ from mlgitops.errors import ExperimentError
 from mlgitops.experiment.report import render_markdown
 from mlgitops.experiment.status import ExperimentStatus, analyze
 from mlgitops.io import atomic_write_text
-from mlgitops.monitoring.logs import ReadStats, read_labels, read_predictions
+from mlgitops.monitoring.logs import ReadStats, no_valid_lines, read_labels, read_predictions
 from mlgitops.profile import ReferenceProfile
 
 
@@ -46,10 +46,14 @@ def run_status(params: Params, request: StatusRequest) -> ExperimentStatus:
     profile = _no_features(params)
     predictions = read_predictions(request.predictions, profile, log_stats)
     if predictions.empty:
-        where = ", ".join(map(str, request.predictions))
-        raise ExperimentError(f"{where}: no usable prediction lines ({log_stats.malformed} bad)")
+        raise ExperimentError(no_valid_lines(request.predictions, log_stats))
     labels = read_labels(request.labels, params.data.target, params.id_column, label_stats)
     status = analyze(predictions, labels, experiment, params.threshold, request.as_of)
+    notes = [f"prediction logs: {note}" for note in [log_stats.note()] if note] + [
+        f"labels: {note}" for note in [label_stats.note("label row")] if note
+    ]
+    if notes:
+        status = status.model_copy(update={"input_notes": notes})
     if request.report is not None:
         atomic_write_text(request.report, render_markdown(status, params.threshold.currency))
     if request.json is not None:

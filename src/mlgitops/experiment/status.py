@@ -150,6 +150,8 @@ class ExperimentStatus(_Model):
     primary: SequentialFigures
     guardrails: list[GuardrailFigures]
     need: NeedFigures
+    # What the reader left out of the logs and labels (cut lines, cut archives...).
+    input_notes: list[str] = []
 
     @property
     def error(self) -> ExperimentVerdictError | None:

@@ -244,8 +244,9 @@ def c_header(model: ExportModel, binned: BinnedTrees | None, threshold: float) -
 
 C_MAIN = r"""/* Example: score CSV rows from stdin (header row names the columns; plain
    comma-separated, no quoted commas; an empty field is missing). Prints "score,decision"
-   per row.
-   Build: cc -O2 -std=c99 -o scorer main.c -lm */
+   per row. rows.csv beside this file is an example input.
+   Build outside the export directory (a DVC output), e.g. from the project root:
+   mkdir -p build && cc -O2 -std=c99 -o build/scorer artifacts/export/main.c -lm */
 #include <stdio.h>
 #include "scorer.h"
 
@@ -291,6 +292,53 @@ int main(void) {
     return 0;
 }
 """
+
+# rows.csv: a few test rows for trying the C scorer (and any other runtime) on.
+EXAMPLE_ROWS = 20
+# What plain comma-separated text (main.c's reader) cannot carry inside a field.
+_CSV_UNSAFE = (",", "\n", "\r")
+
+
+def _csv_field(spec: NumericInput | CategoricalInput, value: object) -> str | None:
+    """The text main.c reads back as `value` (empty = missing); None if it has none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(spec, CategoricalInput):
+        # The scorers compare a category's text; only strings are known by their text.
+        if not isinstance(value, str) or value == "" or any(c in value for c in _CSV_UNSAFE):
+            return None
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    # repr is the shortest text strtod reads back as the same double: the pipeline's score.
+    return repr(value)
+
+
+def example_rows(
+    model: ExportModel, columns: list[list[object]], scores: np.ndarray, count: int = EXAMPLE_ROWS
+) -> str:
+    """`rows.csv`: `count` rows spread evenly over the ranks of `scores` (lowest first, so both
+    decisions show), in the CSV main.c reads: a header of the feature names, then one line per
+    row, an empty field for a missing value. Rows holding a value plain CSV cannot carry (a
+    comma or line break in a category, a non-finite number) are passed over."""
+    names = model.names
+    bad = [name for name in names if any(c in name for c in _CSV_UNSAFE)]
+    if bad:
+        raise ValueError(f"feature name {bad[0]!r} cannot be a column of plain CSV")
+    lines: dict[int, str] = {}
+    for index, row in enumerate(zip(*columns, strict=True)):
+        fields = [_csv_field(spec, value) for spec, value in zip(model.inputs, row, strict=True)]
+        if all(field is not None for field in fields):
+            lines[index] = ",".join(fields)  # type: ignore[arg-type]
+    # Ties (and the last bits a machine's libm may round differently) are ordered by row.
+    order = sorted(lines, key=lambda i: (round(float(scores[i]), 12), i))
+    if len(order) > count:
+        last = len(order) - 1
+        order = [order[k * last // max(count - 1, 1)] for k in range(count)]
+    return "\n".join([",".join(names), *(lines[i] for i in order)]) + "\n"
+
 
 _JS_CODE = r"""
 const missingNumber = (v) => v === null || v === undefined || v === "" || Number.isNaN(v);

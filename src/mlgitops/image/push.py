@@ -9,7 +9,6 @@ uncompressed and buildah gzips them on push; the config digest is what stays the
 
 from __future__ import annotations
 
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +16,7 @@ from pathlib import Path
 from mlgitops.errors import ImageBuildError
 from mlgitops.image.buildah import Buildah, image_id, require_buildah
 from mlgitops.image.cache import default_cache_dir
-from mlgitops.image.registry import fetch_manifest, head_manifest_digest
-
-_REPOSITORY = re.compile(
-    r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
-)
+from mlgitops.registry import REPOSITORY, fetch_manifest, head_manifest_digest
 
 
 @dataclass(frozen=True)
@@ -44,7 +39,7 @@ def parse_destination(destination: str) -> tuple[str, str]:
         raise ImageBuildError(f"registry destination {destination!r}: expected HOST[:PORT]/REPO")
     if "." not in host and ":" not in host and host != "localhost":
         raise ImageBuildError(f"registry destination {destination!r}: {host!r} is not a host name")
-    if not _REPOSITORY.match(repository):
+    if not REPOSITORY.match(repository):
         raise ImageBuildError(
             f"registry destination {destination!r}: {repository!r} is not a repository name "
             "(lower case, no tag or digest)"
@@ -66,8 +61,12 @@ def push_image(
     cache_dir: Path | None = None,
     tls_verify: bool = True,
     verify: bool = True,
+    authfile: Path | None = None,
 ) -> PushResult:
-    """Push local `image_ref` (REPO:VERSION) to `destination` (HOST[:PORT]/REPO) as `:VERSION`."""
+    """Push local `image_ref` (REPO:VERSION) to `destination` (HOST[:PORT]/REPO) as `:VERSION`.
+
+    `authfile` is the registry credentials file for buildah and the check alike (default: the
+    containers-auth.json(5) search, as `buildah login` writes it)."""
     require_buildah()
     host, repository = parse_destination(destination)
     _, tag = split_tag(image_ref)
@@ -79,16 +78,18 @@ def push_image(
     remote_ref = f"{host}/{repository}:{tag}"
     with tempfile.TemporaryDirectory(prefix="mlgitops-push-") as tmp:
         digestfile = Path(tmp) / "digest"
+        auth = ["--authfile", authfile] if authfile else []
         buildah(
-            "push", f"--tls-verify={'true' if tls_verify else 'false'}",
+            "push", f"--tls-verify={'true' if tls_verify else 'false'}", *auth,
             "--digestfile", digestfile, image_ref, f"docker://{remote_ref}",
             what=f"push {image_ref} to {remote_ref}", timeout=1800,
         )  # fmt: skip
         digest = digestfile.read_text(encoding="utf-8").strip()
     if not verify:
         return PushResult(image_ref, remote_ref, digest, local_id, verified=False)
-    registry_digest, manifest = fetch_manifest(host, repository, tag, tls_verify=tls_verify)
-    head_digest = head_manifest_digest(host, repository, tag, tls_verify=tls_verify)
+    ask = {"tls_verify": tls_verify, "authfile": authfile}
+    registry_digest, manifest = fetch_manifest(host, repository, tag, **ask)
+    head_digest = head_manifest_digest(host, repository, tag, **ask)
     config_digest = manifest.get("config", {}).get("digest")
     if registry_digest != digest or head_digest != digest:
         raise ImageBuildError(
@@ -109,6 +110,7 @@ def pull_and_verify(
     *,
     tls_verify: bool = True,
     cache_dir: Path | None = None,
+    authfile: Path | None = None,
 ) -> None:
     """Pull `remote_ref` into empty, throwaway storage; check its manifest digest and image ID.
 
@@ -120,8 +122,9 @@ def pull_and_verify(
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="pull-", dir=scratch) as tmp:
         fresh = Buildah(root=Path(tmp) / "root", runroot=Path(tmp) / "run")
+        auth = ["--authfile", authfile] if authfile else []
         fresh(
-            "pull", "--quiet", f"--tls-verify={'true' if tls_verify else 'false'}",
+            "pull", "--quiet", f"--tls-verify={'true' if tls_verify else 'false'}", *auth,
             f"docker://{remote_ref}", what=f"pull {remote_ref}", timeout=1800,
         )  # fmt: skip
         info = fresh.inspect_image(remote_ref)

@@ -19,7 +19,7 @@ from mlgitops.errors import MlgitopsError, MonitoringAlertError, MonitoringInput
 from mlgitops.io import atomic_write_text
 from mlgitops.monitoring import html
 from mlgitops.monitoring.check import check, clean
-from mlgitops.monitoring.logs import ReadStats, read_labels, read_predictions
+from mlgitops.monitoring.logs import ReadStats, no_valid_lines, read_labels, read_predictions
 from mlgitops.monitoring.reference import load_score_reference
 from mlgitops.profile import load_profile
 
@@ -48,9 +48,13 @@ def _release_model_version(params: Params) -> str | None:
 
 
 def run_monitor(
-    params: Params, request: MonitorRequest, progress: Callable[[str], None] = lambda _: None
+    params: Params,
+    request: MonitorRequest,
+    progress: Callable[[str], None] = lambda _: None,
+    note: Callable[[str], None] = lambda _: None,
 ) -> dict[str, Any]:
-    """The summary written; raises MonitoringAlertError or MonitoringInputError after writing it."""
+    """The summary written; raises MonitoringAlertError or MonitoringInputError after writing it.
+    Each of the summary's notes (input left out, no label source...) goes to `note` first."""
     config = params.monitoring
     log_stats, label_stats = ReadStats(), ReadStats()
     model_version = request.model_version or _release_model_version(params)
@@ -62,12 +66,11 @@ def run_monitor(
         progress("reading prediction logs")
         predictions = read_predictions(request.logs, profile, log_stats)
         if predictions.empty:
-            raise MonitoringInputError(
-                f"{', '.join(map(str, request.logs))}: no usable prediction lines "
-                f"({log_stats.malformed} malformed)"
-            )
-        progress("reading labels")
-        labels = read_labels(request.labels, profile.target, params.id_column, label_stats)
+            raise MonitoringInputError(no_valid_lines(request.logs, log_stats))
+        labels = None
+        if request.labels:
+            progress("reading labels")
+            labels = read_labels(request.labels, profile.target, params.id_column, label_stats)
         result = check(
             predictions, labels, profile, reference, config, model_version, request.as_of, progress
         )
@@ -92,18 +95,31 @@ def run_monitor(
         "log_lines": log_stats.lines,
         "malformed_lines": log_stats.malformed,
         "malformed_examples": log_stats.examples,
+        "cut_lines": log_stats.cut_lines,
+        "long_lines": log_stats.long_lines,
+        "cut_archives": log_stats.cut_archives,
         "label_files": len(label_stats.files),
         "label_rows": label_stats.lines,
         "malformed_labels": label_stats.malformed,
+        "malformed_label_examples": label_stats.examples,
+        "cut_label_archives": label_stats.cut_archives,
     }
+    # What the reader left out comes first: it qualifies every figure after it.
+    damage = [f"prediction logs: {note}" for note in [log_stats.note()] if note is not None] + [
+        f"labels: {note}" for note in [label_stats.note("label row")] if note is not None
+    ]
+    summary["notes"] = damage + list(summary.get("notes") or [])
     document = clean(summary)
     summary_path = request.summary_path or params.paths.monitor_summary
     report_path = request.report_path or params.paths.monitor_report
     atomic_write_text(summary_path, json.dumps(document, indent=1, sort_keys=True) + "\n")
     atomic_write_text(report_path, html.render(document))
+    for text in document.get("notes") or []:
+        note(text)
     if summary["status"] == "unusable":
         raise MonitoringInputError(f"{summary['error']} (report in {report_path})")
     if alerts:
         kinds = ", ".join(f"{k} x{v}" for k, v in document["alerts_by_kind"].items())
-        raise MonitoringAlertError(f"{len(alerts)} alerts ({kinds}); report in {report_path}")
+        count = f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
+        raise MonitoringAlertError(f"{count} ({kinds}); report in {report_path}")
     return document

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -25,7 +25,16 @@ from pydantic import BaseModel, ConfigDict
 
 from mlgitops.config import MonitoringConfig
 from mlgitops.monitoring import stats
-from mlgitops.monitoring.logs import EVENT_TIME, KEY, LABEL, REQUEST_KEY, SCORE, TIME, VERSION
+from mlgitops.monitoring.logs import (
+    EVENT_TIME,
+    EVENT_TIME_LOGGED,
+    KEY,
+    LABEL,
+    REQUEST_KEY,
+    SCORE,
+    TIME,
+    VERSION,
+)
 from mlgitops.monitoring.reference import (
     OUTCOMES,
     ScoreReference,
@@ -76,15 +85,30 @@ class Alert(BaseModel):
 
 
 @dataclass(frozen=True)
+class Gap:
+    """Whole windows without a prediction between two windows with some."""
+
+    first: str  # key of the first empty window
+    last: str  # key of the last one
+    start: pd.Timestamp
+    end: pd.Timestamp
+    windows: int
+    after: str  # key of the window before the gap
+    before: str  # key of the window after it
+
+
+@dataclass(frozen=True)
 class Windows:
     keys: list[str]
     starts: list[pd.Timestamp]
     ends: list[pd.Timestamp]
     index: np.ndarray  # window of each row
+    gaps: list[Gap] = field(default_factory=list)
 
 
 def assign_windows(event_time: pd.DatetimeIndex, config: MonitoringConfig) -> Windows:
-    """Windows by event time: whole hours or days (empty ones included), or N rows in time order."""
+    """Windows by event time: the whole hours or days that hold predictions (a run of empty
+    ones between them is one Gap, however long), or N rows in time order."""
     n = len(event_time)
     if n == 0:
         return Windows([], [], [], np.zeros(0, dtype=np.int64))
@@ -98,12 +122,42 @@ def assign_windows(event_time: pd.DatetimeIndex, config: MonitoringConfig) -> Wi
         ends = [sorted_times[min((i + 1) * config.window_rows, n) - 1] for i in range(count)]
         return Windows([f"rows-{i:06d}" for i in range(count)], starts, ends, index)
     freq, fmt = ("h", "%Y-%m-%dT%H") if config.window == "hour" else ("D", "%Y-%m-%d")
-    floors = event_time.floor(freq)
-    first, last = floors.min(), floors.max()
-    grid = pd.date_range(first, last, freq=freq)
     step = pd.Timedelta(1, unit=freq)
-    index = ((floors - first) // step).to_numpy().astype(np.int64)
-    return Windows([t.strftime(fmt) for t in grid], list(grid), [t + step for t in grid], index)
+    floors = event_time.floor(freq)
+    present = floors.unique().sort_values()
+    index = present.get_indexer(floors)
+    starts = list(present)
+    keys = [t.strftime(fmt) for t in starts]
+    gaps = []
+    for i in np.flatnonzero(np.asarray(present[1:] - present[:-1] > step)):
+        first, last = starts[i] + step, starts[i + 1] - step
+        gaps.append(
+            Gap(
+                first=first.strftime(fmt),
+                last=last.strftime(fmt),
+                start=first,
+                end=starts[i + 1],
+                windows=int((starts[i + 1] - starts[i]) // step) - 1,
+                after=keys[i],
+                before=keys[i + 1],
+            )
+        )
+    ends = [t + step for t in starts]
+    return Windows(keys, starts, ends, index.astype(np.int64).reshape(-1), gaps)
+
+
+def gap_alert(gap: Gap, config: MonitoringConfig) -> Alert:
+    """One alert per gap: the empty windows between two windows with predictions."""
+    unit = config.window
+    span = gap.first if gap.windows == 1 else f"{gap.first}..{gap.last}"
+    what = f"in this {unit}" if gap.windows == 1 else f"for {gap.windows} {unit}s"
+    return Alert(
+        kind="no_traffic",
+        window=span,
+        subject="traffic",
+        message=f"{span}: no predictions {what} (a gap between {gap.after} and {gap.before})",
+        value=0.0,
+    )
 
 
 def _counts(window: np.ndarray, bins: np.ndarray, n_windows: int, n_bins: int) -> np.ndarray:
@@ -263,7 +317,7 @@ def _realized_figures(
 
 def check(
     predictions: pd.DataFrame,
-    labels: pd.DataFrame,
+    labels: pd.DataFrame | None,
     profile: ReferenceProfile,
     reference: ScoreReference,
     config: MonitoringConfig,
@@ -271,8 +325,20 @@ def check(
     as_of: pd.Timestamp | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> CheckResult:
+    """`labels` None: no label source was given, which is a note, not late labels."""
     alerts: list[Alert] = []
+    notes: list[str] = []
     conf = config.confidence
+    labels_given = labels is not None
+    if labels is None:
+        labels = pd.DataFrame(
+            {
+                KEY: pd.Series([], dtype=object),
+                REQUEST_KEY: pd.Series([], dtype=object),
+                LABEL: pd.Series([], dtype="float64"),
+                "label_time": pd.DatetimeIndex([], tz="UTC"),
+            }
+        )
 
     # Predictions of another model version are counted, not mixed into this one's figures.
     versions = predictions[VERSION].fillna("(none)")
@@ -286,14 +352,29 @@ def check(
                 "last": part[EVENT_TIME].max().isoformat(),
             }
         predictions = predictions[mine]
+    if as_of is None and len(predictions):
+        as_of = predictions[TIME].max()
+    # A line without its own event time is windowed by the service's log time only when no
+    # line has one: mixing the two clocks would put it far from the traffic it belongs to
+    # (replayed or delayed records), so it is left out and counted.
+    without_event_time = 0
+    if EVENT_TIME_LOGGED in predictions.columns:
+        logged_time = predictions[EVENT_TIME_LOGGED].to_numpy(dtype=bool)
+        if logged_time.any() and not logged_time.all():
+            without_event_time = int((~logged_time).sum())
+            predictions = predictions[logged_time]
+            notes.append(
+                f"{without_event_time} prediction{'s' if without_event_time != 1 else ''} "
+                f"without an event time left out of the windows ({len(predictions)} have one)"
+            )
+        elif len(predictions) and not logged_time.any():
+            notes.append("no prediction carries an event time: windows by the log time")
     if not predictions[EVENT_TIME].is_monotonic_increasing:  # logs are mostly in order already
         predictions = predictions.sort_values(EVENT_TIME, kind="stable")
     predictions = predictions.reset_index(drop=True)
     n_rows = len(predictions)
-    if as_of is None:
-        candidates = [predictions[TIME].max()] if n_rows else []
-        as_of = max(candidates) if candidates else None
     windows = assign_windows(pd.DatetimeIndex(predictions[EVENT_TIME]), config)
+    alerts.extend(gap_alert(gap, config) for gap in windows.gaps)
     n_windows = len(windows.keys)
     w_index = windows.index
 
@@ -363,22 +444,6 @@ def check(
             "end": windows.ends[w].isoformat(),
             "rows": n,
         }
-        if n == 0:
-            record["status"] = "empty"
-            if config.window != "rows":
-                alerts.append(
-                    Alert(
-                        kind="no_traffic",
-                        window=key,
-                        subject="traffic",
-                        message=f"{key}: no predictions in this window",
-                        value=0.0,
-                    )
-                )
-            expected_z.append(math.nan)
-            realized_z.append(math.nan)
-            out_windows[key] = record
-            continue
         record["status"] = "ok" if n >= config.min_rows else "too_few_rows"
         drift = _drift_rows([*families, score_family], w, config, alpha_each)
         features_out: dict[str, Any] = {}
@@ -514,7 +579,8 @@ def check(
             realized_z.append((cost_row - real_mean) / spread)
         else:
             realized_z.append(math.nan)
-        if mature and n >= config.min_rows and labelled / n < config.min_label_coverage:
+        late = labels_given and labelled / n < config.min_label_coverage
+        if mature and n >= config.min_rows and late:
             alerts.append(
                 Alert(
                     kind="labels_late",
@@ -573,12 +639,32 @@ def check(
                     )
                 )
 
+    if not labels_given:
+        notes.append(
+            "no label source given (--labels): label coverage and realized performance "
+            "are not checked"
+        )
     summary = {
         "model_version": model_version,
         "as_of": as_of.isoformat() if as_of is not None else None,
         "rows": n_rows,
         "windows_total": n_windows,
         "window": config.window,
+        "gaps": [
+            {
+                "first": gap.first,
+                "last": gap.last,
+                "start": gap.start.isoformat(),
+                "end": gap.end.isoformat(),
+                "windows": gap.windows,
+                "after": gap.after,
+                "before": gap.before,
+            }
+            for gap in windows.gaps
+        ],
+        "rows_without_event_time": without_event_time,
+        "labels_given": labels_given,
+        "notes": notes,
         "other_model_versions": other,
         "other_model_version_rows": int(sum(v["rows"] for v in other.values())),
         "labels_matched": int((~np.isnan(truth_values)).sum()),

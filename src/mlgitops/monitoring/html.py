@@ -171,6 +171,11 @@ def render(summary: dict[str, Any]) -> str:
     body = ["<table>"]
     body += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts.items()]
     body.append("</table>")
+    notes = summary.get("notes") or []
+    if notes:
+        body.append("<h2>Notes</h2><ul>")
+        body += [f"<li>{_e(text)}</li>" for text in notes]
+        body.append("</ul>")
     body.append(f"<h2>Alerts ({len(alerts)})</h2>")
     if alerts:
         body.append("<table><tr><th>window</th><th>kind</th><th>subject</th><th>message</th></tr>")

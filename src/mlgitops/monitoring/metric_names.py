@@ -13,9 +13,12 @@ Service obligations (the rules assume them):
 - `EXPECTED_OUTCOME_TOTAL{outcome}` per scored row with score p: flagged -> tp += p, fp += 1-p;
   not flagged -> fn += p, tn += 1-p (CBPE; counters accept fractional increments).
 - `LABELLED_OUTCOME_TOTAL{outcome}` +1 per /feedback label joined to its logged prediction.
-- `MODEL_INFO{bento_tag, model_hash, data_hash, git_commit} 1`: alert annotations read the model
-  and the commit to roll back from it (the rules cannot name the bento tag: they ship inside the
-  bento whose version hashes them).
+- `MODEL_INFO{bento_tag, model_hash, data_hash, git_commit} 1`: alert annotations read the
+  model's hashes and commit from it.
+- Every series of the service carries `bento_tag` (RELEASE_LABEL), the tag of the bento it runs
+  (its pinned release, or MLGITOPS_BENTO_TAG). The rules keep it through every aggregation, so
+  each release is judged on its own series and every alert names the release it is about (the
+  rules cannot name the tag themselves: they ship inside the bento whose version hashes them).
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ EXPECTED_OUTCOME_TOTAL = "mlgitops_expected_outcome_total"
 LABELLED_OUTCOME_TOTAL = "mlgitops_labelled_outcome_total"
 MODEL_INFO = "mlgitops_model_info"
 
+RELEASE_LABEL = "bento_tag"
 FEATURE_LABEL = "feature"
 BIN_LABEL = "bin"
 OUTCOME_LABEL = "outcome"
 PREDICTION_LABEL = "label"
-MODEL_INFO_LABELS = ("bento_tag", "model_hash", "data_hash", "git_commit")
+MODEL_INFO_LABELS = (RELEASE_LABEL, "model_hash", "data_hash", "git_commit")
 OUTCOMES = ("tp", "fp", "tn", "fn")
 
 # What to pass to prometheus_client (Counter(name, namespace=NAMESPACE) appends `_total`).
@@ -45,11 +49,12 @@ CLIENT_NAMES = {
     LABELLED_OUTCOME_TOTAL: "labelled_outcome",
     MODEL_INFO: "model_info",  # a Gauge set to 1
 }
+# The labels of each series, in order (the release first).
 LABELS = {
-    FEATURE_BIN_TOTAL: (FEATURE_LABEL, BIN_LABEL),
-    SCORE_BIN_TOTAL: (BIN_LABEL,),
-    PREDICTIONS_TOTAL: (PREDICTION_LABEL,),
-    EXPECTED_OUTCOME_TOTAL: (OUTCOME_LABEL,),
-    LABELLED_OUTCOME_TOTAL: (OUTCOME_LABEL,),
+    FEATURE_BIN_TOTAL: (RELEASE_LABEL, FEATURE_LABEL, BIN_LABEL),
+    SCORE_BIN_TOTAL: (RELEASE_LABEL, BIN_LABEL),
+    PREDICTIONS_TOTAL: (RELEASE_LABEL, PREDICTION_LABEL),
+    EXPECTED_OUTCOME_TOTAL: (RELEASE_LABEL, OUTCOME_LABEL),
+    LABELLED_OUTCOME_TOTAL: (RELEASE_LABEL, OUTCOME_LABEL),
     MODEL_INFO: MODEL_INFO_LABELS,
 }

@@ -4,6 +4,15 @@ Reference fractions become constant recording rules (`mlgitops_reference:*`), so
 window is one vector expression over the service's bin counters (see metric_names), and the
 sample-size-aware threshold (1/N_ref + 1/N)·χ²_{1−α}(B−1) is computed from the window's own
 count. Pure: dicts in, dicts out; the `rules` stage writes them.
+
+Every aggregation keeps the served series' `bento_tag` (metric_names.RELEASE_LABEL): each
+release is judged on its own traffic, so while two releases serve side by side in a rollout
+each alerts on its own, and every alert names the release it is about (the receiver of
+`mlgitops revert serve` acts only on the release its base branch pins). The constants carry no
+tag (this file ships in the bento whose version hashes it), so they join the series with
+`on (feature, bin) group_left`. Bins absent from a release's counters count as nothing: the
+service creates each bin of its own profile at 0 on start (metric_names), so the release these
+rules belong to has them all.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from mlgitops.profile import (
 SCORE_FEATURE = "__score__"
 LABELLED_WINDOWS = ("1d", "7d")  # realized performance: labels trickle in, windows are longer
 REF = "mlgitops_reference"
+R = m.RELEASE_LABEL
 
 
 def _c(value: float) -> str:
@@ -90,42 +100,44 @@ def _window_rules(window: str) -> list[dict[str, Any]]:
     fb = f"{REF}:feature_bin_fraction"
     sm = f"{REF}:feature_bin_smoothed"
     outcome = f"mlgitops:expected_outcome:increase{window}"
+    predictions = f"sum by ({R}) (increase({m.PREDICTIONS_TOTAL}[{window}]))"
     return [
         {
             "record": inc,
-            # Bins absent from the counters count as 0, so an emptied bin still weighs in.
-            "expr": f"sum by (feature, bin) (increase({m.FEATURE_BIN_TOTAL}[{window}]))"
-            f' or label_replace(sum by (bin) (increase({m.SCORE_BIN_TOTAL}[{window}])), "feature",'
-            f' "{SCORE_FEATURE}", "", "")'
-            f" or on (feature, bin) ({fb} * 0)",
+            "expr": f"sum by ({R}, feature, bin) (increase({m.FEATURE_BIN_TOTAL}[{window}]))"
+            f" or label_replace(sum by ({R}, bin) (increase({m.SCORE_BIN_TOTAL}[{window}])),"
+            f' "feature", "{SCORE_FEATURE}", "", "")',
         },
-        {"record": rows, "expr": f"sum by (feature) ({inc})"},
+        {"record": rows, "expr": f"sum by ({R}, feature) ({inc})"},
         {
             "record": share,
-            "expr": f"({inc} + {stats.SMOOTHING}) / on (feature) group_left ()"
-            f" ({rows} + {stats.SMOOTHING} * count by (feature) ({fb}))",
+            "expr": f"({inc} + {stats.SMOOTHING}) / on ({R}, feature) group_left ()"
+            f" ({rows} + on (feature) group_left ()"
+            f" ({stats.SMOOTHING} * count by (feature) ({fb})))",
         },
         {
             "record": f"mlgitops:feature_psi:{window}",
             # Bins empty on both sides drop out, as in monitoring.stats.psi.
-            "expr": f"sum by (feature) ((({share} - on (feature, bin) {sm})"
-            f" * ln({share} / on (feature, bin) {sm}))"
-            f" and on (feature, bin) ({inc} > 0 or on (feature, bin) {fb} > 0))",
+            "expr": f"sum by ({R}, feature) ((({share} - on (feature, bin) group_left () {sm})"
+            f" * ln({share} / on (feature, bin) group_left () {sm}))"
+            f" unless on ({R}, feature, bin) ({inc} == 0 and on (feature, bin) {fb} == 0))",
         },
         {
             "record": f"mlgitops:feature_psi_threshold:{window}",
-            "expr": f"(1 / {REF}:feature_rows + 1 / {rows}) * on (feature) {REF}:feature_psi_chi2",
+            "expr": f"((1 / {REF}:feature_rows) + on (feature) group_right () (1 / {rows}))"
+            f" * on (feature) group_left () {REF}:feature_psi_chi2",
         },
         {
             "record": f"mlgitops:flag_share:{window}",
-            "expr": f'(sum(increase({m.PREDICTIONS_TOTAL}{{label="1"}}[{window}])) or vector(0))'
-            f" / sum(increase({m.PREDICTIONS_TOTAL}[{window}]))",
+            # No flagged series of a release counts as none flagged, not as no release.
+            "expr": f'(sum by ({R}) (increase({m.PREDICTIONS_TOTAL}{{label="1"}}[{window}]))'
+            f" or ({predictions} * 0)) / {predictions}",
         },
         {
             "record": outcome,
-            "expr": f"sum by (outcome) (increase({m.EXPECTED_OUTCOME_TOTAL}[{window}]))",
+            "expr": f"sum by ({R}, outcome) (increase({m.EXPECTED_OUTCOME_TOTAL}[{window}]))",
         },
-        {"record": f"mlgitops:expected_rows:{window}", "expr": f"sum({outcome})"},
+        {"record": f"mlgitops:expected_rows:{window}", "expr": f"sum by ({R}) ({outcome})"},
     ]
 
 
@@ -133,14 +145,14 @@ def _labelled_rules(window: str) -> list[dict[str, Any]]:
     inc = f"mlgitops:labelled_outcome:increase{window}"
 
     def get(o: str) -> str:
-        return f'(sum({inc}{{outcome="{o}"}}) or vector(0))'
+        return f'(sum by ({R}) ({inc}{{outcome="{o}"}}) or (sum by ({R}) ({inc}) * 0))'
 
     return [
         {
             "record": inc,
-            "expr": f"sum by (outcome) (increase({m.LABELLED_OUTCOME_TOTAL}[{window}]))",
+            "expr": f"sum by ({R}, outcome) (increase({m.LABELLED_OUTCOME_TOTAL}[{window}]))",
         },
-        {"record": f"mlgitops:labelled_rows:{window}", "expr": f"sum({inc})"},
+        {"record": f"mlgitops:labelled_rows:{window}", "expr": f"sum by ({R}) ({inc})"},
         {"record": f"mlgitops:labelled_negatives:{window}", "expr": f"{get('fp')} + {get('tn')}"},
         {"record": f"mlgitops:labelled_positives:{window}", "expr": f"{get('fn')} + {get('tp')}"},
         {
@@ -162,12 +174,15 @@ def _wilson_low(p: str, n: str, z: float) -> str:
     )
 
 
+# The alert's own release (its bento_tag label), looked up in the info series it exports.
 MODEL_TEMPLATE = (
-    '{{ with query "max by (bento_tag, model_hash, data_hash, git_commit) (mlgitops_model_info)" }}'
+    '{{ with printf "max by (bento_tag, model_hash, data_hash, git_commit) '
+    '(mlgitops_model_info{bento_tag=%q})" $labels.bento_tag | query }}'
     "{{ with first . }}Model {{ .Labels.bento_tag }} (model {{ .Labels.model_hash }}, data "
-    "{{ .Labels.data_hash }}) from commit {{ .Labels.git_commit }}. Roll back: "
-    "git revert {{ .Labels.git_commit }} && mlgitops deploy --env <env>"
-    "{{ end }}{{ else }}Model unknown (mlgitops_model_info is not exported).{{ end }}"
+    "{{ .Labels.data_hash }}) from commit {{ .Labels.git_commit }}. Roll back: mlgitops revert "
+    "(a branch restoring the last release before it)"
+    "{{ end }}{{ else }}Model {{ $labels.bento_tag }} (mlgitops_model_info is not exported)."
+    "{{ end }}"
 )
 
 
@@ -213,8 +228,8 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
             out.append(
                 _alert(
                     f"{alert}{speed.capitalize()}",
-                    f"({psi}{selector} > on (feature) {thr})"
-                    f" and on (feature) ({rows} >= {rows_min})",
+                    f"({psi}{selector} > on ({R}, feature) {thr})"
+                    f" and on ({R}, feature) ({rows} >= {rows_min})",
                     f"Drift of {what} over {window}",
                     f"PSI of {what} over the last {window} is above its sample-size-aware "
                     "threshold (false-alarm budget "
@@ -253,8 +268,8 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
             ("Fnr", "fn", ("fn", "tp"), reference.estimated_fnr),
         ):
             o = f"mlgitops:expected_outcome:increase{window}"
-            denominator = f'(sum({o}{{outcome=~"{den[0]}|{den[1]}"}}))'
-            est = f'(sum({o}{{outcome="{num}"}}) / {denominator})'
+            denominator = f'(sum by ({R}) ({o}{{outcome=~"{den[0]}|{den[1]}"}}))'
+            est = f'(sum by ({R}) ({o}{{outcome="{num}"}}) / {denominator})'
             limit = ref_rate * (1 + config.min_rate_increase)
             spread = f"{_c(z * math.sqrt(ref_rate * (1 - ref_rate)))} / sqrt({denominator})"
             out.append(
@@ -274,12 +289,15 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
             )
     rows = "mlgitops:feature_rows:increase1h"
     inc = "mlgitops:feature_bin:increase1h"
+    served_today = f"(sum by ({R}) (increase({m.PREDICTIONS_TOTAL}[1d])) > 0)"
+    running = f"max by ({R}) ({m.MODEL_INFO})"
     not_score = f'feature!="{SCORE_FEATURE}"'
     out += [
         _alert(
             "FeatureMostlyMissing",
-            f'({inc}{{bin="{MISSING_BIN}",{not_score}}} / on (feature) {rows})'
-            f" > on (feature) {REF}:feature_missing_limit and on (feature) ({rows} >= {rows_min})",
+            f'({inc}{{bin="{MISSING_BIN}",{not_score}}} / on ({R}, feature) {rows})'
+            f" > on (feature) group_left () {REF}:feature_missing_limit"
+            f" and on ({R}, feature) ({rows} >= {rows_min})",
             "{{ $labels.feature }} is mostly missing",
             "The share of missing {{ $labels.feature }} over the last hour is far above training: "
             "a broken upstream feed?",
@@ -289,10 +307,11 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
         ),
         _alert(
             "FeatureConstant",
-            f'(max by (feature) ({inc}{{bin!="{MISSING_BIN}",{not_score}}})'
-            f' / sum by (feature) ({inc}{{bin!="{MISSING_BIN}",{not_score}}}) >= 0.999)'
+            f'(max by ({R}, feature) ({inc}{{bin!="{MISSING_BIN}",{not_score}}})'
+            f' / sum by ({R}, feature) ({inc}{{bin!="{MISSING_BIN}",{not_score}}}) >= 0.999)'
             f" and on (feature) ({REF}:feature_top_fraction < 0.9)"
-            f' and on (feature) (sum by (feature) ({inc}{{bin!="{MISSING_BIN}"}}) >= {rows_min})',
+            f' and on ({R}, feature) (sum by ({R}, feature) ({inc}{{bin!="{MISSING_BIN}"}})'
+            f" >= {rows_min})",
             "{{ $labels.feature }} is constant",
             "Every present value of {{ $labels.feature }} over the last hour falls in one bin.",
             "critical",
@@ -301,9 +320,9 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
         ),
         _alert(
             "UnseenCategorySurge",
-            f'({inc}{{bin="{UNSEEN_BIN}"}} / on (feature) {rows})'
-            f" > on (feature) {REF}:feature_unseen_limit"
-            f' and on (feature) ({inc}{{bin="{UNSEEN_BIN}"}} >= {config.min_unseen_count})',
+            f'({inc}{{bin="{UNSEEN_BIN}"}} / on ({R}, feature) {rows})'
+            f" > on (feature) group_left () {REF}:feature_unseen_limit"
+            f' and on ({R}, feature) ({inc}{{bin="{UNSEEN_BIN}"}} >= {config.min_unseen_count})',
             "New categories of {{ $labels.feature }}",
             "Rows with categories of {{ $labels.feature }} never seen in training exceed the "
             "limit; `mlgitops monitor` on the prediction log lists them with example ids.",
@@ -314,7 +333,7 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
         _alert(
             "ScoreCollapse",
             "(mlgitops:flag_share:1h <= 0 or mlgitops:flag_share:1h >= 1)"
-            f" and on () (sum(increase({m.PREDICTIONS_TOTAL}[1h])) >= {rows_min})",
+            f" and on ({R}) (sum by ({R}) (increase({m.PREDICTIONS_TOTAL}[1h])) >= {rows_min})",
             "Predictions collapsed to one label",
             f"Every prediction of the last hour has the same label (release flags "
             f"{reference.positive_rate:.1%}).",
@@ -324,8 +343,13 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
         ),
         _alert(
             "ZeroTraffic",
-            f"(sum(rate({m.PREDICTIONS_TOTAL}[15m])) or vector(0)) == 0"
-            f" and on () (sum(increase({m.PREDICTIONS_TOTAL}[1d])) > 0)",
+            # Per release that served today, unless it served in the last 15 minutes (its series
+            # may be gone: pods down), or any release did, or it is gone while another one's
+            # pods are up (it was replaced, not broken).
+            f"{served_today} unless on ({R}) (sum by ({R}) (rate({m.PREDICTIONS_TOTAL}[15m])) > 0)"
+            f" unless on () (sum(rate({m.PREDICTIONS_TOTAL}[15m])) > 0)"
+            f" unless on ({R}) ({served_today} unless on ({R}) {running}"
+            f" and on () count({running}))",
             "No predictions",
             "The model served no predictions for 15 minutes after serving traffic today.",
             "critical",
@@ -349,7 +373,7 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
                     f"Realized{name}High{speed}",
                     f"({_wilson_low(p, n, z)} > {_c(released_high)})"
                     f" and ({p} > {_c(floor)})"
-                    f" and on () (mlgitops:labelled_rows:{window} >= {config.min_labels})",
+                    f" and on ({R}) (mlgitops:labelled_rows:{window} >= {config.min_labels})",
                     f"Realized {name.upper()} above the release over {window}",
                     f"The Wilson lower bound of the {name.upper()} from labels of the last "
                     f"{window} is above the upper bound of the released "
@@ -375,8 +399,8 @@ def build_rule_groups(
         cost_rules.append(
             {
                 "record": f"mlgitops:expected_cost_per_1000:{window}",
-                "expr": f'1000 * ({fp} * sum({outcome}{{outcome="fp"}})'
-                f' + {fn} * sum({outcome}{{outcome="fn"}}))'
+                "expr": f'1000 * ({fp} * sum by ({R}) ({outcome}{{outcome="fp"}})'
+                f' + {fn} * sum by ({R}) ({outcome}{{outcome="fn"}}))'
                 f" / mlgitops:expected_rows:{window}",
             }
         )

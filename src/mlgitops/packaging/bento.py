@@ -1,7 +1,10 @@
 """Put a trained model into the BentoML model store and build the bento that serves it.
 
-Both are content-addressed: the package stage passes the model's hash as the version, so a tag
-that already exists holds the same model and is kept as it is (a rebuild is a no-op).
+Both are content-addressed: the package stage passes a hash of what the bento serves and of its
+release record as the version, so a tag that already exists holds the same model and record and
+is kept as it is (a rebuild is a no-op). That is checked, not assumed: an existing model whose
+metadata, or bento whose pin, is another record than the one being packaged is an error naming
+the first field that differs (a tag never names two things, whatever put them in the store).
 
 The bento pins its model by tag in `mlgitops/serving/pinned.json`, written into the bento's copy of
 the package at build time. The service reads it at startup and never resolves `:latest`.
@@ -79,16 +82,22 @@ def save_model(
     `model_file` is the file the pod serves, stored under its format's name (`MODEL_FILES`);
     a model served without its pipeline (format onnx) needs the pipeline's `reference_scores`
     to self-check against. The model store is the one of `BENTOML_HOME`. An existing tag is
-    kept: the version is the model's content hash, so the same tag means the same model.
+    kept if its metadata is `metadata` (the version hashes model and record, so the same tag
+    means the same model and record); PackagingError otherwise.
     """
     import bentoml
     from bentoml.exceptions import NotFound
 
     tag = f"{name}:{version}"
+    # BentoML's model metadata cannot hold null; an absent key reads back the same.
+    stored = {key: value for key, value in metadata.items() if value is not None}
     try:
-        return str(bentoml.models.get(tag).tag)
+        existing = bentoml.models.get(tag)
     except NotFound:
         pass
+    else:
+        require_same(f"model {tag}", "metadata", dict(existing.info.metadata), stored)
+        return str(existing.tag)
     extra = dict(sorted((extra_files or {}).items()))
     for source in (model_file, profile_file, schema_file, model_card_file, *extra.values()):
         if not Path(source).is_file():
@@ -99,8 +108,6 @@ def save_model(
         # A pipeline checks itself; any other format only against the pipeline's scores.
         raise PackagingError(f"model format {model_format}: reference scores iff no pipeline")
     labels = {"mlgitops.io/kind": "fraud-model"}
-    # BentoML's model metadata cannot hold null; an absent key reads back the same.
-    stored = {key: value for key, value in metadata.items() if value is not None}
     try:
         with bentoml.models.create(tag, labels=labels, metadata=stored) as model:
             shutil.copyfile(model_file, model.path_of(MODEL_FILES[model_format]))
@@ -114,6 +121,46 @@ def save_model(
     except Exception as error:  # BentoML raises many kinds; all mean "not saved"
         raise _store_error(f"saving model {tag}", error) from error
     return tag
+
+
+def _first_difference(there: Any, here: Any, where: str = "") -> str | None:
+    """The first key path at which two JSON-like values differ, with both values."""
+    if isinstance(there, dict) and isinstance(here, dict):
+        for key in sorted(set(there) | set(here)):
+            path = f"{where}.{key}" if where else str(key)
+            if key not in there or key not in here:
+                side = "only here" if key not in there else "only in the store"
+                return f"{path}: {side}"
+            found = _first_difference(there[key], here[key], path)
+            if found is not None:
+                return found
+        return None
+    if there != here:
+        return f"{where or '(value)'}: {there!r} in the store, {here!r} here"
+    return None
+
+
+def require_same(what: str, part: str, there: Any, here: Any) -> None:
+    """PackagingError unless the store's `there` equals `here` (what is being packaged)."""
+    found = _first_difference(there, here)
+    if found is not None:
+        raise PackagingError(
+            f"{what} exists in the BentoML store with another {part} ({found}); a tag must name "
+            "one thing: delete the stored one (`bentoml models delete` / `bentoml delete`) and "
+            "run `dvc repro` again"
+        )
+
+
+def stored_pin(bento: Any) -> dict[str, Any]:
+    """The pin (`pinned.json`) of a bento in the store."""
+    path = Path(bento.path) / "src" / "mlgitops" / "serving" / PINNED_FILE
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise PackagingError(f"bento {bento.tag}: cannot read its pin {path}: {error}") from None
+    if not isinstance(raw, dict):
+        raise PackagingError(f"bento {bento.tag}: its pin {path} is not a JSON object")
+    return raw
 
 
 def read_lock(lock_file: Path) -> dict[str, str]:
@@ -241,18 +288,27 @@ def build_bento(
     """Build bento `bento_name:version` serving `model_tag`; return the bento tag.
 
     The bento holds a copy of the `mlgitops` package (with the pin file), the pinned runtime
-    requirements and the model. An existing tag is kept, as for models. With `experiment` (the
-    pin's experiment section, `serving.experiment.ExperimentPin.as_json`) it carries the
-    challenger's model too, and the service serves both.
+    requirements and the model. An existing tag is kept if its pin is the one this build would
+    write (PackagingError otherwise), as for models. With `experiment` (the pin's experiment
+    section, `serving.experiment.ExperimentPin.as_json`) it carries the challenger's model too,
+    and the service serves both.
     """
     import bentoml
     from bentoml.exceptions import NotFound
 
     tag = f"{bento_name}:{version}"
+    pinned: dict[str, Any] = {"bento_tag": tag, "model_tag": model_tag, "release": release}
+    if experiment is not None:
+        pinned["experiment"] = experiment
+    # As written to pinned.json and read back: JSON, so tuples and lists compare equal.
+    pinned = json.loads(json.dumps(pinned))
     try:
-        return str(bentoml.bentos.get(tag).tag)
+        existing = bentoml.bentos.get(tag)
     except NotFound:
         pass
+    else:
+        require_same(f"bento {tag}", "pin (release record)", stored_pin(existing), pinned)
+        return str(existing.tag)
     models = [model_tag]
     if experiment is not None:
         models.append(str(experiment["challenger_model_tag"]))
@@ -262,9 +318,6 @@ def build_bento(
         except NotFound:
             message = f"model {stored} is not in the model store; save it first"
             raise PackagingError(message) from None
-    pinned: dict[str, Any] = {"bento_tag": tag, "model_tag": model_tag, "release": release}
-    if experiment is not None:
-        pinned["experiment"] = experiment
     with tempfile.TemporaryDirectory(prefix="mlgitops-bento-") as tmp:
         ctx = Path(tmp)
         _stage_build_context(ctx, pinned)

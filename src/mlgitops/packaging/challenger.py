@@ -114,9 +114,14 @@ def pin_section(recorded: ReleaseExperiment, challenger: Challenger) -> dict[str
     }
 
 
-def experiment_digest(recorded: ReleaseExperiment) -> str:
-    """sha256 of the experiment as served: part of the bento version when one is on."""
-    canonical = json.dumps(recorded.model_dump(mode="json"), sort_keys=True)
+def experiment_digest(recorded: ReleaseExperiment, challenger_release: ReleaseRecord) -> str:
+    """sha256 of the experiment as served, with the challenger's release record the pin
+    carries (`pin_section`): part of the bento version when one is on."""
+    content = {
+        "experiment": recorded.model_dump(mode="json"),
+        "challenger_release": challenger_release.model_dump(mode="json", exclude_none=True),
+    }
+    canonical = json.dumps(content, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -184,18 +184,9 @@ def build_report(inputs: ReportInputs) -> ModelReport:
     )
 
     previous = inputs.previous
-    release_file = params.paths.release.as_posix()
-    if previous is None:
-        note = f"There is no previous release: no earlier commit records another {release_file}."
-    else:
-        note = (
-            f"Compared with release {previous.record.bento_tag} at commit "
-            f"{previous.commit[:12]}, the latest earlier commit that changed {release_file}. "
-            "Rates carry Wilson intervals from each release's test counts; the two test splits "
-            "differ if the data did."
-        )
-        if previous.metrics is None:
-            note += " That commit has no evaluation metrics file, so only this release is shown."
+    note = changes_note(
+        previous, inputs.release, inputs.raw_metrics, params.paths.release.as_posix()
+    )
     changes = Changes(
         previous_commit=previous.commit if previous else None,
         previous_bento_tag=previous.record.bento_tag if previous else None,
@@ -223,3 +214,37 @@ def build_report(inputs: ReportInputs) -> ModelReport:
         failure_modes=failure_modes,
         changes=changes,
     )
+
+
+def changes_note(
+    previous: PreviousRelease | None,
+    release: ReleaseRecord,
+    raw_metrics: dict,
+    release_file: str,
+) -> str:
+    """What "What changed since the previous release" says above its table: which release it
+    compares with, and that the model did not change when the model hash is the same."""
+    if previous is None:
+        return f"There is no previous release: no earlier commit records another {release_file}."
+    if previous.metrics is not None and previous.record.model_hash == release.model_hash:
+        unchanged = analysis.metric_figures(raw_metrics) == analysis.metric_figures(
+            previous.metrics
+        )
+        return (
+            f"Same model as the previous release {previous.record.bento_tag} "
+            f"({release.model_hash[:19]}…), at commit {previous.commit[:12]}: "
+            + (
+                "figures unchanged."
+                if unchanged
+                else "the figures differ because the test split did (the data changed)."
+            )
+        )
+    note = (
+        f"Compared with release {previous.record.bento_tag} at commit "
+        f"{previous.commit[:12]}, the latest earlier commit that changed {release_file}. "
+        "Rates carry Wilson intervals from each release's test counts; the two test splits "
+        "differ if the data did."
+    )
+    if previous.metrics is None:
+        note += " That commit has no evaluation metrics file, so only this release is shown."
+    return note

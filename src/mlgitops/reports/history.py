@@ -1,8 +1,11 @@
-"""The previous release: the latest commit that changed the release record to something else.
+"""The previous release: the release before this one was first recorded in HEAD's history.
 
-"Something else" matters: once this release is committed, the newest commit touching
-release.json is its own; skipping commits that record the same bento keeps the answer (and so
-the report's bytes) the same before and after that commit.
+"Before it was first recorded" matters twice. Once this release is committed, the newest commit
+touching release.json is its own; skipping commits that record the same bento keeps the answer
+(and so the report's bytes) the same before and after that commit. And a rollback
+(`mlgitops revert`) commits an older release's tree again after the release it removes: the
+report of the restored release still compares with what came before it, so the rollback
+commit reproduces the restored commit's report byte for byte.
 
 Git history is not a DVC dependency: a report re-run after a new release elsewhere in history
 compares with that one. Reports are re-run with the release they describe, so this holds.
@@ -47,10 +50,16 @@ def previous_release(repo: Path | None, current: ReleaseRecord) -> PreviousRelea
             return None
         params = params_at(root, head)
         path = release_path(params, head)
-        log = git.run(root, "log", f"-{MAX_COMMITS}", "--format=%H", head, "--", path)
+        log = git.run(root, "log", f"-{MAX_COMMITS}", "--format=%H", head, "--", path).split()
+        # The commits whose diff adds or removes this bento_version line: its first recording
+        # is among them. (The record is one key per line; a version is hex, a safe regex.)
+        line = f'"bento_version": *"{current.bento_version}"'
+        pickaxe = ("log", "--format=%H", f"-G{line}", head, "--", path)
+        recorded = set(git.run(root, *pickaxe).split())
     except GitError:
         return None
-    for commit in log.split():
+    seen = [i for i, commit in enumerate(log) if commit in recorded]
+    for commit in log[seen[-1] + 1 :] if seen else log:
         try:
             record = find_release_at(root, commit, path)
         except ArtifactError:

@@ -1,9 +1,9 @@
-"""The report's JSON twin (`paths.report_json`), a typed artifact and a DVC metrics file.
+"""The report's JSON twin (`paths.report_json`), a typed artifact committed beside the page.
 
-The HTML page is rendered from this record alone. DVC's metrics commands read the scalars in
-nested mappings and skip lists, so what `dvc metrics diff` should compare between releases
-(headline figures, operating points, calibration summary) sits in mappings, and the long tables
-(slices, examples, bins, curve) in lists.
+The HTML page is rendered from this record alone. What compares between releases (headline
+figures, operating points, calibration summary) sits in mappings, and the long tables (slices,
+examples, bins, curve) in lists. It is a DVC output, not a DVC metric: `dvc metrics show`
+lists the stages' headline figures (metrics/), which a person compares across experiments.
 """
 
 from __future__ import annotations

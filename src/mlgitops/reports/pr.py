@@ -5,6 +5,11 @@ For any two revisions it runs the gate of stage `gate` again, the champion being
 the DVC cache or remote), with `head`'s gate settings. So the verdict is the one the pipeline
 would reach, and the PR shows it with the intervals behind it, what changed in the data and what
 the tuning chose.
+
+A head that commits a model its gate did not pass (an experiment that lost, committed: its
+release record still names the champion) is no release, whatever its release compares like: the
+report says so and carries head's committed verdict, so the PR fails with it
+(src/mlgitops/verdict.py). A committed PASS about another model than head's release is an error.
 """
 
 from __future__ import annotations
@@ -19,12 +24,13 @@ import pandas as pd
 from pydantic import ValidationError
 
 from mlgitops.config import GateConfig, ThresholdConfig
-from mlgitops.errors import ArtifactError, ConfigError, GateError
+from mlgitops.errors import ArtifactError, ConfigError, GateError, ReleaseNotPassedError
 from mlgitops.git import read_blob, resolve_commit
 from mlgitops.records import GateReport, TunedParams
 from mlgitops.release import ReleaseRecord
-from mlgitops.revision import dvc_file_at, path_at
+from mlgitops.revision import dvc_file_at, find_release_at, params_at, path_at, release_path
 from mlgitops.stages.gate import compare, contender_at, markdown, unopposed
+from mlgitops.verdict import committed_verdict, refusal
 
 
 @dataclass(frozen=True)
@@ -182,6 +188,46 @@ def render(repo: Path, report: GateReport, base: Side, head: Side) -> str:
     return "\n".join(lines)
 
 
+def unreleased(repo: Path, base: str, head: str) -> tuple[str, GateReport] | None:
+    """The report of a head whose committed gate verdict did not pass its release (None when
+    it did, or head predates the gate record): that verdict, and why merging releases nothing."""
+    base_commit, head_commit = resolve_commit(repo, base), resolve_commit(repo, head)
+    params = params_at(repo, head_commit)
+    verdict = committed_verdict(repo, head_commit, params)
+    if verdict is None:
+        return None
+    release = find_release_at(repo, head_commit, release_path(params, head_commit))
+    problem = refusal(verdict, release)
+    if problem is None:
+        return None
+    if verdict.passed:
+        raise ReleaseNotPassedError(f"{head} ({head_commit[:12]}) is not a release: {problem}")
+    try:
+        report = GateReport.model_validate(_json_at(repo, head_commit, verdict.path) or {})
+    except ValidationError as error:
+        first = str(error).strip().splitlines()[0]
+        raise ArtifactError(f"{head_commit[:12]}:{verdict.path}: {first}") from None
+    names = f"`{release.bento_tag}`" if release is not None else "no release"
+    lines = [
+        f"# mlgitops: `{base}` ({base_commit[:12]}) -> `{head}` ({head_commit[:12]})",
+        "",
+        f"## Not a release: head's model did not pass the gate ({verdict.verdict})",
+        "",
+        f"Head commits model `{verdict.model_hash[:19]}` with gate verdict **{verdict.verdict}** "
+        f"(`{verdict.path}`), so its release record still names {names}: merging releases "
+        f"nothing new, and `mlgitops deploy` refuses the merged commit (exit "
+        f"{ReleaseNotPassedError.exit_code}). Change the model until the gate passes, or leave "
+        "it out of this change.",
+        "",
+        markdown(report, "Champion / challenger gate, as committed at head").rstrip(),
+        "",
+    ]
+    return "\n".join(lines), report
+
+
 def pr_report(repo: Path, base: str, head: str) -> tuple[str, GateReport]:
+    found = unreleased(repo, base, head)
+    if found is not None:
+        return found
     report, base_side, head_side = judge(repo, base, head)
     return render(repo, report, base_side, head_side), report

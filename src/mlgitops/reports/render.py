@@ -20,6 +20,8 @@ FORMATS: dict[str, Callable[[Any], str]] = {
     # The sentence's own formats, so the page's text is the twin's sentence.
     **analysis.FORMATS,
     "money": lambda v: f"{v:,.0f}",
+    # Counts per 1,000 transactions: one decimal, as the rest of the page gives them.
+    "num1": lambda v: f"{v:,.1f}",
     "num3": lambda v: f"{v:.3f}",
     "num4": lambda v: f"{v:.4f}",
     "thr": lambda v: f"{v:.4g}",
@@ -227,11 +229,27 @@ def _tradeoffs(p: Page, report: ModelReport) -> str:
             ],
             rows,
         )
+        + _same_as_released(t)
         + f"<p>{p.v('tradeoffs.why', 'text')}</p>"
         + f"<figure>{plot}<figcaption class='small'>Expected cost per day at each threshold; "
         "the letters mark the operating points of the table (dots: test split).</figcaption>"
         "</figure>"
     )
+
+
+def _same_as_released(t: Any) -> str:
+    """Points whose threshold is the released one, said so (their rows repeat its figures)."""
+    released = t.points[t.released].threshold
+    same = [
+        LETTERS[i]
+        for i, (key, point) in enumerate(t.points.items())
+        if key != t.released and point.threshold == released
+    ]
+    if not same:
+        return ""
+    letters = same[0] if len(same) == 1 else ", ".join(same[:-1]) + " and " + same[-1]
+    verb = "is" if len(same) == 1 else "are"
+    return f"<p>{letters} {verb} the released threshold.</p>"
 
 
 def _examples(p: Page, kind: str, title: str, report: ModelReport) -> str:
@@ -324,8 +342,8 @@ NAMES = {
     "fnr": ("false negative rate", "pct1"),
     "fpr": ("false positive rate", "pct1"),
     "precision": ("precision", "pct1"),
-    "alerts_per_1000": ("alerts per 1,000", "num3"),
-    "missed_frauds_per_1000": ("missed per 1,000", "num3"),
+    "alerts_per_1000": ("alerts per 1,000", "num1"),
+    "missed_frauds_per_1000": ("missed per 1,000", "num1"),
     "expected_cost_per_1000": ("cost per 1,000", "money"),
 }
 

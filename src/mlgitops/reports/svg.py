@@ -171,16 +171,40 @@ def reliability_plot(
         f'<line x1="{_c(axes.x(0))}" y1="{_c(axes.y(0))}" x2="{_c(axes.x(top))}" '
         f'y2="{_c(axes.y(top))}" stroke="{INK}" stroke-dasharray="4 4"/>'
     )
-    for mean, rate, low, high, rows in bins:
+    for mean, rate, low, high, _ in bins:
         x = _c(axes.x(mean))
         out.append(
             f'<line x1="{x}" x2="{x}" y1="{_c(axes.y(low))}" y2="{_c(axes.y(high))}" '
             f'stroke="{SECOND}" stroke-width="2"/>'
         )
         out.append(f'<circle cx="{x}" cy="{_c(axes.y(rate))}" r="4" fill="{ACCENT}"/>')
-        out.append(
-            f'<text x="{x}" y="{_c(axes.y(high) - 6)}" text-anchor="middle" font-size="10" '
-            f'fill="{INK}">n={rows:,}</text>'
-        )
+    out += _bin_sizes(bins, axes)
     out.append("</svg>")
     return "".join(out)
+
+
+# Width of an `n=1,000` label at font-size 10, with a gap: labels closer than this overlap.
+LABEL_WIDTH = 46
+
+
+def _bin_sizes(bins: Sequence[tuple[float, float, float, float, int]], axes: _Axes) -> list[str]:
+    """The rows of each bin, legibly: bins of one size (quantile bins) say it once; otherwise
+    a label above a bin's interval where it does not overlap its right-hand neighbour's (scores
+    crowd near zero), the table under the plot giving every bin's rows."""
+    sizes = {rows for *_, rows in bins}
+    if len(sizes) == 1:
+        return [
+            f'<text x="{_c(LEFT + 8)}" y="{TOP + 14}" font-size="11" fill="{INK}">'
+            f"{sizes.pop():,} rows per bin</text>"
+        ]
+    out, right = [], math.inf
+    for mean, _, _, high, rows in sorted(bins, reverse=True):
+        x = axes.x(mean)
+        if right - x < LABEL_WIDTH:
+            continue
+        right = x
+        out.append(
+            f'<text x="{_c(x)}" y="{_c(axes.y(high) - 6)}" text-anchor="middle" font-size="10" '
+            f'fill="{INK}">n={rows:,}</text>'
+        )
+    return out[::-1]

@@ -3,9 +3,14 @@ branch plus the pull-request body. It never deploys: merging deploys.
 
 Everything happens in a temporary Git worktree of the base branch that shares the repository's
 DVC cache, so the user's working tree, main and the deployed release are never touched, whatever
-the verdict. On PASS the worktree's changes (data.dvc, params.yaml, dvc.lock, the release and its
-k8s pin, metrics, reports) become one commit on the new branch; on FAIL or INCONCLUSIVE nothing
-is committed, no branch is left, and the error says why in one line.
+the verdict. `dvc repro` finishes whatever the verdict (the release stages keep the champion's
+outputs on a verdict other than PASS); the loop then reads the gate's verdict on the worktree's
+model. On PASS the worktree's changes (data.dvc, params.yaml, dvc.lock, the release and its k8s
+pin, metrics, reports) become one commit on the new branch; on FAIL or INCONCLUSIVE nothing is
+committed, no branch is left, and the error says why in one line, naming where the evidence is
+kept: the challenger's gate report, gate record and metrics, copied out of the worktree before it
+goes (paths.retrain_evidence/<branch>/, ignored by Git), and the full `dvc repro` log under
+.git/mlgitops/retrain/. Progress comes one line per pipeline stage started and finished.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -25,7 +32,7 @@ from pydantic import BaseModel, ConfigDict
 from mlgitops import git
 from mlgitops.config import DEFAULT_PARAMS_FILE, Params, load_params
 from mlgitops.data.ingest import IngestRequest, IngestSummary, ingest, tracking_dvc_file
-from mlgitops.dvcrun import run_dvc
+from mlgitops.dvcrun import run_dvc, stream_dvc
 from mlgitops.errors import (
     ConfigError,
     GateError,
@@ -34,6 +41,7 @@ from mlgitops.errors import (
     MlgitopsError,
     RetrainError,
 )
+from mlgitops.io import file_sha256
 from mlgitops.records import GateReport
 from mlgitops.release import ReleaseRecord, load_release
 from mlgitops.revision import dvc_cache_dir
@@ -208,25 +216,111 @@ def _last_error(output: str) -> str:
     return (errors or lines or ["no output"])[0 if errors else -1]
 
 
-def _repro(worktree: Path, params: Params, log: Path, progress: Callable[[str], None]) -> None:
-    """`dvc repro`; a gate verdict that refuses the release becomes its GateError."""
-    gate_file = worktree / params.paths.gate_metrics
-    before = gate_file.read_bytes() if gate_file.is_file() else None
+_STARTED = re.compile(r"^Running stage '(?P<stage>[^']+)':")
+_UNCHANGED = re.compile(r"^Stage '(?P<stage>[^']+)' didn't change, skipping")
+
+
+class StageProgress:
+    """Turns `dvc repro`'s output into one progress message per stage started, finished (with
+    its time) or unchanged. A stage ends where the next one starts or the run ends."""
+
+    def __init__(
+        self, progress: Callable[[str], None], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.progress, self.clock = progress, clock
+        self.current: tuple[str, float] | None = None
+
+    def line(self, text: str) -> None:
+        if started := _STARTED.match(text):
+            self.finish()
+            self.current = (started["stage"], self.clock())
+            self.progress(f"stage {started['stage']} started")
+        elif unchanged := _UNCHANGED.match(text):
+            self.finish()
+            self.progress(f"stage {unchanged['stage']} unchanged")
+
+    def finish(self, failed: bool = False) -> None:
+        if self.current is not None:
+            stage, began = self.current
+            how = "failed after" if failed else "finished in"
+            self.progress(f"stage {stage} {how} {self.clock() - began:.1f} s")
+            self.current = None
+
+
+def _repro(
+    worktree: Path,
+    log: Path,
+    progress: Callable[[str], None],
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """`dvc repro`, which finishes whatever the gate says; a failure is a RetrainError. Its
+    output goes to the log as it comes, so an interrupted run leaves what it did."""
     progress("dvc repro (validate, split, tune, train, evaluate, gate, package, ...)")
-    result = _dvc(worktree, "repro", log=log)
-    if result.returncode == 0:
-        return
-    report = _gate_report(worktree, params)
-    fresh = gate_file.is_file() and gate_file.read_bytes() != before
-    if report is not None and fresh and report.verdict in REFUSALS:
+    stages = StageProgress(progress, clock)
+    with log.open("a", encoding="utf-8") as handle:
+        handle.write("$ dvc repro\n")
+
+        def on_line(text: str) -> None:
+            handle.write(text + "\n")
+            handle.flush()
+            stages.line(text)
+
+        result = stream_dvc("repro", cwd=worktree, env=_venv_env(), on_line=on_line)
+    stages.finish(failed=result.returncode != 0)
+    if result.returncode != 0:
+        raise RetrainError(
+            f"dvc repro failed: {_last_error(result.stderr + result.stdout)} (full log: {log}); "
+            "nothing committed"
+        )
+
+
+def keep_evidence(worktree: Path, params: Params, target: Path) -> Path:
+    """Copy the challenger's gate report, gate and evaluation records and headline metrics out
+    of the worktree into `target` (replacing an earlier copy), before the worktree goes."""
+    files = {
+        "gate.md": params.paths.gate_report,
+        "gate.json": params.paths.gate_metrics,
+        "evaluate.json": params.paths.metrics,
+        "metrics/evaluate.json": params.paths.headline_evaluate,
+        "metrics/gate.json": params.paths.headline_gate,
+        "metrics/tune.json": params.paths.headline_tune,
+    }
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name, source in files.items():
+        if (worktree / source).is_file():
+            (staging / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(worktree / source, staging / name)
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def _shown(path: Path, repo: Path) -> str:
+    """`path` relative to the repository when it is inside it (how the user finds it)."""
+    try:
+        return str(path.relative_to(repo))
+    except ValueError:
+        return str(path)
+
+
+def passed_verdict(report: GateReport | None, model_hash: str, gate_file: Path) -> GateReport:
+    """The gate's verdict on the worktree's model (`model_hash`), if PASS; a refusing verdict
+    becomes its GateError, a missing or stale record a RetrainError."""
+    if report is None:
+        raise RetrainError(f"dvc repro succeeded but left no readable {gate_file}")
+    if report.challenger_model_hash != model_hash:
+        raise RetrainError(
+            f"{gate_file} judged model {report.challenger_model_hash[:19]}, not the retrained "
+            f"{model_hash[:19]}; nothing committed"
+        )
+    if report.verdict in REFUSALS:
         raise REFUSALS[report.verdict](
             f"gate {report.verdict}: {report.reason}; nothing committed, no branch made, "
             "main and the deployed release untouched"
         )
-    raise RetrainError(
-        f"dvc repro failed: {_last_error(result.stderr + result.stdout)} (full log: {log}); "
-        "nothing committed"
-    )
+    return report
 
 
 def _commit_message(
@@ -263,6 +357,11 @@ def _ingest_section(summary: IngestSummary | None, overrides: Sequence[tuple[str
         ]
         if summary.unlabelled_predictions:
             lines.append(f"| predictions not labelled yet | {summary.unlabelled_predictions:,} |")
+        if summary.labels_set_aside:
+            lines.append(
+                f"| label rows set aside (unknown, conflicting, malformed) | "
+                f"{summary.labels_set_aside:,} of {summary.label_rows:,} |"
+            )
         if summary.columns_not_logged:
             lines.append(
                 f"| columns not in the log (missing) | {', '.join(summary.columns_not_logged)} |"
@@ -314,6 +413,7 @@ def retrain(
     log = work / f"{branch.replace('/', '-')}.log"
     log.write_text("", encoding="utf-8")
     pr_body = request.pr_body or work / f"{branch.replace('/', '-')}.md"
+    evidence = repo / params.paths.retrain_evidence / branch.replace("/", "-")
 
     worktree = Path(tempfile.mkdtemp(prefix="mlgitops-retrain-"))
     worktree.rmdir()  # git worktree add makes it
@@ -326,14 +426,24 @@ def retrain(
         summary = None
         if fresh.batch or fresh.predictions:
             progress("ingesting the batch")
-            summary = ingest(wparams, fresh, root=worktree)
+            # The worktree goes at the end: the set-aside list stays beside the retrain log.
+            aside = fresh.set_aside_path or work / f"{branch.replace('/', '-')}.set_aside.csv"
+            summary = ingest(wparams, fresh.model_copy(update={"set_aside_path": aside}), worktree)
             if not summary.rows_added and not request.overrides:
                 raise RetrainError(f"nothing to retrain on: {summary.line()}")
-        _repro(worktree, wparams, log, progress)
-        report = _gate_report(worktree, wparams)
+        _repro(worktree, log, progress)
+        model_hash = "sha256:" + file_sha256(worktree / wparams.paths.model)
+        try:
+            report = passed_verdict(
+                _gate_report(worktree, wparams), model_hash, wparams.paths.gate_metrics
+            )
+        except (GateFailedError, GateInconclusiveError) as refused:
+            kept = keep_evidence(worktree, wparams, evidence)
+            raise type(refused)(
+                f"{refused}; the challenger's gate report: {_shown(kept / 'gate.md', repo)} "
+                f"(its records and metrics beside it), the dvc repro log: {_shown(log, repo)}"
+            ) from None
         challenger = load_release(worktree / wparams.paths.release)
-        if report is None or report.verdict != "PASS":
-            raise RetrainError(f"dvc repro succeeded but {wparams.paths.gate_metrics} has no PASS")
         if challenger.model_hash == champion.model_hash:
             raise RetrainError(
                 f"the retrained model is the released one ({challenger.model_hash[:19]}): "

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlgitops.config import Params
+from mlgitops.monitoring.metric_names import RELEASE_LABEL
 
 Status = Literal["firing", "resolved"]
 
@@ -41,6 +42,11 @@ class Alert(BaseModel):
     def name(self) -> str:
         return self.labels.get("alertname", "(no alertname)")
 
+    @property
+    def bento_tag(self) -> str | None:
+        """The release the alert is about: our rules keep the served series' label."""
+        return self.labels.get(RELEASE_LABEL) or None
+
 
 class AlertPayload(BaseModel):
     model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
@@ -57,6 +63,10 @@ def parse_payload(body: bytes) -> AlertPayload:
     try:
         raw = json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise PayloadError(400, f"body is not valid JSON: {error}") from None
+    except RecursionError:
+        raise PayloadError(400, "body is not valid JSON: nested too deeply") from None
+    except ValueError as error:  # e.g. an integer over the interpreter's digit limit
         raise PayloadError(400, f"body is not valid JSON: {error}") from None
     try:
         return AlertPayload.model_validate(raw)
@@ -77,3 +87,12 @@ def matches(alert: Alert, labels: Mapping[str, str]) -> bool:
 
 def describe_selector(labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "(any)"
+
+
+def about_release(alerts: list[Alert], bento_tag: str) -> list[Alert]:
+    return [alert for alert in alerts if alert.bento_tag == bento_tag]
+
+
+def printable(text: str) -> str:
+    """`text` with control characters escaped: a label cannot forge a line of the log."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)

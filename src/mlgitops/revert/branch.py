@@ -1,27 +1,27 @@
 """Make the revert commit and its branch without touching the base branch or the work tree.
 
-`git revert --no-edit` runs in a temporary detached worktree at the base commit, so its merge
-machinery (renames, conflicts) is git's own, while the user's checkout, index and HEAD are
-never involved. The branch ref is created only once the result is checked, with an
-"expect no such ref" update, so two callers can never both create it; nothing is force-pushed.
+The revert commit is made with plumbing: `git commit-tree <restored>^{tree} -p <base head>`,
+one commit on top of the base whose tree is exactly the restored commit's. No worktree, no
+merge, so it can never conflict, and the user's checkout, index and HEAD are never involved.
+The branch ref is created only once the result is checked, with an "expect no such ref"
+update, so two callers can never both create it; nothing is force-pushed.
 """
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import tempfile
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
 from mlgitops.errors import GitError, RevertError
-from mlgitops.git import read_blob, run
+from mlgitops.git import run
 from mlgitops.revert.plan import RevertPlan, branch_exists
 
-# A release repository may have DVC's or anyone's hooks installed; the temporary worktree is
-# ours alone and must neither run them (post-checkout would `dvc checkout` into it) nor sign.
+# A release repository may have DVC's or anyone's hooks installed, or signing on: the commit
+# is made by a receiver with no terminal, so it neither runs hooks nor asks for a passphrase.
 _QUIET = ("-c", "core.hooksPath=/dev/null", "-c", "commit.gpgsign=false")
+# How many commits taken back the commit message names (the PR body lists more).
+MESSAGE_LISTED = 30
 
 
 class BranchExistsError(RevertError):
@@ -36,59 +36,75 @@ class RevertBranch(BaseModel):
 
 
 def _one_line(error: GitError) -> str:
-    """git's most telling line: its `error:`/`fatal:`/CONFLICT line, else the first one."""
+    """git's most telling line: its `error:`/`fatal:` line, else the first one."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     for line in lines:
-        if line.startswith(("CONFLICT", "error:", "fatal:")):
+        if line.startswith(("error:", "fatal:")):
             return line
     return lines[0] if lines else "git failed"
 
 
-def _revert_in_worktree(repo: Path, plan: RevertPlan) -> str:
-    """The sha of `git revert --no-edit <commit>` on top of the base commit (no ref moved)."""
-    scratch = Path(tempfile.mkdtemp(prefix="mlgitops-revert-"))
-    tree = scratch / "tree"
+def commit_message(plan: RevertPlan) -> str:
+    restored = plan.restored_commit
+    lines = [
+        f"Restore release {plan.restored.bento_tag} (the tree of {restored.short})",
+        "",
+        f"Rolls {plan.base} back from {plan.removed.bento_tag} to {plan.restored.bento_tag}:",
+        f"this commit's tree is exactly the tree of {restored.sha}",
+        f'("{restored.subject}"), where {plan.restored.bento_tag} was current. It takes back',
+        f"every commit of {plan.base} since ({plan.taken_back_total}), code and docs included:",
+        "",
+    ]
+    for item in plan.taken_back[:MESSAGE_LISTED]:
+        merge = f" (merge, {item.merged_total} commits)" if item.commit.is_merge else ""
+        lines.append(f"  {item.commit.short} {item.commit.subject}{merge}")
+    if plan.taken_back_total > MESSAGE_LISTED:
+        more = plan.taken_back_total - MESSAGE_LISTED
+        span = f"{restored.short}..{plan.base_commit[:12]}"
+        lines.append(f"  ... and {more} more: git log --first-parent {span}")
+    return "\n".join(lines)
+
+
+def _tree(repo: Path, rev: str) -> str:
+    return run(repo, "rev-parse", "--verify", "--quiet", f"{rev}^{{tree}}").strip()
+
+
+def _blob_id(repo: Path, commit: str, path: str) -> str | None:
+    """The object id of `path` at `commit`; None when the commit has no such file."""
     try:
-        run(repo, *_QUIET, "worktree", "add", "--quiet", "--detach", str(tree), plan.base_commit)
-        args = ["revert", "--no-edit"]
-        if len(plan.commit.parents) > 1:
-            args += ["-m", "1"]  # a merged release: undo what it brought to the base branch
-        try:
-            run(tree, *_QUIET, *args, plan.commit.sha)
-        except GitError as error:
-            conflicted = run(tree, "diff", "--name-only", "--diff-filter=U").split()
-            where = f" (conflicts in {', '.join(conflicted)})" if conflicted else ""
-            raise RevertError(
-                f"{plan.commit.short} does not revert cleanly onto {plan.base} "
-                f"{plan.base_commit[:12]}{where}: {_one_line(error)}"
-            ) from None
-        return run(tree, "rev-parse", "HEAD").strip()
-    finally:
-        # Never added, or already gone: prune below forgets it either way.
-        with contextlib.suppress(GitError):
-            run(repo, "worktree", "remove", "--force", str(tree))
-        shutil.rmtree(scratch, ignore_errors=True)
-        run(repo, "worktree", "prune")
+        return run(repo, "rev-parse", "--verify", "--quiet", f"{commit}:{path}").strip() or None
+    except GitError:
+        return None
 
 
 def check_restored(repo: Path, plan: RevertPlan, commit: str) -> None:
-    """The reverted tree must pin exactly the previous release: its record and its k8s patch."""
-    for path in (plan.release_path, plan.k8s_release_patch):
-        got = read_blob(repo, commit, path)
-        want = read_blob(repo, plan.restored_commit, path)
-        if got != want:
+    """The result must be the restored release exactly: the restored commit's tree, and so its
+    release record, k8s pin and dvc.lock (checked by name, as a reviewer would ask)."""
+    restored = plan.restored_commit.sha
+    for path in (plan.release_path, plan.k8s_release_patch, plan.lock_path):
+        if _blob_id(repo, commit, path) != _blob_id(repo, restored, path):
             raise RevertError(
-                f"after reverting {plan.commit.short}, {path} is not the one of "
-                f"{plan.restored_commit[:12]} ({plan.restored.bento_tag}): a later commit of "
-                f"{plan.base} changed it too; revert by hand"
+                f"the revert commit's {path} is not the one of {restored[:12]} "
+                f"({plan.restored.bento_tag}); nothing was created"
             )
+    if _tree(repo, commit) != _tree(repo, restored):
+        raise RevertError(
+            f"the revert commit's tree is not the one of {restored[:12]}; nothing was created"
+        )
 
 
 def make_revert_commit(repo: Path, plan: RevertPlan) -> RevertBranch:
-    """The revert commit, checked to restore the previous release; no ref is created yet."""
+    """The revert commit, checked to restore the release; no ref is created yet (a commit
+    without a ref is garbage Git collects)."""
     if branch_exists(repo, plan.branch):
         raise BranchExistsError(f"branch {plan.branch} already exists (prepared before?)")
-    commit = _revert_in_worktree(repo, plan)
+    tree = _tree(repo, plan.restored_commit.sha)
+    try:
+        commit = run(
+            repo, *_QUIET, "commit-tree", tree, "-p", plan.base_commit, "-m", commit_message(plan)
+        ).strip()
+    except GitError as error:
+        raise RevertError(f"cannot make the revert commit: {_one_line(error)}") from None
     check_restored(repo, plan, commit)
     return RevertBranch(branch=plan.branch, revert_commit=commit)
 

@@ -17,7 +17,7 @@ from mlgitops.errors import RevertError
 from mlgitops.release import ReleaseRecord
 from mlgitops.revert.alerts import AlertPayload, PayloadError, parse_payload
 from mlgitops.revert.branch import RevertBranch
-from mlgitops.revert.plan import RevertPlan
+from mlgitops.revert.plan import CommitInfo, RevertPlan
 
 # Evidence is for a reviewer to read; a larger file is cut (and says so) rather than refused.
 MAX_EVIDENCE_CHARS = 64 * 1024
@@ -200,6 +200,68 @@ def _release_rows(removed: ReleaseRecord, restored: ReleaseRecord) -> list[str]:
     return lines
 
 
+def _commit_line(info: CommitInfo, indent: str = "") -> str:
+    merge = " (merge)" if info.is_merge else ""
+    return (
+        f"{indent}- `{info.short}` {_cell(info.subject)}{merge} — {_cell(info.author)}, {info.date}"
+    )
+
+
+def _taken_back_section(plan: RevertPlan) -> list[str]:
+    restored = plan.restored_commit
+    total = plan.taken_back_total
+    lines = [
+        f"## What this takes back ({total} commit{'s' if total != 1 else ''} of `{plan.base}`)",
+        "",
+        f"This branch's one commit has exactly the tree of `{restored.short}`, so **every change"
+        f" made to `{plan.base}` since is taken back, code and docs included**, not only the"
+        " release: that is what makes the rollback exact (the restored commit's `dvc.lock`,"
+        " artifacts and code reproduce the restored release byte for byte) and conflict-free."
+        " Re-apply what should stay in a new pull request after the merge"
+        " (`git cherry-pick -x <commit>`, then `dvc repro`). First-parent history, newest first;"
+        " a merge lists what it brought in:",
+        "",
+    ]
+    for item in plan.taken_back:
+        lines.append(_commit_line(item.commit))
+        for merged in item.merged:
+            lines.append(_commit_line(merged, "  "))
+        if item.merged_total > len(item.merged):
+            more = item.merged_total - len(item.merged)
+            span = f"{item.commit.short}^1..{item.commit.short}"
+            lines.append(f"  - ... and {more} more (`git log {span}`)")
+    if total > len(plan.taken_back):
+        span = f"{restored.short}..{plan.base_commit[:12]}"
+        more = total - len(plan.taken_back)
+        lines.append(f"- ... and {more} more (`git log --first-parent {span}`)")
+    return [*lines, "", *_reproduce_lines(plan)]
+
+
+def _reproduce_lines(plan: RevertPlan) -> list[str]:
+    restored = plan.restored_commit
+    lines = []
+    if plan.passed_over:
+        lines += [
+            f"`{plan.restored.bento_tag}` was also current on later commits, passed over because"
+            " their `dvc.lock` does not match them (`dvc repro` there re-runs stages and may"
+            " build another bento than the one they pin):",
+            "",
+        ]
+        for item in plan.passed_over:
+            lines.append(f"- `{item.commit.short}` {_cell(item.commit.subject)}: {item.reason}")
+        lines.append("")
+    if plan.lock_mismatches:
+        reasons = "; ".join(plan.lock_mismatches)
+        lines += [
+            f"**Warning: `dvc.lock` of `{restored.short}` does not match it** ({_cell(reasons)}):"
+            " `dvc repro` on this branch re-runs stages and may build another bento than"
+            f" `{plan.restored.bento_tag}`. Prefer `mlgitops revert --to <commit>` with the"
+            " commit that built the release.",
+            "",
+        ]
+    return lines
+
+
 def render_pr_body(
     plan: RevertPlan,
     branch: RevertBranch,
@@ -210,14 +272,22 @@ def render_pr_body(
 ) -> str:
     """The Markdown body; `monitor` is the summary, a reason it is unreadable, or None."""
     removed, restored = plan.removed, plan.restored
+    commit = plan.restored_commit
     title = f"Revert release {removed.bento_tag}: restore {restored.bento_tag}"
+    which = (
+        "the release picked with `--to`"
+        if plan.chosen
+        else "the last release before it with another bento tag"
+    )
     lines = [
         f"# {title}",
         "",
-        f"Reverts {plan.commit.short} (“{_cell(plan.commit.subject)}”), the commit of `{plan.base}`"
-        f" that released `{removed.bento_tag}`, so that `{plan.base}` pins the release before it"
-        f" again, `{restored.bento_tag}`. The rollback is this commit: Argo CD's auto-sync stays"
-        f" on and deploys `{plan.base}` once this is merged.",
+        f"Rolls `{plan.base}` back from `{removed.bento_tag}` to `{restored.bento_tag}`, {which}:"
+        f" this branch is one commit on top of `{plan.base}` whose tree is exactly the tree of"
+        f" `{commit.short}` (“{_cell(commit.subject)}”), the last commit of `{plan.base}` on"
+        f" which `{restored.bento_tag}` was current. The rollback is this commit: Argo CD's"
+        f" auto-sync stays on and deploys `{plan.base}` once this is merged; the image"
+        f" `{restored.image}` exists already, nothing is rebuilt.",
         "",
     ]
     for item in evidence:
@@ -225,16 +295,21 @@ def render_pr_body(
             lines += _alert_section(item)
     lines += _monitor_section(monitor, monitor_name, removed)
     lines += ["## Releases", "", *_release_rows(removed, restored), ""]
+    lines += _taken_back_section(plan)
+    introduced = plan.introduced
+    lines += ["## Commits", ""]
+    if introduced is not None:
+        lines.append(
+            f"- Release `{removed.bento_tag}` introduced by `{introduced.sha}`"
+            f" “{_cell(introduced.subject)}” by {_cell(introduced.author)}, {introduced.date}"
+        )
     lines += [
-        "## Commit reverted",
-        "",
-        f"- Release commit: `{plan.commit.sha}` “{_cell(plan.commit.subject)}”"
-        f" by {_cell(plan.commit.author)}, {plan.commit.date}",
-        f"- Restored release committed at: `{plan.restored_commit}`",
+        f"- Restored commit (its tree): `{commit.sha}` “{_cell(commit.subject)}”",
         f"- Revert commit: `{branch.revert_commit}` on branch `{branch.branch}`, from"
         f" `{plan.base}` at `{plan.base_commit}`",
-        f"- Checked: `{plan.release_path}` and `{plan.k8s_release_patch}` on the branch are"
-        f" byte for byte those of `{plan.restored_commit[:12]}`.",
+        f"- Checked: the branch's tree is the tree of `{commit.short}`; `{plan.release_path}`,"
+        f" `{plan.k8s_release_patch}` and `{plan.lock_path}` on it are byte for byte those of"
+        f" `{commit.short}`.",
         "",
     ]
     for item in evidence:

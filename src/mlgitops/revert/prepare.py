@@ -58,10 +58,12 @@ def prepare_revert(
     push: str | None = None,
     write_body: Callable[[str], None] = lambda _: None,
     plan: RevertPlan | None = None,
+    to: str | None = None,
 ) -> RevertOutcome:
-    """Create the revert branch of `base`'s latest release (and push it to `push`); `plan`, when
-    the caller has made it already, is `plan_revert(repo, base, branch_prefix, branch)`."""
-    plan = plan or plan_revert(repo, base, branch_prefix, branch)
+    """Create the branch restoring `base`'s last good release, or the release of `to` (and
+    push it to `push`); `plan`, when the caller has made it already, is
+    `plan_revert(repo, base, branch_prefix, branch, to)`."""
+    plan = plan or plan_revert(repo, base, branch_prefix, branch, to)
     if push is not None:
         check_remote(repo, push, plan.branch)
     made = make_revert_commit(repo, plan)

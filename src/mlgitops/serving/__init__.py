@@ -3,7 +3,9 @@
 `mlgitops.serving.service` is what `bentoml serve` imports; it mounts the HTTP app (`app`: routes
 and plumbing) and gives each worker its state (`runtime`: pin, model loading, metadata, request
 ids, logs). Below those: the request validator and encoder (`features`), the scorer choice and
-its checks (`model`), the trees-to-ONNX compiler (`onnx`), feedback validation (`feedback`), the
+its checks (`model`), the trees-to-ONNX compiler (`onnx`), the credentials and signed request
+ids (`auth`), recording labels (`feedback`), online statistics and the join cache (`stats`), the
 OpenAPI document (`openapi`), the prediction log (`predlog`) and metrics (`metrics`). File names
-shared with packaging live in `layout`. `local` is the `mlgitops serve` launcher.
+shared with packaging live in `layout`. `mlgitops.cli.local_server` is the `mlgitops serve`
+launcher.
 """

@@ -20,8 +20,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mlgitops.config import ServingConfig
-from mlgitops.serving.features import FieldError, RequestError, validate_body
-from mlgitops.serving.feedback import REQUEST_ID_MAX, validate_feedback
+from mlgitops.serving.features import FieldError, RequestError, invalid_unicode, validate_body
+from mlgitops.serving.feedback import ACCEPTED, REQUEST_ID_MAX, validate_feedback
 from mlgitops.serving.openapi import openapi_document
 from mlgitops.serving.runtime import Runtime, isotime
 
@@ -43,7 +43,37 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 def _error(runtime: Runtime | None, error: RequestError) -> Response:
     if runtime is not None:
         runtime.metrics.child("rejected", error.errors[0].code).inc()
-    return _json(error.body(), error.status)
+    return _json(error.body(), error.status, error.headers)
+
+
+def _unauthorized(runtime: Runtime, realm: str, message: str) -> Response:
+    runtime.metrics.child("rejected", "unauthorized").inc()
+    return _json(
+        {"error": "unauthorized", "message": message, "detail": []},
+        401,
+        headers={"www-authenticate": f'Bearer realm="{realm}"'},
+    )
+
+
+def _credentials_broken(runtime: Runtime) -> Response | None:
+    """503 while a credential file named in the settings cannot be used: the worker answers
+    nothing it would have to guard with it (it never turns ready either)."""
+    if runtime.credential_error is None:
+        return None
+    return _json({"error": "not_ready", "message": runtime.credential_error, "detail": []}, 503)
+
+
+def _read_refused(request: Request, runtime: Runtime | None) -> Response | None:
+    """401 unless the request may read (/predict, /metadata, /schema, /openapi.json): with a
+    predict token set, only with it."""
+    if runtime is None:
+        return None
+    if broken := _credentials_broken(runtime):
+        return broken
+    if runtime.credentials.may_read(request.headers.get("authorization")):
+        return None
+    message = "missing or wrong bearer token: this server's reads take its predict token"
+    return _unauthorized(runtime, "predict", message)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -78,12 +108,18 @@ def _decode(body: bytes) -> Any:
     except orjson.JSONDecodeError:
         pass
     # orjson refuses NaN and Infinity tokens; the standard parser reads them so the validator
-    # can name the row and field that carries one.
+    # can name the row and field that carries one. It also reads lone UTF-16 surrogates
+    # ("\\ud800"), which orjson refuses and no log line or answer could carry: refused here,
+    # naming the row and field.
     try:
-        return json.loads(body)
+        document = json.loads(body)
     except (ValueError, RecursionError) as error:
         message = f"body is not valid JSON: {str(error)[:200]}"
         raise RequestError(400, [FieldError("invalid_json", message)]) from None
+    problem = invalid_unicode(document)
+    if problem is not None:
+        raise RequestError(422, [problem])
+    return document
 
 
 async def _loaded_runtime(request: Request) -> Runtime | None:
@@ -107,11 +143,18 @@ async def _loaded_runtime(request: Request) -> Runtime | None:
     return runtime
 
 
-def _request_id(request: Request, runtime: Runtime) -> str:
+def _client_request_id(request: Request) -> str | None:
+    """The client's X-Request-ID, kept for tracing (logged, echoed), never a join key."""
     given = request.headers.get("x-request-id")
     if given and len(given) <= REQUEST_ID_MAX and given.isprintable():
         return given
-    return runtime.new_request_id()
+    return None
+
+
+def _id_headers(request_id: str, client_request_id: str | None) -> dict[str, str]:
+    # X-Request-ID echoes the client's own, as tracing expects; the body's request_id (the key
+    # /feedback takes) is this service's.
+    return {"x-request-id": client_request_id or request_id}
 
 
 def _predictions(scores: list[float], labels: list[int], ids: list[Any] | None) -> list[dict]:
@@ -142,7 +185,8 @@ async def _predict_experiment(
     else:
         scored = score_experiment(*args)
     scores, labels = scored.scores.tolist(), scored.labels
-    request_id = _request_id(request, runtime)
+    request_id = runtime.new_request_id(len(batch))
+    client_request_id = _client_request_id(request)
     predictions = _predictions(scores, labels, batch.ids)
     if experiment.mode == "ab":
         versions = {
@@ -158,14 +202,15 @@ async def _predict_experiment(
             "model_version": runtime.pinned.bento_tag,
             "request_id": request_id,
         },
-        headers={"x-request-id": request_id},
+        headers=_id_headers(request_id, client_request_id),
     )
     runtime.metrics.observe_batch(labels, scores, batch.missing, batch.unseen)
     shadowed = len(batch) if scored.shadow_scores is not None else 0
     runtime.metrics.observe_arms(scored.arms, shadowed)
     runtime.observe(batch, scored.scores, labels, request_id)
     runtime.prediction_log.submit(
-        (request_id, time.time(), batch.records, scores, labels, scored), weight=len(batch)
+        (request_id, client_request_id, time.time(), batch.records, scores, labels, scored),
+        weight=len(batch),
     )
     return response
 
@@ -179,7 +224,12 @@ def create_app() -> Starlette:
         return _json({"error": "not_ready", "message": detail, "detail": []}, 503)
 
     async def predict(request: Request) -> Response:
+        # Credentials are checked before waiting for the model or reading the body.
+        if refused := _read_refused(request, request.app.state.runtime):
+            return refused
         runtime = await _loaded_runtime(request)
+        if refused := _read_refused(request, runtime):
+            return refused
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
         model = runtime.model
@@ -206,7 +256,8 @@ def create_app() -> Starlette:
             scores_array = model.scores(batch)
         scores = scores_array.tolist()
         labels = (scores_array >= model.threshold).astype(np.int8).tolist()
-        request_id = _request_id(request, runtime)
+        request_id = runtime.new_request_id(len(batch))
+        client_request_id = _client_request_id(request)
         version = runtime.pinned.bento_tag
         predictions = _predictions(scores, labels, batch.ids)
         response = _json(
@@ -215,13 +266,13 @@ def create_app() -> Starlette:
                 "model_version": version,
                 "request_id": request_id,
             },
-            headers={"x-request-id": request_id},
+            headers=_id_headers(request_id, client_request_id),
         )
         runtime.metrics.observe_batch(labels, scores, batch.missing, batch.unseen)
         runtime.observe(batch, scores_array, labels, request_id)
         runtime.prediction_log.submit(
             # The time is formatted by the writer thread, off the request path.
-            (request_id, time.time(), batch.records, scores, labels),
+            (request_id, client_request_id, time.time(), batch.records, scores, labels),
             weight=len(batch),
         )
         return response
@@ -230,25 +281,51 @@ def create_app() -> Starlette:
         runtime: Runtime | None = request.app.state.runtime
         if runtime is None:
             return not_ready(runtime)
+        if refused := _read_refused(request, runtime):
+            return refused
         return _json(runtime.metadata())
 
+    # The schema and the OpenAPI document take the read credential too: they list the model's
+    # inputs and categories seen in training, which only a client allowed to predict needs.
     async def schema(request: Request) -> Response:
+        if refused := _read_refused(request, request.app.state.runtime):
+            return refused
         runtime = await _loaded_runtime(request)
+        if refused := _read_refused(request, runtime):
+            return refused
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
         return _json(runtime.model.space.json_schema(runtime.settings.max_batch_size))
 
     async def openapi(request: Request) -> Response:
+        if refused := _read_refused(request, request.app.state.runtime):
+            return refused
         runtime = await _loaded_runtime(request)
+        if refused := _read_refused(request, runtime):
+            return refused
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
         request_schema = runtime.model.space.json_schema(runtime.settings.max_batch_size)
-        return _json(openapi_document(request_schema, runtime.pinned.bento_tag))
+        closed = runtime.credentials.predict is not None
+        return _json(openapi_document(request_schema, runtime.pinned.bento_tag, closed))
 
     async def feedback(request: Request) -> Response:
         runtime: Runtime | None = request.app.state.runtime
         if runtime is None:
             return not_ready(runtime)
+        # Credentials first: an anonymous body is never read.
+        if broken := _credentials_broken(runtime):
+            return broken
+        if runtime.credentials.feedback is None:
+            message = (
+                "this server takes no labels: it has no feedback token "
+                f"({ServingConfig.env_name('feedback_token_file')} is not set)"
+            )
+            error = RequestError(403, [FieldError("feedback_not_configured", message)])
+            return _error(runtime, error)
+        if not runtime.credentials.may_write_feedback(request.headers.get("authorization")):
+            message = "missing or wrong bearer token: /feedback takes the feedback token"
+            return _unauthorized(runtime, "feedback", message)
         try:
             body = _decode(await _read_body(request, 65536))
             entry = validate_feedback(body)
@@ -256,19 +333,23 @@ def create_app() -> Starlette:
             return _error(runtime, error)
         except ClientDisconnect:
             return Response(status_code=400)
-        log = runtime.feedback_log
-        if not log.enabled or log.error:
-            reason = log.error or "the feedback log is off"
-            return _json({"error": "feedback_unavailable", "message": reason, "detail": []}, 503)
-        entry["time"] = isotime(time.time())
-        entry["model_version"] = runtime.pinned.bento_tag
-        if not log.submit(entry):
-            message = "feedback queue is full; retry later"
-            return _json({"error": "feedback_busy", "message": message, "detail": []}, 503)
-        runtime.metrics.child("feedback", str(entry["label"])).inc()
-        joined = runtime.join_feedback(entry)
-        body = {"status": "accepted", "request_id": entry["request_id"], "outcome": joined}
-        return _json(body, 202)
+        if not runtime.feedback_log.enabled:
+            message = "the feedback log is off"
+            return _json({"error": "feedback_unavailable", "message": message, "detail": []}, 503)
+        line: dict[str, Any] = {
+            "time": isotime(time.time()),
+            "model_version": runtime.pinned.bento_tag,
+        }
+        if (client_request_id := _client_request_id(request)) is not None:
+            line["client_request_id"] = client_request_id
+        try:
+            status = await runtime.feedback.record(entry, line)
+        except RequestError as error:
+            return _error(runtime, error)
+        # The outcome of the prediction is never told: the label's sender may not be the
+        # client that asked for it.
+        answer = {"status": status, "request_id": entry["request_id"]}
+        return _json(answer, 202 if status == ACCEPTED else 200)
 
     app = Starlette(
         routes=[

@@ -16,6 +16,35 @@ from mlgitops.schema import FeatureKind
 
 # Errors reported per request; past this many the rest would only repeat the same mistake.
 MAX_ERRORS = 20
+# Every `error`/`code` an API answer can carry, with its HTTP status: the one list the OpenAPI
+# document and the README's Serving section state (a test holds them to it).
+ERROR_CODES: dict[str, int] = {
+    "invalid_json": 400,
+    "invalid_body": 400,
+    "body_too_large": 413,
+    "batch_too_large": 413,
+    "records_not_wrapped": 422,
+    "missing_field": 422,
+    "unknown_field": 422,
+    "empty_batch": 422,
+    "invalid_record": 422,
+    "missing_feature": 422,
+    "unknown_feature": 422,
+    "wrong_type": 422,
+    "not_finite": 422,
+    "null_not_allowed": 422,
+    "invalid_unicode": 422,
+    "unauthorized": 401,
+    "feedback_not_configured": 403,
+    "request_id_unknown": 403,
+    "row_out_of_range": 422,
+    "id_mismatch": 422,
+    "label_conflict": 409,
+    "not_ready": 503,
+    "feedback_unavailable": 503,
+    "feedback_busy": 503,
+}
+WRAP = '{"records": [...]}'
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
 _ABSENT = object()
 
@@ -118,10 +147,13 @@ class FieldError:
 class RequestError(Exception):
     """A request the service refuses; always a 4xx with the errors as JSON."""
 
-    def __init__(self, status: int, errors: list[FieldError]) -> None:
+    def __init__(
+        self, status: int, errors: list[FieldError], headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(errors[0].message)
         self.status = status
         self.errors = errors
+        self.headers = headers
 
     def body(self) -> dict[str, Any]:
         first = self.errors[0]
@@ -161,11 +193,16 @@ def _type_name(value: object) -> str:
 
 def validate_body(body: object, space: FeatureSpace, max_batch_size: int) -> Batch:
     """Check a decoded /predict body against the schema; raise RequestError naming row and field."""
+    if isinstance(body, list) and body and all(type(item) is dict for item in body):
+        message = f"the body is an array of records: wrap them in {WRAP}"
+        raise RequestError(422, [FieldError("records_not_wrapped", message)])
     if not isinstance(body, dict):
-        raise RequestError(
-            400, [FieldError("invalid_body", f"body must be a JSON object, got {_type_name(body)}")]
-        )
+        message = f"body must be a JSON object {WRAP}, got {_type_name(body)}"
+        raise RequestError(400, [FieldError("invalid_body", message)])
     extra = [key for key in body if key != "records"]
+    if extra and "records" not in body and _is_record(body, space):
+        message = f"the body is one record: wrap records in {WRAP}"
+        raise RequestError(422, [FieldError("records_not_wrapped", message)])
     if extra:
         message = f"unknown top-level field {extra[0]!r}"
         raise RequestError(422, [FieldError("unknown_field", message, None, extra[0])])
@@ -182,6 +219,12 @@ def validate_body(body: object, space: FeatureSpace, max_batch_size: int) -> Bat
         message = f"batch of {len(records)} records is larger than the maximum of {max_batch_size}"
         raise RequestError(413, [FieldError("batch_too_large", message, None, "records")])
     return validate_records(records, space)
+
+
+def _is_record(body: dict[str, Any], space: FeatureSpace) -> bool:
+    """A body naming a feature or a column of the data: a record sent without its wrapper."""
+    names = {f.name for f in space.features} | set(space.passthrough)
+    return any(key in names for key in body)
 
 
 def validate_records(records: list[Any], space: FeatureSpace) -> Batch:
@@ -305,3 +348,54 @@ def _missing(row: int, name: str, is_null: bool) -> FieldError:
     if is_null:
         return FieldError("null_not_allowed", f"{name} may not be null", row, name)
     return FieldError("missing_feature", f"required feature {name!r} is missing", row, name)
+
+
+def _shown(text: str) -> str:
+    """`text` with anything that is not valid Unicode escaped (a lone surrogate as \\udXXX)."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _valid_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def invalid_unicode(document: object) -> FieldError | None:
+    """The first string (value or key) of a decoded JSON document that is not valid Unicode (a
+    lone UTF-16 surrogate such as "\\ud800", which JSON's escapes can spell), named by its row
+    and field: such a string can be neither logged nor answered as UTF-8."""
+    # (value, path): iterative, as documents may nest as deep as the parser allows.
+    stack: list[tuple[object, tuple[str | int, ...]]] = [(document, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, str):
+            if not _valid_unicode(value):
+                return _unicode_error(path, _shown(value))
+        elif isinstance(value, dict):
+            for key, item in reversed(list(value.items())):
+                if not _valid_unicode(key):
+                    return _unicode_error((*path, _shown(key)), _shown(key))
+                stack.append((item, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*path, i)) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
+def _unicode_error(path: tuple[str | int, ...], shown: str) -> FieldError:
+    if len(path) >= 2 and path[0] == "records" and isinstance(path[1], int):
+        row: int | None = path[1]
+        name = str(path[2]) if len(path) >= 3 else ""
+    else:
+        row = None
+        name = str(path[0]) if path else ""
+    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+    message = (
+        f"{where or 'the body'} is not valid Unicode (a lone UTF-16 surrogate in "
+        f'"{shown[:40]}"); send UTF-8 text'
+    )
+    return FieldError("invalid_unicode", message, row, name or None)

@@ -1,18 +1,33 @@
-"""POST /feedback: the body a client sends to label an earlier prediction, validated."""
+"""POST /feedback: the body a client sends to label an earlier prediction, validated, and the
+label recorded: joined only to a prediction this service made, once per row, written before it is
+acknowledged."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from mlgitops.serving.features import FieldError, RequestError
 
+if TYPE_CHECKING:
+    from mlgitops.serving.auth import RequestIds
+    from mlgitops.serving.metrics import ServingMetrics
+    from mlgitops.serving.predlog import JsonLinesLog
+    from mlgitops.serving.stats import RecentPredictions
+
 # Longest request id accepted, from a client's X-Request-ID header or in a feedback body.
 REQUEST_ID_MAX = 128
+# How long /feedback waits for its line to be written before answering 503.
+WRITE_WAIT_SECONDS = 10.0
+ACCEPTED = "accepted"
+ALREADY_RECORDED = "already_recorded"
 
 
 def validate_feedback(body: object) -> dict[str, Any]:
     """`{"request_id": str, "label": 0|1|true|false, "row": int >= 0 (default 0), "id": the
-    record's entity id (optional; joins the label by id, and the monitor reads it)}`."""
+    record's entity id (optional; checked against the row's id where this worker holds the
+    prediction; never a join key)}`."""
     if not isinstance(body, dict):
         raise RequestError(400, [FieldError("invalid_body", "body must be a JSON object")])
     unknown = [key for key in body if key not in {"request_id", "label", "row", "id"}]
@@ -43,3 +58,115 @@ def validate_feedback(body: object) -> dict[str, Any]:
     if entity is not None:
         entry["id"] = entity
     return entry
+
+
+def outcome(predicted: int, actual: int) -> str:
+    """tp/fp/tn/fn of a served label against the true one."""
+    if predicted:
+        return "tp" if actual else "fp"
+    return "fn" if actual else "tn"
+
+
+@dataclass
+class FeedbackDesk:
+    """Records labels: the request id must carry this service's signature and the row be within
+    its request; where this worker holds the prediction, the label is joined to it (counted in
+    labelled_outcome once per row: a repeat is acknowledged and not counted, a different label
+    is a conflict) and the row's served entity id is what the log records. The line is written
+    before the label is acknowledged, so an acknowledged label is never lost."""
+
+    request_ids: RequestIds
+    recent: RecentPredictions
+    log: JsonLinesLog
+    metrics: ServingMetrics
+    # Writes in flight by (request id, row): a second label for the row waits for the first.
+    _writing: dict[tuple[str, int], asyncio.Future[bool]] | None = None
+
+    async def record(
+        self, entry: dict[str, Any], line: dict[str, Any], wait: float = WRITE_WAIT_SECONDS
+    ) -> str:
+        """ACCEPTED or ALREADY_RECORDED; RequestError for a label refused. `entry` is the
+        validated body, `line` the fields the log line gets beside it (time, model version)."""
+        request_id, row, label = entry["request_id"], entry["row"], entry["label"]
+        rows = self.request_ids.verify(request_id)
+        if rows is None:
+            message = "request_id is not one this service issued (its signature does not verify)"
+            if not self.request_ids.shared:
+                message += "; this server has no shared request id key, so only the worker "
+                message += "that served the prediction accepts its labels"
+            raise RequestError(403, [FieldError("request_id_unknown", message, None, "request_id")])
+        if row >= rows:
+            message = f"row {row} is beyond the {rows} rows of request {request_id}"
+            raise RequestError(422, [FieldError("row_out_of_range", message, None, "row")])
+        if self._writing is None:
+            self._writing = {}
+        key = (request_id, row)
+        while (writing := self._writing.get(key)) is not None:
+            await asyncio.shield(writing)
+            if self._writing.get(key) is writing:
+                await asyncio.sleep(0)  # its writer has yet to run its `finally`
+        served = self.recent.get(request_id)
+        if served is not None:
+            before = served.recorded_label(row)
+            if before == label:
+                return ALREADY_RECORDED
+            if before is not None:
+                message = (
+                    f"row {row} of request {request_id} is labelled {before} already; labels are "
+                    "not changed here (a labels file corrects them: README, Serving)"
+                )
+                raise RequestError(409, [FieldError("label_conflict", message, None, "label")])
+        record = {**entry, **line}
+        given = record.pop("id", None)
+        if served is not None:
+            entity = served.entity(row)
+            if given is not None and given != entity:
+                shown = "no id" if entity is None else "another id"
+                message = f"id {given!r} is not the id of row {row} of that request ({shown})"
+                raise RequestError(422, [FieldError("id_mismatch", message, None, "id")])
+            if entity is not None:
+                record["id"] = entity
+        elif given is not None:
+            # Not checkable here (another worker served it): kept for tracing, never joined on.
+            record["client_id"] = given
+        written = await self._write(key, record, wait)
+        if not written:
+            reason = self.log.error or "the write did not complete in time"
+            message = f"the label was not stored ({reason}); retry later"
+            raise RequestError(
+                503, [FieldError("feedback_unavailable", message)], {"retry-after": "1"}
+            )
+        self.metrics.child("feedback", str(label)).inc()
+        if served is None:
+            self.metrics.child("feedback_joined", "not_joined").inc()
+            return ACCEPTED
+        served.record(row, label)
+        self.metrics.child("feedback_joined", "joined").inc()
+        self.metrics.child("labelled_outcome", outcome(served.labels[row], label)).inc()
+        return ACCEPTED
+
+    async def _write(self, key: tuple[str, int], record: dict[str, Any], wait: float) -> bool:
+        assert self._writing is not None
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[bool] = loop.create_future()
+
+        def settle(ok: bool) -> None:
+            if not done.done():
+                done.set_result(ok)
+
+        if not self.log.submit(record, on_done=lambda ok: loop.call_soon_threadsafe(settle, ok)):
+            if self.log.error:
+                message = f"the feedback log cannot be written ({self.log.error}); retry later"
+                raise RequestError(
+                    503, [FieldError("feedback_unavailable", message)], {"retry-after": "1"}
+                )
+            message = "feedback queue is full; retry later"
+            raise RequestError(503, [FieldError("feedback_busy", message)], {"retry-after": "1"})
+        self._writing[key] = done
+        try:
+            return await asyncio.wait_for(asyncio.shield(done), wait)
+        except TimeoutError:
+            return False
+        finally:
+            self._writing.pop(key, None)
+            settle(False)

@@ -18,7 +18,7 @@ PROFILE_FILE = "reference_profile.json"
 SCHEMA_FILE = "schema.json"
 # The train stage's model card (params, model type, ...).
 MODEL_CARD_FILE = "model_card.json"
-# Monitoring that ships with the model, so `git revert` of a release restores them together:
+# Monitoring that ships with the model, so rolling back to a release restores them together:
 # the score reference (score bins, CBPE calibration) and the generated Prometheus rules.
 SCORE_REFERENCE_FILE = "score_reference.json"
 RULES_FILE = "prometheus_rules.yaml"

@@ -26,7 +26,9 @@ SCORE_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1
 
 
 @dataclass(frozen=True)
-class ServingMetrics:
+class MetricFamilies:
+    """The process's prometheus_client metrics; every one is labelled by the release first."""
+
     predictions: Any
     scores: Any
     missing: Any
@@ -34,6 +36,7 @@ class ServingMetrics:
     rejected: Any
     log_dropped: Any
     feedback: Any
+    feedback_joined: Any
     # The monitoring contract (mlgitops.monitoring.metric_names).
     feature_bin: Any
     score_bin: Any
@@ -43,19 +46,28 @@ class ServingMetrics:
     # Rows by experiment arm (champion, challenger, unassigned; shadow: rows the challenger
     # also scored). Only touched when an experiment is on.
     experiment_predictions: Any
+
+
+@dataclass
+class ServingMetrics:
+    """The metrics of one served release: every series carries its `bento_tag`, so the rules
+    judge each release on its own series and every alert names the release (metric_names)."""
+
+    families: MetricFamilies
+    bento_tag: str
     # `.labels(...)` costs more than the increment; children are looked up once and kept.
-    _children: dict[tuple[str, str], Any] = field(default_factory=dict)
+    _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
     # Children of feature_bin by OnlineStats slot, made by `prepare_monitoring`.
     _feature_bins: list[Any] = field(default_factory=list)
     # This worker's rows per arm, for /metadata (the counter above sums over workers).
     _arm_counts: dict[str, int] = field(default_factory=dict)
 
-    def child(self, metric: str, value: str) -> Any:
-        key = (metric, value)
+    def child(self, metric: str, *values: str) -> Any:
+        """The series of `metric` with these label values (after the release's)."""
+        key = (metric, *values)
         found = self._children.get(key)
         if found is None:
-            counter = getattr(self, metric)
-            found = counter.labels(value)
+            found = getattr(self.families, metric).labels(self.bento_tag, *values)
             self._children[key] = found
         return found
 
@@ -67,7 +79,7 @@ class ServingMetrics:
         unseen: dict[str, int],
     ) -> None:
         positives = total = 0
-        observe = self.scores.observe
+        observe = self.child("scores").observe
         for label, score in zip(labels, scores, strict=True):
             positives += label
             total += 1
@@ -84,7 +96,8 @@ class ServingMetrics:
     def prepare_monitoring(self, stats: OnlineStats, info: dict[str, str]) -> None:
         """Create every (feature, bin), score bin and outcome series at 0, and set model_info:
         a bin that stops filling then reads 0 instead of vanishing from the rules' queries."""
-        self._feature_bins[:] = [self.feature_bin.labels(f, b) for f, b in stats.series]
+        family = self.families.feature_bin
+        self._feature_bins[:] = [family.labels(self.bento_tag, f, b) for f, b in stats.series]
         for label in stats.score_labels:
             self.child("score_bin", label)
         for outcome in names.OUTCOMES:
@@ -92,7 +105,8 @@ class ServingMetrics:
             self.child("labelled_outcome", outcome)
         for label in ("0", "1"):
             self.child("predictions", label)
-        self.model_info.labels(*(info.get(k, "") for k in names.MODEL_INFO_LABELS)).set(1)
+        info = {**info, names.RELEASE_LABEL: self.bento_tag}
+        self.families.model_info.labels(*(info.get(k, "") for k in names.MODEL_INFO_LABELS)).set(1)
 
     def prepare_experiment(self) -> None:
         """Create every arm's series at 0, so a dashboard sees an arm that gets no traffic."""
@@ -125,97 +139,107 @@ class ServingMetrics:
 
 
 _lock = threading.Lock()
-_metrics: ServingMetrics | None = None
+_families: MetricFamilies | None = None
+_metrics: dict[str, ServingMetrics] = {}
 
 
-def get_metrics() -> ServingMetrics:
-    """The process's metrics, created once (prometheus refuses a second metric of one name)."""
-    global _metrics
+def get_metrics(bento_tag: str) -> ServingMetrics:
+    """The metrics of release `bento_tag` in this process (one per release; the families
+    under them are created once: prometheus refuses a second metric of one name)."""
     with _lock:
-        if _metrics is None:
-            from prometheus_client import Counter, Gauge, Histogram
+        found = _metrics.get(bento_tag)
+        if found is None:
+            found = _metrics[bento_tag] = ServingMetrics(_get_families(), bento_tag)
+        return found
 
-            client = names.CLIENT_NAMES
 
-            _metrics = ServingMetrics(
-                predictions=Counter(
-                    "predictions",
-                    "Predictions by label at the operating threshold",
-                    ["label"],
-                    namespace=NAMESPACE,
-                ),
-                scores=Histogram(
-                    "prediction_score",
-                    "Predicted fraud scores",
-                    namespace=NAMESPACE,
-                    buckets=SCORE_BUCKETS,
-                ),
-                missing=Counter(
-                    "feature_missing",
-                    "Missing (null or absent) values accepted, by feature",
-                    ["feature"],
-                    namespace=NAMESPACE,
-                ),
-                unseen=Counter(
-                    "feature_unseen_category",
-                    "Categories not in the reference profile, by feature",
-                    ["feature"],
-                    namespace=NAMESPACE,
-                ),
-                rejected=Counter(
-                    "requests_rejected",
-                    "Requests refused with a 4xx, by error code",
-                    ["code"],
-                    namespace=NAMESPACE,
-                ),
-                log_dropped=Counter(
-                    "prediction_log_dropped",
-                    "Prediction log lines dropped (queue full or sink down)",
-                    namespace=NAMESPACE,
-                ),
-                feedback=Counter(
-                    "feedback",
-                    "Feedback labels received",
-                    ["label"],
-                    namespace=NAMESPACE,
-                ),
-                feature_bin=Counter(
-                    client[names.FEATURE_BIN_TOTAL],
-                    "Scored rows by feature and bin of the reference profile",
-                    list(names.LABELS[names.FEATURE_BIN_TOTAL]),
-                    namespace=NAMESPACE,
-                ),
-                score_bin=Counter(
-                    client[names.SCORE_BIN_TOTAL],
-                    "Scored rows by bin of the score reference",
-                    list(names.LABELS[names.SCORE_BIN_TOTAL]),
-                    namespace=NAMESPACE,
-                ),
-                expected_outcome=Counter(
-                    client[names.EXPECTED_OUTCOME_TOTAL],
-                    "CBPE expected outcomes: sums of calibrated scores at the threshold",
-                    list(names.LABELS[names.EXPECTED_OUTCOME_TOTAL]),
-                    namespace=NAMESPACE,
-                ),
-                labelled_outcome=Counter(
-                    client[names.LABELLED_OUTCOME_TOTAL],
-                    "Feedback labels joined to the prediction this worker served",
-                    list(names.LABELS[names.LABELLED_OUTCOME_TOTAL]),
-                    namespace=NAMESPACE,
-                ),
-                # One series per worker would repeat the same facts; "max" keeps one, equal to 1.
-                model_info=Gauge(
-                    client[names.MODEL_INFO],
-                    "The served model: bento tag, model and data hash, Git commit",
-                    list(names.MODEL_INFO_LABELS),
-                    namespace=NAMESPACE,
-                    multiprocess_mode="max",
-                ),
-                experiment_predictions=Counter(
-                    "experiment_predictions",
-                    "Predictions by experiment arm (shadow: also scored by the challenger)",
-                    ["arm"],
-                    namespace=NAMESPACE,
-                ),
-            )
-        return _metrics
+def _get_families() -> MetricFamilies:
+    global _families
+    if _families is None:
+        from prometheus_client import Counter, Gauge, Histogram
+
+        client = names.CLIENT_NAMES
+        release = names.RELEASE_LABEL
+
+        def contract(kind: Any, metric: str, documentation: str, **extra: Any) -> Any:
+            labels = list(names.LABELS[metric])
+            return kind(client[metric], documentation, labels, namespace=NAMESPACE, **extra)
+
+        _families = MetricFamilies(
+            predictions=contract(
+                Counter, names.PREDICTIONS_TOTAL, "Predictions by label at the operating threshold"
+            ),
+            scores=Histogram(
+                "prediction_score",
+                "Predicted fraud scores",
+                [release],
+                namespace=NAMESPACE,
+                buckets=SCORE_BUCKETS,
+            ),
+            missing=Counter(
+                "feature_missing",
+                "Missing (null or absent) values accepted, by feature",
+                [release, "feature"],
+                namespace=NAMESPACE,
+            ),
+            unseen=Counter(
+                "feature_unseen_category",
+                "Categories not in the reference profile, by feature",
+                [release, "feature"],
+                namespace=NAMESPACE,
+            ),
+            rejected=Counter(
+                "requests_rejected",
+                "Requests refused with a 4xx, by error code",
+                [release, "code"],
+                namespace=NAMESPACE,
+            ),
+            log_dropped=Counter(
+                "prediction_log_dropped",
+                "Prediction log lines dropped (queue full or sink down)",
+                [release],
+                namespace=NAMESPACE,
+            ),
+            feedback=Counter(
+                "feedback", "Feedback labels stored", [release, "label"], namespace=NAMESPACE
+            ),
+            feedback_joined=Counter(
+                "feedback_joined",
+                "Feedback labels stored, by whether this worker joined them to its prediction "
+                "(joined: counted in labelled_outcome; not_joined: served elsewhere or evicted)",
+                [release, "result"],
+                namespace=NAMESPACE,
+            ),
+            feature_bin=contract(
+                Counter,
+                names.FEATURE_BIN_TOTAL,
+                "Scored rows by feature and bin of the reference profile",
+            ),
+            score_bin=contract(
+                Counter, names.SCORE_BIN_TOTAL, "Scored rows by bin of the score reference"
+            ),
+            expected_outcome=contract(
+                Counter,
+                names.EXPECTED_OUTCOME_TOTAL,
+                "CBPE expected outcomes: sums of calibrated scores at the threshold",
+            ),
+            labelled_outcome=contract(
+                Counter,
+                names.LABELLED_OUTCOME_TOTAL,
+                "Feedback labels joined to the prediction this worker served",
+            ),
+            # One series per worker would repeat the same facts; "max" keeps one, equal to 1.
+            model_info=contract(
+                Gauge,
+                names.MODEL_INFO,
+                "The served model: bento tag, model and data hash, Git commit",
+                multiprocess_mode="max",
+            ),
+            experiment_predictions=Counter(
+                "experiment_predictions",
+                "Predictions by experiment arm (shadow: also scored by the challenger)",
+                [release, "arm"],
+                namespace=NAMESPACE,
+            ),
+        )
+    return _families

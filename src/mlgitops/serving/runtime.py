@@ -3,10 +3,8 @@ metadata, request ids and the prediction and feedback logs."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -109,7 +107,9 @@ class Runtime:
 
         self.pinned = pinned
         self.settings = settings
-        self.metrics = get_metrics()
+        # Every series names the release served (its pinned bento tag), so each release's
+        # alerts stand apart while two run side by side in a rollout.
+        self.metrics = get_metrics(pinned.bento_tag)
         self.model: LoadedModel | None = None
         # The experiment's challenger, loaded before the worker turns ready (None without one).
         self.experiment = pinned.experiment
@@ -121,30 +121,41 @@ class Runtime:
         self.loaded = threading.Event()
         # Stamped on the pod at deploy time: a release cannot name the commit that records it.
         self.git_commit = settings.git_commit
-        # Request ids: a random prefix per worker and a counter. Unique across workers, pods and
-        # restarts with overwhelming probability, and far cheaper per request than uuid4.
-        self._id_prefix = os.urandom(8).hex()
-        self._ids = itertools.count(1)
+        # The API's credentials; a credential file named but not usable keeps the worker from
+        # ever turning ready (it could not tell its clients apart), as a bad model does.
+        from mlgitops.serving.auth import Credentials, RequestIds, load_credentials
+
+        self.credential_error: str | None = None
+        try:
+            self.credentials = load_credentials(settings)
+        except ServingError as error:
+            self.credential_error = str(error)
+            self.credentials = Credentials(None, None, RequestIds(None))
         self.prediction_log = JsonLinesLog(
             settings.prediction_log,
             settings.prediction_log_queue,
             render=self._render_predictions,
-            on_drop=self.metrics.log_dropped.inc,
+            on_drop=self.metrics.child("log_dropped").inc,
         )
         self.feedback_log = JsonLinesLog(settings.feedback_log, settings.prediction_log_queue)
         # Online monitoring (mlgitops.serving.stats): the binning plan, set when the model loads,
         # and the served labels of recent rows, for joining /feedback.
+        from mlgitops.serving.feedback import FeedbackDesk
         from mlgitops.serving.stats import RecentPredictions
 
         self.online: Any = None
-        self.recent = RecentPredictions(settings.feedback_join_rows)
+        self.recent = RecentPredictions(settings.feedback_join_rows, settings.feedback_join_bytes)
+        self.feedback = FeedbackDesk(
+            self.credentials.request_ids, self.recent, self.feedback_log, self.metrics
+        )
 
     @property
     def ready(self) -> bool:
         return self.model is not None
 
-    def new_request_id(self) -> str:
-        return f"{self._id_prefix}-{next(self._ids):x}"
+    def new_request_id(self, rows: int) -> str:
+        """A random request id of `rows` rows, signed (mlgitops.serving.auth)."""
+        return self.credentials.request_ids.mint(rows)
 
     def start(self, background: bool = True) -> None:
         self.prediction_log.start()
@@ -156,6 +167,8 @@ class Runtime:
 
     def load(self) -> None:
         try:
+            if self.credential_error is not None:
+                raise ServingError(self.credential_error)
             self.model = self._load()
             logger.info(
                 "model %s ready (runtime %s, self-check difference %.2g)",
@@ -252,18 +265,6 @@ class Runtime:
             self.metrics.observe_monitoring(online.batch(batch.columns, scores, labels))
         self.recent.add(request_id, labels, batch.ids)
 
-    def join_feedback(self, entry: dict[str, Any]) -> str | None:
-        """The outcome (tp/fp/tn/fn) of a feedback label joined to the prediction this worker
-        served, counted in labelled_outcome; None when the prediction is not known here."""
-        from mlgitops.serving.stats import outcome
-
-        served = self.recent.label(entry["request_id"], entry["row"], entry.get("id"))
-        if served is None:
-            return None
-        result = outcome(served, entry["label"])
-        self.metrics.child("labelled_outcome", result).inc()
-        return result
-
     def _load_exported(
         self, stored: Any, model_file: Path, profile: Any, threshold: float
     ) -> LoadedModel:
@@ -312,11 +313,13 @@ class Runtime:
             if model
             else None,
             "max_batch_size": self.settings.max_batch_size,
-            "prediction_log": {
-                "sink": self.settings.prediction_log,
-                "written": self.prediction_log.written,
-                "dropped": self.prediction_log.dropped,
-                "error": self.prediction_log.error,
+            "prediction_log": _log_state(self.settings.prediction_log, self.prediction_log),
+            "feedback_log": _log_state(self.settings.feedback_log, self.feedback_log),
+            # Which credentials are set (never their values or paths).
+            "auth": {
+                "predict_token": self.credentials.predict is not None,
+                "feedback_token": self.credentials.feedback is not None,
+                "request_id_key": "shared" if self.credentials.request_ids.shared else "worker",
             },
             "experiment": self._experiment_metadata(),
         }
@@ -350,8 +353,10 @@ class Runtime:
         }
 
     def _render_predictions(self, item: tuple[Any, ...]) -> Iterable[bytes]:
-        request_id, epoch, records, scores, labels, *experiment = item
+        request_id, client_request_id, epoch, records, scores, labels, *experiment = item
         lines = self._lines(request_id, epoch, records, scores, labels)
+        if client_request_id is not None:
+            lines = _with_client_request_id(lines, client_request_id)
         if experiment and experiment[0] is not None:
             lines = self._with_experiment(lines, records, experiment[0])
         dumps = orjson.dumps
@@ -416,6 +421,26 @@ class Runtime:
     def close(self) -> None:
         self.prediction_log.close()
         self.feedback_log.close()
+
+
+def _with_client_request_id(
+    lines: Iterable[dict[str, Any]], client_request_id: str
+) -> Iterable[dict[str, Any]]:
+    """Lines carrying the client's X-Request-ID, for tracing (the join key is `request_id`)."""
+    for line in lines:
+        line["client_request_id"] = client_request_id
+        yield line
+
+
+def _log_state(sink: str, log: JsonLinesLog) -> dict[str, Any]:
+    return {
+        "sink": sink,
+        "written": log.written,
+        "dropped": log.dropped,
+        "pending": log.pending,
+        "error": log.error,
+        "failing_since": isotime(log.failing_since) if log.failing_since is not None else None,
+    }
 
 
 def _stored_model(tag: str) -> Any:

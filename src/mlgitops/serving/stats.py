@@ -14,6 +14,7 @@ batches use np.searchsorted and np.bincount over all features at once.
 from __future__ import annotations
 
 import math
+import sys
 from bisect import bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -177,45 +178,84 @@ def _interp(x: list[float], y: list[float], value: float) -> float:
     return y[i - 1] + (y[i] - y[i - 1]) * (value - x0) / (x1 - x0)
 
 
-def outcome(predicted: int, actual: int) -> str:
-    """tp/fp/tn/fn of a served label against the true one."""
-    if predicted:
-        return "tp" if actual else "fp"
-    return "fn" if actual else "tn"
+class Served:
+    """One request's served labels and entity ids, and the label recorded per row so far."""
+
+    __slots__ = ("ids", "labels", "recorded", "size")
+
+    def __init__(self, labels: bytes, ids: list[Any] | None, size: int) -> None:
+        self.labels = labels
+        self.ids = ids
+        # Per row: 0 no label yet, else 1 + the label recorded (replays are told apart).
+        self.recorded = bytearray(len(labels))
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def entity(self, row: int) -> Any:
+        return self.ids[row] if self.ids is not None else None
+
+    def recorded_label(self, row: int) -> int | None:
+        mark = self.recorded[row]
+        return mark - 1 if mark else None
+
+    def record(self, row: int, label: int) -> None:
+        self.recorded[row] = 1 + label
+
+
+# What an entry costs beyond its parts: the dict slot, the Served object and its containers.
+ENTRY_OVERHEAD = 240
 
 
 class RecentPredictions:
-    """The served labels of the last `capacity` rows, by (request id, row) and by entity id, so
-    /feedback can be joined to its prediction in this worker. Bounded, oldest dropped first; a
-    label for a prediction another worker (or pod) served, or one evicted, is not joined."""
+    """The served labels (and entity ids) of recent requests by request id, so /feedback can be
+    joined to its prediction in this worker. Bounded in rows and in bytes (entity ids are client
+    data of any length), oldest dropped first; a label for a prediction another worker (or pod)
+    served, or one evicted, is not joined here. Keys are the ids this service issues, never a
+    client's: a client cannot overwrite or evict another's entry by naming it."""
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, capacity_bytes: int = 64 << 20) -> None:
         self.capacity = capacity
-        self._by_request: dict[str, list[int]] = {}
-        self._by_id: dict[Any, int] = {}
-        self._rows = 0
+        self.capacity_bytes = capacity_bytes
+        self._by_request: dict[str, Served] = {}
+        self.rows = 0
+        self.bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._by_request)
 
     def add(self, request_id: str, labels: list[int], ids: list[Any] | None) -> None:
-        if self.capacity <= 0:
+        if self.capacity <= 0 or self.capacity_bytes <= 0:
             return
-        self._by_request[request_id] = labels
-        self._rows += len(labels)
+        served = Served(bytes(labels), ids, 0)
+        size = ENTRY_OVERHEAD + sys.getsizeof(request_id)
+        size += sys.getsizeof(served.labels) + sys.getsizeof(served.recorded)
         if ids is not None:
-            by_id = self._by_id
-            for entity, label in zip(ids, labels, strict=True):
-                if entity is not None:
-                    by_id[entity] = label
-            while len(by_id) > self.capacity:
-                del by_id[next(iter(by_id))]
-        while self._rows > self.capacity and self._by_request:
-            oldest = next(iter(self._by_request))
-            self._rows -= len(self._by_request.pop(oldest))
+            # The ids are the request's own objects, kept alive by the cache from now on.
+            size += sys.getsizeof(ids) + sum(sys.getsizeof(i) for i in ids if i is not None)
+        served.size = size
+        if len(labels) > self.capacity or size > self.capacity_bytes:
+            return  # larger than the whole cache: kept nowhere rather than emptying it
+        self.forget(request_id)
+        self._by_request[request_id] = served
+        self.rows += len(labels)
+        self.bytes += size
+        while self.rows > self.capacity or self.bytes > self.capacity_bytes:
+            self.forget(next(iter(self._by_request)))
 
-    def label(self, request_id: str, row: int, entity: Any = None) -> int | None:
-        """The served label, by entity id when given and known, else by request id and row."""
-        if entity is not None and entity in self._by_id:
-            return self._by_id[entity]
-        labels = self._by_request.get(request_id)
-        if labels is None or row >= len(labels):
+    def forget(self, request_id: str) -> None:
+        old = self._by_request.pop(request_id, None)
+        if old is not None:
+            self.rows -= len(old)
+            self.bytes -= old.size
+
+    def get(self, request_id: str) -> Served | None:
+        return self._by_request.get(request_id)
+
+    def label(self, request_id: str, row: int) -> int | None:
+        """The label served for `row` of the request, if this worker still holds it."""
+        served = self._by_request.get(request_id)
+        if served is None or row >= len(served):
             return None
-        return labels[row]
+        return served.labels[row]

@@ -28,7 +28,13 @@ from mlgitops.config import Params, ThresholdConfig
 from mlgitops.confusion import Confusion
 from mlgitops.errors import DataQualityError
 from mlgitops.io import atomic_write_text, load_pipeline
-from mlgitops.records import EvaluationMetrics, ValidationFigures, save_record
+from mlgitops.records import (
+    EvaluationHeadline,
+    EvaluationMetrics,
+    ValidationFigures,
+    save_headline,
+    save_record,
+)
 from mlgitops.schema import TARGET_COLUMN, load_schema
 
 # Plot files stay small enough to diff and render: curves are thinned to this many points.
@@ -168,6 +174,7 @@ def run(params: Params) -> str:
     model = load_pipeline(params.paths.model)
     record, scores = evaluate_model(model, schema.feature_names, validation, test, params.threshold)
     save_record(record, params.paths.metrics)
+    save_headline(EvaluationHeadline.of(record), params.paths.headline_evaluate)
     for name, rows in plot_data(labels, scores, record.threshold).items():
         atomic_write_text(Path(params.paths.plots) / name, json.dumps(rows) + "\n")
     return (

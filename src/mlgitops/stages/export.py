@@ -141,6 +141,10 @@ def run(params: Params) -> str:
     if "c" in wanted:
         files["scorer.h"] = runtimes.c_header(model, binned, threshold).encode()
         files["main.c"] = runtimes.C_MAIN.encode()
+        try:
+            files["rows.csv"] = runtimes.example_rows(model, columns, reference).encode()
+        except ValueError as error:
+            raise ExportError(f"export: rows.csv for the C scorer: {error}") from None
     if "js" in wanted:
         files["scorer.mjs"] = runtimes.js_module(model, binned, threshold).encode()
 

@@ -21,8 +21,9 @@ true difference this test set detects with the configured power, (z_{1-alpha/2} 
 SE: with a margin below it even an equal challenger is mostly INCONCLUSIVE.
 
 No champion (the base commit has no release: a first release) passes with that reason, as does
-`gate.base: null`. The verdict is written, whatever it is, to metrics/gate.json and
-reports/gate.md; stage `package` refuses to release unless it is PASS.
+`gate.base: null`. The verdict is written, whatever it is, to reports/gate.json and
+reports/gate.md; the release stages (rules, package, report) act only on a PASS and otherwise
+keep their outputs (src/mlgitops/verdict.py).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from mlgitops.errors import ArtifactError, GateError
 from mlgitops.git import repo_root, resolve_commit
 from mlgitops.io import atomic_write_text, file_sha256, load_pipeline
 from mlgitops.records import (
+    GateHeadline,
     GateReport,
     ModelCard,
     PairedDifference,
@@ -46,6 +48,7 @@ from mlgitops.records import (
     Verdict,
     load_metrics,
     load_model_card,
+    save_headline,
     save_record,
 )
 from mlgitops.release import ReleaseRecord
@@ -455,5 +458,6 @@ def run(params: Params) -> str:
                 test, schema.features, found[0], challenger, params.gate, params.threshold, base
             )
     save_record(report, params.paths.gate_metrics)
+    save_headline(GateHeadline.of(report), params.paths.headline_gate)
     atomic_write_text(params.paths.gate_report, markdown(report))
     return f"{report.verdict}: {report.reason} ({params.paths.gate_report})"

@@ -1,13 +1,19 @@
 """Stage `package`: model store -> content-addressed bento -> archive -> release record.
 
-Only a model the gate passed is packaged: any other verdict stops the stage with one line naming
-it, before anything is written, so release.json and the k8s pin keep naming the champion.
+Only a model the gate passed is packaged. On any other verdict the stage writes nothing, exits
+0 and says so in one line (verdict, the gate report, "release not changed"): release.json, the
+k8s pin and the bento archive keep naming the champion, and `dvc exp run` finishes with the
+verdict recorded in reports/gate.json (src/mlgitops/verdict.py).
 
-The bento version is a content hash of everything a pod serves: the model file's sha256, the
-operating threshold, the reference profile, the schema, the score reference and alert rules it
-ships, the serving code and its pinned runtime requirements. The same model
-therefore always maps to the same bento, image tag and manifests (a rollback by `git revert`
-needs no rebuild), and a tag can never name two different things.
+The bento version is a content hash of everything a pod serves and everything its release
+record says: the model file's sha256, the operating threshold, the reference profile, the
+schema, the model card, the score reference and alert rules it ships, the serving code and its
+pinned runtime requirements, and the release record itself (every field but the version and
+what derives from it: model tag, image tag). The same model with the same record therefore
+always maps to the same bento, image tag and manifests (a rollback needs no rebuild), and a tag
+never names two records: the same model under other params (another params hash) is another
+bento. An existing bento or model store entry of the tag must carry the same record
+(packaging/bento.py checks it).
 
 `package.model_format` picks the served file: the joblib pipeline, or the export stage's
 `model.onnx`. For onnx the release's model_hash is model.onnx's, the bento carries no pipeline,
@@ -23,7 +29,7 @@ from pathlib import Path
 
 from mlgitops import __version__
 from mlgitops.config import Params
-from mlgitops.errors import ArtifactError, GateFailedError, GateInconclusiveError, MlgitopsError
+from mlgitops.errors import ArtifactError, MlgitopsError
 from mlgitops.io import file_md5, file_sha256
 from mlgitops.packaging.challenger import (
     Challenger,
@@ -33,9 +39,10 @@ from mlgitops.packaging.challenger import (
     release_experiment,
     save_challenger,
 )
-from mlgitops.records import load_gate_report, load_metrics, load_model_card
-from mlgitops.release import ReleaseRecord, write_release
+from mlgitops.records import load_metrics, load_model_card
+from mlgitops.release import ReleaseRecord, load_release, write_release
 from mlgitops.serving.layout import ONNX_MODEL_FILE
+from mlgitops.verdict import not_released, require_kept, tree_verdict
 
 HEADLINE_METRICS = (
     "roc_auc",
@@ -84,6 +91,21 @@ def shipped_monitoring(params: Params) -> dict[str, Path]:
     }
 
 
+# Fields of the release record that derive from the bento version (the image's repository,
+# which does not, is hashed in their place).
+VERSION_DERIVED = frozenset({"bento_version", "model_tag", "image"})
+
+
+def release_digest(record: ReleaseRecord) -> str:
+    """sha256 of everything the release record says except what derives from the version, so
+    that one bento version has one record. Absent optional fields are left out: a field added
+    to ReleaseRecord later does not move existing versions."""
+    content = record.model_dump(mode="json", exclude_none=True, exclude=set(VERSION_DERIVED))
+    content["image_repository"] = record.image.rpartition(":")[0]
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def bento_version(
     model_sha: str,
     threshold: float,
@@ -94,6 +116,9 @@ def bento_version(
     monitoring: dict[str, Path] | None = None,
     model_format: str = "pipeline",
     experiment: str | None = None,
+    *,
+    release: str,
+    model_card: Path,
 ) -> str:
     content = {
         "model_sha256": model_sha,
@@ -101,13 +126,16 @@ def bento_version(
         "threshold": repr(threshold),
         "profile_sha256": file_sha256(profile),
         "schema_sha256": file_sha256(schema),
+        # Shipped and served by /metadata (params, model type): part of what the tag names.
+        "model_card_sha256": file_sha256(model_card),
         "serving_code_sha256": code_digest,  # shipped source + pinned requirements
+        # The release record (release_digest): hashes, threshold, metrics, data_until, ...
+        "release_sha256": release,
     }
     # The shipped reference and rules: a rules-only change is a new bento, and a revert the old.
     for name, path in sorted((monitoring or {}).items()):
         content[f"{name}_sha256"] = file_sha256(path)
-    # A bento serving a challenger too (experiment_digest); absent without one, so builds
-    # without an experiment keep their versions.
+    # A bento serving a challenger too (experiment_digest); absent without one.
     if experiment is not None:
         content["experiment_sha256"] = experiment
     canonical = json.dumps(content, sort_keys=True).encode()
@@ -127,28 +155,10 @@ def served_file(params: Params) -> Path:
     return path
 
 
-def require_pass(params: Params, model_sha: str) -> None:
-    """Refuse to release a model the gate did not pass (nothing is written before this)."""
-    report = load_gate_report(params.paths.gate_metrics)
-    if report.challenger_model_hash != f"sha256:{model_sha}":
-        raise ArtifactError(
-            f"{params.paths.gate_metrics}: judged model {report.challenger_model_hash}, not "
-            f"{params.paths.model} (run `dvc repro`)"
-        )
-    if report.verdict == "PASS":
-        return
-    error = GateFailedError if report.verdict == "FAIL" else GateInconclusiveError
-    raise error(
-        f"gate verdict {report.verdict} ({params.paths.gate_report}): {report.reason}; "
-        f"{params.paths.release} not changed"
-    )
-
-
 def make_release(
     params: Params, requirements: list[str], challenger: Challenger | None = None
 ) -> ReleaseRecord:
     pipeline_sha = file_sha256(params.paths.model)
-    require_pass(params, pipeline_sha)
     metrics = load_metrics(params.paths.metrics)
     card = load_model_card(params.paths.model_card)
     if card.model_hash != f"sha256:{pipeline_sha}":
@@ -160,10 +170,32 @@ def make_release(
     model_sha = file_sha256(served_file(params)) if model_format != "pipeline" else pipeline_sha
     threshold = metrics.threshold
     experiment = None
+    experiment_sha = None
     if challenger is not None and params.active_experiment is not None:
         experiment = release_experiment(
             params, params.active_experiment, challenger, f"sha256:{model_sha}"
         )
+        # The pin carries the challenger's whole release record too.
+        experiment_sha = experiment_digest(experiment, challenger.release)
+    bento_name, repository = params.package.bento_name, params.package.image_repository
+    # The record without its version first: the version hashes it.
+    unversioned = ReleaseRecord(
+        bento_name=bento_name,
+        bento_version="",
+        model_tag=f"{bento_name}:",
+        model_hash=f"sha256:{model_sha}",
+        model_format=model_format,
+        source_model_hash=card.model_hash if model_format != "pipeline" else None,
+        data_hash=f"md5:{file_md5(params.data.path)}",
+        params_hash=params_hash(params),
+        image=f"{repository}:",
+        threshold=threshold,
+        threshold_policy=metrics.threshold_policy,
+        metrics={name: float(getattr(metrics, name)) for name in HEADLINE_METRICS},
+        data_until=card.data_until,
+        mlgitops_version=__version__,
+        experiment=experiment,
+    )
     version = bento_version(
         model_sha,
         threshold,
@@ -173,24 +205,16 @@ def make_release(
         params.package.version_length,
         shipped_monitoring(params),
         model_format,
-        None if experiment is None else experiment_digest(experiment),
+        experiment_sha,
+        release=release_digest(unversioned),
+        model_card=params.paths.model_card,
     )
-    return ReleaseRecord(
-        bento_name=params.package.bento_name,
-        bento_version=version,
-        model_tag=f"{params.package.bento_name}:{version}",
-        model_hash=f"sha256:{model_sha}",
-        model_format=model_format,
-        source_model_hash=card.model_hash if model_format != "pipeline" else None,
-        data_hash=f"md5:{file_md5(params.data.path)}",
-        params_hash=params_hash(params),
-        image=f"{params.package.image_repository}:{version}",
-        threshold=threshold,
-        threshold_policy=metrics.threshold_policy,
-        metrics={name: float(getattr(metrics, name)) for name in HEADLINE_METRICS},
-        data_until=card.data_until,
-        mlgitops_version=__version__,
-        experiment=experiment,
+    return unversioned.model_copy(
+        update={
+            "bento_version": version,
+            "model_tag": f"{bento_name}:{version}",
+            "image": f"{repository}:{version}",
+        }
     )
 
 
@@ -214,6 +238,18 @@ def checked_reference(params: Params, model_file: Path) -> bytes:
 def run(params: Params) -> str:
     from mlgitops.packaging import bento
 
+    # Nothing is read or written for a model the gate did not pass (src/mlgitops/verdict.py).
+    report = tree_verdict(params)
+    if report.verdict != "PASS":
+        paths = params.paths
+        require_kept(params, report, [paths.release, paths.k8s_release_patch, paths.bento_archive])
+        current = load_release(paths.release)
+        return not_released(
+            params,
+            report,
+            f"{paths.release} and {paths.k8s_release_patch} still pin {current.bento_tag}, "
+            f"{paths.bento_archive} is its bento",
+        )
     requirements = bento.pinned_requirements(params.paths.requirements_lock)
     experiment = params.active_experiment
     # Read (and checked) before anything is written, like the gate's verdict.

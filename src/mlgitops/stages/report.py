@@ -8,6 +8,10 @@ would be part of the bento version and a new sentence would mean a new image. So
 depends on the report and dvc.yaml stays acyclic: ... -> evaluate -> package -> report.
 
 Everything is computed before anything is written, so a failure leaves the previous files.
+
+It is the report of the release, so for a model the gate did not pass (an experiment that lost)
+it writes nothing and says so: the release did not change, and neither does its report; the
+challenger's figures are in reports/evaluate.json and its comparison in the gate report.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from mlgitops.reports.build import ReportInputs, build_report
 from mlgitops.reports.history import previous_release
 from mlgitops.reports.render import render
 from mlgitops.schema import load_schema
+from mlgitops.verdict import not_released, require_kept, tree_verdict
 
 # The page is one file a stakeholder mails around; past this it is a sign of runaway tables.
 MAX_HTML_BYTES = 1_000_000
@@ -33,6 +38,15 @@ MAX_HTML_BYTES = 1_000_000
 
 def run(params: Params) -> str:
     paths = params.paths
+    verdict = tree_verdict(params)
+    if verdict.verdict != "PASS":
+        require_kept(params, verdict, [paths.report_html, paths.report_json])
+        return not_released(
+            params,
+            verdict,
+            f"{paths.report_html} still describes {load_release(paths.release).bento_tag}; this "
+            f"model's test figures are in {paths.metrics}",
+        )
     schema = load_schema(paths.schema_file)
     model = load_pipeline(paths.model)
     release = load_release(paths.release)

@@ -27,7 +27,7 @@ from mlgitops.config import ModelFamily, Params, TrainConfig, TuneConfig
 from mlgitops.errors import DataQualityError
 from mlgitops.io import atomic_write_text
 from mlgitops.progress import Progress
-from mlgitops.records import TunedParams, save_record
+from mlgitops.records import TunedParams, save_headline, save_record, tune_headline
 from mlgitops.schema import TARGET_COLUMN, TIME_COLUMN, TrainingSchema, load_schema
 from mlgitops.stages.train import build_pipeline
 
@@ -221,6 +221,7 @@ def run(params: Params) -> str:
     train = pd.read_parquet(params.paths.train)
     record, trials = tune(train, schema, params.train, params.tune)
     save_record(record, params.paths.tuned_params)
+    save_headline(tune_headline(record), params.paths.headline_tune)
     atomic_write_text(params.paths.tune_trials, json.dumps(history(trials, record.better)) + "\n")
     if not record.enabled:
         return "off (tune.enabled: false): train fits params.yaml's train config"

@@ -101,3 +101,33 @@ def test_bad_experiment_params_are_one_line_errors(
     err = capsys.readouterr().err.strip()
     assert message in err
     assert "\n" not in err
+
+
+def test_a_cut_archive_and_a_cut_line_are_read_around_and_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gzip
+    import zlib
+
+    log, labels = _traffic(tmp_path, Simulation(rows=600, challenger=Arm(version="b"), seed=1))
+    whole = gzip.compress(log.read_bytes(), mtime=0)
+    cut = tmp_path / "predictions.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    readable = zlib.decompressobj(wbits=31).decompress(whole[: len(whole) // 2])
+    assert not readable.endswith(b"\n")  # the cut falls inside a line
+    result = tmp_path / "ab.json"
+    argv = ["ab", "status", "-p", str(cut), "-l", str(labels), "--json", str(result)]
+
+    code = main([*argv, "--params", str(_params(tmp_path, EXPERIMENT))])
+
+    assert code == 42  # INSUFFICIENT_DATA: what matters is that it did not crash
+    err = capsys.readouterr().err.splitlines()
+    note = (
+        "prediction logs: 1 malformed line skipped (1 cut last line), 1 cut archive (readable "
+        f"prefix read: {cut}: ends early after {len(readable)} decompressed bytes)"
+    )
+    assert err[0] == f"ab status: note: {note}"
+    assert err[1].startswith("error: ab status: INSUFFICIENT_DATA: ")
+    status = json.loads(result.read_text())
+    assert status["input_notes"] == [note]
+    assert status["rows"] == readable.count(b"\n")

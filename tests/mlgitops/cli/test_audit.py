@@ -137,3 +137,72 @@ def test_a_second_sample_into_the_same_directory_is_refused(project):
     smaller, _ = _sample(project, "--size", "100")
     assert "holds another sample" in _error(smaller)
     assert (out / "sample.csv").read_bytes() == before
+
+
+def _sample_error(project, log, capsys) -> tuple[int, str]:
+    out = project.root / "audit"
+    code = main(
+        ["audit", "sample", "--predictions", str(log), "--out", str(out), "--params",
+         str(project.params_file)]
+    )  # fmt: skip
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert not out.exists()  # nothing written
+    return code, err
+
+
+def test_a_log_without_one_valid_line_is_named_with_the_lines_read(project, capsys):
+    garbage = project.root / "garbage.jsonl"
+    # Text, JSON that is no prediction, a prediction cut mid-line: nothing to sample.
+    garbage.write_text('hello\n{"amount": 12.5}\n{"score": 0.1, "features": {"amo\n')
+    code, err = _sample_error(project, garbage, capsys)
+    assert code == 27
+    assert err == (
+        f"error: {garbage}: 3 lines read in 1 file, none a valid prediction (3 malformed; "
+        f"first: {garbage}:1: not valid JSON (truncated?))\n"
+    )
+    assert "model version" not in err
+
+
+def test_a_missing_log_or_an_empty_directory_exits_27(project, capsys):
+    missing = project.root / "absent.jsonl"
+    code, err = _sample_error(project, missing, capsys)
+    assert (code, err) == (27, f"error: {missing}: not found\n")
+    empty = project.root / "no-logs-here"
+    empty.mkdir()
+    code, err = _sample_error(project, empty, capsys)
+    assert code == 27
+    assert err.startswith(f"error: {empty}: no prediction log in it (files ending .jsonl, ")
+
+
+def test_a_log_of_another_model_still_says_which_versions_it_holds(project, capsys):
+    other = project.root / "other.jsonl"
+    lines = project.log.read_text().splitlines()[:50]
+    other.write_text("\n".join(line.replace("audit-test", "older") for line in lines) + "\n")
+    code, err = _sample_error(project, other, capsys)
+    assert code == 27
+    assert "no prediction of model version 'fraud-detector:audit-test'" in err
+    assert "(found: fraud-detector:older); pass --model-version" in err
+
+
+def test_a_cut_archive_and_a_cut_line_are_sampled_around_and_reported(project):
+    import gzip
+    import zlib
+
+    whole = gzip.compress(project.log.read_bytes(), mtime=0)
+    cut = project.root / "cut.jsonl.gz"
+    cut.write_bytes(whole[: len(whole) * 3 // 4])
+    readable = zlib.decompressobj(wbits=31).decompress(whole[: len(whole) * 3 // 4])
+    assert not readable.endswith(b"\n")  # the cut falls inside a line
+    out = project.root / "audit"
+    argv = ["audit", "sample", "--predictions", str(cut), "--out", str(out)]
+
+    result = runner.invoke(app, [*argv, "--params", str(project.params_file)])
+
+    assert result.exit_code == 0, result.output
+    rows = readable.count(b"\n")
+    assert f"sampled 200 of {rows} predictions" in result.output
+    assert result.output.endswith(
+        f"into {out}; 1 malformed line skipped (1 cut last line), 1 cut archive (readable "
+        f"prefix read: {cut}: ends early after {len(readable)} decompressed bytes)\n"
+    )

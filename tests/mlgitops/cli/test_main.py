@@ -9,6 +9,7 @@ import pytest
 import typer
 
 from mlgitops import errors
+from mlgitops.cli.exitcodes import phrase
 from mlgitops.cli.main import app, main
 
 
@@ -52,6 +53,20 @@ PROMISED_CODES = {
     ("report", "pr"): [
         f"{errors.GateFailedError.exit_code} on FAIL",
         f"{errors.GateInconclusiveError.exit_code} on INCONCLUSIVE",
+        f"release exits {errors.ReleaseNotPassedError.exit_code}",
+    ],
+    ("deploy",): [
+        phrase(cls)
+        for cls in (
+            errors.DeployError,
+            errors.RolloutFailedError,
+            errors.DeployLockedError,
+            errors.GitError,
+            errors.ReleaseNotPassedError,
+            errors.DeployLeaseLostError,
+            errors.ImageDigestError,
+            errors.DeployInterruptedError,
+        )
     ],
     ("ab", "status"): [
         f"{errors.ExperimentNoDifferenceYetError.exit_code} NO_DIFFERENCE_YET",
@@ -69,8 +84,8 @@ def test_help_states_the_exit_codes_the_errors_use(command, capsys):
     assert main([*command, "--help"]) == 0
     # Rich wraps and frames the text: compare words only.
     words = " ".join(re.sub(r"[│╭╮╰╯─]", " ", capsys.readouterr().out).split())
-    for phrase in PROMISED_CODES[command]:
-        assert phrase in words
+    for promise in PROMISED_CODES[command]:
+        assert promise in words
 
 
 def test_error_is_one_line_with_exit_code(tmp_path, capsys, monkeypatch):

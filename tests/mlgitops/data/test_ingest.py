@@ -145,10 +145,12 @@ def test_a_batch_is_built_from_the_prediction_log_and_labels(project: Path) -> N
             for i in range(200, 250)
         )
     )
-    result = _ingest(
-        project, "--predictions", str(log), "--labels", str(labels), "--labels", str(feedback)
-    )
+    args = ["--predictions", str(log), "--labels", str(labels), "--labels", str(feedback)]
+    # The feedback log holds what the service's clients posted: only when allowed.
+    _refused(project, args, 19, f"{feedback}: a /feedback log")
+    result = _ingest(project, *args, "--allow-feedback-labels")
     assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
     assert "ingested 250 rows" in result.stdout
     assert "50 predictions not labelled yet" in result.stdout
     stored = pd.read_csv(project / "data/transactions.csv", dtype=str)
@@ -210,28 +212,155 @@ def test_a_stored_id_with_other_values_is_refused(project: Path) -> None:
     _refused(project, [str(batch)], 19, "is stored already with is_fraud=")
 
 
-def test_labels_for_unknown_ids_are_refused(project: Path) -> None:
-    rows = _later_rows(project, rows=50)
+def _logged(project: Path, rows: int) -> tuple[pd.DataFrame, Path]:
+    later = _later_rows(project, rows=rows)
     log = project.parent / "predictions.jsonl"
-    log.write_bytes(_log_lines(rows, FEATURES))
+    log.write_bytes(_log_lines(later, FEATURES))
+    return later, log
+
+
+SET_ASIDE = "reports/ingest/set_aside.csv"
+
+
+def _set_aside(project: Path) -> list[dict[str, str]]:
+    with (project / SET_ASIDE).open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_one_unknown_id_is_set_aside_and_the_rest_ingested(project: Path) -> None:
+    rows, log = _logged(project, 300)
+    labels = pd.DataFrame({"id": [*rows["transaction_id"], "tx_nobody"], "label": [0] * 301})
+    path = _write(labels, project.parent / "labels.csv")
+
+    result = _ingest(project, "--predictions", str(log), "--labels", str(path))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"{path}:302: id 'tx_nobody' is not in the prediction log: set aside\n"
+    assert result.stdout.startswith("ingested 300 rows (0 positive)")
+    assert result.stdout.endswith(
+        f"; 1 of 301 label rows set aside (1 unknown id), listed in {SET_ASIDE}\n"
+    )
+    assert len(pd.read_csv(project / "data/transactions.csv")) == ROWS + 300
+    assert _set_aside(project) == [
+        {"source": str(path), "line": "302", "reason": "unknown_id", "id": "tx_nobody",
+         "label": "0", "detail": "id 'tx_nobody' is not in the prediction log"}
+    ]  # fmt: skip
+
+
+def test_a_contradicting_id_is_set_aside_with_both_lines_named(project: Path) -> None:
+    rows, log = _logged(project, 300)
+    first = rows["transaction_id"][0]
+    truth = [int(v) for v in rows["is_fraud"]]
+    labels = pd.DataFrame({"id": [*rows["transaction_id"], first], "label": [*truth, 1 - truth[0]]})
+    path = _write(labels, project.parent / "labels.csv")
+
+    result = _ingest(project, "--predictions", str(log), "--labels", str(path))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        f"{path}:2: id {first!r} labelled {truth[0]} here and {1 - truth[0]} at {path}:302: "
+        "set aside",
+        f"{path}:302: id {first!r} labelled {1 - truth[0]} here and {truth[0]} at {path}:2: "
+        "set aside",
+    ]
+    assert result.stdout.startswith("ingested 299 rows")
+    assert result.stdout.endswith(
+        f"; 2 of 301 label rows set aside (1 conflicting id), listed in {SET_ASIDE}\n"
+    )
+    stored = pd.read_csv(project / "data/transactions.csv", dtype=str)
+    assert first not in set(stored["transaction_id"])
+    assert [(r["line"], r["reason"]) for r in _set_aside(project)] == [
+        ("2", "conflicting"),
+        ("302", "conflicting"),
+    ]
+
+
+def test_too_many_set_aside_labels_refuse_the_batch_in_one_line(project: Path) -> None:
+    rows, log = _logged(project, 50)
     labels = pd.DataFrame({"id": [*rows["transaction_id"], "tx_nobody"], "label": [0] * 51})
     path = _write(labels, project.parent / "labels.csv")
     args = ["--predictions", str(log), "--labels", str(path)]
-    _refused(project, args, 19, "1 labels for ids not in the prediction log (first: 'tx_nobody')")
+    _refused(
+        project,
+        args,
+        19,
+        "1 of 51 label rows set aside (1 unknown id): 2.0% is above "
+        "ingest.max_set_aside_share 1.0%; the batch is refused (rows listed in "
+        f"{SET_ASIDE})",
+    )
+    assert [r["id"] for r in _set_aside(project)] == ["tx_nobody"]
 
 
-def test_conflicting_labels_for_one_id_are_refused(project: Path) -> None:
-    rows = _later_rows(project, rows=50)
-    log = project.parent / "predictions.jsonl"
-    log.write_bytes(_log_lines(rows, FEATURES))
-    first = rows["transaction_id"][0]
-    labels = pd.DataFrame({"id": [*rows["transaction_id"], first], "label": [0] * 50 + [1]})
+def _forged_feedback(path: Path, ids: list[str]) -> Path:
+    """The review's forgery: one /feedback post per victim transaction, each saying fraud."""
+    path.write_text(
+        "".join(
+            json.dumps({"request_id": "zz", "row": 0, "label": 1, "id": tx,
+                        "time": "2025-07-01T00:00:00Z"}) + "\n"
+            for tx in ids
+        )
+    )  # fmt: skip
+    return path
+
+
+def test_the_reviews_400_forged_feedback_labels_are_not_ingested(project: Path) -> None:
+    rows, log = _logged(project, 400)
+    forged = _forged_feedback(project.parent / "feedback.jsonl", list(rows["transaction_id"]))
+    args = ["--predictions", str(log), "--labels", str(forged)]
+    # The review: "ingested 400 rows (400 positive)". A feedback log is now refused unless
+    # allowed...
+    _refused(
+        project,
+        args,
+        19,
+        f"{forged}: a /feedback log (JSON lines with request_id and label): its labels are what "
+        "the service's clients posted; pass --allow-feedback-labels (or set "
+        "ingest.allow_feedback_labels: true in params.yaml) to ingest it",
+    )
+    # ...and allowed beside the real labels, every forged label that contradicts one is set
+    # aside: far beyond the allowed share, so nothing is ingested.
+    truth = _write(
+        pd.DataFrame({"id": rows["transaction_id"], "label": rows["is_fraud"]}),
+        project.parent / "labels.csv",
+    )
+    contradicted = int((rows["is_fraud"].astype(int) == 0).sum())
+    _refused(
+        project,
+        [*args, "--labels", str(truth), "--allow-feedback-labels"],
+        19,
+        f"{2 * contradicted} of 800 label rows set aside ({contradicted} conflicting ids): "
+        f"{2 * contradicted / 800:.1%} is above ingest.max_set_aside_share 1.0%",
+    )
+
+
+def test_malformed_label_rows_are_set_aside_with_their_line(project: Path) -> None:
+    rows, log = _logged(project, 300)
+    labels = pd.DataFrame({"id": rows["transaction_id"], "label": ["0"] * 299 + ["maybe"]})
     path = _write(labels, project.parent / "labels.csv")
-    args = ["--predictions", str(log), "--labels", str(path)]
-    _refused(project, args, 19, f"id {first!r} has both labels 0 and 1")
+
+    result = _ingest(project, "--predictions", str(log), "--labels", str(path))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"{path}:301: label 'maybe' is not 0 or 1: set aside\n"
+    assert result.stdout.startswith("ingested 299 rows")
 
 
 def test_predictions_without_labels_are_refused(project: Path) -> None:
     log = project.parent / "predictions.jsonl"
     log.write_bytes(_log_lines(_later_rows(project, rows=20), FEATURES))
     _refused(project, ["--predictions", str(log)], 19, "--predictions needs --labels")
+
+
+def test_a_cut_last_line_in_the_log_is_reported_not_fatal(project: Path) -> None:
+    rows, log = _logged(project, 300)
+    log.write_bytes(log.read_bytes() + b'{"id": "tx_cut", "features": {"amo')
+    path = _write(
+        pd.DataFrame({"id": rows["transaction_id"], "label": rows["is_fraud"]}),
+        project.parent / "labels.csv",
+    )
+
+    result = _ingest(project, "--predictions", str(log), "--labels", str(path))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ingested 300 rows")
+    assert result.stdout.endswith("; prediction logs: 1 malformed line skipped (1 cut last line)\n")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from mlgitops.data.materialize import materialize
+from mlgitops.data.materialize import materialize, pull_failure
 from mlgitops.errors import DataError
 from mlgitops.io import file_md5
 from tests.support.project import make_project, run
@@ -26,6 +26,11 @@ def test_regenerates_when_no_remote_and_verifies_hash(tmp_path):
     result = materialize(Path("data.dvc"), DATA, cwd=root)
     assert result.source == "generated"
     assert file_md5(root / DATA) == expected
+    # The expected path on a new machine, said as such: no half-quoted DVC error.
+    assert result.detail == (
+        "the data is not on the DVC remote yet (as on a new machine); regenerated "
+        f"{DATA} with the embedded generator, hash matches data.dvc"
+    )
     # Now in the local cache too, so it can be pushed.
     run(["dvc", "push"], root)
 
@@ -64,3 +69,15 @@ def test_edited_data_is_never_overwritten(tmp_path):
     with pytest.raises(DataError, match="differs from data.dvc"):
         materialize(Path("data.dvc"), DATA, cwd=root)
     assert (root / DATA).read_text() == "my,edits\n1,2\n"
+
+
+def test_a_pull_failure_is_quoted_with_the_targets_it_lists():
+    stderr = (
+        "ERROR: failed to pull data from the cloud - Checkout failed for following targets:\n"
+        "data\nIs your cache up to date?\n<https://error.dvc.org/missing-files>\n"
+    )
+    assert pull_failure(stderr) == (
+        "dvc pull failed (failed to pull data from the cloud - Checkout failed for following "
+        "targets: data)"
+    )
+    assert pull_failure("") == "dvc pull failed (no output)"

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from mlgitops.deploy.lock import Clocks
 from mlgitops.release import ReleaseRecord, write_release
 from tests.support.fake_kube import FakeKubeServer
 from tests.support.project import GitRepo
@@ -70,17 +73,41 @@ def make_repo(path: Path) -> GitOpsRepo:
     return repo
 
 
-def bootstrap_environments(fake: FakeKubeServer) -> FakeKubeServer:
-    """The namespaces of staging and production (what a cluster admin does once)."""
+CREDENTIALS_SECRET = "fraud-detector-credentials"
+
+
+def credentials_secret(namespace: str) -> dict[str, Any]:
+    """The Secret the pods mount (docs/deploy.md: created by an admin, never in Git)."""
+    import base64
+    import secrets
+
+    def value() -> str:
+        return base64.b64encode(secrets.token_hex(32).encode()).decode()
+
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {"name": CREDENTIALS_SECRET, "namespace": namespace},
+        "data": {"feedback-token": value(), "request-id-key": value()},
+    }
+
+
+def bootstrap_environments(fake: FakeKubeServer, credentials: bool = True) -> FakeKubeServer:
+    """The namespaces of staging and production and (`credentials`) the Secret the pods mount:
+    what a cluster admin does once."""
     for env in ("staging", "production"):
+        namespace = f"mlgitops-{env}"
         fake.put_object(
             {
                 "apiVersion": "v1",
                 "kind": "Namespace",
-                "metadata": {"name": f"mlgitops-{env}", "labels": {"mlgitops.io/environment": env}},
+                "metadata": {"name": namespace, "labels": {"mlgitops.io/environment": env}},
                 "status": {"phase": "Active"},
             }
         )
+        if credentials:
+            fake.put_object(credentials_secret(namespace))
     return fake
 
 
@@ -91,18 +118,39 @@ def deployment(fake: FakeKubeServer, namespace: str = STAGING_NS) -> dict[str, A
 
 
 def deployed_image(fake: FakeKubeServer, namespace: str = STAGING_NS) -> str:
+    """The model container's image in the Deployment, as applied (`repo:tag@sha256:...`)."""
     containers = deployment(fake, namespace)["spec"]["template"]["spec"]["containers"]
     return next(c["image"] for c in containers if c["name"] == "server")
 
 
+def deployed_tag(fake: FakeKubeServer, namespace: str = STAGING_NS) -> str:
+    """The Deployment's image without its digest: `repo:tag`."""
+    return deployed_image(fake, namespace).split("@")[0]
+
+
 def running_images(fake: FakeKubeServer, namespace: str = STAGING_NS) -> set[str]:
-    """Images of the pods that are Ready."""
+    """Images (spec, as applied) of the pods that are Ready."""
     images = set()
     for pod in fake.list_objects("pods", namespace):
         conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
         if conditions.get("Ready") == "True":
             images.update(c["image"] for c in pod["spec"]["containers"])
     return images
+
+
+def running_tags(fake: FakeKubeServer, namespace: str = STAGING_NS) -> set[str]:
+    return {image.split("@")[0] for image in running_images(fake, namespace)}
+
+
+def running_digests(fake: FakeKubeServer, namespace: str = STAGING_NS) -> set[str]:
+    """The digests the Ready pods report in their imageID (what they run)."""
+    digests = set()
+    for pod in fake.list_objects("pods", namespace):
+        conditions = {c["type"]: c["status"] for c in pod.get("status", {}).get("conditions", [])}
+        if conditions.get("Ready") == "True":
+            for status in pod["status"].get("containerStatuses") or []:
+                digests.add(status["imageID"].rpartition("@")[2])
+    return digests
 
 
 def history_entries(fake: FakeKubeServer, namespace: str = STAGING_NS) -> list[dict[str, Any]]:
@@ -117,3 +165,32 @@ def history_entries(fake: FakeKubeServer, namespace: str = STAGING_NS) -> list[d
 
 def dump(obj: Any) -> str:
     return yaml.safe_dump(obj, sort_keys=True)
+
+
+class Timeline:
+    """Monotonic time for every deployer of a test; `sleep` advances it and runs the hooks (what
+    other deployers do meanwhile)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.hooks: list[Callable[[float], None]] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        for hook in self.hooks:
+            hook(self.now)
+
+    def clocks(self, skew_s: float = 0.0) -> Clocks:
+        """A deployer whose wall clock is `skew_s` seconds off."""
+        start = datetime.now(UTC)
+
+        def wall() -> datetime:
+            return start + timedelta(seconds=self.now - 1000.0 + skew_s)
+
+        return Clocks(wall=wall, monotonic=self.monotonic, sleep=self.sleep)

@@ -1,13 +1,15 @@
 """The same flow against a real cluster: opt-in, runs only when KUBECONFIG is set.
 
 It creates a throw-away namespace (so it needs rights to create and delete namespaces), deploys
-two small public images standing in for two models, fails a third, reverts, rolls back and
-deletes the namespace. Images: $MLGITOPS_IT_IMAGE_A / $MLGITOPS_IT_IMAGE_B (any image with
+two small public images standing in for two models (pinned to the digests Docker Hub serves),
+fails a third (an unreachable registry: applied by tag, then rolled back), reverts, rolls back
+and deletes the namespace. Images: $MLGITOPS_IT_IMAGE_A / $MLGITOPS_IT_IMAGE_B (any image with
 `python` on PATH; a tiny HTTP server stands in for the model server).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from pathlib import Path
@@ -99,9 +101,13 @@ def test_deploy_flow_on_a_real_cluster(tmp_path: Path, capsys: pytest.CaptureFix
         return code, capsys.readouterr()
 
     def live_image() -> str:
+        """The Deployment's image without its digest; the digest must be there."""
         obj = kube.get("apps/v1", "Deployment", "fraud-detector", namespace)
         assert obj is not None
-        return obj["spec"]["template"]["spec"]["containers"][0]["image"]
+        image = obj["spec"]["template"]["spec"]["containers"][0]["image"]
+        tag, _, digest = image.partition("@")
+        assert digest.startswith("sha256:"), image  # pinned (Docker Hub answers anonymously)
+        return tag
 
     try:
         repo.commit_model("A", IMAGE_A)
@@ -132,6 +138,10 @@ def test_deploy_flow_on_a_real_cluster(tmp_path: Path, capsys: pytest.CaptureFix
         code, out = run("history")
         assert code == 0
         assert "auto-rollback" in out.out
+        code, out = run("history", "--json")
+        entries = [json.loads(line) for line in out.out.splitlines()]
+        # Every success ran a known digest, and the kubelet reported the pinned one.
+        assert all(e["image_digest"] for e in entries if e["outcome"] == "succeeded")
     finally:
         kube.delete("v1", "Namespace", namespace, None)
         kube.close()

@@ -18,10 +18,13 @@ from tests.mlgitops.deploy.helpers import (
     STAGING_NS,
     GitOpsRepo,
     deployed_image,
+    deployed_tag,
     deployment,
     history_entries,
     release_for,
+    running_digests,
     running_images,
+    running_tags,
 )
 from tests.support.fake_kube import FakeKubeServer
 
@@ -106,14 +109,20 @@ def test_failed_rollout_rolls_back_automatically(
     assert f"rollout of {commit_c[:12]}" in result.err
     assert "CrashLoopBackOff" in result.err
     assert f"rolled back to #2 ({commit_b[:12]}" in result.err
-    assert deployed_image(cluster) == b.image
-    assert running_images(cluster) == {b.image}
     entries = history_entries(cluster)
+    # The rollback restores the bytes #2 ran (the registry could not be asked: the digest the
+    # pods reported then), pinned.
+    b_digest = entries[1]["image_digest"]
+    assert entries[1]["digest_source"] == "pods"
+    assert deployed_image(cluster) == f"{b.image}@{b_digest}"
+    assert running_images(cluster) == {f"{b.image}@{b_digest}"}
+    assert running_digests(cluster) == {b_digest}
     failed, rolled_back = entries[-2], entries[-1]
     assert (failed["kind"], failed["outcome"], failed["commit"]) == ("deploy", "failed", commit_c)
     assert "CrashLoopBackOff" in failed["message"]
     assert (rolled_back["kind"], rolled_back["outcome"]) == ("auto-rollback", "succeeded")
     assert (rolled_back["commit"], rolled_back["rollback_of"]) == (commit_b, 2)
+    assert (rolled_back["image_digest"], rolled_back["digest_source"]) == (b_digest, "history")
     assert cluster.get_object("leases", f"mlgitops-deploy-{DEPLOYMENT}", STAGING_NS) is None
 
 
@@ -139,7 +148,7 @@ def test_progress_deadline_exceeded_rolls_back(
         deploy("staging", settings=settings)
 
     assert "rolled back to #1" in str(failure.value)
-    assert deployed_image(cluster) == release_for("A").image
+    assert deployed_tag(cluster) == release_for("A").image
     assert history_entries(cluster)[-2]["message"].startswith("ProgressDeadlineExceeded")
 
 
@@ -169,8 +178,8 @@ def test_a_progress_deadline_rollback_to_the_old_replicaset_is_reported_as_succe
     assert f"rolled back to #1 ({commit_a[:12]}" in str(failure.value)
     assert "also failed" not in str(failure.value)
     assert deployment(cluster)["spec"]["replicas"] == 1
-    assert deployed_image(cluster) == release_for("A").image
-    assert running_images(cluster) == {release_for("A").image}
+    assert deployed_tag(cluster) == release_for("A").image
+    assert running_tags(cluster) == {release_for("A").image}
     outcomes = [(e["kind"], e["outcome"]) for e in history_entries(cluster)]
     assert outcomes == [
         ("deploy", "succeeded"),
@@ -229,14 +238,16 @@ def test_rollback_command(cli: Any, cluster: FakeKubeServer, gitops_repo: GitOps
 
     assert result.code == 0, result.err
     assert "rolled staging back to #1" in result.out
-    assert deployed_image(cluster) == release_for("A").image
+    first = history_entries(cluster)[0]
+    assert deployed_image(cluster) == f"{release_for('A').image}@{first['image_digest']}"
     entry = history_entries(cluster)[-1]
     assert (entry["kind"], entry["commit"], entry["rollback_of"]) == ("rollback", commit_a, 1)
+    assert entry["image_digest"] == first["image_digest"]
 
     result = cli("rollback", "--env", "staging", "--to", "2")
 
     assert result.code == 0, result.err
-    assert deployed_image(cluster) == release_for("B").image
+    assert deployed_tag(cluster) == release_for("B").image
     assert history_entries(cluster)[-1]["commit"] == commit_b
 
     result = cli("rollback", "--env", "staging", "--to", "99")
@@ -297,7 +308,7 @@ def test_concurrent_deploy_is_refused(
     holder = DeployLock(kube, STAGING_NS, DEPLOYMENT, identity="alice@ci-runner/pid-42")
     holder.acquire()
     try:
-        result = cli("deploy", "--env", "staging")
+        result = cli("deploy", "--env", "staging", "--lock-wait", "0")
         assert result.code == 11, result.err
         assert "held by alice@ci-runner/pid-42 since 20" in result.err
         # Nothing was applied or recorded.
@@ -340,7 +351,7 @@ def test_a_deploy_running_in_parallel_blocks_the_second(
         lambda: cluster.get_object("deployments", DEPLOYMENT, STAGING_NS) is not None, timeout=20
     )
 
-    second = cli("deploy", "--env", "staging")
+    second = cli("deploy", "--env", "staging", "--lock-wait", "0")
 
     assert second.code == 11
     assert "held by first-deploy" in second.err
@@ -354,6 +365,9 @@ def test_a_deploy_running_in_parallel_blocks_the_second(
 def test_an_expired_lease_is_taken_over(
     cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
 ) -> None:
+    """A crashed deploy's lease: its renewTime is an hour old, which proves nothing (another
+    machine's clock); the deploy watches it and takes it after one lease duration (here 1 s)
+    without a change."""
     gitops_repo.commit_model("A")
     stale = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     cluster.put_object(
@@ -363,14 +377,21 @@ def test_an_expired_lease_is_taken_over(
             "metadata": {"name": f"mlgitops-deploy-{DEPLOYMENT}", "namespace": STAGING_NS},
             "spec": {
                 "holderIdentity": "crashed@somewhere",
-                "leaseDurationSeconds": 60,
+                "leaseDurationSeconds": 1,
                 "acquireTime": stale,
                 "renewTime": stale,
             },
         }
     )
-    result = cli("deploy", "--env", "staging")
+
+    refused = cli("deploy", "--env", "staging", "--lock-wait", "0")
+    assert refused.code == 11
+    assert "held by crashed@somewhere" in refused.err
+    assert "no renewal seen in 0 s, but it expires only after 1 s" in refused.err
+
+    result = cli("deploy", "--env", "staging", "--lock-wait", "10")
     assert result.code == 0, result.err
+    assert "took over lease mlgitops-deploy-fraud-detector from crashed@somewhere" in result.err
     assert cluster.get_object("leases", f"mlgitops-deploy-{DEPLOYMENT}", STAGING_NS) is None
 
 
@@ -491,8 +512,8 @@ def test_an_apply_failing_midway_is_rolled_back_not_left_half_applied(
     assert result.code == 10
     assert "ApplyFailed" in result.err
     assert "rolled back to #1" in result.err
-    assert deployed_image(cluster) == release_for("A").image
-    assert running_images(cluster) == {release_for("A").image}
+    assert deployed_tag(cluster) == release_for("A").image
+    assert running_tags(cluster) == {release_for("A").image}
 
 
 def test_an_invalid_release_record_stops_the_deploy_before_any_write(

@@ -50,7 +50,7 @@ def trained(request, tmp_path_factory) -> Trained:
     write_small_dataset(params.data.path)
     # Through the monitoring stages (package ships their reference and rules) and the gate
     # (package releases only a model it passed; gate.base is null here: "gate off").
-    for stage in (validate, split, train, evaluate, score_reference, rules, gate):
+    for stage in (validate, split, train, evaluate, score_reference, gate, rules):
         stage.run(params)
     pipeline = load_pipeline(params.paths.model)
     test = pd.read_parquet(params.paths.test)

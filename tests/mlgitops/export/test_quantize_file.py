@@ -202,7 +202,7 @@ def test_a_one_split_boosting_model_exports(tmp_path) -> None:
         update={"train": base.train.model_copy(update={"hist_gradient_boosting": hgb})}
     )
     write_small_dataset(params.data.path)
-    for stage in (validate, split, train, evaluate, score_reference, rules, gate, export):
+    for stage in (validate, split, train, evaluate, score_reference, gate, rules, export):
         stage.run(params)
     written = sorted(p.name for p in params.paths.export_dir.iterdir())
     assert "model.q8.bin" in written or "model.q16.bin" in written

@@ -9,7 +9,7 @@ import pytest
 
 from mlgitops.cli.main import main
 from mlgitops.errors import ImageBuildError
-from mlgitops.image.registry import head_manifest_digest
+from mlgitops.registry import head_manifest_digest
 from tests.support.registry import local_registry
 
 

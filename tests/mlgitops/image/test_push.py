@@ -11,7 +11,7 @@ from mlgitops.errors import ImageBuildError
 from mlgitops.image.build import build_image
 from mlgitops.image.buildah import Buildah, image_id
 from mlgitops.image.push import PushResult, pull_and_verify, push_image
-from mlgitops.image.registry import fetch_manifest, head_manifest_digest
+from mlgitops.registry import fetch_manifest, head_manifest_digest
 from tests.support.registry import local_registry
 
 pytestmark = pytest.mark.container

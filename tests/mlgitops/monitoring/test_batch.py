@@ -101,7 +101,9 @@ def test_all_missing_column_and_gaps_do_not_crash(release, tmp_path: Path):
     kinds = {(a["kind"], a["window"], a["subject"]) for a in summary["alerts"]}
     assert ("no_traffic", "2025-07-01", "traffic") in kinds
     assert ("feature_missing", "2025-06-30", "customer_age") in kinds
-    assert summary["windows"]["2025-07-01"]["status"] == "empty"
+    # Windows only where there are predictions; the empty day is one gap.
+    assert list(summary["windows"]) == ["2025-06-30", "2025-07-02"]
+    assert [(g["first"], g["windows"]) for g in summary["gaps"]] == [("2025-07-01", 1)]
 
 
 def test_old_log_format_joins_the_feedback_log(release, tmp_path: Path):

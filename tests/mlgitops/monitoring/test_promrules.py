@@ -1,5 +1,6 @@
 """The generated Prometheus rules under promtool: unchanged traffic fires nothing, each failure
-fires the right alert naming the right feature. Skipped (with the reason) without promtool."""
+fires the right alert naming the right feature and the release (`bento_tag`), also while two
+releases serve side by side. Skipped (with the reason) without promtool."""
 
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ needs_promtool = pytest.mark.skipif(
 ROWS_PER_MINUTE = 100.0
 LABELS_PER_MINUTE = 20.0
 MINUTES = 180
+TAG = "fraud-detector:0123abcd"
+OLD_TAG = "fraud-detector:4567cdef"
 
 
 @pytest.fixture(scope="module")
@@ -62,11 +65,21 @@ def reference():
     return profile, score
 
 
-def _series(name: str, labels: dict[str, str], per_minute: float, stop: int | None = None) -> dict:
+def _series(
+    name: str,
+    labels: dict[str, str],
+    per_minute: float,
+    stop: int | None = None,
+    vanish: bool = False,
+) -> dict:
+    """A counter growing `per_minute` from 0; from minute `stop` on it stays (its pods serve
+    nothing) or, with `vanish`, has no samples (its pods are gone: the release was replaced)."""
     inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
     step = f"{per_minute:.6g}"
     if stop is None:
         values = f"0+{step}x{MINUTES}"
+    elif vanish:
+        values = f"0+{step}x{stop} _x{MINUTES - stop}"
     else:
         # Slightly above the last sample: a plateau a rounding step lower would be a reset.
         plateau = float(step) * stop * (1 + 1e-9)
@@ -74,10 +87,17 @@ def _series(name: str, labels: dict[str, str], per_minute: float, stop: int | No
     return {"series": f"{name}{{{inner}}}", "values": values}
 
 
-def traffic(profile, score, change: str) -> list[dict]:
-    """Counters of three hours of traffic at the reference fractions, except for `change`."""
+def traffic(profile, score, change: str, tag: str = TAG, replaced_at: int | None = None) -> list:
+    """Counters of three hours of traffic of release `tag` at the reference fractions, except
+    for `change`; with `replaced_at`, the release's pods are gone from that minute on."""
     series = []
-    stop = 90 if change == "zero_traffic" else None
+    stop = 90 if change == "zero_traffic" else replaced_at
+    vanish = replaced_at is not None
+
+    def add(name: str, labels: dict[str, str], per_minute: float) -> None:
+        labels = {"bento_tag": tag, **labels}
+        series.append(_series(name, labels, per_minute, stop, vanish))
+
     for feature, spec in profile.features.items():
         fractions = reference_fractions(spec).copy()
         names = bin_labels(spec)
@@ -90,8 +110,7 @@ def traffic(profile, score, change: str) -> list[dict]:
             fractions = fractions * 0.92
             fractions[names.index("unseen")] += 0.08
         for name, fraction in zip(names, fractions, strict=True):
-            labels = {"feature": feature, "bin": name}
-            series.append(_series(m.FEATURE_BIN_TOTAL, labels, ROWS_PER_MINUTE * fraction, stop))
+            add(m.FEATURE_BIN_TOTAL, {"feature": feature, "bin": name}, ROWS_PER_MINUTE * fraction)
     score_fractions = reference_fractions(score.score)
     flag = score.positive_rate
     expected = dict(score.expected)
@@ -101,13 +120,11 @@ def traffic(profile, score, change: str) -> list[dict]:
         flag = 0.0
         expected = {"tp": 0.0, "fp": 0.0, "tn": 0.999, "fn": 0.001}
     for name, fraction in zip(bin_labels(score.score), score_fractions, strict=True):
-        series.append(_series(m.SCORE_BIN_TOTAL, {"bin": name}, ROWS_PER_MINUTE * fraction, stop))
+        add(m.SCORE_BIN_TOTAL, {"bin": name}, ROWS_PER_MINUTE * fraction)
     for label, share in (("1", flag), ("0", 1.0 - flag)):
-        series.append(_series(m.PREDICTIONS_TOTAL, {"label": label}, ROWS_PER_MINUTE * share, stop))
+        add(m.PREDICTIONS_TOTAL, {"label": label}, ROWS_PER_MINUTE * share)
     for outcome, share in expected.items():
-        series.append(
-            _series(m.EXPECTED_OUTCOME_TOTAL, {"outcome": outcome}, ROWS_PER_MINUTE * share, stop)
-        )
+        add(m.EXPECTED_OUTCOME_TOTAL, {"outcome": outcome}, ROWS_PER_MINUTE * share)
     realized = {k: v / score.n_rows for k, v in score.realized.items()}
     if change == "fnr_degradation":
         positives = realized["tp"] + realized["fn"]
@@ -116,12 +133,11 @@ def traffic(profile, score, change: str) -> list[dict]:
         negatives = realized["tn"] + realized["fp"]
         realized["tn"], realized["fp"] = negatives * 0.6, negatives * 0.4
     for outcome, share in realized.items():
-        series.append(
-            _series(m.LABELLED_OUTCOME_TOTAL, {"outcome": outcome}, LABELS_PER_MINUTE * share, stop)
-        )
-    info = {"bento_tag": "fraud-detector:0123abcd", "model_hash": "sha256:aa",
-            "data_hash": "md5:bb", "git_commit": "c0ffee1"}  # fmt: skip
-    series.append({**_series(m.MODEL_INFO, info, 0.0), "values": f"1x{MINUTES}"})
+        add(m.LABELLED_OUTCOME_TOTAL, {"outcome": outcome}, LABELS_PER_MINUTE * share)
+    info = {"bento_tag": tag, "model_hash": f"sha256:{tag[-4:]}",
+            "data_hash": "md5:bb", "git_commit": f"c0ffee{tag[-1]}"}  # fmt: skip
+    values = f"1x{MINUTES}" if replaced_at is None else f"1x{replaced_at} _x{MINUTES - replaced_at}"
+    series.append({**_series(m.MODEL_INFO, info, 0.0), "values": values})
     return series
 
 
@@ -151,6 +167,38 @@ CASES = {
 }
 
 
+def _firing(expected: list[tuple[str, str | None, str]]) -> list[dict]:
+    """exp_samples of `count by (alertname, feature, bento_tag) (ALERTS{firing})`."""
+    samples = []
+    for name, feature, tag in sorted(expected, key=lambda x: (x[0], x[1] or "", x[2])):
+        labels = f'alertname="{name}",bento_tag="{tag}"' + (
+            f',feature="{feature}"' if feature else ""
+        )
+        samples.append({"labels": "{" + labels + "}", "value": 1})
+    return samples
+
+
+def _firing_test(rules: Path, series: list[dict], expected: list) -> dict:
+    return {
+        "rule_files": [str(rules)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "promql_expr_test": [
+                    {
+                        "expr": "count by (alertname, feature, bento_tag)"
+                        ' (ALERTS{alertstate="firing"})',
+                        "eval_time": "170m",
+                        "exp_samples": _firing(expected),
+                    }
+                ],
+            }
+        ],
+    }
+
+
 def _promtool_test(tmp_path: Path, test: dict) -> None:
     """`promtool test rules` of a unit-test file; its output is the failure message."""
     test_file = tmp_path / "test.yaml"
@@ -169,28 +217,47 @@ def test_rules_fire_exactly_on_their_failure(tmp_path: Path, reference, case):
     config = MonitoringConfig()
     rules = tmp_path / "rules.yaml"
     rules.write_text(render(build_rule_groups(profile, score, config)))
-    samples = [
-        {"labels": f'{{alertname="{name}"' + (f',feature="{feature}"' if feature else "") + "}",
-         "value": 1}
-        for name, feature in sorted(CASES[case], key=lambda x: (x[0], x[1] or ""))
-    ]  # fmt: skip
-    test = {
-        "rule_files": [str(rules)],
-        "evaluation_interval": "1m",
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": traffic(profile, score, case),
-                "promql_expr_test": [
-                    {
-                        "expr": 'count by (alertname, feature) (ALERTS{alertstate="firing"})',
-                        "eval_time": "170m",
-                        "exp_samples": samples,
-                    }
-                ],
-            }
-        ],
-    }
+    expected = [(name, feature, TAG) for name, feature in CASES[case]]
+    _promtool_test(tmp_path, _firing_test(rules, traffic(profile, score, case), expected))
+
+
+# Two releases serve side by side (a rollout, or the old pods still draining): each is judged
+# on its own series, and each alert names the release it is about.
+ROLLOUTS = {
+    "only the new release broke": (("none", None), ("broken_feature", None)),
+    "each broke its own way": (("fpr_degradation", None), ("covariate_shift", None)),
+    "the old release was replaced": (("none", 60), ("none", None)),
+    "the old release was replaced, the new one stopped": (("none", 60), ("zero_traffic", None)),
+}
+
+
+@pytest.mark.slow
+@needs_promtool
+@pytest.mark.parametrize("rollout", sorted(ROLLOUTS))
+def test_each_release_alerts_on_its_own_series(tmp_path: Path, reference, rollout):
+    profile, score = reference
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(render(build_rule_groups(profile, score, MonitoringConfig())))
+    (old_change, replaced_at), (new_change, _) = ROLLOUTS[rollout]
+    series = traffic(profile, score, old_change, OLD_TAG, replaced_at)
+    series += traffic(profile, score, new_change, TAG)
+    expected = [(name, feature, OLD_TAG) for name, feature in CASES[old_change]]
+    expected += [(name, feature, TAG) for name, feature in CASES[new_change]]
+    test = _firing_test(rules, series, expected)
+    # Every recorded per-release figure exists once per release still serving (no
+    # many-to-many error dropped one): the rows of each feature over the last hour.
+    serving = [OLD_TAG, TAG] if replaced_at is None else [TAG]
+    rows = [
+        {"labels": f'{{bento_tag="{tag}"}}', "value": len(profile.features) + 1}
+        for tag in sorted(serving)
+    ]
+    test["tests"][0]["promql_expr_test"].append(
+        {
+            "expr": "count by (bento_tag) (mlgitops:feature_rows:increase1h)",
+            "eval_time": "170m",
+            "exp_samples": rows,
+        }
+    )
     _promtool_test(tmp_path, test)
 
 
@@ -202,8 +269,8 @@ def test_alert_annotations_name_the_model_and_the_rollback(tmp_path: Path, refer
     rules.write_text(render(groups))
     alert = next(r for g in groups["groups"] for r in g["rules"] if r.get("alert") == "ZeroTraffic")
     description = alert["annotations"]["description"].split("{{")[0] + (
-        "Model fraud-detector:0123abcd (model sha256:aa, data md5:bb) from commit c0ffee1. "
-        "Roll back: git revert c0ffee1 && mlgitops deploy --env <env>"
+        f"Model {TAG} (model sha256:abcd, data md5:bb) from commit c0ffeed. "
+        "Roll back: mlgitops revert (a branch restoring the last release before it)"
     )
     test = {
         "rule_files": [str(rules)],
@@ -218,7 +285,11 @@ def test_alert_annotations_name_the_model_and_the_rollback(tmp_path: Path, refer
                         "alertname": "ZeroTraffic",
                         "exp_alerts": [
                             {
-                                "exp_labels": {"severity": "critical", "team": "ml"},
+                                "exp_labels": {
+                                    "severity": "critical",
+                                    "team": "ml",
+                                    "bento_tag": TAG,
+                                },
                                 "exp_annotations": {
                                     "summary": alert["annotations"]["summary"],
                                     "description": description,

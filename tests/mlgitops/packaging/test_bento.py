@@ -26,18 +26,43 @@ def test_save_model_stores_files_and_metadata(packaged: Packaged) -> None:
     assert str(model.path).startswith(str(packaged.home))
 
 
-def test_save_model_is_idempotent(packaged: Packaged, tmp_path: Path) -> None:
-    # Same tag, missing files: the existing entry is kept and nothing is read.
-    tag = packaging.save_model(
+def _save_again(packaged: Packaged, tmp_path: Path, metadata: dict) -> str:
+    # Same tag, missing files: the existing entry is kept and no file is read.
+    return packaging.save_model(
         name=BENTO_NAME,
         version=VERSION,
         model_file=tmp_path / "absent.joblib",
         profile_file=tmp_path / "absent.json",
         schema_file=tmp_path / "absent.json",
         model_card_file=tmp_path / "absent.json",
-        metadata={},
+        metadata=metadata,
     )
-    assert tag == packaged.model_tag
+
+
+def test_save_model_is_idempotent(packaged: Packaged, tmp_path: Path) -> None:
+    record = packaged.release.model_dump(mode="json")
+    assert _save_again(packaged, tmp_path, record) == packaged.model_tag
+
+
+def test_an_existing_model_tag_with_another_record_is_refused(
+    packaged: Packaged, tmp_path: Path
+) -> None:
+    """One tag, one truth: the store's entry of the tag must carry the record being packaged
+    (the issue's case: same model, another params hash)."""
+    record = packaged.release.model_dump(mode="json")
+    other = {**record, "params_hash": "sha256:" + "4a36" * 16}
+    with pytest.raises(PackagingError) as raised:
+        _save_again(packaged, tmp_path, other)
+    message = str(raised.value)
+    assert (
+        f"model {packaged.model_tag} exists in the BentoML store with another metadata" in message
+    )
+    assert "params_hash: " in message
+    assert "4a364a36" in message
+    with pytest.raises(PackagingError, match=r"metrics\.roc_auc: "):
+        _save_again(
+            packaged, tmp_path, {**record, "metrics": {**record["metrics"], "roc_auc": 0.5}}
+        )
 
 
 def test_save_model_missing_file_is_packaging_error(packaged: Packaged, tmp_path: Path) -> None:
@@ -71,10 +96,21 @@ def test_build_bento_pins_model_and_is_idempotent(packaged: Packaged) -> None:
         bento_name=BENTO_NAME,
         version=VERSION,
         model_tag=packaged.model_tag,
-        release={},
+        release=packaged.release.model_dump(mode="json"),
         requirements=[],
     )
     assert again == packaged.bento_tag
+    # The same tag with another record in its pin is refused, naming the field.
+    other = packaged.release.model_copy(update={"data_until": "2030-01-01T00:00:00+00:00"})
+    with pytest.raises(PackagingError, match=r"another pin \(release record\) \(release\.data_"):
+        packaging.build_bento(
+            bento_name=BENTO_NAME,
+            version=VERSION,
+            model_tag=packaged.model_tag,
+            release=other.model_dump(mode="json"),
+            requirements=[],
+        )
+    assert packaging.stored_pin(built)["release"] == packaged.release.model_dump(mode="json")
 
 
 def test_build_bento_unknown_model_is_packaging_error(packaged: Packaged) -> None:

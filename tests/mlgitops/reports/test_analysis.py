@@ -178,3 +178,32 @@ def test_slices_rank_by_excess_cost_and_suppress_small_ones() -> None:
     # web: 50 misses at 10 each; the excess is over the overall rate on its 100 rows.
     assert top[0].excess_cost == pytest.approx(500 - overall / 1000 * 100)
     assert top[0].fnr.value == 1.0
+
+
+# --- the reliability diagram's bin sizes (issue 18: 'n=1,000' labels smeared into each other) ---
+
+
+def test_equal_bins_state_their_size_once() -> None:
+    from mlgitops.reports.svg import reliability_plot
+
+    bins = [(0.001 * (i + 1), 0.001 * i, 0.0, 0.003 * (i + 1), 1000) for i in range(10)]
+    plot = reliability_plot(bins)
+    assert "n=" not in plot
+    assert plot.count("1,000 rows per bin") == 1
+
+
+def test_unequal_bin_labels_never_overlap() -> None:
+    import itertools
+    import re
+
+    from mlgitops.reports.svg import LABEL_WIDTH, reliability_plot
+
+    # Crowded near zero, as scores are: most labels must go, the sparse right-hand ones stay.
+    bins = [(0.0005 * (i + 1), 0.0, 0.0, 0.002, 900 + i) for i in range(8)]
+    bins += [(0.2, 0.2, 0.15, 0.25, 40), (0.5, 0.5, 0.4, 0.6, 12)]
+    plot = reliability_plot(bins)
+    xs = [float(x) for x in re.findall(r'<text x="([\d.]+)"[^>]*>n=', plot)]
+    assert "n=12<" in plot
+    assert "n=40<" in plot
+    assert 2 < len(xs) < len(bins)
+    assert all(b - a >= LABEL_WIDTH for a, b in itertools.pairwise(xs))

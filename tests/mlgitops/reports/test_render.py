@@ -135,3 +135,56 @@ def test_a_rate_shown_with_a_decimal_is_marked_up_like_the_others(reported: Para
     reader.feed(page)
     assert "".join(reader.headline) == sentence
     assert "a 10.7% (10.1–11.3%) false positive rate" in sentence
+
+
+# --- the small things a stakeholder noticed (issue 18) ------------------------------------------
+
+
+def _with_previous(report, rows):
+    changes = report.changes.model_copy(
+        update={
+            "previous_commit": "0" * 40,
+            "previous_bento_tag": "fraud-detector:older",
+            "rows": rows,
+        }
+    )
+    return report.model_copy(update={"changes": changes})
+
+
+def test_counts_per_1000_have_one_decimal_like_the_rest_of_the_page(reported: Params) -> None:
+    from mlgitops.reports import analysis
+
+    report = load_report(reported.paths.report_json)
+    metrics = json.loads(reported.paths.metrics.read_text())
+    page = render(_with_previous(report, analysis.compare(metrics, metrics)))
+    for name in ("alerts_per_1000", "missed_frauds_per_1000"):
+        value = metrics[name]
+        assert f'data-f="num1">{value:,.1f}</data>' in page
+        assert f">{value:.3f}<" not in page
+
+
+def test_a_point_at_the_released_threshold_says_so(reported: Params) -> None:
+    report = load_report(reported.paths.report_json)
+    points = report.tradeoffs.points
+    released = points[report.tradeoffs.released].threshold
+    # B, the lowest cost, is the released threshold with the min_expected_cost policy.
+    assert points["cost_minimum"].threshold == released
+    same = [
+        "ABCDEFGH"[i]
+        for i, (key, point) in enumerate(points.items())
+        if key != "released" and point.threshold == released
+    ]
+    assert same[0] == "B"
+    said = "B" if len(same) == 1 else ", ".join(same[:-1]) + " and " + same[-1]
+    verb = "is" if len(same) == 1 else "are"
+    assert f"<p>{said} {verb} the released threshold.</p>" in render(report)
+    moved = {
+        key: point.model_copy(update={"threshold": released / 2})
+        if key != "released" and point.threshold == released
+        else point
+        for key, point in points.items()
+    }
+    other = report.model_copy(
+        update={"tradeoffs": report.tradeoffs.model_copy(update={"points": moved})}
+    )
+    assert "the released threshold.</p>" not in render(other)

@@ -4,6 +4,7 @@ the package stage writes them), Alertmanager payloads, and `mlgitops revert serv
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -38,10 +39,19 @@ class ReleaseRepo(GitRepo):
         return self.git("rev-parse", "HEAD")
 
     def commit_file(self, name: str, text: str, message: str) -> str:
+        (self.path / name).parent.mkdir(parents=True, exist_ok=True)
         (self.path / name).write_text(text)
         self.git("add", name)
         self.git("commit", "-q", "-m", message)
         return self.git("rev-parse", "HEAD")
+
+    def remove_file(self, name: str, message: str) -> str:
+        self.git("rm", "-q", name)
+        self.git("commit", "-q", "-m", message)
+        return self.git("rev-parse", "HEAD")
+
+    def tree(self, rev: str) -> str:
+        return self.git("rev-parse", f"{rev}^{{tree}}")
 
     def blob(self, rev: str, path: str) -> str:
         return self.git("cat-file", "blob", f"{rev}:{path}")
@@ -73,9 +83,17 @@ def copy_repo(template: Path, dest: Path) -> ReleaseRepo:
     return ReleaseRepo(dest)
 
 
-def payload(status: str = "firing", fingerprint: str = "5f1c2a9e0b7d4c31", **labels: str) -> dict:
-    """An Alertmanager webhook payload (version 4) with one alert of our rules."""
+def payload(
+    status: str = "firing",
+    fingerprint: str = "5f1c2a9e0b7d4c31",
+    bento_tag: str | None = B.bento_tag,
+    **labels: str,
+) -> dict:
+    """An Alertmanager webhook payload (version 4) with one alert of our rules, about release
+    `bento_tag` (default B, the current one on the template's main; None: no such label)."""
     alert_labels = {"alertname": "RealizedFprHighFast", "severity": "critical", "team": "ml"}
+    if bento_tag is not None:
+        alert_labels["bento_tag"] = bento_tag
     alert_labels.update(labels)
     alert = {
         "status": status,
@@ -115,14 +133,28 @@ class Receiver:
 
 
 @contextmanager
-def serving(repo: Path, token_dir: Path, token: str = "s3cret-token") -> Iterator[Receiver]:
+def serving(
+    repo: Path,
+    token_dir: Path,
+    token: str = "s3cret-token",
+    base: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[Receiver]:
     """`mlgitops revert serve` on 127.0.0.1 and a free port, stopped on exit."""
     token_file = token_dir / "token"
     token_file.write_text(token + "\n")
     port = free_port()
     cmd = [sys.executable, "-m", "mlgitops", "revert", "serve", "--port", str(port)]
     cmd += ["--token-file", str(token_file), "--repo", str(repo)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if base is not None:
+        cmd += ["--base", base]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30

@@ -53,3 +53,10 @@ def test_the_webhook_posts_to_the_serve_default_with_a_token_file() -> None:
     assert auth["type"] == "Bearer"
     assert auth["credentials_file"]
     assert "credentials" not in auth  # the token is never written into the config
+
+
+def test_each_release_is_its_own_notification() -> None:
+    # The receiver acts on the alerts about the release its base pins; grouping by the
+    # release keeps an old release's alerts out of the current one's payload.
+    config = yaml.safe_load(EXAMPLE.read_text())
+    assert "bento_tag" in config["route"]["group_by"]

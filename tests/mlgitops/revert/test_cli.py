@@ -1,5 +1,6 @@
-"""`mlgitops revert`: a branch holding the revert of the release commit, main and the work tree
-untouched, the PR body; and every refusal a one-line error that changes nothing."""
+"""`mlgitops revert`: a branch holding one commit whose tree is the last good release's commit,
+whatever came after it, main and the work tree untouched, the PR body; and every refusal a
+one-line error that changes nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mlgitops.cli.main import main
+from tests.mlgitops.deploy.helpers import release_for
 from tests.mlgitops.revert.helpers import A, B, ReleaseRepo, payload
 
 BRANCH = f"revert/{B.bento_version}"
@@ -37,21 +39,22 @@ def test_the_branch_restores_the_previous_release_and_main_is_untouched(
         k: v for k, v in before.items() if k != "branches"
     }
     assert (repo.path / "scratch.txt").read_text() == "the user's uncommitted work\n"
-    # One new ref: the branch, one commit on top of main, the revert of release B.
+    # One new ref: the branch, one commit on top of main whose tree is release A's commit's.
     assert repo.git("for-each-ref", "--format=%(refname)", "refs/heads/") == (
         f"refs/heads/main\nrefs/heads/{BRANCH}"
     )
-    assert repo.git("rev-parse", f"{BRANCH}^") == before["main"]
+    assert repo.git("rev-list", "--parents", "-n1", BRANCH).split()[1:] == [before["main"]]
+    assert repo.tree(BRANCH) == repo.tree(release_a)
     message = repo.git("log", "-1", "--format=%B", BRANCH)
-    assert message.startswith('Revert "release B"')
-    assert f"This reverts commit {before['main']}." in message
-    for path in ("release.json", "k8s/base/release.yaml"):
-        assert repo.blob(BRANCH, path) == repo.blob(release_a, path)
+    assert message.startswith(f"Restore release {A.bento_tag} (the tree of {release_a[:12]})")
+    assert f"{before['main'][:12]} release B" in message
     assert json.loads(repo.blob(BRANCH, "release.json"))["bento_version"] == A.bento_version
     # The PR body went to stdout, the summary to stderr.
     assert out.startswith(f"# Revert release {B.bento_tag}: restore {A.bento_tag}")
-    assert f"created branch {BRANCH}" in err
-    assert "main untouched" in err
+    assert err == (
+        f"created branch {BRANCH}: restores {A.bento_tag} (the tree of {release_a[:12]}) in "
+        f"place of {B.bento_tag}, taking back 1 commit of main; main untouched\n"
+    )
 
 
 def test_pr_body_names_the_alert_the_summary_both_releases_and_the_commands(
@@ -98,7 +101,8 @@ def test_pr_body_names_the_alert_the_summary_both_releases_and_the_commands(
         f"| bento tag | `{B.bento_tag}` | `{A.bento_tag}` |",
         f"| model hash | `{B.model_hash}` | `{A.model_hash}` |",
         "| roc_auc | 0.9000 | 0.9000 | +0.0000 |",
-        f"Release commit: `{release_b}` “release B”",
+        f"Release `{B.bento_tag}` introduced by `{release_b}` “release B”",
+        f"Restored commit (its tree): `{repo.git('rev-parse', 'main~1')}` “release A”",
         f"Revert commit: `{repo.git('rev-parse', BRANCH)}` on branch `{BRANCH}`",
         f"git push origin {BRANCH}",
         f"gh pr create --base main --head {BRANCH}",
@@ -194,25 +198,113 @@ def test_unknown_base(repo: ReleaseRepo, capsys: pytest.CaptureFixture[str]) -> 
     assert "base branch 'mian' is not a commit" in err
 
 
-def test_a_commit_that_does_not_revert_cleanly(
-    repo: ReleaseRepo, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # The same release, its record rewritten right where B changed it: the revert conflicts.
+def _messy_history(repo: ReleaseRepo) -> list[str]:
+    """After release B: everything that made `git revert` of B conflict or restore something
+    else, as main's history has it. Returns main's first-parent commits since A, newest first."""
+    release_a = repo.git("rev-parse", "main~1")
+    repo.commit_file("dvc.lock", "stages: {report: {md5: 1}}\n", "dvc.lock re-hashed")
+    # The same release, its record rewritten right where B changed it (a `git revert` of B
+    # conflicted), then far from B's lines (it merged cleanly and restored something else).
     repo.commit_release(B.model_copy(update={"image": B.image + "-fixed"}), "re-pin B")
-    err = _refused(repo, capsys)
-    assert "does not revert cleanly onto main" in err
-    assert "release.json" in err
-
-
-def test_a_clean_revert_that_does_not_restore_the_release_is_refused(
-    repo: ReleaseRepo, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # A later edit far from B's lines merges cleanly, so the reverted record is not A's.
     repo.commit_release(
         B.model_copy(update={"mlgitops_version": "0.1.1"}), "record only", patch=False
     )
-    err = _refused(repo, capsys)
-    assert "release.json is not the one of" in err
+    repo.commit_file("docs/new.md", "added after the release\n", "docs: a new page")
+    repo.commit_file("dvc.lock", "stages: {report: {md5: 2}}\n", "gate re-judged")
+    repo.git("switch", "-q", "-c", "feature")
+    repo.commit_file("src/feature.py", "x = 1\n", "feature: first")
+    repo.remove_file(".dvcignore", "feature: .dvcignore gone")
+    repo.git("switch", "-q", "main")
+    repo.git("merge", "-q", "--no-ff", "-m", "Merge branch 'feature'", "feature")
+    repo.git("branch", "-q", "-D", "feature")
+    return repo.git("rev-list", "--first-parent", f"{release_a}..main").split()
+
+
+def test_whatever_came_after_the_release_is_taken_back(
+    repo: ReleaseRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    release_a = repo.git("rev-parse", "main~1")
+    since = _messy_history(repo)
+    before = repo.state()
+
+    code, out, err = revert(repo, capsys)
+
+    assert code == 0, err
+    assert repo.tree(BRANCH) == repo.tree(release_a)
+    for path in ("release.json", "k8s/base/release.yaml", ".dvcignore"):
+        assert repo.blob(BRANCH, path) == repo.blob(release_a, path)
+    listed = repo.git("ls-tree", "-r", "--name-only", BRANCH).splitlines()
+    for added_later in ("dvc.lock", "docs/new.md", "src/feature.py"):
+        assert added_later not in listed
+    assert repo.git("rev-parse", f"{BRANCH}^") == before["main"]
+    assert f"taking back {len(since)} commits of main" in err
+    assert repo.state()["main"] == before["main"]
+    # Every first-parent commit since A is listed, the merge with what it brought in.
+    assert f"## What this takes back ({len(since)} commits of `main`)" in out
+    assert "code and docs included" in out
+    for sha in since:
+        assert f"- `{sha[:12]}` " in out
+    merge = repo.git("rev-parse", "main")
+    assert f"- `{merge[:12]}` Merge branch 'feature' (merge)" in out
+    for sha in repo.git("rev-list", "main^1..main^2").split():
+        assert f"  - `{sha[:12]}` feature: " in out
+    assert "`release.json`, `k8s/base/release.yaml` and `dvc.lock` on it are byte for byte" in out
+
+
+def _three_releases(repo: ReleaseRepo) -> dict[str, str]:
+    """main: A, B, then a docs commit and C; a side branch with D. The commits by name."""
+    commits = {"A": repo.git("rev-parse", "main~1"), "B": repo.git("rev-parse", "main")}
+    commits["docs"] = repo.commit_file("NOTES.md", "after B\n", "docs after B")
+    commits["C"] = repo.commit_release(release_for("C"), "release C")
+    repo.git("branch", "side", commits["A"])
+    repo.git("switch", "-q", "side")
+    commits["D"] = repo.commit_release(release_for("D"), "release D")
+    repo.git("switch", "-q", "main")
+    return commits
+
+
+def test_to_restores_any_earlier_release_of_main(
+    repo: ReleaseRepo, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commits = _three_releases(repo)
+    c = release_for("C")
+    repo.git("tag", "v1.4", commits["A"])
+
+    code, out, err = revert(repo, capsys, "--to", "v1.4")
+
+    assert code == 0, err
+    branch = f"revert/{c.bento_version}"
+    assert repo.tree(branch) == repo.tree(commits["A"])
+    assert (
+        f"restores {A.bento_tag} (the tree of {commits['A'][:12]}) in place of {c.bento_tag}" in err
+    )
+    assert "taking back 3 commits of main" in err
+    assert out.startswith(f"# Revert release {c.bento_tag}: restore {A.bento_tag}")
+    assert "the release picked with `--to`" in out
+    # Without --to: the last good release, B, from the commit before C (the docs commit).
+    repo.git("branch", "-D", branch)
+    code, out, err = revert(repo, capsys)
+    assert code == 0, err
+    assert repo.tree(branch) == repo.tree(commits["docs"])
+    assert "the last release before it with another bento tag" in out
+
+
+@pytest.mark.parametrize(
+    ("to", "message"),
+    [
+        ("main", "pins fraud-detector:"),
+        ("C", ", the release main pins now: nothing to restore"),
+        ("main~4", "has no release record release.json: nothing to restore"),
+        ("side", "is not in the history of main"),
+        ("nope", "--to 'nope' is not a commit"),
+    ],
+)
+def test_to_refuses_what_is_no_other_release_of_main(
+    repo: ReleaseRepo, capsys: pytest.CaptureFixture[str], to: str, message: str
+) -> None:
+    commits = _three_releases(repo)
+    err = _refused(repo, capsys, "--to", commits.get(to, to))
+    assert message in err
 
 
 @pytest.mark.parametrize(

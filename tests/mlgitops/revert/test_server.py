@@ -134,7 +134,7 @@ def test_field_errors_are_422_and_huge_bodies_413(client: TestClient, repo: Rele
 def test_no_earlier_release_is_409(client: TestClient, repo: ReleaseRepo) -> None:
     repo.git("reset", "-q", "--hard", "main~1")  # main has release A only
     before = repo.state()
-    response = client.post("/alerts", json=payload())
+    response = client.post("/alerts", json=payload(bento_tag=A.bento_tag))
     assert response.status_code == 409
     assert "there is no earlier release to restore" in response.json()["error"]
     assert repo.state() == before
@@ -145,10 +145,18 @@ def test_a_rollback_is_not_undone_by_the_next_alert(client: TestClient, repo: Re
     repo.git("merge", "-q", "--ff-only", BRANCH)  # the PR is merged: main runs A again
     before = repo.state()
 
-    response = client.post("/alerts", json=payload(fingerprint="next"))
+    late = client.post("/alerts", json=payload(fingerprint="late"))
+    about_a = client.post("/alerts", json=payload(fingerprint="next", bento_tag=A.bento_tag))
 
-    assert response.status_code == 409
-    assert f"would restore {B.bento_tag}, which branch {BRANCH} removed" in response.json()["error"]
+    # A late alert about B, the release just removed, is not about what main runs now.
+    assert late.status_code == 409
+    assert late.json()["error"].startswith(
+        f"alert RealizedFprHighFast is about {B.bento_tag}, not {A.bento_tag}, the release main"
+        " pins now: not reverting"
+    )
+    # One about A would restore B, which a rollback removed: a human decides.
+    assert about_a.status_code == 409
+    assert f"would restore {B.bento_tag}, which branch {BRANCH} removed" in about_a.json()["error"]
     assert repo.state() == before
 
 
@@ -178,3 +186,59 @@ def test_concurrent_alerts_make_one_branch(repo: ReleaseRepo, tmp_path: Path) ->
     assert {r.json()["branch"] for r in responses} == {BRANCH}
     heads = repo.git("for-each-ref", "--format=%(refname)", "refs/heads/").splitlines()
     assert heads == ["refs/heads/main", f"refs/heads/{BRANCH}"]
+
+
+@pytest.mark.parametrize(
+    ("tag", "message"),
+    [
+        (A.bento_tag, f"is about {A.bento_tag}, not {B.bento_tag}, the release main pins now"),
+        (None, f"carries no bento_tag label, not {B.bento_tag}, the release main pins now"),
+        ("", f"carries no bento_tag label, not {B.bento_tag}"),
+    ],
+)
+def test_an_alert_about_another_release_or_none_is_409(
+    client: TestClient, repo: ReleaseRepo, tag: str | None, message: str
+) -> None:
+    before = repo.state()
+    response = client.post("/alerts", json=payload(bento_tag=tag))
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert message in error
+    assert "\n" not in error
+    assert repo.state() == before
+
+
+def test_only_the_alerts_about_the_current_release_count(
+    client: TestClient, repo: ReleaseRepo
+) -> None:
+    # Alertmanager groups alerts: an old release's beside the current one's in one payload.
+    body = payload(fingerprint="old", bento_tag=A.bento_tag)
+    body["alerts"] += payload(fingerprint="new")["alerts"]
+    body["alerts"] += payload(fingerprint="untagged", bento_tag=None)["alerts"]
+
+    response = client.post("/alerts", json=body)
+
+    assert response.status_code == 202, response.text
+    assert response.json()["fingerprints"] == ["new"]
+    assert response.json()["restored"] == A.bento_tag
+    assert repo.tree(BRANCH) == repo.tree("main~1")
+
+
+def test_nesting_and_huge_numbers_are_400_not_500(client: TestClient, repo: ReleaseRepo) -> None:
+    before = repo.state()
+    nested = client.post("/alerts", content=b"[" * 100_000 + b"]" * 100_000)
+    digits = client.post("/alerts", content=b'{"version": ' + b"9" * 5000 + b"}")
+    for response in (nested, digits):
+        assert response.status_code == 400, response.text
+        assert response.json()["error"].startswith("body is not valid JSON")
+    assert repo.state() == before
+
+
+def test_labels_cannot_forge_a_log_line(repo: ReleaseRepo, tmp_path: Path) -> None:
+    forged = "X\nmlgitops revert: RealizedFprHighFast abc: prepared revert/deadbeef"
+    with serving(repo.path, tmp_path, TOKEN) as receiver:
+        response = receiver.post(payload(alertname=forged), token=TOKEN)
+    assert response.status_code == 202, response.text
+    lines = [line for line in receiver.log.splitlines() if "prepared" in line]
+    assert len(lines) == 1, receiver.log
+    assert "X\\nmlgitops revert: RealizedFprHighFast abc: prepared revert/deadbeef" in lines[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -162,6 +163,15 @@ class LiveServer:
     prediction_log: Path
     feedback_log: Path
     log_file: Path
+    # The bearer tokens the server takes (None: not set for it).
+    feedback_token: str | None = None
+    predict_token: str | None = None
+
+    def feedback_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.feedback_token}"}
+
+    def read_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.predict_token}"} if self.predict_token else {}
 
     def group_pids(self) -> list[int]:
         """The server and its descendants (BentoML's workers run in sessions of their own)."""
@@ -211,6 +221,15 @@ def wait_for(url: str, status: int, timeout: float, process: Any) -> bool:
     return False
 
 
+def secret_file(directory: Path, name: str) -> tuple[Path, str]:
+    """A token or key file as a mounted Secret holds it: (its path, the value)."""
+    value = secrets.token_hex(32)
+    path = directory / name
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return path, value
+
+
 @contextmanager
 def run_server(
     packaged: Packaged,
@@ -218,9 +237,13 @@ def run_server(
     extra_env: dict[str, str] | None = None,
     target: str | None = None,
     home: Path | None = None,
+    feedback_token: bool = True,
+    predict_token: bool = False,
+    request_id_key: bool = True,
 ) -> Iterator[LiveServer]:
     """`bentoml serve` of `target` (default: the packaged bento's tag) with `home` as
-    BENTOML_HOME (default: the packaged store)."""
+    BENTOML_HOME (default: the packaged store), with a feedback token, a shared request id key
+    and, if asked, a predict token, each in a file of its own (as the pod mounts them)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLGITOPS_")}
     workdir.mkdir(parents=True, exist_ok=True)
@@ -231,6 +254,16 @@ def run_server(
         feedback_log=workdir / "feedback.jsonl",
         log_file=workdir / "server.log",
     )
+    credentials: dict[str, str] = {}
+    if feedback_token:
+        path, server.feedback_token = secret_file(workdir, "feedback-token")
+        credentials["MLGITOPS_FEEDBACK_TOKEN_FILE"] = str(path)
+    if predict_token:
+        path, server.predict_token = secret_file(workdir, "predict-token")
+        credentials["MLGITOPS_PREDICT_TOKEN_FILE"] = str(path)
+    if request_id_key:
+        path, _ = secret_file(workdir, "request-id-key")
+        credentials["MLGITOPS_REQUEST_ID_KEY_FILE"] = str(path)
     env.update(
         BENTOML_HOME=str(home or packaged.home),
         BENTOML_DO_NOT_TRACK="True",
@@ -238,8 +271,11 @@ def run_server(
         MLGITOPS_PREDICTION_LOG=str(server.prediction_log),
         MLGITOPS_FEEDBACK_LOG=str(server.feedback_log),
         MLGITOPS_MAX_BATCH_SIZE=str(MAX_BATCH),
-        **(extra_env or {}),
+        **credentials,
     )
+    env.update(extra_env or {})  # may name other log paths
+    server.prediction_log = Path(env["MLGITOPS_PREDICTION_LOG"])
+    server.feedback_log = Path(env["MLGITOPS_FEEDBACK_LOG"])
     cmd = [sys.executable, "-m", "bentoml", "serve", target or packaged.bento_tag]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
     with server.log_file.open("wb") as log:

@@ -146,7 +146,8 @@ def test_metadata_and_metrics_show_the_experiment(
     runtime, client, _ = ab
 
     def counted(arm: str) -> float:
-        value = REGISTRY.get_sample_value("mlgitops_experiment_predictions_total", {"arm": arm})
+        labels = {"bento_tag": runtime.pinned.bento_tag, "arm": arm}
+        value = REGISTRY.get_sample_value("mlgitops_experiment_predictions_total", labels)
         return value or 0.0
 
     before = {arm: counted(arm) for arm in ("champion", "challenger")}
@@ -263,5 +264,10 @@ def test_a_built_bento_serves_the_experiment_over_http(
     assert experiment["challenger"]["model_tag"] == challenger.model_tag
     assert experiment["challenger"]["loaded"] is True
     for arm in ("champion", "challenger"):
-        line = f'mlgitops_experiment_predictions_total{{arm="{arm}"}} {float(arms.count(arm))}'
-        assert line in metrics
+        [line] = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("mlgitops_experiment_predictions_total{") and f'arm="{arm}"' in line
+        ]
+        assert f'bento_tag="{tag}"' in line
+        assert line.endswith(f"}} {float(arms.count(arm))}")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from mlgitops.profile import CategoricalProfile, NumericProfile, ReferenceProfile
-from mlgitops.serving.features import FeatureSpace, RequestError, validate_body
+from mlgitops.serving.features import ERROR_CODES, FeatureSpace, RequestError, validate_body
 
 
 def _profile() -> ReferenceProfile:
@@ -93,6 +93,10 @@ def test_valid_batch_columns_and_counts() -> None:
         ({}, 422, "missing_field", None, "records"),
         ({"records": [_record()], "x": 1}, 422, "unknown_field", None, "x"),
         ([1, 2], 400, "invalid_body", None, None),
+        (_record(), 422, "records_not_wrapped", None, None),
+        ({"amount": 12.5}, 422, "records_not_wrapped", None, None),
+        ([_record(), _record()], 422, "records_not_wrapped", None, None),
+        ({"x": 1}, 422, "unknown_field", None, "x"),
     ],
 )
 def test_invalid_bodies_name_row_and_field(
@@ -103,6 +107,16 @@ def test_invalid_bodies_name_row_and_field(
     first = error.body()["detail"][0]
     assert (first["code"], first["row"], first["field"]) == (code, row, field)
     assert error.body()["error"] == code
+    assert ERROR_CODES[code] == status  # the status the README and OpenAPI document state
+
+
+def test_a_bare_record_is_told_to_be_wrapped() -> None:
+    record = _error(_record()).body()
+    assert record["error"] == "records_not_wrapped"
+    assert record["message"] == 'the body is one record: wrap records in {"records": [...]}'
+    array = _error([_record()]).body()
+    assert array["message"] == 'the body is an array of records: wrap them in {"records": [...]}'
+    assert '{"records": [...]}' in _error("text").body()["message"]
 
 
 def test_errors_are_bounded() -> None:

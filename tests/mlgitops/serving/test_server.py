@@ -73,13 +73,25 @@ def test_valid_batch_scores_match_the_pipeline(
 
 
 def test_single_row_and_client_request_id(
-    client: httpx.Client, records: list[dict[str, Any]]
+    client: httpx.Client, live_server: LiveServer, records: list[dict[str, Any]]
 ) -> None:
     response = client.post(
         "/predict", json={"records": records[:1]}, headers={"X-Request-ID": "req-123"}
     )
     assert response.status_code == 200
-    assert response.json()["request_id"] == "req-123"
+    # The client's id is echoed for tracing; the request id is the service's own, signed.
+    assert response.headers["x-request-id"] == "req-123"
+    request_id = response.json()["request_id"]
+    assert re.fullmatch(r"[0-9a-f]{32}-1-[0-9a-f]{32}", request_id)
+    deadline = time.monotonic() + 5
+    lines: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not lines:
+        time.sleep(0.1)
+        text = live_server.prediction_log.read_text()
+        lines = [json.loads(x) for x in text.splitlines() if request_id in x]
+    assert [(line["request_id"], line["client_request_id"]) for line in lines] == [
+        (request_id, "req-123")
+    ]
 
 
 def _raw(body: Any) -> bytes:
@@ -116,6 +128,8 @@ def _invalid_cases(record: dict[str, Any]) -> list[tuple[str, bytes, int, str, i
          "amount"),
         ("not json", b"{records: [", 400, "invalid_json", None, ""),
         ("not object", b"[1, 2]", 400, "invalid_body", None, ""),
+        ("bare record", _raw(record), 422, "records_not_wrapped", None, ""),
+        ("bare array", _raw([record, record]), 422, "records_not_wrapped", None, ""),
     ]  # fmt: skip
 
 
@@ -161,11 +175,13 @@ def test_allowed_missing_values_and_unseen_categories_are_counted(
     after = client.get("/metrics").text
     missing = "mlgitops_feature_missing_total"
     unseen = "mlgitops_feature_unseen_category_total"
-    assert _metric(after, missing, f'feature="{optional}"') - _metric(
-        before, missing, f'feature="{optional}"'
+    # Every series names the release served.
+    release = f'bento_tag="{packaged.bento_tag}"'
+    assert _metric(after, missing, f'{release},feature="{optional}"') - _metric(
+        before, missing, f'{release},feature="{optional}"'
     ) == pytest.approx(2)
-    assert _metric(after, unseen, f'feature="{categorical}"') - _metric(
-        before, unseen, f'feature="{categorical}"'
+    assert _metric(after, unseen, f'{release},feature="{categorical}"') - _metric(
+        before, unseen, f'{release},feature="{categorical}"'
     ) == pytest.approx(1)
 
 
@@ -180,24 +196,44 @@ def test_metrics_expose_labels_scores_and_bentoml_request_metrics(
     assert "bentoml_service_request" in text
 
 
-def _series(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
-    found = {}
+def _labelled(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    found = []
     for m in re.finditer(rf"^{re.escape(name)}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
-        labels = tuple(sorted(re.findall(r'(\w+)="([^"]*)"', m.group(1))))
-        found[labels] = found.get(labels, 0.0) + float(m.group(2))
+        found.append((dict(re.findall(r'(\w+)="([^"]*)"', m.group(1))), float(m.group(2))))
     return found
+
+
+def _series(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    """The samples of `name` by their labels (sorted; `bento_tag` left out but for model_info:
+    `_releases` reads it)."""
+    from mlgitops.monitoring import metric_names as names
+
+    found: dict[tuple[tuple[str, str], ...], float] = {}
+    for labels, value in _labelled(text, name):
+        if name != names.MODEL_INFO:
+            labels.pop(names.RELEASE_LABEL)
+        key = tuple(sorted(labels.items()))
+        found[key] = found.get(key, 0.0) + value
+    return found
+
+
+def _releases(text: str, name: str) -> set[str]:
+    return {labels.get("bento_tag", "(none)") for labels, _ in _labelled(text, name)}
 
 
 # Before the tests that start other servers: those share the BentoML home, and a server
 # starting clears the Prometheus multiprocess files of the store's home.
 def test_monitoring_counters_follow_the_metric_contract(
-    client: httpx.Client, packaged: Packaged, records: list[dict[str, Any]]
+    client: httpx.Client, live_server: LiveServer, packaged: Packaged, records: list[dict[str, Any]]
 ) -> None:
     from mlgitops.monitoring import metric_names as names
     from mlgitops.profile import bin_label, bin_labels, load_profile
 
     profile = load_profile(packaged.artifacts.profile_file)
     before = client.get("/metrics").text
+    # Every series of the contract names the release served (the rules keep it).
+    for name in names.LABELS:
+        assert _releases(before, name) == {packaged.bento_tag}, name
     # Every (feature, bin) exists from the start, traffic or not.
     bins = _series(before, names.FEATURE_BIN_TOTAL)
     for feature, spec in profile.features.items():
@@ -229,17 +265,24 @@ def test_monitoring_counters_follow_the_metric_contract(
         "data_hash": packaged.release.data_hash,
         "git_commit": "deadbeef",
     }
-    # A label for row 3 joins the served label of row 3 in labelled_outcome.
+    # A label for row 3 joins the served label of row 3 in labelled_outcome; the answer does
+    # not tell the outcome.
     served = body["predictions"][3]["label"]
     feedback = {"request_id": body["request_id"], "row": 3, "label": 1}
-    answer = client.post("/feedback", json=feedback).json()
-    assert answer["outcome"] == ("tp" if served else "fn")
+    auth = live_server.feedback_auth()
+    answer = client.post("/feedback", json=feedback, headers=auth)
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"status": "accepted", "request_id": body["request_id"]}
     labelled = _series(client.get("/metrics").text, names.LABELLED_OUTCOME_TOTAL)
     old = _series(after, names.LABELLED_OUTCOME_TOTAL)
-    key = (("outcome", answer["outcome"]),)
+    key = (("outcome", "tp" if served else "fn"),)
     assert labelled[key] - old.get(key, 0.0) == 1.0
-    unknown = client.post("/feedback", json={"request_id": "never-served", "label": 1}).json()
-    assert unknown["outcome"] is None
+    assert sum(labelled.values()) - sum(old.values()) == 1.0
+    unknown = client.post(
+        "/feedback", json={"request_id": "never-served", "label": 1}, headers=auth
+    )
+    assert unknown.status_code == 403
+    assert unknown.json()["error"] == "request_id_unknown"
 
 
 def test_metadata_traces_the_pod_back_to_its_commit(
@@ -283,11 +326,14 @@ def test_prediction_log_and_feedback(
     assert set(lines[0]["features"]) == {k for k, v in records[0].items()}
     assert lines[0]["time"]
 
-    accepted = client.post("/feedback", json={"request_id": request_id, "row": 1, "label": 1})
+    auth = live_server.feedback_auth()
+    accepted = client.post(
+        "/feedback", json={"request_id": request_id, "row": 1, "label": 1}, headers=auth
+    )
     assert accepted.status_code == 202, accepted.text
     for bad in ({"request_id": request_id, "label": 2}, {"label": 1}, {"request_id": "x",
                 "label": 0, "extra": 1}, [1]):  # fmt: skip
-        assert client.post("/feedback", json=bad).status_code in (400, 422)
+        assert client.post("/feedback", json=bad, headers=auth).status_code in (400, 422)
     deadline = time.monotonic() + 5
     entries: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not entries:
@@ -391,11 +437,23 @@ def test_exported_archive_serves_alone_as_in_the_image(
     with tarfile.open(archive) as tar:
         tar.extractall(unpacked, filter="data")
     empty_home = tmp_path / "empty-home"
-    with run_server(packaged, tmp_path / "run", target=str(unpacked), home=empty_home) as server:
+    # As `docker run` of the image with no credential mounted: predictions are served, labels
+    # are refused (secure by default), request ids are signed by the worker's own key.
+    with run_server(
+        packaged, tmp_path / "run", target=str(unpacked), home=empty_home,
+        feedback_token=False, request_id_key=False,
+    ) as server:  # fmt: skip
         assert wait_for(f"{server.url}/readyz", 200, 90, server.process)
         response = httpx.post(f"{server.url}/predict", json={"records": records[:2]})
         assert response.status_code == 200
         assert response.json()["model_version"] == packaged.bento_tag
+        label = {"request_id": response.json()["request_id"], "label": 1}
+        refused = httpx.post(f"{server.url}/feedback", json=label)
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "feedback_not_configured"
+        assert "MLGITOPS_FEEDBACK_TOKEN_FILE is not set" in refused.json()["message"]
+        auth = httpx.get(f"{server.url}/metadata").json()["auth"]
+        assert auth == {"predict_token": False, "feedback_token": False, "request_id_key": "worker"}
     assert not (empty_home / "models" / "fraud-detector").exists()
 
 

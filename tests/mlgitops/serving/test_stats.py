@@ -76,12 +76,57 @@ def test_single_value_interpolation_is_numpys() -> None:
         assert _interp(x, y, value) == pytest.approx(float(np.interp(value, x, y)), abs=1e-15)
 
 
-def test_feedback_joins_by_request_row_or_id_within_capacity() -> None:
+def test_feedback_joins_by_request_and_row_within_capacity() -> None:
     recent = RecentPredictions(capacity=4)
     recent.add("r1", [1, 0], ["tx1", "tx2"])
     recent.add("r2", [0, 0, 1], [None, "tx4", "tx5"])
     assert recent.label("r2", 2) == 1
-    assert recent.label("other", 0, entity="tx4") == 0
+    assert recent.get("r2").entity(1) == "tx4"
     # r1's two rows were the oldest past the 4-row capacity: forgotten, not guessed.
     assert recent.label("r1", 0) is None
     assert recent.label("r2", 3) is None
+    assert (recent.rows, len(recent)) == (3, 1)
+
+
+def test_an_id_added_again_replaces_its_entry_without_inflating_the_count() -> None:
+    """A repeated key (security review M9: 1000 adds of one id into a cache of 1000 left 0
+    entries and a row count of 999) replaces its entry and counts its rows once."""
+    recent = RecentPredictions(capacity=1000)
+    recent.add("other-client", [1], None)
+    for _ in range(1000):
+        recent.add("same", [0], None)
+    assert (recent.rows, len(recent)) == (2, 2)
+    assert recent.label("other-client", 0) == 1
+    recent.add("next", [1, 1], None)
+    assert recent.label("next", 1) == 1
+    assert recent.rows == 4
+
+
+def test_the_cache_is_bounded_in_bytes_with_long_ids() -> None:
+    """Security review H3: 120 requests of 1,000 rows with 3.7 KB ids grew a worker by 380 MB.
+    The cache's own accounting stays under its byte bound, and so does the memory it holds."""
+    import gc
+    import tracemalloc
+
+    bound = 8 << 20
+    recent = RecentPredictions(capacity=100_000, capacity_bytes=bound)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for request in range(120):
+            ids = [f"{request:04d}-{row:04d}-" + "x" * 3700 for row in range(1000)]
+            recent.add(f"req-{request}", [row % 2 for row in range(1000)], ids)
+            del ids
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert recent.bytes <= bound
+    assert held <= 1.1 * bound, f"{held / 2**20:.1f} MiB held for a bound of 8 MiB"
+    assert len(recent) == 2  # 3.8 MB a request
+    # The newest request is joinable; one larger than the whole cache is kept nowhere.
+    assert recent.label("req-119", 999) == 1
+    recent.add("huge", [0] * 10, ["y" * (bound + 1)] + [None] * 9)
+    assert recent.get("huge") is None
+    assert recent.label("req-119", 0) == 0

@@ -20,7 +20,7 @@ def test_the_stage_writes_every_artifact_and_a_passing_ledger(trained) -> None: 
     files = sorted(p.name for p in Path(params.paths.export_dir).iterdir())
     metrics = json.loads(Path(params.paths.export_metrics).read_text())
     trees = params.train.model != "logistic_regression"
-    expected = {"main.c", "model.onnx", "scorer.h", "scorer.mjs"}
+    expected = {"main.c", "model.onnx", "rows.csv", "scorer.h", "scorer.mjs"}
     expected |= {"model.pruned.onnx"} if trees else set()
     assert expected <= set(files)
     assert any(f.startswith("model.q") for f in files)

@@ -11,8 +11,10 @@ from mlgitops.config import GateConfig, ThresholdConfig
 from mlgitops.errors import GateError, GateFailedError, GateInconclusiveError
 from mlgitops.io import file_sha256
 from mlgitops.records import GateReport, load_gate_report, save_record
+from mlgitops.release import write_release
 from mlgitops.schema import TARGET_COLUMN, FeatureSpec
 from mlgitops.stages import evaluate, gate, package, split, train, validate
+from tests.support.reports import fake_release
 
 COSTS = ThresholdConfig(policy="min_expected_cost", false_positive_cost=5, false_negative_cost=120)
 
@@ -168,23 +170,46 @@ def test_gate_off_passes_and_package_releases(params):
     )
 
 
-@pytest.mark.parametrize(
-    ("verdict", "error"), [("FAIL", GateFailedError), ("INCONCLUSIVE", GateInconclusiveError)]
-)
-def test_package_refuses_anything_but_pass_and_leaves_the_release_alone(params, verdict, error):
-    params = params.model_copy(update={"gate": GateConfig(base=None)})
-    _pipeline_up_to_gate(params)
-    params.paths.release.write_text('{"the": "champion"}\n')
+def _judged(params, verdict: str) -> None:
+    """This tree's gate record with `verdict` (the package stage's input; the verdicts
+    themselves are tested above)."""
     passed = load_gate_report(params.paths.gate_metrics)
     save_record(
         GateReport(**{**passed.model_dump(), "verdict": verdict, "reason": "made up"}),
         params.paths.gate_metrics,
     )
-    with pytest.raises(
-        error, match=f"^gate verdict {verdict} .*made up; .*release.json not changed$"
-    ):
+
+
+@pytest.mark.parametrize("verdict", ["FAIL", "INCONCLUSIVE"])
+def test_package_on_anything_but_pass_keeps_the_release_and_succeeds(params, verdict):
+    params = params.model_copy(update={"gate": GateConfig(base=None)})
+    _pipeline_up_to_gate(params)
+    champion = fake_release(params)
+    write_release(champion, params.paths.release, params.paths.k8s_release_patch)
+    params.paths.bento_archive.parent.mkdir(parents=True)
+    params.paths.bento_archive.write_bytes(b"the champion's bento")
+    outputs = (params.paths.release, params.paths.k8s_release_patch, params.paths.bento_archive)
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in outputs}
+    _judged(params, verdict)
+    line = package.run(params)
+    assert line == (
+        f"gate verdict {verdict} (see {params.paths.gate_report}): release not changed; "
+        f"{params.paths.release} and {params.paths.k8s_release_patch} still pin "
+        f"{champion.bento_tag}, {params.paths.bento_archive} is its bento"
+    )
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in outputs} == before
+
+
+@pytest.mark.parametrize(
+    ("verdict", "error"), [("FAIL", GateFailedError), ("INCONCLUSIVE", GateInconclusiveError)]
+)
+def test_package_without_a_release_to_keep_refuses_and_writes_nothing(params, verdict, error):
+    params = params.model_copy(update={"gate": GateConfig(base=None)})
+    _pipeline_up_to_gate(params)
+    _judged(params, verdict)
+    with pytest.raises(error, match=f"^gate verdict {verdict} .*made up; no release to keep"):
         package.run(params)
-    assert params.paths.release.read_text() == '{"the": "champion"}\n'
+    assert not params.paths.release.exists()
     assert not params.paths.bento_archive.exists()
     assert error.exit_code in {17, 18}
 

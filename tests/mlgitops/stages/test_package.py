@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mlgitops.packaging.bento import pinned_requirements
-from mlgitops.release import load_release
+from mlgitops.packaging.bento import pinned_requirements, stored_pin
+from mlgitops.release import ReleaseRecord, load_release
 from mlgitops.stages import (
     evaluate,
     gate,
@@ -25,7 +25,7 @@ from tests.support.project import params_in
 
 def _through_gate(config):
     # Through the monitoring stages too: the package ships their reference and rules.
-    for stage in (validate, split, train, evaluate, score_reference, rules, gate):
+    for stage in (validate, split, train, evaluate, score_reference, gate, rules):
         stage.run(config)
 
 
@@ -69,6 +69,104 @@ def test_bento_version_follows_what_the_pod_serves(params):
     second = package.make_release(changed, pins)
     assert second.model_hash == first.model_hash
     assert second.bento_version != first.bento_version
+
+
+def test_the_version_covers_every_field_of_the_release_record(params):
+    """One tag, one truth: whatever the record says is hashed into the version, but for what
+    derives from the version itself (model tag, image tag), whose repository is hashed."""
+    _through_gate(params)
+    record = package.make_release(params, pinned_requirements(params.paths.requirements_lock))
+    digest = package.release_digest(record)
+    changed = {
+        "release_version": None,  # Literal[1]: nothing else is valid
+        "bento_name": "other-detector",
+        "model_hash": "sha256:" + "1" * 64,
+        "model_format": "onnx",
+        "source_model_hash": "sha256:" + "2" * 64,
+        "data_hash": "md5:" + "3" * 32,
+        "params_hash": "sha256:" + "4" * 64,
+        "threshold": record.threshold + 1e-12,
+        "threshold_policy": "fixed",
+        "metrics": {**record.metrics, "pr_auc": record.metrics["pr_auc"] + 1e-6},
+        "mlgitops_version": "0.1.1",
+        "data_until": "2030-01-01T00:00:00+00:00",
+        "trained_at": "2026-01-01T00:00:00+00:00",
+        "experiment": {
+            "mode": "shadow",
+            "share": 1.0,
+            "salt": "s",
+            "assignment_key": "transaction_id",
+            "challenger_revision": "v2",
+            "challenger_commit": "c" * 40,
+            "challenger_bento_tag": "fraud-detector:cccccccccccc",
+            "challenger_model_tag": "fraud-detector:cccccccccccc",
+            "challenger_model_hash": "sha256:" + "5" * 64,
+        },
+    }
+    derived = package.VERSION_DERIVED
+    assert set(changed) | derived == set(ReleaseRecord.model_fields)
+    for field, value in changed.items():
+        if value is None:
+            continue
+        other = ReleaseRecord.model_validate({**record.model_dump(), field: value})
+        assert package.release_digest(other) != digest, field
+    version = record.bento_version
+    same = record.model_copy(
+        update={"bento_version": "f" * 12, "model_tag": "x:y", "image": f"{record.image[:-12]}z"}
+    )
+    assert package.release_digest(same) == digest
+    moved = record.model_copy(update={"image": f"registry.example.org/other:{version}"})
+    assert package.release_digest(moved) != digest
+
+
+def test_the_same_model_under_other_params_is_another_bento(params):
+    """The issue's experiment: tuning on, `train:` changed, the tuner picks the same model; the
+    params hash moves, so the bento tag does too (it used to stay, naming two records)."""
+    _through_gate(params)
+    pins = pinned_requirements(params.paths.requirements_lock)
+    first = package.make_release(params, pins)
+    hgb = params.train.hist_gradient_boosting.model_copy(update={"learning_rate": 0.05})
+    other = params.model_copy(
+        update={"train": params.train.model_copy(update={"hist_gradient_boosting": hgb})}
+    )
+    # The model files are untouched: the same model, as the tuner's pick would be.
+    second = package.make_release(other, pins)
+    assert second.model_hash == first.model_hash
+    assert second.params_hash != first.params_hash
+    assert second.bento_version != first.bento_version
+    assert second.model_copy(update={"params_hash": first.params_hash}) != first
+
+
+def _pin_in_archive(archive: Path) -> dict:
+    with tarfile.open(archive) as tar:
+        [name] = [n for n in tar.getnames() if n.endswith("src/mlgitops/serving/pinned.json")]
+        return json.loads(tar.extractfile(name).read())
+
+
+def test_release_json_the_bento_pin_the_store_and_metadata_agree(params):
+    import bentoml
+
+    _through_gate(params)
+    package.run(params)
+    on_disk = json.loads(params.paths.release.read_text())
+    release = load_release(params.paths.release)
+    pin = _pin_in_archive(params.paths.bento_archive)
+    assert pin["release"] == on_disk
+    assert (pin["bento_tag"], pin["model_tag"]) == (release.bento_tag, release.model_tag)
+    stored = bentoml.bentos.get(release.bento_tag)
+    assert stored_pin(stored) == pin
+    assert dict(bentoml.models.get(release.model_tag).info.metadata) == on_disk
+    meta = _load_served(ReleaseRecord.model_validate(pin["release"])).metadata()
+    for field in (
+        "model_tag", "model_hash", "model_format", "data_hash", "params_hash", "threshold",
+        "threshold_policy", "metrics", "data_until", "image", "mlgitops_version",
+    ):  # fmt: skip
+        assert meta[field] == on_disk[field], field
+    assert meta["bento_tag"] == release.bento_tag
+    # Packaging again keeps the stored bento: it carries the same record (test_bento.py: another
+    # record under an existing tag is refused).
+    package.run(params)
+    assert json.loads(params.paths.release.read_text()) == on_disk
 
 
 def test_the_bento_ships_the_score_reference_and_rules(params):

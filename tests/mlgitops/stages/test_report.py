@@ -122,6 +122,14 @@ def test_the_previous_release_is_the_last_other_one(evaluated: Params, tmp_path:
     again = previous_release(repo, current)
     assert again is not None
     assert again.commit == first
+    # A rollback to the first release, then the second again: each release still compares
+    # with what came before it was first released, as its report did then.
+    _commit_release(repo, evaluated, "aaaaaaaaaaaa", "rollback to the first")
+    assert previous_release(repo, fake_release(evaluated, "aaaaaaaaaaaa")) is None
+    _commit_release(repo, evaluated, "bbbbbbbbbbbb", "the second again")
+    last = previous_release(repo, current)
+    assert last is not None
+    assert last.commit == first
 
 
 def test_report_show_and_rev(reported: Params, tmp_path: Path, capsys, monkeypatch) -> None:
@@ -150,3 +158,53 @@ def test_report_show_and_rev(reported: Params, tmp_path: Path, capsys, monkeypat
     _git(repo, "commit", "-qm", "drop")
     assert main(["report", "--rev", "HEAD"]) == 5
     assert "has no report reports/model_report.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verdict", ["FAIL", "INCONCLUSIVE"])
+def test_a_model_the_gate_did_not_pass_leaves_the_report_of_the_release(
+    reported: Params, verdict: str
+) -> None:
+    """The report describes the release; a challenger that was not released does not replace
+    it (its own figures are in reports/evaluate.json, its comparison in reports/gate.md)."""
+    from mlgitops.records import GateReport, load_gate_report, save_record
+    from mlgitops.release import load_release
+
+    paths = reported.paths
+    outputs = (paths.report_html, paths.report_json)
+    before = {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in outputs}
+    original = paths.gate_metrics.read_bytes()
+    passed = load_gate_report(paths.gate_metrics)
+    try:
+        save_record(GateReport(**{**passed.model_dump(), "verdict": verdict}), paths.gate_metrics)
+        line = report.run(reported)
+    finally:
+        paths.gate_metrics.write_bytes(original)
+    tag = load_release(paths.release).bento_tag
+    assert line == (
+        f"gate verdict {verdict} (see {paths.gate_report}): release not changed; "
+        f"{paths.report_html} still describes {tag}; this model's test figures are in "
+        f"{paths.metrics}"
+    )
+    assert {path: (path.read_bytes(), path.stat().st_mtime_ns) for path in outputs} == before
+
+
+def test_the_same_model_as_the_previous_release_says_so(evaluated: Params) -> None:
+    from mlgitops.reports.build import changes_note
+    from mlgitops.reports.history import PreviousRelease
+
+    metrics = json.loads(evaluated.paths.metrics.read_text())
+    older = fake_release(evaluated, "aaaaaaaaaaaa")
+    current = fake_release(evaluated, "bbbbbbbbbbbb")  # the same model hash, another bento
+    previous = PreviousRelease(commit="1" * 40, record=older, metrics=metrics)
+    assert changes_note(previous, current, metrics, "release.json") == (
+        "Same model as the previous release fraud-detector:aaaaaaaaaaaa "
+        f"({current.model_hash[:19]}…), at commit 111111111111: figures unchanged."
+    )
+    other_split = {**metrics, "tp": metrics["tp"] + 1, "fn": metrics["fn"] - 1}
+    assert changes_note(previous, current, other_split, "release.json").endswith(
+        "the figures differ because the test split did (the data changed)."
+    )
+    retrained = current.model_copy(update={"model_hash": "sha256:" + "d" * 64})
+    assert changes_note(previous, retrained, metrics, "release.json").startswith(
+        "Compared with release fraud-detector:aaaaaaaaaaaa at commit 111111111111"
+    )

@@ -11,7 +11,12 @@ threads and speaks enough of the real protocol for kubectl 1.37 and the
   patches and server-side apply with managedFields and conflicts (`api`,
   `patching`, `store`);
 - a Deployment/ReplicaSet controller plus a kubelet stand-in that makes pods
-  Ready after `ready_delay` seconds, and failure injection (`controller`).
+  Ready after `ready_delay` seconds once the Secrets their volumes need (unless
+  `optional: true`) exist in their namespace, and failure injection (`controller`);
+- a registry as the nodes see it (`registry_view`, `fake.registry`): pods report the
+  imageID of the digest they pulled, the one pinned in their image reference or the one the
+  view holds for the tag when they start (`fake.registry.push(tag, digest)` re-points a tag,
+  as a re-push does).
 
 Typical use, through the pytest plugin (`tests.support.fake_kube.plugin`):
 
@@ -22,7 +27,11 @@ Typical use, through the pytest plugin (`tests.support.fake_kube.plugin`):
 
 Known simplifications (deliberate; this is not a reimplementation):
 
-- No authentication, authorization, admission, TLS, protobuf or CBOR responses,
+- Authentication and authorization are off unless `enable_rbac()` is called: then bearer
+  tokens (the kubeconfig's admin token, `service_account_token(ns, name)`) and RBAC over the
+  stored Roles and RoleBindings, with resourceNames and the named `create` of server-side apply
+  (module `rbac`; no ClusterRoles, no aggregation, no impersonation).
+- No admission, TLS, protobuf or CBOR responses,
   aggregated discovery (plain APIGroupList is returned and kubectl falls back to
   legacy discovery), `limit`/`continue` paging, or subresources beyond status
   and scale (no logs/exec). Tables for `kubectl get` have the usual columns for
@@ -53,6 +62,8 @@ Known simplifications (deliberate; this is not a reimplementation):
 - No Events are emitted, no scheduling or nodes exist (pods get nodeName
   "fake-node"), and HPAs, PDBs, NetworkPolicies, RBAC objects and Leases are
   stored but never acted upon.
+- Every pod pulls its image afresh (as with `imagePullPolicy: Always` or a new node):
+  there is no per-node image cache, so `IfNotPresent` never reuses stale bytes here.
 - The Deployment controller surges 100%: the new ReplicaSet is scaled to the full
   replica count at once and old ones go to zero when it is fully available
   (Recreate scales old ones down first). minReadySeconds and maxSurge are ignored.
@@ -64,6 +75,7 @@ Known simplifications (deliberate; this is not a reimplementation):
   (default 0.01: 600 s becomes 6 s).
 """
 
+from .registry_view import RegistryView
 from .server import FakeKubeServer, RequestRecord
 
-__all__ = ["FakeKubeServer", "RequestRecord"]
+__all__ = ["FakeKubeServer", "RegistryView", "RequestRecord"]

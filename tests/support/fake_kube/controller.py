@@ -13,6 +13,7 @@ import time
 import traceback
 from collections.abc import Callable
 
+from .registry_view import RegistryView
 from .resources import lookup
 from .store import Obj, Store, now_rfc3339
 
@@ -21,6 +22,7 @@ ImagePredicate = Callable[[str], bool]
 DEPLOYMENTS = lookup("deployments")
 REPLICASETS = lookup("replicasets")
 PODS = lookup("pods")
+SECRETS = lookup("secrets")
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff")
@@ -60,6 +62,7 @@ class Controller:
     ready_delay: seconds (wall clock) before a new pod becomes Ready.
     time_scale: multiplies durations taken from specs (progressDeadlineSeconds),
         so a 600 s deadline becomes 6 s at the default 0.01.
+    registry: the registry as the nodes see it (tag -> digest), which gives pods their imageID.
     scale_down_delay: seconds before the ReplicaSet controller removes the pods of a scaled-down
         ReplicaSet. The real controllers are separate loops fed by watches, so the Deployment
         controller writes a status (observedGeneration caught up) before it sees the old pods
@@ -75,8 +78,10 @@ class Controller:
         interval: float = 0.05,
         scale_down_delay: float = 0.0,
         errors: list[str] | None = None,
+        registry: RegistryView | None = None,
     ) -> None:
         self.store = store
+        self.registry = registry or RegistryView()  # what the kubelet pulls
         self.ready_delay = ready_delay
         self.time_scale = time_scale
         self.interval = interval
@@ -109,6 +114,7 @@ class Controller:
 
     def reset(self) -> None:
         with self.store.lock:
+            self.registry.clear()
             self.failing.clear()
             self._pod_seen.clear()
             self._progress.clear()
@@ -278,16 +284,46 @@ class Controller:
 
     def _pod_ready(self, pod: Obj) -> bool:
         containers = pod.get("spec", {}).get("containers") or []
-        return self._pod_age(pod) >= self.ready_delay and not any(
-            self._failure(c.get("image", "")) for c in containers
+        return (
+            self._pod_age(pod) >= self.ready_delay
+            and not self._missing_secrets(pod)
+            and not any(
+                self._failure(c.get("image", "")) or not self._pullable(pod, c) for c in containers
+            )
         )
+
+    def _missing_secrets(self, pod: Obj) -> list[str]:
+        """Secrets the pod's volumes need (not `optional: true`) that its namespace lacks: the
+        kubelet cannot mount them, and the pod stays ContainerCreating until they exist."""
+        namespace = pod["metadata"].get("namespace", "")
+        missing = []
+        for volume in pod.get("spec", {}).get("volumes") or []:
+            source = volume.get("secret")
+            if not source or source.get("optional"):
+                continue
+            name = source.get("secretName", "")
+            if self.store.get(SECRETS, namespace, name) is None:
+                missing.append(name)
+        return missing
+
+    def _pullable(self, pod: Obj, container: Obj) -> bool:
+        for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+            if cs.get("name") == container.get("name") and cs.get("imageID"):
+                return True
+        return self.registry.digest_of(container.get("image", "")) is not None
 
     def _sync_pod(self, pod: Obj) -> None:
         age = self._pod_age(pod)
-        started = age >= self.ready_delay
+        missing_secrets = self._missing_secrets(pod)
+        started = age >= self.ready_delay and not missing_secrets
         restart_every = max(self.ready_delay, 0.1)
         pulled = True  # images that cannot be pulled keep the pod Pending
         statuses = []
+        # A container keeps the bytes it pulled, whatever happens to the tag afterwards.
+        had = {
+            (cs.get("name"), cs.get("image")): cs.get("imageID", "")
+            for cs in (pod.get("status") or {}).get("containerStatuses") or []
+        }
         for c in pod.get("spec", {}).get("containers") or []:
             image = c.get("image", "")
             st: Obj = {
@@ -299,10 +335,23 @@ class Controller:
                 "started": False,
             }
             failure = self._failure(image)
+            image_id = had.get((st["name"], image)) or ""
+            if started and not failure and not image_id:
+                digest = self.registry.digest_of(image)
+                if digest is None:
+                    failure = "ErrImagePull"
+                else:
+                    image_id = self.registry.image_id(image, digest)
             if not started:
                 st["state"] = {"waiting": {"reason": "ContainerCreating"}}
+                if missing_secrets:  # the kubelet's FailedMount event, in short
+                    st["state"]["waiting"]["message"] = (
+                        f'MountVolume.SetUp failed: secret "{missing_secrets[0]}" not found'
+                    )
             elif failure in PULL_FAILURES:
                 message = f'Back-off pulling image "{image}"'
+                if not self._failure(image):  # the registry view has no such manifest
+                    message = f'failed to pull "{image}": manifest unknown'
                 st["state"] = {"waiting": {"reason": failure, "message": message}}
                 pulled = False
             elif failure:
@@ -315,7 +364,7 @@ class Controller:
                 }
                 st["lastState"] = {"terminated": {"exitCode": 1, "reason": "Error"}}
             else:
-                st.update(ready=True, started=True, imageID=f"{image}@sha256:fake")
+                st.update(ready=True, started=True, imageID=image_id)
                 st["state"] = {"running": {"startedAt": pod["metadata"]["creationTimestamp"]}}
             statuses.append(st)
         ready = started and all(s["ready"] for s in statuses)

@@ -22,6 +22,8 @@ import yaml
 from . import openapi
 from .api import SYSTEM_NAMESPACES, Api, ApiError, Request, decode_body, status_object
 from .controller import Controller
+from .rbac import ADMIN_TOKEN, Attributes, Authorizer, Subject
+from .registry_view import RegistryView
 from .resources import BY_GVR, ResourceType, by_kind, lookup
 from .store import ExpiredError, Obj, Store, parse_field_selector, parse_label_selector
 from .tables import to_table, wants_table
@@ -160,13 +162,20 @@ class _Handler(BaseHTTPRequestHandler):
 
         payload: Any
         try:
+            subject = None
+            if fake.authorizer.enabled:
+                subject = fake.authorizer.authenticate(self.headers.get("Authorization"))
+                if route is not None:
+                    fake.authorizer.authorize(subject, _attributes(verb, route, query))
             if route is None:
                 code, payload = self._non_resource(url.path)
             elif verb == "watch":
                 self._watch(fake, route, query, record)
                 return
             else:
-                code, payload = fake._handle(method, verb, route, query, body, self.headers)
+                code, payload = fake._handle(
+                    method, verb, route, query, body, self.headers, subject
+                )
         except ApiError as err:
             code, payload = err.code, err.status()
         except Exception as exc:  # a bug in the fake: answer as an apiserver would
@@ -266,6 +275,17 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+def _attributes(verb: str, route: Route, query: dict[str, str]) -> Attributes:
+    """What RBAC judges: a list or watch has a name only when narrowed to one object."""
+    name = route.name
+    if verb in ("list", "watch"):
+        selector = query.get("fieldSelector", "")
+        prefix = "metadata.name="
+        narrowed = selector.startswith(prefix) and "," not in selector
+        name = selector.removeprefix(prefix) if narrowed else ""
+    return Attributes(verb, route.rtype, route.namespace, name, route.subresource)
+
+
 def _verb(method: str, route: Route, query: dict[str, str]) -> str:
     if method == "GET":
         if route.name:
@@ -292,6 +312,7 @@ class FakeKubeServer:
     ) -> None:
         self.store = Store()
         self.api = Api(self.store, require_namespace=require_namespace)
+        self.authorizer = Authorizer(self.store)
         self.errors: list[str] = []  # tracebacks of bugs in the fake (HTTP 500s, controller)
         self.controller = Controller(
             self.store, ready_delay=ready_delay, time_scale=time_scale, errors=self.errors
@@ -354,8 +375,23 @@ class FakeKubeServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def write_kubeconfig(self, path: str | Path | None = None, namespace: str = "default") -> Path:
-        """Write a kubeconfig (cluster/user/context 'fake-kube') pointing at this server."""
+    def enable_rbac(self) -> None:
+        """From now on every request needs a token and is authorized by the stored Roles and
+        RoleBindings (see `rbac`); the default kubeconfig's token is a cluster admin."""
+        self.authorizer.enabled = True
+
+    def service_account_token(self, namespace: str, name: str) -> str:
+        """A bearer token of ServiceAccount `namespace/name` (valid while it exists)."""
+        return self.authorizer.service_account_token(namespace, name)
+
+    def write_kubeconfig(
+        self,
+        path: str | Path | None = None,
+        namespace: str = "default",
+        token: str = ADMIN_TOKEN,
+    ) -> Path:
+        """Write a kubeconfig (cluster/user/context 'fake-kube') pointing at this server, with
+        `token` as the user's credential (default: the admin's)."""
         if path is None:
             if self._workdir is None:
                 self._tmp = self._tmp or tempfile.TemporaryDirectory(prefix="fake-kube-")
@@ -365,7 +401,7 @@ class FakeKubeServer:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "fake-kube", "cluster": {"server": self.url}}],
-            "users": [{"name": "fake-kube", "user": {"token": "fake-token"}}],
+            "users": [{"name": "fake-kube", "user": {"token": token}}],
             "contexts": [
                 {
                     "name": "fake-kube",
@@ -390,11 +426,12 @@ class FakeKubeServer:
     ) -> None:
         """Containers running a matching image never become Ready.
 
-        `image` is an exact image reference or a predicate on the image string.
+        `image` is an exact image reference (which also matches it pinned to any digest,
+        `image@sha256:...`) or a predicate on the image string.
         `reason` is the container's waiting reason: "CrashLoopBackOff" (restartCount
         keeps increasing) or "ImagePullBackOff"/"ErrImagePull" (the pod stays Pending).
         """
-        pred = image if callable(image) else (lambda s, want=image: s == want)
+        pred = image if callable(image) else (lambda s, want=image: s.split("@")[0] == want)
         with self.store.lock:
             self.controller.failing.append((pred, reason))
 
@@ -402,6 +439,12 @@ class FakeKubeServer:
         """Undo every fail_image(); pods then become Ready after `ready_delay`."""
         with self.store.lock:
             self.controller.failing.clear()
+
+    @property
+    def registry(self) -> RegistryView:
+        """The registry as the nodes see it: `registry.push("repo:tag", digest)` (re-)points a
+        tag; pods get their imageID from it (see `registry_view`)."""
+        return self.controller.registry
 
     @property
     def ready_delay(self) -> float:
@@ -548,6 +591,7 @@ class FakeKubeServer:
         query: dict[str, str],
         body: bytes,
         headers: Any,
+        subject: Subject | None = None,
     ) -> tuple[int, Any]:
         req = Request(
             route.rtype,
@@ -577,6 +621,13 @@ class FakeKubeServer:
         if verb == "patch":
             with self.store.lock:  # apply creates missing objects: answer 201 for those
                 existed = self.store.get(route.rtype, route.namespace, route.name) is not None
+                applying = ctype.split(";")[0].strip() == "application/apply-patch+yaml"
+                if subject is not None and applying and not existed:
+                    # Creating through apply is also authorized as `create`, with the name.
+                    self.authorizer.authorize(
+                        subject,
+                        Attributes("create", route.rtype, route.namespace, route.name, ""),
+                    )
                 obj = self.api.patch(req, body, ctype)
             return (200 if existed else 201), obj
         if verb == "delete":
