@@ -83,8 +83,9 @@ def test_param_change_reruns_only_dependent_stages(project):
         assert after["release.json"] != before["release.json"]
     finally:
         # Back to the committed release for the next tests, without running the stages again:
-        # params.yaml, dvc.lock and the Git-tracked outputs from Git, the rest from the cache.
-        run(["git", "checkout", "--", "."], project)
+        # params.yaml, dvc.lock and the Git-tracked outputs from HEAD (index too: DVC's autostage
+        # staged what the repro wrote), the rest from the cache.
+        run(["git", "reset", "-q", "--hard", "HEAD"], project)
         run(["dvc", "checkout", "-q"], project)
     assert _digests(project) == before
     assert "up to date" in run(["dvc", "status"], project).stdout
