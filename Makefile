@@ -79,6 +79,7 @@ image: $(STAMP) ## Build the OCI image of the current commit's bento with builda
 bench: $(STAMP) ## Run the benchmarks (slow; figures on each last line)
 	python benchmarks/pipeline.py
 	python benchmarks/serving.py
+	python benchmarks/serving_attacks.py
 	python benchmarks/export.py
 	python benchmarks/deploy.py
 	python benchmarks/monitor.py

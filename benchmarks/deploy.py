@@ -129,7 +129,11 @@ def main() -> int:
         models = Models(repo, fake, registry)
         access = RegistryAccess(tls_verify=False, require_digest=registry is not None)
         settings = Settings(
-            repo=repo.path, kubeconfig=fake.kubeconfig_path, timeout=60, registry=access
+            allow_unverified=True,  # unsigned fixture releases
+            repo=repo.path,
+            kubeconfig=fake.kubeconfig_path,
+            timeout=60,
+            registry=access,
         )
         print(f"registry: {registry.host if registry else 'none (docker-registry missing): tags'}")
 
@@ -215,7 +219,7 @@ def main() -> int:
         repo.revert(repo.git("rev-parse", "HEAD"))
         cli = [sys.executable, "-m", "mlgitops", "deploy", "--env", "staging",
                "--repo", str(repo.path), "--kubeconfig", str(fake.kubeconfig_path),
-               "--no-registry-tls-verify"]  # fmt: skip
+               "--no-registry-tls-verify", "--allow-unverified"]  # fmt: skip
         start = time.perf_counter()
         proc = subprocess.run(cli, capture_output=True, text=True, check=False)
         cli_wall = time.perf_counter() - start

@@ -21,6 +21,9 @@ fixed-rate runs so its own wake-ups are not charged to the servers (the servers 
 requests, as in production). In process, on the server core, it also times the online
 monitoring counters of a one-row request (feature and score bins, expected outcomes) and states
 their share of one request's time at our maximum throughput: what the counters cost the service.
+Our service is also measured with its limits off (`ours_unlimited`, MLGITOPS_LIMITS=false: no
+header, time, connection or in-flight limits, no length caps, README "Limits"), in the same
+alternating rounds: `limits_throughput_ratio` is what the limits leave of the maximum throughput.
 The last line holds the figures as key=value pairs.
 """
 
@@ -57,7 +60,7 @@ CLIENT_CPU = "1"
 NICE = -10
 VERSION = "bench00000000"
 # In the order they are measured; ratios are ours against each.
-SERVERS = ("ours", "fastapi_onnx", "bentoml_default", "floor", "fastapi_joblib")
+SERVERS = ("ours", "ours_unlimited", "fastapi_onnx", "bentoml_default", "floor", "fastapi_joblib")
 RATE_FROM = "fastapi_onnx"
 
 # ---------------------------------------------------------------------------------------------
@@ -733,10 +736,20 @@ def main(argv: list[str] | None = None) -> int:
             MLGITOPS_FEEDBACK_LOG=str(work / "feedback.jsonl"),
         )
         me = [sys.executable, str(Path(__file__).resolve())]
+        # The same service with its HTTP limits and length caps off (issue 19): their cost.
+        unlimited_env = {**env, "MLGITOPS_LIMITS": "false"}
+        unlimited_env.update(
+            MLGITOPS_PREDICTION_LOG=str(work / "predictions-unlimited.jsonl"),
+            MLGITOPS_FEEDBACK_LOG=str(work / "feedback-unlimited.jsonl"),
+        )
         commands = {
             "ours": (
                 [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", "127.0.0.1",
                  "--port", str(ports.get("ours"))], env, "/readyz",
+            ),
+            "ours_unlimited": (
+                [sys.executable, "-m", "bentoml", "serve", bento_tag, "--host", "127.0.0.1",
+                 "--port", str(ports.get("ours_unlimited"))], unlimited_env, "/readyz",
             ),
             "fastapi_onnx": (
                 [*me, "fastapi-onnx-server", "--onnx", str(subject.onnx_file),
@@ -774,6 +787,12 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("floor", "bentoml_default", "fastapi_joblib"):
         if name in results:
             figures[f"throughput_vs_{name}"] = ours["rps"] / results[name]["rps"]
+    if "ours_unlimited" in results:
+        # What the limits cost: ours with them (the default) against ours without, same run.
+        unlimited = results["ours_unlimited"]
+        figures["limits_throughput_ratio"] = ours["rps"] / unlimited["rps"]
+        figures["limits_p50_ratio"] = ours["p50_ms"] / unlimited["p50_ms"]
+        figures["limits_p99_ratio"] = ours["p99_ms"] / unlimited["p99_ms"]
     for name in wanted:
         figures[f"{name}_rps"] = results[name]["rps"]
         figures[f"{name}_p50_ms"] = results[name]["p50_ms"]

@@ -17,7 +17,9 @@ pytestmark = [pytest.mark.k8s, pytest.mark.timeout(300)]
 
 
 def _deploy(repo: Path, kube: FakeKubeServer, rev: str) -> int:
-    args = ["deploy", "--env", "staging", "--rev", rev, "--timeout", "30", "--repo", str(repo)]
+    # The pipeline's releases are not signed here (tests/mlgitops/attest signs and verifies).
+    args = ["deploy", "--env", "staging", "--rev", rev, "--timeout", "30", "--allow-unverified"]
+    args += ["--repo", str(repo)]
     return main([*args, "--kubeconfig", str(kube.kubeconfig_path)])
 
 

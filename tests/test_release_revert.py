@@ -2,7 +2,9 @@
 a code commit that re-runs a stage, the gate re-judged after HEAD moved, a merged feature
 branch, a same-model rebuild. `mlgitops revert`, its webhook receiver and the README's hand
 procedure each make one commit whose tree is A's; on it `dvc repro` changes nothing, release
-record, k8s pin, dvc.lock, alert rules and bento archive are A's, and a deploy runs A's image.
+record, k8s pin, dvc.lock, alert rules and bento archive are A's, and a deploy runs A's image by
+digest: A's and B's images are in a registry on 127.0.0.1 (Debian's docker-registry), which the
+project's image repository names, and every deploy is `--require-digest`.
 
 One history per module: A and B are built once, each case branches from B."""
 
@@ -13,6 +15,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,10 +25,16 @@ import yaml
 from mlgitops.cli.main import main
 from mlgitops.release import ReleaseRecord
 from tests.mlgitops.deploy.conftest import cluster  # noqa: F401 (the bootstrapped fake cluster)
-from tests.mlgitops.deploy.helpers import deployed_image, running_images
+from tests.mlgitops.deploy.helpers import (
+    deployed_image,
+    history_entries,
+    running_digests,
+    running_images,
+)
 from tests.mlgitops.revert.helpers import payload, serving
 from tests.support.fake_kube import FakeKubeServer
-from tests.support.project import REPO_ROOT, released_project, run
+from tests.support.project import REPO_ROOT, make_project, run
+from tests.support.registry import LocalRegistry, PushedImage, local_registry, push_test_image
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -40,6 +49,7 @@ PINNED = (
     "reports/gate.json",
 )
 CASES = ("code", "gate", "merge", "rebuild")
+IMAGE_REPOSITORY = "mlgitops/fraud-detector"  # in the test registry
 
 
 @dataclass(frozen=True)
@@ -89,6 +99,54 @@ class History(Project):
     b: Release
 
 
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry | None]:
+    """The registry the project's images go to; None without docker-registry (then the tests
+    that deploy are skipped, the webhook's still run)."""
+    if shutil.which("docker-registry") is None:
+        yield None
+        return
+    with local_registry(tmp_path_factory.mktemp("registry")) as running:
+        yield running
+
+
+def _image_repository(registry: LocalRegistry | None) -> str:
+    host = registry.host if registry is not None else "registry.example.com"
+    return f"{host}/{IMAGE_REPOSITORY}"
+
+
+def _push(registry: LocalRegistry, release: Release, content: str) -> PushedImage:
+    """Push a small image as `release`'s image (`content` decides its bytes and digest)."""
+    tag = release.record.bento_version
+    pushed = push_test_image(registry, IMAGE_REPOSITORY, tag, content)
+    assert pushed.reference == release.record.image
+    return pushed
+
+
+@dataclass(frozen=True)
+class Images:
+    registry: LocalRegistry
+    a: PushedImage
+    b: PushedImage
+
+
+@pytest.fixture(scope="module")
+def images(history: History, registry: LocalRegistry | None) -> Images:
+    """A's and B's images, pushed once for the module (as CI pushes each release's image)."""
+    if registry is None:
+        pytest.skip("needs docker-registry (apt-get install -y docker-registry)")
+    a, b = _push(registry, history.a, "release A"), _push(registry, history.b, "release B")
+    assert a.digest != b.digest
+    return Images(registry, a, b)
+
+
+def _nodes_pull_from(cluster: FakeKubeServer, *pushed: PushedImage) -> None:  # noqa: F811
+    """The fake cluster's nodes see the registry's tags and nothing else."""
+    cluster.registry.implicit = False
+    for image in pushed:
+        cluster.registry.push(image.reference, image.digest, image.config)
+
+
 def _touch_code(root: Path, module: str, note: str) -> None:
     """A comment added to a stage's module: DVC re-runs the stage, its outputs are the same."""
     path = root / "src" / "mlgitops" / "stages" / f"{module}.py"
@@ -96,13 +154,16 @@ def _touch_code(root: Path, module: str, note: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def history(tmp_path_factory: pytest.TempPathFactory) -> History:
+def history(tmp_path_factory: pytest.TempPathFactory, registry: LocalRegistry | None) -> History:
     base = tmp_path_factory.mktemp("rollback")
-    # Release A: the session's first release of a project (`dvc repro`, committed), copied.
-    released = released_project(base / "repo")
-    root = released.root
-    archive = root / yaml.safe_load((root / "params.yaml").read_text())["paths"]["bento_archive"]
-    h = Project(root, {"BENTOML_HOME": str(released.bentoml_home)}, archive)
+    root = make_project(base / "repo", rows=2000)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["package"]["image_repository"] = _image_repository(registry)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    archive = root / params["paths"]["bento_archive"]
+    h = Project(root, {"BENTOML_HOME": str(base / "bentoml")}, archive)
+    h.run("dvc", "repro")
+    h.commit_all("release A")
     a = h.snapshot()
     h.run("dvc", "push", "-q")
     # A cheaper false alarm moves the threshold: new reference, rules, bento; the same model.
@@ -175,9 +236,35 @@ def _checked_out_as_a(h: History, branch: str, tmp_path: Path) -> None:
     assert run(["git", "status", "--porcelain"], clone).stdout == ""
 
 
-def _deploy(h: History, kube: FakeKubeServer, rev: str) -> None:
+def _deploy(
+    h: History,
+    kube: FakeKubeServer,
+    rev: str,
+    capsys: pytest.CaptureFixture[str],
+) -> str:
+    """Deploy `rev` to staging pinned to a digest (the test registry speaks plain HTTP); what it
+    wrote to stderr."""
     args = ["deploy", "--env", "staging", "--rev", rev, "--timeout", "30", "--repo", str(h.root)]
-    assert main([*args, "--kubeconfig", str(kube.kubeconfig_path)]) == 0
+    args += ["--require-digest", "--no-registry-tls-verify"]
+    # The pipeline's releases are not signed here (tests/mlgitops/attest signs and verifies).
+    args += ["--allow-unverified"]
+    capsys.readouterr()
+    code = main([*args, "--kubeconfig", str(kube.kubeconfig_path)])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    return err
+
+
+def _ran(cluster: FakeKubeServer, image: PushedImage, source: str) -> None:  # noqa: F811
+    """The Deployment applied `image` by digest, its pods report that digest, and the history's
+    last entry records tag and digest (and where the digest came from)."""
+    pinned = f"{image.reference}@{image.digest}"
+    assert deployed_image(cluster) == pinned
+    assert running_images(cluster) == {pinned}
+    assert running_digests(cluster) == {image.digest}
+    last = history_entries(cluster)[-1]
+    assert (last["outcome"], f"{last['image']}@{last['image_digest']}") == ("succeeded", pinned)
+    assert last["digest_source"] == source
 
 
 def _hand_procedure() -> str:
@@ -192,8 +279,10 @@ def _hand_procedure() -> str:
 def test_revert_restores_release_a_whatever_came_after_it(
     history: History,
     case: str,
+    images: Images,
     cluster: FakeKubeServer,  # noqa: F811
     tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     h, a, b = history, history.a, history.b
     base = f"case-{case}"
@@ -224,11 +313,12 @@ def test_revert_restores_release_a_whatever_came_after_it(
 
     _checked_out_as_a(h, branch, tmp_path)
 
-    _deploy(h, cluster, base)
-    assert deployed_image(cluster) == b.record.image
-    _deploy(h, cluster, branch)
-    assert deployed_image(cluster) == a.record.image
-    assert running_images(cluster) == {a.record.image}
+    _nodes_pull_from(cluster, images.a, images.b)
+    _deploy(h, cluster, base, capsys)
+    _ran(cluster, images.b, "registry")
+    _deploy(h, cluster, branch, capsys)
+    _ran(cluster, images.a, "registry")
+    assert history_entries(cluster)[-1]["commit"] == h.git("rev-parse", branch)
 
     # The README's hand procedure gives the same tree.
     script = _hand_procedure().replace("base=main", f"base={base}")
@@ -273,3 +363,39 @@ def test_an_alert_about_release_b_prepares_the_same_rollback(
         if h.git("branch", "--list", prepared):
             h.git("branch", "-D", prepared)
         shutil.rmtree(h.root / "reports" / "revert", ignore_errors=True)
+
+
+def test_a_rollback_runs_the_bytes_a_ran_though_its_tag_was_pushed_again(
+    history: History,
+    images: Images,
+    cluster: FakeKubeServer,  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A ran, then B; then A's tag is pushed again with other bytes. The revert commit's deploy
+    pins the digest A ran (the history's), not the registry's new one: a rollback brings back
+    known bytes."""
+    h, a = history, history.a
+    base, branch = "case-merge", "rollback-repushed"
+    h.switch(base)
+    h.run("mlgitops", "revert", "--base", base, "--branch", branch)
+    _nodes_pull_from(cluster, images.a, images.b)
+    _deploy(h, cluster, a.commit, capsys)
+    _ran(cluster, images.a, "registry")
+    _deploy(h, cluster, base, capsys)
+    _ran(cluster, images.b, "registry")
+    again = _push(images.registry, a, "release A, pushed again with other bytes")
+    try:
+        assert again.digest != images.a.digest
+        cluster.registry.push(again.reference, again.digest, again.config)  # what nodes pull now
+
+        err = _deploy(h, cluster, branch, capsys)
+
+        assert (
+            f"note: {a.record.image} ran as {images.a.digest} in #1; the registry now serves "
+            f"{again.digest} under that tag (pushed again); going back to it, this deploy pins "
+            f"{images.a.digest}"
+        ) in err
+        _ran(cluster, images.a, "history")
+        assert history_entries(cluster)[-1]["commit"] == h.git("rev-parse", branch)
+    finally:  # the module's other tests expect A's tag to name A's first bytes
+        assert _push(images.registry, a, "release A").digest == images.a.digest

@@ -53,6 +53,7 @@ def test_retrain_after_concept_drift_passes_deploys_and_a_degraded_one_fails(
         "deploy",
         "--env",
         "staging",
+        "--allow-unverified",  # unsigned here; tests/mlgitops/attest signs and verifies
         "--kubeconfig",
         str(fake_kube.kubeconfig_path),
     ]
@@ -149,8 +150,10 @@ def test_retrain_after_concept_drift_passes_deploys_and_a_degraded_one_fails(
     assert _untouched(root) == before
     typo = run(["mlgitops", "retrain", "--set", "train.max_iters=3"], root, env=env, check=False)
     assert typo.returncode == 2
-    [line] = typo.stderr.strip().splitlines()
-    assert "max_iters" in line
+    *progress, line = typo.stderr.strip().splitlines()
+    assert all(p.startswith("retrain: ") for p in progress), progress
+    assert line.startswith("error: params.yaml with --set train.max_iters=3: train.max_iters:")
+    assert "unknown key" in line
     assert _untouched(root) == before
 
 

@@ -309,6 +309,21 @@ class ServingConfig(BaseSettings):
     access_log: bool = False
     # OpenTelemetry spans for the API routes (with an exporter configured for BentoML).
     tracing: bool = False
+    # Limits on what one client can make a worker hold (README, Serving: "Limits", says why each
+    # default). `limits: false` turns all of them off: for measuring their cost only (the join
+    # cache's `feedback_join_bytes` above stays: it is the cache's own accounting).
+    limits: bool = True
+    max_header_bytes: int = Field(ge=1024, le=1 << 20, default=16384)
+    header_timeout_seconds: float = Field(gt=0, le=600, default=10)
+    body_timeout_seconds: float = Field(gt=0, le=600, default=30)
+    keepalive_timeout_seconds: int = Field(ge=1, le=600, default=5)
+    max_connections: int = Field(ge=2, default=1024)
+    max_in_flight: int = Field(ge=1, default=32)
+    retry_after_seconds: int = Field(ge=1, le=3600, default=1)
+    max_id_length: int = Field(ge=1, le=65536, default=128)
+    max_string_length: int = Field(ge=1, le=65536, default=256)
+    # /readyz answers 503 while the prediction or feedback log has not kept up for this long.
+    log_stall_seconds: float = Field(gt=0, le=3600, default=10)
     # Facts of one deployment, set in the environment (by `mlgitops serve`, the pod spec), never in
     # params.yaml: the model to serve instead of the bento's pin, and the Git commit deployed.
     model_tag: str | None = None
@@ -333,6 +348,17 @@ class ServingConfig(BaseSettings):
         "predict_token_file",
         "request_id_key_file",
     )
+
+    @model_validator(mode="after")
+    def _connections_above_requests(self) -> ServingConfig:
+        # A new connection past the cap closes an idle one; with room for more connections than
+        # requests in progress, one is always idle (a flood cannot lock out the probes).
+        if self.max_connections <= self.max_in_flight:
+            raise ValueError(
+                f"max_connections ({self.max_connections}) must be larger than max_in_flight "
+                f"({self.max_in_flight})"
+            )
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -371,7 +397,9 @@ class ServingConfig(BaseSettings):
             return cls(**values)
         except ValidationError as error:
             first = error.errors()[0]
-            field = str(first["loc"][0]) if first["loc"] else ""
+            if not first["loc"]:  # a rule between settings
+                raise ServingError(f"serving settings: {first['msg']}") from None
+            field = str(first["loc"][0])
             name = cls.env_name(field)
             raise ServingError(
                 f"environment variable {name}={values.get(field)!r}: {first['msg']}"

@@ -185,6 +185,26 @@ class ReleaseNotPassedError(MlgitopsError):
     exit_code = 28
 
 
+class AttestationError(MlgitopsError):
+    """A release's signed attestation does not hold: a signature, a hash against the files at
+    the revision, the verdict or the image digest disagrees (`mlgitops verify`, deploy)."""
+
+    exit_code = 35
+
+
+class AttestationMissingError(AttestationError):
+    """A release has no attestation, or it is signed by a key the trust root does not list."""
+
+    exit_code = 36
+
+
+class TrustRootError(MlgitopsError):
+    """The trust root (trust/keys.yaml) or a signing key is unusable: unparsable, not an EC
+    P-256 key, a duplicate id, a key that is not (or no longer) valid for signing."""
+
+    exit_code = 37
+
+
 class ExperimentError(MlgitopsError):
     """`mlgitops ab status` got unusable input: no experiment declared, no readable log, no
     prediction carrying an arm, a bad label file."""

@@ -50,6 +50,18 @@ LockWaitOption = typer.Option(
     help="Seconds to wait for another deploy's lease to be released or to expire (it expires "
     "after its duration without a renewal seen); then exit 11.",
 )
+AllowUnverifiedOption = typer.Option(
+    False,
+    "--allow-unverified",
+    help="Deploy a release whose signed attestation is missing or fails `mlgitops verify` "
+    "(else exit 35/36); the history records it as verified: false.",
+)
+TrustRootDeployOption = typer.Option(
+    None,
+    "--trust-root",
+    help="The trusted public keys (default: trust/keys.yaml of --repo's working tree, not the "
+    "deployed revision's).",
+)
 LeaseOption = typer.Option(
     DEFAULT_LEASE_SECONDS,
     "--lease-duration",
@@ -73,6 +85,8 @@ def _settings(
     authfile: Path | None = None,
     lock_wait: float = DEFAULT_LOCK_WAIT_SECONDS,
     lease_duration: int = DEFAULT_LEASE_SECONDS,
+    allow_unverified: bool = False,
+    trust_root: Path | None = None,
 ) -> Settings:
     from mlgitops.deploy.deploy import Settings
     from mlgitops.deploy.images import RegistryAccess
@@ -91,6 +105,8 @@ def _settings(
         lock_wait=lock_wait,
         registry=registry,
         log=_log,
+        allow_unverified=allow_unverified,
+        trust_root=trust_root,
     )
 
 
@@ -111,6 +127,8 @@ def deploy_command(
     authfile: Path | None = AuthfileOption,
     lock_wait: float = LockWaitOption,
     lease_duration: int = LeaseOption,
+    allow_unverified: bool = AllowUnverifiedOption,
+    trust_root: Path | None = TrustRootDeployOption,
     repo: Path = RepoOption,
     kubeconfig: str | None = KubeconfigOption,
     context: str | None = ContextOption,
@@ -118,8 +136,9 @@ def deploy_command(
     """Deploy the manifests of a Git revision (rendered from Git objects) to an environment,
     with the image pinned to the digest its registry serves. A revision whose committed gate
     verdict is not PASS, or is about another model than its release pins, is refused before
-    anything changes; SIGTERM or SIGINT records the attempt as interrupted and releases the
-    lease."""
+    anything changes, and so is one whose signed attestation does not verify against the
+    deployer's trust root (unless --allow-unverified); SIGTERM or SIGINT records the attempt
+    as interrupted and releases the lease."""
     from mlgitops.deploy.deploy import deploy
     from mlgitops.deploy.signals import interruptible
 
@@ -133,6 +152,8 @@ def deploy_command(
         authfile=authfile,
         lock_wait=lock_wait,
         lease_duration=lease_duration,
+        allow_unverified=allow_unverified,
+        trust_root=trust_root,
     )
     with interruptible():
         report = deploy(env, rev, dry_run=dry_run, settings=settings)
@@ -164,6 +185,8 @@ def rollback_command(
     authfile: Path | None = AuthfileOption,
     lock_wait: float = LockWaitOption,
     lease_duration: int = LeaseOption,
+    allow_unverified: bool = AllowUnverifiedOption,
+    trust_root: Path | None = TrustRootDeployOption,
     repo: Path = RepoOption,
     kubeconfig: str | None = KubeconfigOption,
     context: str | None = ContextOption,
@@ -183,6 +206,8 @@ def rollback_command(
         authfile=authfile,
         lock_wait=lock_wait,
         lease_duration=lease_duration,
+        allow_unverified=allow_unverified,
+        trust_root=trust_root,
     )
     with interruptible():
         report = rollback(env, to, settings=settings)
@@ -252,7 +277,10 @@ def register(app: typer.Typer) -> None:
         e.ImageDigestError,
         e.DeployInterruptedError,
     )
-    app.command(name="deploy", epilog=epilog(*rollout, e.ReleaseNotPassedError))(deploy_command)
-    app.command(name="rollback", epilog=epilog(*rollout))(rollback_command)
+    attested = (e.AttestationError, e.AttestationMissingError, e.TrustRootError)
+    app.command(name="deploy", epilog=epilog(*rollout, *attested, e.ReleaseNotPassedError))(
+        deploy_command
+    )
+    app.command(name="rollback", epilog=epilog(*rollout, *attested))(rollback_command)
     history = epilog(e.ArtifactError, e.DeployError, e.GitError)
     app.command(name="history", epilog=history)(history_command)

@@ -10,6 +10,7 @@ import typer
 from mlgitops import __version__
 from mlgitops.cli import (
     ab,
+    attest,
     audit,
     data,
     deploy,
@@ -45,6 +46,7 @@ app.add_typer(audit.app, name="audit")
 serve.register(app)
 summary.register(app)
 deploy.register(app)
+attest.register(app)
 monitor.register(app)
 monitor_demo.register(app)
 retrain.register(app)

@@ -113,6 +113,17 @@ class Settings:
     registry: RegistryAccess = field(default_factory=RegistryAccess)
     clocks: Clocks | None = None  # the lease's clocks (tests inject them)
     log: Log = _quiet
+    # The public keys a release's attestation must be signed with: the deployer's own
+    # (default: trust/keys.yaml of `repo`'s working tree, never the deployed revision's).
+    trust_root: Path | None = None
+    # Deploy a release whose attestation fails or is missing, recorded as `verified: false`.
+    allow_unverified: bool = False
+
+    @property
+    def trust_root_path(self) -> Path:
+        from mlgitops.attest import DEFAULT_TRUST_ROOT
+
+        return self.trust_root if self.trust_root is not None else self.repo / DEFAULT_TRUST_ROOT
 
 
 @dataclass
@@ -139,6 +150,8 @@ class _Session:
         self.lease: DeployLock | None = None
         self.attempt: _Attempt | None = None
         self.interrupted_entry: HistoryEntry | None = None
+        # commit -> the image digest its attestation signed ("" when deployed unverified).
+        self.verified: dict[str, str] = {}
 
     @property
     def kube(self) -> Kube:
@@ -168,11 +181,80 @@ class _Session:
             self.log(f"image {pin.applied} (digest from the {pin.source})")
         return pin
 
+    def going_back(
+        self, pin: ImagePin, rendered: RenderedRevision, entries: list[HistoryEntry]
+    ) -> ImagePin:
+        """`pin`, or the digest the history recorded for its tag when this deploy goes back to a
+        tag that ran here before and has been pushed again since: a rollback by Git revision
+        (`mlgitops revert`, `--rev OLDER`) restores the bytes that ran, as `rollback` does.
+        Redeploying the tag that runs now takes what the registry serves (a rebuild on a newer
+        base). Either way one line says the tag was pushed again."""
+        before = last_bytes_of(entries, rendered.image)
+        if pin.source != "registry" or before is None or before.image_digest in ("", pin.digest):
+            return pin
+        note = (
+            f"note: {rendered.image} ran as {before.image_digest} in #{before.seq}; the "
+            f"registry now serves {pin.digest} under that tag (pushed again)"
+        )
+        current = last_success(entries)
+        if current is not None and current.image == rendered.image:
+            self.log(note)
+            return pin
+        self.log(
+            f"{note}; going back to it, this deploy pins {before.image_digest}, the bytes it "
+            "ran (deploy it again to take the new ones)"
+        )
+        return images.restore(rendered.image, before.image_digest, self.settings.registry)
+
     def pin_of(self, entry: HistoryEntry, target: RenderedRevision) -> ImagePin:
         """The bytes `entry` ran, exactly: its recorded digest, else the tag resolved anew."""
         if entry.image_digest and entry.image == target.image:
             return images.restore(target.image, entry.image_digest, self.settings.registry)
         return self.resolve(target)
+
+    def verify(self, commit: str, rev: str) -> None:
+        """The release's attestation must hold against the deployer's trust root (exit 35/36),
+        unless `allow_unverified`: then the failure is logged and recorded."""
+        from mlgitops.attest.verify import verify
+        from mlgitops.errors import AttestationError, TrustRootError
+
+        with self.timings.phase("attestation"):
+            try:
+                verified = verify(
+                    self.settings.repo, commit, trust_root=self.settings.trust_root_path
+                )
+            except (AttestationError, TrustRootError) as error:
+                if not self.settings.allow_unverified:
+                    raise type(error)(
+                        f"refusing to deploy {rev} ({commit[:12]}): {error}"
+                    ) from None
+                self.log(f"not verified, deploying anyway (--allow-unverified): {error}")
+                self.verified[commit] = ""
+                return
+        self.verified[commit] = verified.image_digest
+        self.log(
+            f"verified {verified.bento_tag}: signed by key {verified.key_id} at "
+            f"{verified.signed_at}, image {verified.image_digest[:19]}"
+        )
+
+    def attested_pin(self, rendered: RenderedRevision, pin: ImagePin) -> ImagePin:
+        """The image the attestation signed: a registry digest that differs is refused (the tag
+        was pushed again); a registry that could not be asked gets the signed digest."""
+        from mlgitops.errors import AttestationError
+
+        signed = self.verified.get(rendered.commit, "")
+        if not signed:
+            return pin
+        if pin.digest and pin.digest != signed:
+            raise AttestationError(
+                f"refusing to deploy {rendered.short}: image {rendered.image} is "
+                f"{pin.digest} ({pin.source}), but its attestation signed {signed}"
+            )
+        if not pin.digest:
+            restored = images.restore(rendered.image, signed, self.settings.registry)
+            self.log(f"image {restored.applied} (digest from the attestation)")
+            return ImagePin(restored.image, signed, "attestation", restored.configs)
+        return pin
 
     def history(self, rendered: RenderedRevision) -> History:
         return History(self.kube, rendered.namespace, rendered.deployment_name)
@@ -288,7 +370,11 @@ class _Session:
     def expected(self, pin: ImagePin, image: str, entries: list[HistoryEntry]) -> Expected:
         """What the pods must run: the pinned digest; unpinned, what this tag ran before."""
         if pin.digest:
-            why = {"registry": f"the registry's digest for {image}", "git": "pinned in Git"}
+            why = {
+                "registry": f"the registry's digest for {image}",
+                "git": "pinned in Git",
+                "attestation": f"signed for {image} by the release's attestation",
+            }
             return Expected(
                 RunningImage(pin.digest),
                 why.get(pin.source, f"recorded for {image} in the history"),
@@ -330,6 +416,10 @@ class _Session:
             image_digest=running.digest or pin.digest,
             image_id=running.image_id,
             digest_source=source,
+            verified=(
+                bool(self.verified[rendered.commit]) if rendered.commit in self.verified else None
+            ),
+            allow_unverified=self.settings.allow_unverified,
         )
         with critical(), self.timings.phase("history"):
             stored = attempt.history.append(entry)
@@ -375,13 +465,8 @@ class _Session:
         with self.timings.phase("history"):
             entries = history.entries()
         previous = last_success(entries)
+        pin = report.pin = self.going_back(pin, rendered, entries)
         expected = self.expected(pin, rendered.image, entries)
-        before = last_bytes_of(entries, rendered.image)
-        if pin.source == "registry" and before and before.image_digest not in ("", pin.digest):
-            self.log(
-                f"note: {rendered.image} ran as {before.image_digest} in #{before.seq}; the "
-                f"registry now serves {pin.digest} under that tag (pushed again)"
-            )
         attempt = _Attempt(history, rendered, pin, kind, now_iso(), rollback_of)
         self.attempt = attempt
         try:
@@ -489,9 +574,15 @@ def deploy(
         target = session.render(rev, environment)
         if target.commit != checked:  # `rev` moved meanwhile
             _require_released(settings.repo, target.commit)
-        pin = session.resolve(target)
+        # Signed by the trusted release job, and what it signed is what this revision holds.
+        session.verify(target.commit, rev)
+        pin = session.attested_pin(target, session.resolve(target))
         report = DeployReport(environment, target, pin, timings=timings)
         if dry_run:
+            with timings.phase("history"):
+                pin = report.pin = session.going_back(
+                    pin, target, session.history(target).entries()
+                )
             objects = with_image(target.objects, target.deployment_name, pin.applied)
             with timings.phase("diff"):
                 report.diff = dry_run_diff(session.kube, objects, environment)
@@ -577,7 +668,8 @@ def rollback(
                     f"#{entry.seq} deploys {target.namespace}/{target.deployment_name}, not "
                     f"{here.namespace}/{here.deployment_name}; roll back with `deploy --rev`"
                 )
-            pin = session.pin_of(entry, target)
+            session.verify(target.commit, f"#{entry.seq}")
+            pin = session.attested_pin(target, session.pin_of(entry, target))
             report = DeployReport(environment, target, pin, timings=timings)
             return session.deploy_locked(target, pin, "rollback", report, rollback_of=entry.seq)
     except (Interrupted, KeyboardInterrupt) as stop:

@@ -28,8 +28,9 @@ Kind = Literal["deploy", "auto-rollback", "rollback"]
 # interrupted: SIGTERM or SIGINT ended the attempt; what it applied may be running or rolling out.
 Outcome = Literal["succeeded", "failed", "interrupted"]
 # registry: asked at deploy time; git: pinned in the manifests already; history: restored from
-# the entry a rollback redeploys; pods: the registry could not be asked, the pods reported it.
-DigestSource = Literal["registry", "git", "history", "pods", ""]
+# the entry a rollback redeploys; pods: the registry could not be asked, the pods reported it;
+# attestation: the registry could not be asked, the digest the release's attestation signed.
+DigestSource = Literal["registry", "git", "history", "pods", "attestation", ""]
 
 
 def now_iso() -> str:
@@ -65,6 +66,11 @@ class HistoryEntry(BaseModel):
     image_digest: str = ""
     image_id: str = ""
     digest_source: DigestSource = ""
+    # The release's signed attestation held (`mlgitops verify`); False: deployed anyway with
+    # `--allow-unverified`; None: not checked (entries written before attestations, and the
+    # automatic re-apply of the last success after a failed rollout).
+    verified: bool | None = None
+    allow_unverified: bool = False
 
     @property
     def succeeded(self) -> bool:

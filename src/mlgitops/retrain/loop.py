@@ -150,7 +150,13 @@ def apply_overrides(params_file: Path, overrides: Sequence[tuple[str, str]]) -> 
     out = io.StringIO()
     yaml.dump(document, out)
     params_file.write_text(out.getvalue(), encoding="utf-8")
-    load_params(params_file)  # a key that is no param, or a bad value: one line, here
+    try:
+        load_params(params_file)  # a key that is no param, or a bad value: one line, here
+    except ConfigError as error:
+        # Named by what the user typed, not the temporary worktree's file.
+        problem = str(error).removeprefix(f"{params_file}: ")
+        sets = " ".join(f"--set {key}={raw}" for key, raw in overrides)
+        raise ConfigError(f"params.yaml with {sets}: {problem}") from None
 
 
 def _venv_env() -> dict[str, str]:

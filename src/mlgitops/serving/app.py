@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from typing import Any
 
@@ -22,13 +23,13 @@ from starlette.routing import Route
 from mlgitops.config import ServingConfig
 from mlgitops.serving.features import FieldError, RequestError, invalid_unicode, validate_body
 from mlgitops.serving.feedback import ACCEPTED, REQUEST_ID_MAX, validate_feedback
+from mlgitops.serving.limits import max_body_bytes
 from mlgitops.serving.openapi import openapi_document
 from mlgitops.serving.runtime import Runtime, isotime
 
 # Batches above this size are scored in a worker thread so /livez stays responsive meanwhile.
 THREAD_OFFLOAD_ROWS = 256
-# Bytes per record allowed in a body, on top of a fixed allowance; more is refused unread.
-BYTES_PER_RECORD = 4096
+_LONG_DIGITS = re.compile(rb"\d{19}")
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -103,10 +104,13 @@ async def _read_body(request: Request, limit: int) -> bytes:
 def _decode(body: bytes) -> Any:
     if not body:
         raise RequestError(400, [FieldError("invalid_json", "empty body; expected JSON")])
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        pass
+    # orjson reads an integer beyond 64 bits as a float, silently rounded: an id 2**64 would
+    # become another id. With 19 digits in a row somewhere, the standard parser reads the body.
+    if _LONG_DIGITS.search(body) is None:
+        try:
+            return orjson.loads(body)
+        except orjson.JSONDecodeError:
+            pass
     # orjson refuses NaN and Infinity tokens; the standard parser reads them so the validator
     # can name the row and field that carries one. It also reads lone UTF-16 surrogates
     # ("\\ud800"), which orjson refuses and no log line or answer could carry: refused here,
@@ -141,6 +145,10 @@ async def _loaded_runtime(request: Request) -> Runtime | None:
         if runtime is not None and runtime.loaded.is_set():
             break
     return runtime
+
+
+def _id_limit(settings: ServingConfig) -> int | None:
+    return settings.max_id_length if settings.limits else None
 
 
 def _client_request_id(request: Request) -> str | None:
@@ -235,7 +243,7 @@ def create_app() -> Starlette:
         model = runtime.model
         settings = runtime.settings
         try:
-            limit = 65536 + settings.max_batch_size * BYTES_PER_RECORD
+            limit = max_body_bytes(settings.max_batch_size)
             body = _decode(await _read_body(request, limit))
             batch = validate_body(body, model.space, settings.max_batch_size)
         except RequestError as error:
@@ -305,9 +313,16 @@ def create_app() -> Starlette:
             return refused
         if runtime is None or runtime.model is None:
             return not_ready(runtime)
-        request_schema = runtime.model.space.json_schema(runtime.settings.max_batch_size)
-        closed = runtime.credentials.predict is not None
-        return _json(openapi_document(request_schema, runtime.pinned.bento_tag, closed))
+        space, settings = runtime.model.space, runtime.settings
+        request_schema = space.json_schema(settings.max_batch_size)
+        document = openapi_document(
+            request_schema,
+            runtime.pinned.bento_tag,
+            _id_limit(settings),
+            settings.max_batch_size,
+            read_token=runtime.credentials.predict is not None,
+        )
+        return _json(document)
 
     async def feedback(request: Request) -> Response:
         runtime: Runtime | None = request.app.state.runtime
@@ -328,7 +343,8 @@ def create_app() -> Starlette:
             return _unauthorized(runtime, "feedback", message)
         try:
             body = _decode(await _read_body(request, 65536))
-            entry = validate_feedback(body)
+            settings = runtime.settings
+            entry = validate_feedback(body, _id_limit(settings), settings.max_batch_size)
         except RequestError as error:
             return _error(runtime, error)
         except ClientDisconnect:

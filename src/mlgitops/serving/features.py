@@ -8,7 +8,7 @@ need. No pandas per request: the model's encoder turns these columns into its in
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mlgitops.profile import CategoricalProfile, ReferenceProfile, normalize_category
@@ -33,6 +33,7 @@ ERROR_CODES: dict[str, int] = {
     "wrong_type": 422,
     "not_finite": 422,
     "null_not_allowed": 422,
+    "too_long": 422,
     "invalid_unicode": 422,
     "unauthorized": 401,
     "feedback_not_configured": 403,
@@ -40,12 +41,18 @@ ERROR_CODES: dict[str, int] = {
     "row_out_of_range": 422,
     "id_mismatch": 422,
     "label_conflict": 409,
+    # Answered by the HTTP layer (mlgitops.serving.limits), on any path.
+    "request_timeout": 408,
+    "header_too_large": 431,
+    "overloaded": 503,
     "not_ready": 503,
     "feedback_unavailable": 503,
     "feedback_busy": 503,
 }
 WRAP = '{"records": [...]}'
 _INT64_MIN, _UINT64_MAX = -(2**63), 2**64 - 1
+# Integer ids the response and the log can carry (orjson writes 64-bit integers only).
+ID_RANGE = {"minimum": _INT64_MIN, "maximum": _UINT64_MAX}
 _ABSENT = object()
 
 
@@ -68,6 +75,9 @@ class FeatureSpace:
     id_column: str | None = None
     time_column: str | None = None
     passthrough: tuple[str, ...] = ()
+    # Longest id and other string accepted, in characters (None: any; ServingConfig's limits).
+    max_id_length: int | None = None
+    max_string_length: int | None = None
 
     @property
     def names(self) -> list[str]:
@@ -79,7 +89,11 @@ class FeatureSpace:
         """This space accepting the schema's non-feature columns (TrainingSchema fields)."""
         named = [c for c in (id_column, time_column) if c]
         passthrough = (*named, *(c for c in others if c not in named))
-        return FeatureSpace(self.features, id_column, time_column, passthrough)
+        return replace(self, id_column=id_column, time_column=time_column, passthrough=passthrough)
+
+    def with_limits(self, max_id_length: int | None, max_string_length: int | None) -> FeatureSpace:
+        """This space refusing ids and other strings longer than these (characters)."""
+        return replace(self, max_id_length=max_id_length, max_string_length=max_string_length)
 
     @classmethod
     def from_profile(cls, profile: ReferenceProfile) -> FeatureSpace:
@@ -94,11 +108,13 @@ class FeatureSpace:
     def json_schema(self, max_batch_size: int) -> dict[str, Any]:
         """JSON Schema of the /predict body, for clients and the OpenAPI document."""
         properties: dict[str, Any] = {}
+        longest = {"maxLength": self.max_string_length} if self.max_string_length else {}
         for feature in self.features:
             if feature.kind == "numeric":
                 spec: dict[str, Any] = {"type": "number"}
             else:
-                spec = {"type": ["string", "integer", "boolean"]}
+                # A number is a category too: 7 and 7.0 are both the category "7".
+                spec = {"type": ["string", "number", "boolean"], **longest}
                 if feature.known:
                     spec["examples"] = sorted(feature.known)[:20]
             if feature.allows_missing:
@@ -106,11 +122,25 @@ class FeatureSpace:
             properties[feature.name] = spec
         for name in self.passthrough:
             if name == self.id_column:
-                spec = {"type": ["string", "integer", "null"], "description": "entity id, echoed"}
+                spec = {
+                    "type": ["string", "integer", "null"],
+                    "description": "entity id, echoed",
+                    # minimum/maximum bound integer ids only, maxLength string ones.
+                    **ID_RANGE,
+                    **({"maxLength": self.max_id_length} if self.max_id_length else {}),
+                }
             elif name == self.time_column:
-                spec = {"type": ["string", "null"], "description": "event time (ISO 8601), logged"}
+                spec = {
+                    "type": ["string", "null"],
+                    "description": "event time (ISO 8601), logged",
+                    **longest,
+                }
             else:
-                spec = {"type": ["string", "number", "boolean", "null"], "description": "ignored"}
+                spec = {
+                    "type": ["string", "number", "boolean", "null"],
+                    "description": "ignored",
+                    **longest,
+                }
             properties[name] = spec
         record = {
             "type": "object",
@@ -237,6 +267,7 @@ def validate_records(records: list[Any], space: FeatureSpace) -> Batch:
     unseen = [0] * n_features
     errors: list[FieldError] = []
     isfinite = math.isfinite
+    longest = space.max_string_length
 
     for row, record in enumerate(records):
         if type(record) is not dict:
@@ -250,7 +281,7 @@ def validate_records(records: list[Any], space: FeatureSpace) -> Batch:
                 if key in names:
                     continue
                 if key in passthrough:
-                    problem = _passthrough_error(space, row, key, record[key])
+                    problem = _passthrough_error(space, row, record, key)
                     if problem is not None:
                         errors.append(problem)
                     continue
@@ -270,6 +301,9 @@ def validate_records(records: list[Any], space: FeatureSpace) -> Batch:
                     except OverflowError:
                         errors.append(_not_finite(row, feature.name, value))
                         continue
+                    if not _INT64_MIN <= record[feature.name] <= _UINT64_MAX:
+                        # Logged as scored: orjson writes no integer beyond 64 bits.
+                        record[feature.name] = value
                 elif value is None or value is _ABSENT:
                     if not feature.allows_missing:
                         errors.append(_missing(row, feature.name, value is None))
@@ -282,7 +316,9 @@ def validate_records(records: list[Any], space: FeatureSpace) -> Batch:
                     continue
             else:
                 if kind is str:
-                    pass
+                    if longest is not None and len(value) > longest:
+                        errors.append(_too_long(row, feature.name, value, longest))
+                        continue
                 elif value is None or value is _ABSENT:
                     if not feature.allows_missing:
                         errors.append(_missing(row, feature.name, value is None))
@@ -290,6 +326,14 @@ def validate_records(records: list[Any], space: FeatureSpace) -> Batch:
                     missing[index] += 1
                     value = None
                 elif kind is int or kind is bool:
+                    if kind is int and not _INT64_MIN <= value <= _UINT64_MAX:
+                        # A category all the same; logged as a float, as orjson writes no
+                        # integer beyond 64 bits.
+                        try:
+                            record[feature.name] = float(value)  # type: ignore[arg-type]
+                        except OverflowError:
+                            errors.append(_not_finite(row, feature.name, value))
+                            continue
                     value = normalize_category(value)
                 elif kind is float:
                     if not isfinite(value):
@@ -318,26 +362,53 @@ def validate_records(records: list[Any], space: FeatureSpace) -> Batch:
     )
 
 
-def _passthrough_error(space: FeatureSpace, row: int, key: str, value: object) -> FieldError | None:
+def _passthrough_error(
+    space: FeatureSpace, row: int, record: dict[str, Any], key: str
+) -> FieldError | None:
+    value = record[key]
     kind = type(value)
     if value is None:
         return None
-    if kind is int and not _INT64_MIN <= value <= _UINT64_MAX:  # type: ignore[operator]
-        # The response and the log are written by orjson, which refuses wider integers.
-        return FieldError("wrong_type", f"{key} is an integer out of the 64-bit range", row, key)
     if key == space.id_column:
-        if kind is str or kind is int:
-            return None
-        message = f"{key} (the id) must be a string or an integer, got {_type_name(value)}"
+        if kind is float and value.is_integer():  # type: ignore[union-attr]
+            # 1329.0 is the integer 1329 (JSON Schema's reading too): echoed and logged as one.
+            record[key] = value = int(value)  # type: ignore[arg-type]
+            kind = int
+        if kind is int:
+            if _INT64_MIN <= value <= _UINT64_MAX:  # type: ignore[operator]
+                return None
+            # The response and the log are written by orjson, which refuses wider integers.
+            message = f"{key} (the id) is an integer out of the 64-bit range"
+        elif kind is str:
+            longest = space.max_id_length
+            if longest is None or len(value) <= longest:  # type: ignore[arg-type]
+                return None
+            return _too_long(row, key, value, longest)
+        else:
+            message = f"{key} (the id) must be a string or an integer, got {_type_name(value)}"
     elif key == space.time_column:
         if kind is str:
-            return None
+            return _string_error(space, row, key, value)
         message = f"{key} (the event time) must be an ISO 8601 string, got {_type_name(value)}"
-    else:
-        if kind in (str, int, float, bool):
+    else:  # a column the model does not use: checked, never echoed or logged
+        if kind is str:
+            return _string_error(space, row, key, value)
+        if kind in (int, float, bool):
             return None
         message = f"{key} must be a string, number or boolean, got {_type_name(value)}"
     return FieldError("wrong_type", message, row, key)
+
+
+def _string_error(space: FeatureSpace, row: int, key: str, value: Any) -> FieldError | None:
+    longest = space.max_string_length
+    if longest is None or len(value) <= longest:
+        return None
+    return _too_long(row, key, value, longest)
+
+
+def _too_long(row: int, name: str, value: str, longest: int) -> FieldError:
+    message = f"{name} is {len(value)} characters long; at most {longest} are accepted"
+    return FieldError("too_long", message, row, name)
 
 
 def _not_finite(row: int, name: str, value: object) -> FieldError:

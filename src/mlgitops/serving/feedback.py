@@ -8,7 +8,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlgitops.serving.features import FieldError, RequestError
+from mlgitops.serving.features import ID_RANGE, FieldError, RequestError
 
 if TYPE_CHECKING:
     from mlgitops.serving.auth import RequestIds
@@ -24,10 +24,21 @@ ACCEPTED = "accepted"
 ALREADY_RECORDED = "already_recorded"
 
 
-def validate_feedback(body: object) -> dict[str, Any]:
-    """`{"request_id": str, "label": 0|1|true|false, "row": int >= 0 (default 0), "id": the
-    record's entity id (optional; checked against the row's id where this worker holds the
-    prediction; never a join key)}`."""
+def _integral(value: object) -> object:
+    """1.0 as 1: JSON Schema counts a number with no fraction as an integer, and so do we."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+def validate_feedback(
+    body: object, max_id_length: int | None = None, max_row: int | None = None
+) -> dict[str, Any]:
+    """`{"request_id": str, "label": 0|1|true|false, "row": int >= 0 (default 0; below
+    `max_row`), "id": the record's entity id (optional, null: none; a string of at most
+    `max_id_length` characters or a 64-bit integer; checked against the row's id where this
+    worker holds the prediction; never a join key)}`. Numbers with no fraction count as integers
+    (1.0 is 1), as in the OpenAPI document."""
     if not isinstance(body, dict):
         raise RequestError(400, [FieldError("invalid_body", "body must be a JSON object")])
     unknown = [key for key in body if key not in {"request_id", "label", "row", "id"}]
@@ -39,21 +50,30 @@ def validate_feedback(body: object) -> dict[str, Any]:
     if not isinstance(request_id, str) or not 0 < len(request_id) <= REQUEST_ID_MAX:
         message = f"request_id must be a string of 1 to {REQUEST_ID_MAX} characters"
         raise RequestError(422, [FieldError("wrong_type", message, None, "request_id")])
-    label = body.get("label")
+    label = _integral(body.get("label"))
     if type(label) is bool:
         label = int(label)
     if type(label) is not int or label not in (0, 1):
         message = "label must be 0, 1, true or false"
         raise RequestError(422, [FieldError("wrong_type", message, None, "label")])
-    row = body.get("row", 0)
+    row = _integral(body.get("row", 0))
     if type(row) is not int or row < 0:
-        raise RequestError(
-            422, [FieldError("wrong_type", "row must be an integer >= 0", None, "row")]
-        )
-    entity = body.get("id")
+        message = "row must be an integer >= 0"
+        raise RequestError(422, [FieldError("wrong_type", message, None, "row")])
+    if max_row is not None and row >= max_row:
+        # No request has that many rows (the batch limit): refused before any id is checked.
+        message = f"row {row} is beyond the rows of any request (at most {max_row})"
+        raise RequestError(422, [FieldError("row_out_of_range", message, None, "row")])
+    entity = _integral(body.get("id"))
     if entity is not None and type(entity) not in (str, int):
         message = "id must be a string or an integer"
         raise RequestError(422, [FieldError("wrong_type", message, None, "id")])
+    if type(entity) is int and not ID_RANGE["minimum"] <= entity <= ID_RANGE["maximum"]:
+        message = "id is an integer out of the 64-bit range"
+        raise RequestError(422, [FieldError("wrong_type", message, None, "id")])
+    if type(entity) is str and max_id_length is not None and len(entity) > max_id_length:
+        message = f"id is {len(entity)} characters long; at most {max_id_length} are accepted"
+        raise RequestError(422, [FieldError("too_long", message, None, "id")])
     entry = {"request_id": request_id, "row": row, "label": label}
     if entity is not None:
         entry["id"] = entity

@@ -190,7 +190,7 @@ def _get_families() -> MetricFamilies:
             ),
             rejected=Counter(
                 "requests_rejected",
-                "Requests refused with a 4xx, by error code",
+                "Requests refused (4xx, or 503 overloaded), by error code",
                 [release, "code"],
                 namespace=NAMESPACE,
             ),

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from mlgitops.serving.auth import REQUEST_ID_PATTERN
-from mlgitops.serving.features import ERROR_CODES
+from mlgitops.serving.features import ERROR_CODES, ID_RANGE
 from mlgitops.serving.feedback import REQUEST_ID_MAX
 
 _CODE: dict[str, Any] = {"type": "string", "enum": sorted(ERROR_CODES)}
@@ -34,14 +34,23 @@ _ERROR_SCHEMA: dict[str, Any] = {
 
 
 def openapi_document(
-    request: dict[str, Any], version: str, read_token: bool = False
+    request: dict[str, Any],
+    version: str,
+    max_id_length: int | None = None,
+    max_batch_size: int | None = None,
+    read_token: bool = False,
 ) -> dict[str, Any]:
     """OpenAPI 3.1 for the API, with `request` (the /predict body's JSON Schema, generated from
-    the reference profile) for clients and schema-driven fuzzers such as schemathesis.
-    `read_token`: the server has a predict token, which the read routes then require."""
+    the reference profile) for clients and schema-driven fuzzers such as schemathesis; ids of
+    at most `max_id_length` characters, feedback rows below `max_batch_size`. `read_token`: the
+    server has a predict token, which the read routes then require."""
     error = {"application/json": {"schema": _ERROR_SCHEMA}}
     reads: dict[str, Any] = {"security": [{"predictToken": []}]} if read_token else {}
     refused = {"401": {"content": error}} if read_token else {}
+    # The HTTP layer (mlgitops.serving.limits) answers these on any path: a head too large
+    # (431) or too slow, a body too slow (408), too many requests in progress (503); 503 is
+    # also a server not ready (or whose credential files are unusable).
+    limits = {status: {"content": error} for status in ("408", "431", "503")}
     prediction = {
         "type": "object",
         "required": ["predictions", "model_version", "request_id"],
@@ -75,11 +84,19 @@ def openapi_document(
                 "pattern": REQUEST_ID_PATTERN,
                 "description": "the request_id /predict answered (signed by this service)",
             },
-            "row": {"type": "integer", "minimum": 0, "default": 0},
+            "row": {
+                "type": "integer",
+                "minimum": 0,
+                "default": 0,
+                **({"maximum": max_batch_size - 1} if max_batch_size else {}),
+            },
             "label": {"oneOf": [{"type": "integer", "enum": [0, 1]}, {"type": "boolean"}]},
             "id": {
-                "type": ["string", "integer"],
-                "description": "entity id of the row, checked against the one served",
+                "type": ["string", "integer", "null"],
+                "description": "entity id of the row, checked against the one served (null: none)",
+                # minimum/maximum bound integer ids only, maxLength string ones.
+                **ID_RANGE,
+                **({"maxLength": max_id_length} if max_id_length else {}),
             },
         },
     }
@@ -97,23 +114,39 @@ def openapi_document(
         "paths": {
             "/predict": {
                 "post": {
+                    "operationId": "predict",
                     **reads,
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": request}},
                     },
                     "responses": {
-                        "200": {"content": {"application/json": {"schema": prediction}}},
+                        "200": {
+                            "content": {"application/json": {"schema": prediction}},
+                            # What /feedback takes to label the first row: clients (and
+                            # schemathesis's stateful phase) follow it.
+                            "links": {
+                                "label": {
+                                    "operationId": "feedback",
+                                    "requestBody": {
+                                        "request_id": "$response.body#/request_id",
+                                        "row": 0,
+                                        "id": "$response.body#/predictions/0/id",
+                                    },
+                                }
+                            },
+                        },
                         "400": {"content": error},
                         **refused,
                         "413": {"content": error},
                         "422": {"content": error},
-                        "503": {"content": error},
+                        **limits,
                     },
                 }
             },
             "/feedback": {
                 "post": {
+                    "operationId": "feedback",
                     "security": [{"feedbackToken": []}],
                     "requestBody": {
                         "required": True,
@@ -125,16 +158,25 @@ def openapi_document(
                         "202": {"content": {"application/json": {"schema": acknowledged}}},
                         **{
                             status: {"content": error}
-                            for status in ("400", "401", "403", "409", "413", "422", "503")
+                            for status in ("400", "401", "403", "409", "413", "422")
                         },
+                        **limits,
                     },
                 }
             },
             "/metadata": {
-                "get": {**reads, "responses": {"200": {}, **refused, "503": {"content": error}}}
+                "get": {
+                    "operationId": "metadata",
+                    **reads,
+                    "responses": {"200": {}, **refused, **limits},
+                }
             },
             "/schema": {
-                "get": {**reads, "responses": {"200": {}, **refused, "503": {"content": error}}}
+                "get": {
+                    "operationId": "schema",
+                    **reads,
+                    "responses": {"200": {}, **refused, **limits},
+                }
             },
         },
         "components": {

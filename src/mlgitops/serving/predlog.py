@@ -99,6 +99,9 @@ class JsonLinesLog:
         # None once a write completes.
         self.error: str | None = None
         self.failing_since: float | None = None
+        # (clock) When the writer last kept up: wrote all it had, or had nothing to write with
+        # the sink not failing. Readiness reads it (stalled_for).
+        self._kept_up = clock()
 
     @property
     def enabled(self) -> bool:
@@ -119,6 +122,14 @@ class JsonLinesLog:
     def pending(self) -> int:
         """Lines accepted and not yet written or dropped."""
         return self._enqueued - self._dequeued + self._retained
+
+    def stalled_for(self) -> float:
+        """Seconds since the writer last kept up. It flushes every FLUSH_INTERVAL, so more
+        means it is stuck in a write, its writes keep failing (a file failing with nothing to
+        write counts until a probe succeeds), or the sink never opened. 0 for a log that is off."""
+        if not self.enabled:
+            return 0.0
+        return self._clock() - self._kept_up
 
     def start(self) -> None:
         if not self.enabled or self._thread is not None:
@@ -201,6 +212,8 @@ class JsonLinesLog:
             self._retained = 0
             if self.failing_since is not None and self._is_file:
                 self._probe()
+            else:  # a stream cannot be probed: its next write tells
+                self._kept_up = self._clock()
             return
         whole = self._write(lines)
         self.written += whole
@@ -328,6 +341,7 @@ class JsonLinesLog:
             logger.warning("log sink %s writable again", self.sink)
         self.error = None
         self.failing_since = None
+        self._kept_up = self._clock()
 
     def close(self, timeout: float = 5.0) -> None:
         """Write what is queued (waiting at most `timeout`) and stop the writer; what could not

@@ -148,10 +148,30 @@ class Runtime:
         self.feedback = FeedbackDesk(
             self.credentials.request_ids, self.recent, self.feedback_log, self.metrics
         )
+        self._stalled: frozenset[str] = frozenset()
 
     @property
     def ready(self) -> bool:
         return self.model is not None
+
+    def stalled_logs(self) -> frozenset[str]:
+        """The logs (prediction, feedback) that have not kept up for `log_stall_seconds`: their
+        writer stuck in a write or every write failing. The pod is not ready meanwhile, so
+        traffic goes to pods whose logs keep up (each change is logged once)."""
+        limit = self.settings.log_stall_seconds
+        logs = {"prediction": self.prediction_log, "feedback": self.feedback_log}
+        stalled = frozenset(name for name, log in logs.items() if log.stalled_for() > limit)
+        if stalled != self._stalled:
+            for name in sorted(stalled - self._stalled):
+                log = logs[name]
+                logger.error(
+                    "%s log %s has not kept up for %.0f s (%s): not ready until it does",
+                    name, log.sink, log.stalled_for(), log.error or "writer stuck",
+                )  # fmt: skip
+            for name in sorted(self._stalled - stalled):
+                logger.warning("%s log %s keeps up again: ready", name, logs[name].sink)
+            self._stalled = stalled
+        return stalled
 
     def new_request_id(self, rows: int) -> str:
         """A random request id of `rows` rows, signed (mlgitops.serving.auth)."""
@@ -215,6 +235,8 @@ class Runtime:
         space = model.space.with_passthrough(
             schema.id_column, schema.time_column, tuple(schema.dropped_columns)
         )
+        if self.settings.limits:
+            space = space.with_limits(self.settings.max_id_length, self.settings.max_string_length)
         return replace(model, space=space), stored, profile, card
 
     def _load_challenger(self, experiment: ExperimentPin, champion: LoadedModel) -> None:

@@ -15,6 +15,7 @@ import bentoml
 from mlgitops.config import ServingConfig
 from mlgitops.serving.app import create_app
 from mlgitops.serving.layout import PINNED_FILE
+from mlgitops.serving.limits import install as install_limits
 from mlgitops.serving.runtime import Runtime, load_pinned
 
 # BentoML's OpenTelemetry middleware builds a span per request even when the sample rate is 0
@@ -50,7 +51,9 @@ class FraudDetector:
         self.runtime.start(background=True)
 
     def __is_ready__(self) -> bool:
-        return self.runtime.ready
+        # Not ready while a log is wedged: its lines would be dropped, so traffic should go to
+        # pods whose logs keep up (README, Serving: "Limits").
+        return self.runtime.ready and not self.runtime.stalled_logs()
 
     @bentoml.on_shutdown
     def _close_logs(self) -> None:
@@ -84,6 +87,13 @@ def direct_routes(settings: ServingConfig) -> bool:
     return not (settings.tracing or settings.access_log)
 
 
+def _count_refused(code: str) -> None:
+    """Requests the HTTP layer refused (408, 431, 503), in /metrics' rejected counter."""
+    runtime: Runtime | None = api.state.runtime
+    if runtime is not None:
+        runtime.metrics.child("rejected", code).inc()
+
+
 _Service = type(FraudDetector)
 
 
@@ -95,6 +105,8 @@ class _DirectService(_Service):  # type: ignore[misc,valid-type]
 
     def to_asgi(self, *args: Any, **kwargs: Any) -> Any:
         app = super().to_asgi(*args, **kwargs)
+        # The worker's uvicorn starts right after this (and reads its protocol then).
+        install_limits(SETTINGS, _count_refused)
         paths = frozenset(route.path for route in api.routes)
         return DirectRoutes(app, api, paths) if direct_routes(SETTINGS) else app
 

@@ -228,6 +228,22 @@ DOC_CODES: list[tuple[str, str, list[ErrorClass | None] | str]] = [
     ("docs/ab.md", "is not a commit of the repository at ...`, exit 12)", [e.GitError]),
     ("docs/ab.md", "unreadable logs/labels exit 14", [e.MonitoringInputError]),
     ("docs/audit.md", "and the value, exit code 27", [e.AuditInputError]),
+    (
+        "README.md",
+        "exit 35 for a failed check, 36 for a missing attestation or a key the trust root does "
+        "not list, 37 for an unusable trust root",
+        [e.AttestationError, e.AttestationMissingError, e.TrustRootError],
+    ),
+    (
+        "README.md",
+        "refuse (exit 35 or 36) unless",
+        [e.AttestationError, e.AttestationMissingError],
+    ),
+    ("docs/attest.md", "fails with exit 35 naming the file", [e.AttestationError]),
+    ("docs/attest.md", "exit 36 when the release has no", [e.AttestationMissingError]),
+    ("docs/attest.md", "(exit 37) rather than", [e.TrustRootError]),
+    ("docs/attest.md", "refuses with exit 35 when the registry", [e.AttestationError]),
+    ("docs/attest.md", "exits 28 before", [e.ReleaseNotPassedError]),
     ("docs/deploy.md", "one-line error naming the file(s) tried (exit 9)", [e.DeployError]),
     ("docs/deploy.md", "else exit 11 naming the holder", [e.DeployLockedError]),
     ("docs/deploy.md", "is refused (exit 32) before any write", [e.ImageDigestError]),

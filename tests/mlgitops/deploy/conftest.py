@@ -24,6 +24,9 @@ def cluster(fake_kube: FakeKubeServer) -> FakeKubeServer:
     return bootstrap_environments(fake_kube)
 
 
+UNSIGNED_COMMANDS = ("deploy", "rollback")
+
+
 @dataclass
 class CliResult:
     code: int
@@ -40,8 +43,18 @@ def cli(
 
     def run(*args: str) -> CliResult:
         capsys.readouterr()
+        # These releases are unsigned fixtures (tests/mlgitops/attest signs real ones): deploy
+        # and rollback take them as `--allow-unverified`, which they record.
+        unsigned = ["--allow-unverified"] if args and args[0] in UNSIGNED_COMMANDS else []
         code = main(
-            [*args, "--repo", str(gitops_repo.path), "--kubeconfig", str(cluster.kubeconfig_path)]
+            [
+                *args,
+                *unsigned,
+                "--repo",
+                str(gitops_repo.path),
+                "--kubeconfig",
+                str(cluster.kubeconfig_path),
+            ]
         )
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)

@@ -166,6 +166,55 @@ def test_a_tag_pushed_again_deploys_the_new_digest_and_says_so(
     assert [e["image_digest"] for e in history_entries(cluster)] == [a.digest, a2.digest]
 
 
+@pytest.mark.parametrize("how", ["revert", "rev"])
+def test_going_back_to_a_re_pushed_tag_pins_the_digest_it_ran(
+    cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo, publish: Publish, how: str
+) -> None:
+    """A ran as D1, then B. A's tag is pushed again (D2). Going back to A by Git revision (a
+    revert commit, or `--rev` A's commit) runs D1, as `mlgitops rollback` would; the dry run
+    shows the same. Only redeploying A while A runs takes D2."""
+    a = publish("A")
+    commit_a = gitops_repo.commit_model("A", a.reference)
+    assert cli("deploy", "--env", "staging", INSECURE, "--require-digest").code == 0
+    b = publish("B")
+    commit_b = gitops_repo.commit_model("B", b.reference)
+    assert cli("deploy", "--env", "staging", INSECURE, "--require-digest").code == 0
+    a2 = publish("A", content="model A, pushed again")
+    assert a2.digest != a.digest
+    rev = gitops_repo.revert(commit_b) if how == "revert" else commit_a
+    args = ("deploy", "--env", "staging", "--rev", rev, INSECURE, "--require-digest")
+    pinned = f"{a.reference}@{a.digest}"
+
+    dry = cli(*args, "--dry-run")
+    result = cli(*args)
+
+    assert dry.code == 0, dry.err
+    assert re.search(rf"^\+\s+image: {re.escape(pinned)}$", dry.out, re.M)
+    assert result.code == 0, result.err
+    [note] = [line for line in result.err.splitlines() if line.startswith("note:")]
+    assert note == (
+        f"note: {a.reference} ran as {a.digest} in #1; the registry now serves {a2.digest} "
+        f"under that tag (pushed again); going back to it, this deploy pins {a.digest}, the "
+        "bytes it ran (deploy it again to take the new ones)"
+    )
+    assert deployed_image(cluster) == pinned
+    assert running_digests(cluster) == {a.digest}
+    last = history_entries(cluster)[-1]
+    assert (last["kind"], last["image"], last["image_digest"], last["digest_source"]) == (
+        "deploy",
+        a.reference,
+        a.digest,
+        "history",
+    )
+
+    again = cli(*args)
+
+    assert again.code == 0, again.err
+    assert deployed_image(cluster) == f"{a.reference}@{a2.digest}"
+    assert running_digests(cluster) == {a2.digest}
+    assert history_entries(cluster)[-1]["digest_source"] == "registry"
+
+
 def test_the_automatic_rollback_restores_the_recorded_digest(
     cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo, publish: Publish
 ) -> None:

@@ -25,17 +25,17 @@ WRITE_VERBS = ("create", "update", "patch", "delete", "deletecollection")
 
 
 def _commit_verdict(repo: GitOpsRepo, verdict: str, model: str) -> str:
-    """Commit metrics/gate.json as the gate stage writes it, about `model`'s hash."""
+    """Commit reports/gate.json as the gate stage writes it, about `model`'s hash."""
     record = {
         "verdict": verdict,
         "reason": "ROC AUC undecided (interval [-0.02, +0.004] contains -0.01; MDE 0.011)",
         "base": "HEAD",
         "challenger_model_hash": release_for(model).model_hash,
     }
-    path = repo.path / "metrics" / "gate.json"
+    path = repo.path / "reports" / "gate.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(record, indent=2) + "\n")
-    repo.git("add", "metrics/gate.json")
+    repo.git("add", "reports/gate.json")
     repo.git("commit", "-q", "-m", f"gate {verdict} for model {model}")
     return repo.git("rev-parse", "HEAD")
 
@@ -65,7 +65,7 @@ def test_deploy_refuses_a_committed_experiment_that_lost(
         [line] = result.err.strip().splitlines()
         assert line == (
             f"error: HEAD ({commit[:12]}) is not a release: its gate verdict is {verdict} "
-            f"(metrics/gate.json) for model {release_for('B').model_hash[:19]}, which its "
+            f"(reports/gate.json) for model {release_for('B').model_hash[:19]}, which its "
             f"release does not pin; its release record still names {a.bento_tag}"
         )
         assert result.out == ""
@@ -83,7 +83,7 @@ def test_deploy_refuses_a_pass_about_another_model_than_the_release(
     _commit_verdict(gitops_repo, "PASS", "B")
     result = cli("deploy", "--env", "staging")
     assert result.code == 28
-    assert "metrics/gate.json passed model" in result.err
+    assert "reports/gate.json passed model" in result.err
     assert "but its release pins" in result.err
     assert history_entries(cluster) == []
 
@@ -91,7 +91,7 @@ def test_deploy_refuses_a_pass_about_another_model_than_the_release(
 def test_a_release_its_gate_passed_deploys_and_older_revisions_without_a_record_too(
     cli: Any, cluster: FakeKubeServer, gitops_repo: GitOpsRepo
 ) -> None:
-    # Before the gate record existed: no metrics/gate.json, deployed as before.
+    # Before the gate record existed: no reports/gate.json, deployed as before.
     old = gitops_repo.commit_model("A")
     assert cli("deploy", "--env", "staging").code == 0
     gitops_repo.commit_model("B")

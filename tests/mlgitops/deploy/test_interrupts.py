@@ -39,6 +39,7 @@ WRITES = ("create", "update", "patch", "delete")
 
 def spawn_deploy(repo: GitOpsRepo, fake: FakeKubeServer, *args: str) -> subprocess.Popen[str]:
     where = ["--repo", str(repo.path), "--kubeconfig", str(fake.kubeconfig_path)]
+    where.append("--allow-unverified")  # unsigned fixture releases
     command = [sys.executable, "-m", "mlgitops", "deploy", "--env", "staging", *where, *args]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -156,6 +157,7 @@ def _stalling_deploy(
     cluster: FakeKubeServer, gitops_repo: GitOpsRepo, timeline: Timeline
 ) -> dict[str, Any]:
     settings = Settings(
+        allow_unverified=True,  # unsigned fixture releases
         repo=gitops_repo.path,
         kubeconfig=cluster.kubeconfig_path,
         timeout=60,
@@ -181,7 +183,12 @@ def test_a_deploy_stalled_past_its_lease_writes_nothing_more(
     """The deployer's own monotonic clock jumps 45 s (a stall: the process was not scheduled)
     while it waits for its rollout: past the 40 s renew deadline of its 60 s lease."""
     gitops_repo.commit_model("A")
-    deploy("staging", settings=Settings(repo=gitops_repo.path, kubeconfig=cluster.kubeconfig_path))
+    deploy(
+        "staging",
+        settings=Settings(
+            repo=gitops_repo.path, kubeconfig=cluster.kubeconfig_path, allow_unverified=True
+        ),
+    )
     gitops_repo.commit_model("B")
     cluster.ready_delay = 600
     timeline = Timeline()
@@ -209,7 +216,12 @@ def test_a_failure_seen_after_the_lease_lapsed_is_neither_recorded_nor_rolled_ba
     """The rollout fails just as the lease lapses (another deploy may own the environment now):
     no failed entry, no rollback over whatever runs there."""
     gitops_repo.commit_model("A")
-    deploy("staging", settings=Settings(repo=gitops_repo.path, kubeconfig=cluster.kubeconfig_path))
+    deploy(
+        "staging",
+        settings=Settings(
+            repo=gitops_repo.path, kubeconfig=cluster.kubeconfig_path, allow_unverified=True
+        ),
+    )
     gitops_repo.commit_model("B")
     timeline = Timeline()
 

@@ -15,9 +15,9 @@ from tests.mlgitops.deploy.helpers import GitOpsRepo
 pytestmark = pytest.mark.timeout(60)
 
 COMMANDS = {
-    "deploy": ["deploy", "--env", "staging"],
+    "deploy": ["deploy", "--env", "staging", "--allow-unverified"],
     "history": ["history", "--env", "staging"],
-    "rollback": ["rollback", "--env", "staging"],
+    "rollback": ["rollback", "--env", "staging", "--allow-unverified"],
 }
 BROKEN = {
     "not YAML": (b"apiVersion: v1\nclusters: [unclosed\n", "is not valid YAML"),
@@ -88,7 +88,9 @@ def test_without_any_kubeconfig_the_default_path_is_named(
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    code, err = mlgitops(capsys, "deploy", "--env", "staging", "--repo", str(committed.path))
+    code, err = mlgitops(
+        capsys, "deploy", "--env", "staging", "--allow-unverified", "--repo", str(committed.path)
+    )
     assert code == 9
     assert f"tried {tmp_path / '.kube' / 'config'}" in err
 

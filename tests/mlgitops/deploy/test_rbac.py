@@ -12,10 +12,12 @@ import pytest
 
 from mlgitops.deploy.kube import Kube, KubeError
 from mlgitops.errors import DeployError
+from tests.mlgitops.deploy.conftest import UNSIGNED_COMMANDS
 from tests.mlgitops.deploy.helpers import (
     DEPLOYMENT,
     STAGING_NS,
     GitOpsRepo,
+    credentials_secret,
     deployed_tag,
     history_entries,
     release_for,
@@ -35,6 +37,7 @@ def deployer_kubeconfig(
     holding the deployer ServiceAccount's token."""
     bootstrap = gitops_repo.path / "k8s" / "bootstrap" / "staging"
     kubectl("apply", "--server-side", "-k", str(bootstrap), check=True)
+    fake_kube.put_object(credentials_secret(STAGING_NS))  # the admin's Secret the pods mount
     fake_kube.enable_rbac()
     token = fake_kube.service_account_token(STAGING_NS, "mlgitops-deployer")
     return fake_kube.write_kubeconfig(tmp_path / "deployer.kubeconfig", STAGING_NS, token)
@@ -48,8 +51,16 @@ def deployer(
 
     def run(*args: str) -> tuple[int, str, str]:
         capsys.readouterr()
+        unsigned = ["--allow-unverified"] if args[0] in UNSIGNED_COMMANDS else []
         code = main(
-            [*args, "--repo", str(gitops_repo.path), "--kubeconfig", str(deployer_kubeconfig)]
+            [
+                *args,
+                *unsigned,
+                "--repo",
+                str(gitops_repo.path),
+                "--kubeconfig",
+                str(deployer_kubeconfig),
+            ]
         )
         captured = capsys.readouterr()
         return code, captured.out, captured.err

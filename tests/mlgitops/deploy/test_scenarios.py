@@ -138,6 +138,7 @@ def test_progress_deadline_exceeded_rolls_back(
     gitops_repo.commit_model("B")
     cluster.fail_image(release_for("B").image)
     settings = Settings(
+        allow_unverified=True,  # unsigned fixture releases
         repo=gitops_repo.path,
         kubeconfig=cluster.kubeconfig_path,
         timeout=60,
@@ -162,6 +163,7 @@ def test_a_progress_deadline_rollback_to_the_old_replicaset_is_reported_as_succe
 
     commit_a = gitops_repo.commit_model("A")
     settings = Settings(
+        allow_unverified=True,  # unsigned fixture releases
         repo=gitops_repo.path,
         kubeconfig=cluster.kubeconfig_path,
         timeout=60,
@@ -331,6 +333,7 @@ def test_a_deploy_running_in_parallel_blocks_the_second(
     a = release_for("A")
     cluster.fail_image(a.image)  # the first deploy's pods stay unready until healed
     settings = Settings(
+        allow_unverified=True,  # unsigned fixture releases
         repo=gitops_repo.path,
         kubeconfig=cluster.kubeconfig_path,
         timeout=60,

@@ -230,6 +230,19 @@ def secret_file(directory: Path, name: str) -> tuple[Path, str]:
     return path, value
 
 
+def _home_of_its_own(store: Path, workdir: Path) -> Path:
+    """A BENTOML_HOME holding `store`'s bentos and models (linked), for one server: BentoML
+    empties $BENTOML_HOME/prometheus_multiproc_dir when a server starts, which would wipe the
+    counters of another server running from the same home."""
+    home = workdir / "bentoml-home"
+    home.mkdir(exist_ok=True)
+    for entry in store.iterdir():
+        link = home / entry.name
+        if entry.name != "prometheus_multiproc_dir" and not link.exists():
+            link.symlink_to(entry, target_is_directory=entry.is_dir())
+    return home
+
+
 @contextmanager
 def run_server(
     packaged: Packaged,
@@ -242,8 +255,9 @@ def run_server(
     request_id_key: bool = True,
 ) -> Iterator[LiveServer]:
     """`bentoml serve` of `target` (default: the packaged bento's tag) with `home` as
-    BENTOML_HOME (default: the packaged store), with a feedback token, a shared request id key
-    and, if asked, a predict token, each in a file of its own (as the pod mounts them)."""
+    BENTOML_HOME (default: the packaged store, in a home of its own), with a feedback token, a
+    shared request id key and, if asked, a predict token, each in a file of its own (as the pod
+    mounts them)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLGITOPS_")}
     workdir.mkdir(parents=True, exist_ok=True)
@@ -265,7 +279,7 @@ def run_server(
         path, _ = secret_file(workdir, "request-id-key")
         credentials["MLGITOPS_REQUEST_ID_KEY_FILE"] = str(path)
     env.update(
-        BENTOML_HOME=str(home or packaged.home),
+        BENTOML_HOME=str(home or _home_of_its_own(packaged.home, workdir)),
         BENTOML_DO_NOT_TRACK="True",
         OMP_NUM_THREADS="1",
         MLGITOPS_PREDICTION_LOG=str(server.prediction_log),

@@ -42,6 +42,11 @@ def _sent() -> tuple[set[str], set[tuple[str, int]]]:
                 for inner in ast.walk(node.args[1]):
                     if isinstance(inner, ast.Call) and _name(inner.func) == "FieldError":
                         pairs.add((str(_literal(inner.args[0])), int(status)))  # type: ignore[arg-type]
+            elif name == "_refuse" and len(node.args) >= 3:  # the HTTP layer (limits.py)
+                status, code = _literal(node.args[0]), _literal(node.args[1])
+                assert isinstance(code, str), f"{path.name}:{node.lineno}: a code not written out"
+                codes.add(code)
+                pairs.add((code, int(status)))  # type: ignore[arg-type]
             elif name == "_json" and len(node.args) == 2 and isinstance(node.args[0], ast.Dict):
                 body = dict(zip(map(_literal, node.args[0].keys), node.args[0].values, strict=True))
                 if "error" in body:

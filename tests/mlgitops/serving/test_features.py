@@ -171,3 +171,62 @@ def _error_in(body: object, space: FeatureSpace) -> RequestError:
     with pytest.raises(RequestError) as caught:
         validate_body(body, space, 10)
     return caught.value
+
+
+LIMITED = PASSTHROUGH.with_limits(max_id_length=8, max_string_length=5)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("tx_id", "x" * 9), ("country", "DEDEDE"), ("ts", "2025-01-01"), ("merchant_name", "Shops")],
+)
+def test_strings_past_their_limit_are_refused_naming_row_and_field(field: str, value: str) -> None:
+    if len(value) <= 5 and field != "tx_id":
+        value += "!"
+    error = _error_in({"records": [_record(), _record(**{field: value})]}, LIMITED)
+    first = error.errors[0]
+    assert (error.status, first.code, first.row, first.field) == (422, "too_long", 1, field)
+    longest = 8 if field == "tx_id" else 5
+    assert first.message == (
+        f"{field} is {len(value)} characters long; at most {longest} are accepted"
+    )
+
+
+def test_strings_at_their_limit_are_served() -> None:
+    batch = validate_body({"records": [_record(tx_id="x" * 8, country="ABCDE")]}, LIMITED, 10)
+    assert batch.ids == ["x" * 8]
+    assert batch.columns[2] == ["ABCDE"]
+
+
+def test_integral_float_ids_are_integers_and_wide_ones_refused() -> None:
+    # JSON Schema counts 1329.0 as the integer 1329; so does the service, echoing 1329.
+    batch = validate_body({"records": [_record(tx_id=1329.0)]}, PASSTHROUGH, 10)
+    assert batch.ids == [1329]
+    assert type(batch.records[0]["tx_id"]) is int
+    for wide in (2**64, -(2**63) - 1, 1e20):
+        error = _error_in({"records": [_record(tx_id=wide)]}, PASSTHROUGH)
+        assert (error.errors[0].code, error.errors[0].field) == ("wrong_type", "tx_id")
+        assert "64-bit" in error.errors[0].message
+
+
+def test_wide_integers_in_features_are_scored_and_logged_as_floats() -> None:
+    record = _record(amount=2**70, country=2**70)
+    batch = validate_body({"records": [record]}, SPACE, 10)
+    assert batch.columns[0] == [float(2**70)]
+    assert batch.columns[2] == ["1180591620717411303424"]
+    # orjson, which writes the log, takes 64-bit integers only.
+    assert record["amount"] == record["country"] == float(2**70)
+
+
+def test_the_json_schema_states_the_limits_and_numbers_as_categories() -> None:
+    record = LIMITED.json_schema(10)["properties"]["records"]["items"]["properties"]
+    assert record["tx_id"]["maxLength"] == 8
+    assert (record["tx_id"]["minimum"], record["tx_id"]["maximum"]) == (-(2**63), 2**64 - 1)
+    assert record["country"] == {
+        "type": ["string", "number", "boolean"],
+        "maxLength": 5,
+        "examples": ["DE", "FR"],
+    }
+    assert record["ts"]["maxLength"] == record["merchant_name"]["maxLength"] == 5
+    # A number is accepted for a category, as the schema says.
+    assert validate_body({"records": [_record(country=7.5)]}, SPACE, 10).columns[2] == ["7.5"]

@@ -283,3 +283,72 @@ def test_an_idle_failing_file_sink_turns_healthy_once_space_is_free(tmp_path: Pa
         _wait(lambda: log.healthy)
         log.close()
         assert sink.read_bytes() == b""  # the probe leaves nothing behind
+
+
+def test_stalled_for_grows_while_the_writer_is_stuck_and_resets_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that blocks (a pipe nobody reads, a hung network file system): readiness reads
+    stalled_for, which grows until the write returns."""
+    clock = [0.0]
+    gate, entered = threading.Event(), threading.Event()
+    real = os.write
+
+    def stuck(fd: int, data: Any) -> int:
+        entered.set()
+        gate.wait()
+        return real(fd, data)
+
+    monkeypatch.setattr(predlog.os, "write", stuck)
+    sink = tmp_path / "log.jsonl"
+    log = JsonLinesLog(str(sink), 100, clock=lambda: clock[0])
+    log.start()
+    assert log.stalled_for() == 0.0
+    log.submit({"n": 1})
+    assert entered.wait(5)
+    clock[0] += 30
+    assert log.stalled_for() == 30
+    gate.set()
+    _wait(lambda: log.stalled_for() == 0.0)
+    log.close()
+    assert sink.read_bytes() == b'{"n":1}\n'
+
+
+def test_stalled_for_grows_while_writes_fail_and_resets_once_they_succeed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [0.0]
+    fake = _FailAfter(budget=0)
+    monkeypatch.setattr(predlog.os, "write", fake)
+    log = JsonLinesLog(str(tmp_path / "p.jsonl"), capacity=100, clock=lambda: clock[0])
+    log.start()
+    log.submit(_entry(0))
+    _wait(lambda: log.failing_since is not None)
+    clock[0] += 12
+    # Still failing: the kept line is tried at every flush, and none completes.
+    time.sleep(0.2)
+    assert log.stalled_for() == 12
+    fake.budget = 10**9
+    _wait(lambda: log.stalled_for() == 0.0)
+    log.close()
+    assert [line["i"] for line in _lines(tmp_path / "p.jsonl")] == [0]
+
+
+def test_an_idle_healthy_log_and_a_log_that_is_off_never_stall(tmp_path: Path) -> None:
+    clock = [0.0]
+    log = JsonLinesLog(str(tmp_path / "p.jsonl"), 10, clock=lambda: clock[0])
+    log.start()
+    clock[0] += 100
+    _wait(lambda: log.stalled_for() == 0.0)  # the next empty flush keeps up
+    log.close()
+    assert JsonLinesLog("off", 10).stalled_for() == 0.0
+
+
+def test_a_sink_that_never_opened_stalls(tmp_path: Path) -> None:
+    clock = [0.0]
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    log = JsonLinesLog(str(blocker / "p.jsonl"), 10, clock=lambda: clock[0])
+    log.start()
+    clock[0] += 11
+    assert log.stalled_for() == 11
