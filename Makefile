@@ -20,11 +20,17 @@ help: ## List the documented targets
 
 # The venv is made from requirements.lock only: exact versions, every file checked by its hash,
 # so every machine runs (and every bento pins) the same libraries. `make lock` updates it.
+# uv installs it (in seconds where pip takes minutes); uv itself comes from PyPI by its pin and
+# hashes in the lock, installed by the venv's bundled pip. `uv pip sync` then makes the venv
+# exactly the lock's closure (pip included: the lock pins it, the image's wheelhouse runs it).
+UV_PIN := $(VENV)/uv-requirement.txt
 $(STAMP): requirements.lock pyproject.toml
 	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	awk '/^uv==/ {pin = 1; print; next} pin && /^[^ ]/ {pin = 0} pin' requirements.lock > $(UV_PIN)
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r $(UV_PIN)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python --require-hashes --compile-bytecode requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 setup: $(STAMP) ## Create .venv from requirements.lock and install mlgitops into it
@@ -49,8 +55,12 @@ repro: $(STAMP) ## Run `dvc repro` only
 summary: $(STAMP) ## Print the release record and headline metrics
 	mlgitops summary
 
-test: $(STAMP) ## Set up and run the whole test suite
-	pytest $(PYTEST_ARGS)
+# One worker per core. Each test file (or package with costly shared fixtures) stays on one
+# worker, and those with `slow` tests go first, in this order (tests/conftest.py groups and sorts
+# them), so no long scenario starts last. Builds many tests share, such as the first release of
+# a project, are made once per run for all workers (tests/support/shared.py).
+test: $(STAMP) ## Set up and run the whole test suite on every core
+	pytest -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint and check formatting with ruff
 	ruff check .

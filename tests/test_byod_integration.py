@@ -136,7 +136,7 @@ def test_the_report_speaks_of_customers_and_reruns_to_the_same_bytes(byod_projec
     page = (byod_project / params.paths.report_html).read_bytes()
     assert b"https://" not in page
     assert b"http://" not in page
-    run(["dvc", "repro", "--force", "report"], byod_project)
+    run(["dvc", "repro", "--force", "--single-item", "report"], byod_project)
     assert (byod_project / params.paths.report_html).read_bytes() == page
 
 

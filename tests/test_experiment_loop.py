@@ -16,7 +16,7 @@ import yaml
 from mlgitops.monitoring.simulate import TrafficConfig, generate_table
 from tests.mlgitops.serving.conftest import stop_server, wait_for
 from tests.support.ports import free_port
-from tests.support.project import VENV_BIN, make_project, run
+from tests.support.project import VENV_BIN, released_project, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -37,8 +37,9 @@ def _commit(root: Path, message: str, env: dict) -> dict:
 
 def test_an_ab_test_in_git_is_packaged_served_split_by_key_and_judged(tmp_path: Path) -> None:
     env = {"BENTOML_HOME": str(tmp_path / "bentoml")}
-    root = make_project(tmp_path / "repo", rows=3000)
-    champion = _commit(root, "release A", env)
+    # Release A: the first release of a fresh project.
+    root = released_project(tmp_path / "repo").root
+    champion = json.loads((root / "release.json").read_text())
     run(["git", "checkout", "-q", "-b", "challenger"], root)
     _edit(root, lambda raw: raw["train"]["hist_gradient_boosting"].update(max_iter=20))
     _edit(root, lambda raw: raw["gate"].update(auc_margin=0.2, cost_margin_per_1000=5000.0))

@@ -15,7 +15,7 @@ from mlgitops.export.runtimes import EXAMPLE_ROWS
 from mlgitops.io import load_pipeline
 from mlgitops.schema import load_schema
 from tests.support.export_rows import read_rows_csv, scorer_output
-from tests.support.project import REPO_ROOT, VENV_BIN, make_project, run
+from tests.support.project import REPO_ROOT, VENV_BIN, make_project, released_project, run
 from tests.support.readme import README, readme_blocks
 
 
@@ -44,12 +44,65 @@ def test_activated_venv_runs_the_pipeline_commands(tmp_path) -> None:
     assert "Running stage 'validate'" in activated.stdout
 
 
+def _development_commands() -> list[str]:
+    """The commands of the README's Development section, without their comments."""
+    block = README.split("\n## Development\n", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def _activated(script: str, tmp_path) -> subprocess.CompletedProcess[str]:
+    # A pytest run inside this one keeps its temp directories under tmp_path.
+    env = {**os.environ, "PYTEST_DEBUG_TEMPROOT": str(tmp_path)}
+    return subprocess.run(
+        ["bash", "-c", f"source {VENV_BIN}/activate && {script}"],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+
+
+def test_the_development_commands_run_one_file_or_the_tests_a_name_matches(tmp_path) -> None:
+    commands = _development_commands()
+    assert "source .venv/bin/activate" in commands
+    one_file, by_name = [command for command in commands if command.startswith("pytest ")]
+    whole = _activated(one_file, tmp_path)
+    assert whole.returncode == 0, whole.stdout + whole.stderr
+    assert " passed" in whole.stdout
+    assert "deselected" not in whole.stdout
+    matching = _activated(by_name, tmp_path)
+    assert matching.returncode == 0, matching.stdout + matching.stderr
+    assert " passed" in matching.stdout
+    assert " deselected" in matching.stdout
+
+
+def test_make_test_runs_every_core_and_the_quick_part_leaves_out_slow_tests(tmp_path) -> None:
+    commands = _development_commands()
+    assert "make test" in commands
+    [quick] = [command for command in commands if command.startswith("make test PYTEST_ARGS=")]
+    # What make would run, as make prints it (the venv is already set up: nothing else runs).
+    dry = subprocess.run(
+        ["bash", "-c", quick.replace("make test", "make --dry-run test", 1)],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    [pytest_line] = [line for line in dry.stdout.splitlines() if line.startswith("pytest ")]
+    assert pytest_line.startswith("pytest -n auto --dist loadfile ")
+    assert ".ci/run" in README
+    assert (REPO_ROOT / ".ci" / "run").read_text().rstrip().endswith("make test")
+    # The marker expression as make passes it: a file with slow and quick tests keeps the quick.
+    listed = _activated(
+        f"{pytest_line} tests/mlgitops/stages/test_tune.py --collect-only -q", tmp_path
+    )
+    assert listed.returncode == 0, listed.stdout + listed.stderr
+    assert "test_tune.py::test_trial_zero_is_params_yaml_and_the_rest_are_seeded" in listed.stdout
+    assert "test_tuning_improves_test_roc_auc" not in listed.stdout
+    assert " deselected" in listed.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.c
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc)")
 def test_the_export_example_runs_as_written_and_leaves_the_tree_clean(tmp_path) -> None:
-    root = make_project(tmp_path / "repo", rows=3000)
+    # The session's first release (its export stage ran): `dvc repro export` has nothing to do.
+    root = released_project(tmp_path / "repo").root
     # A clone's ignore file (build/ is where the README builds the scorer).
     ignored = (REPO_ROOT / ".gitignore").read_text() + (root / ".gitignore").read_text()
     (root / ".gitignore").write_text(ignored)

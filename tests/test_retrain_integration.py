@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from mlgitops.errors import PolicyChangedError
-from tests.support.project import REPO_ROOT, VENV_BIN, make_project, run
+from tests.support.project import REPO_ROOT, VENV_BIN, released_project, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -43,12 +43,9 @@ def _gate(root: Path) -> dict:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     base = tmp_path_factory.mktemp("retrain")
-    root = make_project(base / "repo", rows=4000)
+    root = released_project(base / "repo").root
     run(["git", "init", "-q", "--bare", str(base / "origin.git")], base)
     run(["git", "remote", "add", "origin", str(base / "origin.git")], root)
-    run(["dvc", "repro"], root)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "release 1"], root)
     run(["dvc", "push", "-q"], root)
     run(["git", "push", "-q", "-u", "origin", "main"], root)
     return root

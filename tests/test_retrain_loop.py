@@ -22,7 +22,7 @@ from tests.mlgitops.deploy.helpers import (
     running_images,
 )
 from tests.support.fake_kube import FakeKubeServer
-from tests.support.project import REPO_ROOT, VENV_BIN, make_project, run
+from tests.support.project import REPO_ROOT, VENV_BIN, make_project, released_project, run
 
 pytestmark = [pytest.mark.slow, pytest.mark.k8s, pytest.mark.timeout(1500)]
 
@@ -41,13 +41,11 @@ def test_retrain_after_concept_drift_passes_deploys_and_a_degraded_one_fails(
     tmp_path: Path, fake_kube: FakeKubeServer
 ) -> None:
     env = {"BENTOML_HOME": str(tmp_path / "bentoml")}
-    root = make_project(tmp_path / "repo", rows=4000)
+    root = released_project(tmp_path / "repo").root
     # A clone's ignore rules (the refused retrain's evidence goes under reports/retrain/).
     ignored = (root / ".gitignore").read_text() + (REPO_ROOT / ".gitignore").read_text()
     (root / ".gitignore").write_text(ignored)
-    run(["dvc", "repro"], root, env=env)
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "release 1"], root)
+    run(["git", "commit", "-qam", "ignore what a clone ignores"], root)
     first = json.loads((root / "release.json").read_text())
     bootstrap_environments(fake_kube)
     deploy = [

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from tests.support.project import REPO_ROOT, make_project, run
+from tests.support.project import REPO_ROOT, released_project, run
 from tests.support.stage_deps import load_dvc_yaml, missing_code_deps, required_code_deps
 
 SRC = REPO_ROOT / "src"
@@ -45,7 +45,7 @@ def test_lazy_and_transitive_imports_count() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_editing_an_imported_module_marks_its_stages_changed(tmp_path) -> None:
-    root = make_project(tmp_path / "repo", rows=3000)
+    root = released_project(tmp_path / "repo").root
     run(["dvc", "repro"], root)
     assert "up to date" in run(["dvc", "status"], root).stdout
     table = root / "src/mlgitops/data/table.py"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ import yaml
 
 from mlgitops.config import Params, parse_params
 from mlgitops.data.generate import GeneratorConfig, write_dataset
+from tests.support import shared
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # dvc, mlgitops and kubectl live beside the interpreter running the tests (the venv's bin).
@@ -81,6 +83,17 @@ def run(cmd: list[str], cwd: Path, check: bool = True, env: dict | None = None):
     return result
 
 
+# What a test project is made of; any change to these makes a new shared template.
+PROJECT_INPUTS = ("src", "k8s", "dvc.yaml", ".dvcignore", "requirements.lock", "params.yaml")
+# The remote a shared template records, replaced by each copy's own (see copy_project).
+_TEMPLATE_REMOTE = "/nonexistent/mlgitops-test-template-remote"
+
+
+@functools.cache
+def _inputs_digest() -> str:
+    return shared.digest_files(REPO_ROOT, PROJECT_INPUTS)
+
+
 def make_project(
     root: Path,
     rows: int = 3000,
@@ -91,8 +104,31 @@ def make_project(
     """A git+DVC repository laid out like this one, with a generated dataset committed.
 
     `default_data` writes the embedded default dataset instead of a small one; `real_params`
-    keeps params.yaml as it is instead of shrinking the model for fast tests.
+    keeps params.yaml as it is instead of shrinking the model for fast tests. The DVC remote
+    (`remote`, else `<root>-remote` beside it) is the repository's default in .dvc/config.local,
+    so it names this copy's own remote. In a test session the repository is built once per
+    recipe and copied (tests/support/shared.py).
     """
+    remote = remote or root.parent / f"{root.name}-remote"
+    recipe = {
+        "rows": rows,
+        "default_data": default_data,
+        "real_params": real_params,
+        "inputs": _inputs_digest(),
+    }
+
+    def build(staging: Path) -> None:
+        _build_project(staging / "repo", rows, Path(_TEMPLATE_REMOTE), default_data, real_params)
+
+    template = shared.entry("project", recipe, build)
+    if template is None:
+        return _build_project(root, rows, remote, default_data, real_params)
+    return copy_project(template / "repo", root, remote)
+
+
+def _build_project(
+    root: Path, rows: int, remote: Path, default_data: bool, real_params: bool
+) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     shutil.copytree(
         REPO_ROOT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
@@ -116,8 +152,7 @@ def make_project(
     run(["dvc", "init", "-q"], root)
     run(["dvc", "config", "core.analytics", "false"], root)
     run(["dvc", "config", "core.autostage", "true"], root)
-    remote = remote or root.parent / f"{root.name}-remote"
-    run(["dvc", "remote", "add", "-d", "local", str(remote)], root)
+    run(["dvc", "remote", "add", "--local", "-d", "local", str(remote)], root)
     if default_data:
         write_dataset(root / "data" / "transactions.csv", GeneratorConfig())
     else:
@@ -126,3 +161,60 @@ def make_project(
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "project with small data"], root)
     return root
+
+
+def copy_project(template: Path, root: Path, remote: Path) -> Path:
+    """A copy of a shared template repository at `root`, its DVC remote set to `remote`.
+
+    DVC's .dvc/tmp (its lock and its index of file hashes by inode) stays behind: DVC makes it
+    again and hashes the copied files afresh."""
+
+    def skip_dvc_tmp(directory: str, names: list[str]) -> set[str]:
+        return {"tmp"} & set(names) if Path(directory) == template / ".dvc" else set()
+
+    shutil.copytree(template, root, symlinks=True, ignore=skip_dvc_tmp)
+    config = root / ".dvc" / "config.local"
+    text = config.read_text(encoding="utf-8")
+    assert _TEMPLATE_REMOTE in text, text
+    config.write_text(text.replace(_TEMPLATE_REMOTE, str(remote)), encoding="utf-8")
+    return root
+
+
+@dataclass(frozen=True)
+class ReleasedProject:
+    root: Path
+    bentoml_home: Path
+    # What the first `dvc repro` printed (every stage ran): stdout, then stderr.
+    first_repro: str
+    first_repro_stderr: str
+
+
+def released_project(
+    root: Path, rows: int = 4000, bentoml_home: Path | None = None, remote: Path | None = None
+) -> ReleasedProject:
+    """`make_project`, then `dvc repro` (bentos into `bentoml_home`, else `<root>/../bentoml`)
+    and the outputs committed as "release 1": the first release every end-to-end test starts
+    from. In a test session it is built once per recipe and copied, BentoML store included, so
+    the tests share one build by using the same `rows` (the default)."""
+    home = bentoml_home or root.parent / "bentoml"
+    remote = remote or root.parent / f"{root.name}-remote"
+
+    def release(repo: Path, store: Path) -> tuple[str, str]:
+        first = run(["dvc", "repro"], repo, env={"BENTOML_HOME": str(store)})
+        run(["git", "add", "-A"], repo)
+        run(["git", "commit", "-qm", "release 1"], repo)
+        return first.stdout, first.stderr
+
+    def build(staging: Path) -> None:
+        repo = make_project(staging / "repo", rows=rows, remote=Path(_TEMPLATE_REMOTE))
+        stdout, stderr = release(repo, staging / "bentoml")
+        (staging / "first-repro.out").write_text(stdout)
+        (staging / "first-repro.err").write_text(stderr)
+
+    template = shared.entry("released", {"rows": rows, "inputs": _inputs_digest()}, build)
+    if template is None:
+        return ReleasedProject(root, home, *release(make_project(root, rows, remote=remote), home))
+    copy_project(template / "repo", root, remote)
+    shutil.copytree(template / "bentoml", home, symlinks=True)
+    printed = [(template / f"first-repro.{kind}").read_text() for kind in ("out", "err")]
+    return ReleasedProject(root, home, *printed)

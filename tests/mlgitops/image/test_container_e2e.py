@@ -32,7 +32,7 @@ from mlgitops.image.build import build_image
 from mlgitops.image.buildah import Buildah
 from mlgitops.image.run import RunningContainer, free_port, running_container, wait_http
 from mlgitops.profile import load_profile
-from tests.support.project import make_project, run
+from tests.support.project import released_project
 
 pytestmark = [pytest.mark.container, pytest.mark.slow]
 
@@ -54,8 +54,7 @@ def bento_archive(container_tools: None, tmp_path_factory: pytest.TempPathFactor
     if archive is not None:
         return archive
     # A clean checkout has no archive (DVC keeps it out of Git): make one the way a user would.
-    project = make_project(tmp_path_factory.mktemp("e2e") / "repo", rows=3000)
-    run(["dvc", "repro"], project, env={"BENTOML_HOME": str(project.parent / "bentoml")})
+    project = released_project(tmp_path_factory.mktemp("e2e") / "repo").root
     return project / load_params(project / "params.yaml").paths.bento_archive
 
 
