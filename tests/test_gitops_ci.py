@@ -61,6 +61,12 @@ def test_the_workflow_judges_pull_requests_with_the_base_and_deploys_merges():
     deploy = " ".join(step.get("run", "") for step in jobs["deploy"]["steps"])
     assert '--base "$BEFORE" --head "$GITHUB_SHA" --judge-from-base' in deploy
     assert "mlgitops deploy --env production" in deploy
+    # Signed after the judge, deployed only as the signed commit (deploy verifies it).
+    steps = [step.get("id") for step in jobs["deploy"]["steps"]]
+    assert steps.index("judge") < steps.index("attest") < steps.index("deploy")
+    assert "mlgitops attest --rev" in _steps("deploy")["attest"]["run"]
+    assert "--allow-unverified" not in deploy
+    assert _steps("deploy")["deploy"]["env"]["REV"] == "${{ steps.attest.outputs.rev }}"
     assert jobs["deploy"]["environment"] == "production"
     assert (REPO_ROOT / "k8s" / "overlays" / "production").is_dir()
 
