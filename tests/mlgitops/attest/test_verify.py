@@ -245,6 +245,35 @@ def test_key_rotation_keeps_an_old_release_deployable_after_a_revert(
     )
 
 
+def test_after_a_rotation_the_last_three_releases_still_verify_and_deploy(
+    release_repo: ReleaseRepo, make_key, cli, cluster: FakeKubeServer
+) -> None:
+    """Item 4: rolling back to any of the three releases before a rotation still verifies."""
+    kubeconfig = str(cluster.kubeconfig_path)
+    key_a = make_key("ci-a")
+    signed: dict[str, tuple[str, str]] = {}  # model -> (attested commit, image)
+    for day, model in enumerate(("A", "B", "C"), start=1):
+        record = release_repo.commit_release(model)
+        release_repo.sign(key_a, model, now=JAN.replace(day=10 + day))
+        cluster.registry.push(record.image, image_digest(model))
+        signed[model] = (release_repo.git("rev-parse", "HEAD").strip(), record.image)
+    retire_key(release_repo.trust_root, "ci-a", datetime(2026, 2, 1, tzinfo=UTC))
+    key_b = make_key("ci-b", not_before=MAR)
+    four = release_repo.commit_release("D")
+    release_repo.sign(key_b, "D", now=APR)
+    cluster.registry.push(four.image, image_digest("D"))
+    assert cli("deploy", "--env", "staging", "--kubeconfig", kubeconfig).code == 0
+
+    for model, (commit, image) in signed.items():
+        verified = cli("verify", "--rev", commit)
+        assert verified.code == 0, (model, verified.err)
+        assert "key ci-a" in verified.out
+        deployed = cli("deploy", "--env", "staging", "--rev", commit, "--kubeconfig", kubeconfig)
+        assert deployed.code == 0, (model, deployed.err)
+        assert deployed_image(cluster) == f"{image}@{image_digest(model)}"
+        assert history_entries(cluster)[-1]["verified"] is True
+
+
 def test_a_signature_outside_the_keys_validity_does_not_verify(
     release_repo: ReleaseRepo, make_key
 ) -> None:
