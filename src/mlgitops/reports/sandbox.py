@@ -35,18 +35,28 @@ TIMEOUT_SECONDS = 600
 
 # Runs in the sandboxed interpreter: argv[1] is the trusted code's import root (so a pickle that
 # names mlgitops classes gets the judge's own, never the head's).
+# It leaves by os._exit, after flushing, in both outcomes: an interpreter teardown with Arrow's
+# thread pools alive can abort ("terminate called without an active exception", exit -6), which
+# would turn a verdict into a judge error at random.
 _SCORER = """
-import io, struct, sys
-sys.path.insert(0, sys.argv[1])
-import joblib, numpy as np, pandas as pd
-raw = sys.stdin.buffer.read()
-(size,) = struct.unpack(">Q", raw[:8])
-model = joblib.load(io.BytesIO(raw[8 : 8 + size]))
-frame = pd.read_parquet(io.BytesIO(raw[8 + size :]))
-scores = np.asarray(model.predict_proba(frame)[:, 1], dtype="float64")
-out = io.BytesIO()
-np.save(out, scores, allow_pickle=False)
-sys.stdout.buffer.write(out.getvalue())
+import io, os, struct, sys, traceback
+try:
+    sys.path.insert(0, sys.argv[1])
+    import joblib, numpy as np, pandas as pd
+    raw = sys.stdin.buffer.read()
+    (size,) = struct.unpack(">Q", raw[:8])
+    model = joblib.load(io.BytesIO(raw[8 : 8 + size]))
+    frame = pd.read_parquet(io.BytesIO(raw[8 + size :]))
+    scores = np.asarray(model.predict_proba(frame)[:, 1], dtype="float64")
+    out = io.BytesIO()
+    np.save(out, scores, allow_pickle=False)
+    sys.stdout.buffer.write(out.getvalue())
+    sys.stdout.buffer.flush()
+except BaseException:
+    traceback.print_exc()
+    sys.stderr.flush()
+    os._exit(1)
+os._exit(0)
 """
 
 
