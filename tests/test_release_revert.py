@@ -101,8 +101,8 @@ class History(Project):
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRegistry | None]:
-    """The registry the project's images go to; None without docker-registry (then the tests
-    that deploy are skipped, the webhook's still run)."""
+    """The registry the project's images go to; None without docker-registry (then every test
+    here deploys, so each is skipped; CI installs it)."""
     if shutil.which("docker-registry") is None:
         yield None
         return
@@ -335,7 +335,12 @@ def test_revert_restores_release_a_whatever_came_after_it(
 
 @pytest.mark.parametrize("case", CASES)
 def test_an_alert_about_release_b_prepares_the_same_rollback(
-    history: History, case: str, tmp_path: Path
+    history: History,
+    case: str,
+    images: Images,
+    cluster: FakeKubeServer,  # noqa: F811
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     h, a, b = history, history.a, history.b
     base = f"case-{case}"
@@ -359,6 +364,13 @@ def test_an_alert_about_release_b_prepares_the_same_rollback(
         assert h.git("rev-parse", f"{prepared}^") == h.git("rev-parse", base)
         assert again.status_code == 200
         assert again.json()["status"] == "already prepared"
+        # Deployed, the branch the receiver prepared runs A's bytes again.
+        _nodes_pull_from(cluster, images.a, images.b)
+        _deploy(h, cluster, base, capsys)
+        _ran(cluster, images.b, "registry")
+        _deploy(h, cluster, prepared, capsys)
+        _ran(cluster, images.a, "registry")
+        assert history_entries(cluster)[-1]["commit"] == h.git("rev-parse", prepared)
     finally:
         if h.git("branch", "--list", prepared):
             h.git("branch", "-D", prepared)
