@@ -143,13 +143,24 @@ def dvc_cache_dir(repo: Path) -> Path:
 def dvc_file_at(repo: Path, commit: str, path: str) -> bytes:
     """The bytes of DVC-tracked `path` as of `commit`: found by dvc.lock's md5 in the local
     cache, else fetched through `dvc.api` (the remote). Checked against that md5 either way."""
-    import hashlib
-
     md5 = dvc_out_md5(repo, commit, path)
     if md5 is None:
         raise ArtifactError(f"{commit[:12]}:dvc.lock records no output {path}")
-    cached = dvc_cache_dir(repo) / "files" / "md5" / md5[:2] / md5[2:]
-    if cached.is_file():
+    return _dvc_bytes(repo, commit, path, md5, f"{commit[:12]}:{path} (md5 {md5})")
+
+
+def dvc_cache_file(repo: Path, md5: str) -> Path:
+    """Where the local DVC cache keeps the object of `md5` (present or not)."""
+    return dvc_cache_dir(repo) / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def _dvc_bytes(repo: Path, commit: str, path: str, md5: str | None, named: str) -> bytes:
+    """`path` at `commit` from the local cache by `md5`, else through `dvc.api` (the remote);
+    checked against `md5` when there is one. `named` is how an error names it."""
+    import hashlib
+
+    cached = dvc_cache_file(repo, md5) if md5 else None
+    if cached is not None and cached.is_file():
         data = cached.read_bytes()
     else:
         try:
@@ -159,10 +170,10 @@ def dvc_file_at(repo: Path, commit: str, path: str) -> bytes:
         except Exception as error:  # dvc raises many types; one line names what is missing
             first = str(error).strip().splitlines()[0] if str(error).strip() else ""
             raise ArtifactError(
-                f"{commit[:12]}:{path} (md5 {md5}) is neither in the DVC cache nor fetchable "
-                f"from the remote ({type(error).__name__}: {first}); run `dvc fetch` for it"
+                f"{named} is neither in the DVC cache nor fetchable from the remote "
+                f"({type(error).__name__}: {first}); run `dvc fetch` for it"
             ) from None
-    if hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
+    if md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
         raise ArtifactError(f"{commit[:12]}:{path}: the cached copy does not match md5 {md5}")
     return data
 
@@ -171,7 +182,6 @@ def dvc_added_file_at(repo: Path, commit: str, path: str) -> bytes:
     """The bytes of `path` as of `commit` when a `.dvc` file (`dvc add`) tracks it or a folder
     above it (data.dvc tracks data/): by the md5 the `.dvc` file records, from the local cache,
     else through `dvc.api` (the remote); checked against that md5 either way."""
-    import hashlib
     from pathlib import PurePosixPath
 
     target = PurePosixPath(path)
@@ -190,26 +200,10 @@ def dvc_added_file_at(repo: Path, commit: str, path: str) -> bytes:
         md5 = str(outs[0]["md5"])
     except (yaml.YAMLError, AttributeError, IndexError, KeyError, TypeError):
         raise ArtifactError(f"{commit[:12]}:{owner}.dvc: not a .dvc file with an md5") from None
-    files = dvc_cache_dir(repo) / "files" / "md5"
+    found: str | None = md5
     if md5.endswith(".dir"):
-        manifest = files / md5[:2] / md5[2:]
+        manifest = dvc_cache_file(repo, md5)
         entries = json.loads(manifest.read_text()) if manifest.is_file() else []
         relpath = str(target.relative_to(owner))
-        md5 = next((e.get("md5") for e in entries if e.get("relpath") == relpath), None)
-    cached = files / md5[:2] / md5[2:] if md5 else None
-    if cached is not None and cached.is_file():
-        data = cached.read_bytes()
-    else:
-        try:
-            import dvc.api
-
-            data = dvc.api.read(path, repo=str(repo), rev=commit, mode="rb")
-        except Exception as error:  # dvc raises many types; one line names what is missing
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise ArtifactError(
-                f"{commit[:12]}:{path} is neither in the DVC cache nor fetchable from the "
-                f"remote ({type(error).__name__}: {first}); run `dvc fetch` for it"
-            ) from None
-    if md5 and hashlib.md5(data, usedforsecurity=False).hexdigest() != md5:
-        raise ArtifactError(f"{commit[:12]}:{path}: the cached copy does not match md5 {md5}")
-    return data
+        found = next((e.get("md5") for e in entries if e.get("relpath") == relpath), None)
+    return _dvc_bytes(repo, commit, path, found, f"{commit[:12]}:{path}")

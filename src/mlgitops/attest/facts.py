@@ -16,7 +16,7 @@ from mlgitops.git import read_blobs, run
 from mlgitops.policy import policy_of
 from mlgitops.release import ReleaseRecord
 from mlgitops.revision import (
-    dvc_cache_dir,
+    dvc_cache_file,
     dvc_file_at,
     dvc_out_md5,
     find_release_at,
@@ -59,7 +59,7 @@ def file_at(repo: Path, commit: str, path: str, *, strict: bool) -> RevisionFile
     md5 = dvc_out_md5(repo, commit, path)
     if md5 is None:
         raise ArtifactError(f"{commit[:12]}:{path}: neither in Git nor a dvc.lock output")
-    cached = dvc_cache_dir(repo) / "files" / "md5" / md5[:2] / md5[2:]
+    cached = dvc_cache_file(repo, md5)
     if cached.is_file() and not strict:
         return RevisionFile(path, cached.read_bytes(), f"DVC cache {cached}")
     return RevisionFile(path, dvc_file_at(repo, commit, path), f"DVC cache md5 {md5}")

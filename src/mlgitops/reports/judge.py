@@ -38,7 +38,7 @@ from mlgitops.errors import JudgeError
 from mlgitops.git import read_blob, resolve_commit
 from mlgitops.records import PrVerdict
 from mlgitops.reports.sandbox import scrubbed_env
-from mlgitops.revision import dvc_cache_dir, dvc_out_md5, params_at, path_at
+from mlgitops.revision import dvc_cache_dir, dvc_cache_file, dvc_out_md5, params_at, path_at
 
 LOCK = "requirements.lock"
 JUDGE_TIMEOUT_SECONDS = 1800
@@ -179,8 +179,7 @@ def _needed(repo: Path, base_commit: str, head_commit: str) -> list[str]:
 def fetch_by_hash(repo: Path, tree: Path, md5s: list[str], echo: Callable[[str], None]) -> None:
     """Fetch the objects `md5s` missing from the local cache through the BASE's DVC remote
     (a .dvc file naming only the hashes, in the base worktree), with the caller's environment."""
-    files = dvc_cache_dir(repo) / "files" / "md5"
-    missing = [md5 for md5 in md5s if not (files / md5[:2] / md5[2:]).is_file()]
+    missing = [md5 for md5 in md5s if not dvc_cache_file(repo, md5).is_file()]
     if not missing or not (tree / ".dvc").is_dir():
         return
     outs = [{"md5": md5, "hash": "md5", "path": f"o{i}"} for i, md5 in enumerate(missing)]
