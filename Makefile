@@ -58,9 +58,10 @@ summary: $(STAMP) ## Print the release record and headline metrics
 # One worker per core. Each test file (or package with costly shared fixtures) stays on one
 # worker, and those with `slow` tests go first, in this order (tests/conftest.py groups and sorts
 # them), so no long scenario starts last. Builds many tests share, such as the first release of
-# a project, are made once per run for all workers (tests/support/shared.py).
+# a project, are made once per run for all workers (tests/support/shared.py). The ten slowest
+# tests are listed at the end, so a change that slows the suite shows where.
 test: $(STAMP) ## Set up and run the whole test suite on every core
-	pytest -n auto --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	pytest -n auto --dist loadfile --no-loadscope-reorder --durations=10 $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Lint and check formatting with ruff
 	ruff check .
