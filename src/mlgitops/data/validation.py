@@ -1,4 +1,5 @@
-"""Stage `validate`: decide the training schema and check the data's quality.
+"""The training schema and the data's quality checks, shared by stage `validate` and
+`mlgitops data ingest` (which validates the combined table exactly as the stage does).
 
 Declared column types (params.yaml `data.column_types`) are enforced; undeclared ones are
 inferred. Anything that would make training meaningless stops the pipeline with a DataError
@@ -10,11 +11,9 @@ from __future__ import annotations
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from mlgitops.config import DataConfig, Params, ValidateConfig
+from mlgitops.config import DataConfig, ValidateConfig
 from mlgitops.data.prepare import to_category, to_numeric
-from mlgitops.data.table import read_table
 from mlgitops.errors import DataError, DataQualityError
-from mlgitops.io import save_model_json
 from mlgitops.profile import normalize_category
 from mlgitops.schema import FeatureSpec, TrainingSchema
 
@@ -231,16 +230,3 @@ def validate_table(
         },
     )
     return schema, report
-
-
-def run(params: Params) -> str:
-    data = params.data
-    table = read_table(data.path, data.format)
-    schema, report = validate_table(table, data, params.validate_, str(data.path))
-    # Both files are written only after every check passed.
-    save_model_json(report, params.paths.validation_report)
-    save_model_json(schema, params.paths.schema_file)
-    return (
-        f"{report.n_rows} rows, {report.n_features} features, "
-        f"label rate {report.label_rate:.2%}, report in {params.paths.validation_report}"
-    )

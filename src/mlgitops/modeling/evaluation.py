@@ -1,5 +1,5 @@
-"""Stage `evaluate`: the operating threshold is chosen by policy on the validation split, and the
-metrics are measured on the test split at that threshold.
+"""The operating threshold, chosen by policy on the validation split, and the metrics measured on
+the test split at that threshold (stage `evaluate` writes them).
 
 Choosing the threshold on the rows it is then measured on would flatter the cost figures (the
 cut is fitted to that sample's noise); the validation figures are written too, labelled, so the
@@ -12,9 +12,6 @@ still catches `target_recall` of the positives) and `fixed`.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from sklearn.metrics import (
@@ -24,18 +21,10 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from mlgitops.config import Params, ThresholdConfig
+from mlgitops.config import ThresholdConfig
 from mlgitops.confusion import Confusion
-from mlgitops.errors import DataQualityError
-from mlgitops.io import atomic_write_text, load_pipeline
-from mlgitops.records import (
-    EvaluationHeadline,
-    EvaluationMetrics,
-    ValidationFigures,
-    save_headline,
-    save_record,
-)
-from mlgitops.schema import TARGET_COLUMN, load_schema
+from mlgitops.records import EvaluationMetrics, ValidationFigures
+from mlgitops.schema import TARGET_COLUMN
 
 # Plot files stay small enough to diff and render: curves are thinned to this many points.
 MAX_CURVE_POINTS = 400
@@ -118,14 +107,6 @@ def plot_data(labels: np.ndarray, scores: np.ndarray, threshold: float) -> dict[
     }
 
 
-def _labelled_split(path: Path, name: str) -> tuple[pd.DataFrame, np.ndarray]:
-    frame = pd.read_parquet(path)
-    labels = frame[TARGET_COLUMN].to_numpy().astype(int)
-    if len(np.unique(labels)) < 2:
-        raise DataQualityError(f"{path}: the {name} split has a single class")
-    return frame, labels
-
-
 def _rounded(metrics: dict[str, float]) -> dict[str, float]:
     # The threshold stays exact: serving must cut where evaluation did.
     return {
@@ -165,21 +146,3 @@ def evaluate_model(
         validation=figures,
     )
     return record, test_scores
-
-
-def run(params: Params) -> str:
-    schema = load_schema(params.paths.schema_file)
-    validation, _ = _labelled_split(params.paths.validation, "validation")
-    test, labels = _labelled_split(params.paths.test, "test")
-    model = load_pipeline(params.paths.model)
-    record, scores = evaluate_model(model, schema.feature_names, validation, test, params.threshold)
-    save_record(record, params.paths.metrics)
-    save_headline(EvaluationHeadline.of(record), params.paths.headline_evaluate)
-    for name, rows in plot_data(labels, scores, record.threshold).items():
-        atomic_write_text(Path(params.paths.plots) / name, json.dumps(rows) + "\n")
-    return (
-        f"test: ROC AUC {record.roc_auc:.4f}, PR AUC {record.pr_auc:.4f}, cost/1000 "
-        f"{record.expected_cost_per_1000:.1f} {record.currency} at threshold "
-        f"{record.threshold:.4f} ({params.threshold.policy}, chosen on validation): "
-        f"precision {record.precision:.3f}, recall {record.recall:.3f}"
-    )

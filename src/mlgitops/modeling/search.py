@@ -1,5 +1,5 @@
-"""Stage `tune`: a seeded random search over the model's hyperparameters (and optionally its
-family), scored by cross-validation on the training split only.
+"""A seeded random search over the model's hyperparameters (and optionally its family), scored
+by cross-validation on the training split only (stage `tune` runs it).
 
 The validation split picks the threshold and the test split measures; neither is seen here, so
 the tuning cannot leak into the reported figures. Folds are time-ordered (each fold validates on
@@ -23,13 +23,12 @@ from scipy.stats import loguniform, randint
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import ParameterSampler, StratifiedKFold, TimeSeriesSplit
 
-from mlgitops.config import ModelFamily, Params, TrainConfig, TuneConfig
+from mlgitops.config import ModelFamily, TrainConfig, TuneConfig
 from mlgitops.errors import DataQualityError
-from mlgitops.io import atomic_write_text
+from mlgitops.modeling.pipeline import build_pipeline
 from mlgitops.progress import Progress
-from mlgitops.records import TunedParams, save_headline, save_record, tune_headline
-from mlgitops.schema import TARGET_COLUMN, TIME_COLUMN, TrainingSchema, load_schema
-from mlgitops.stages.train import build_pipeline
+from mlgitops.records import TunedParams
+from mlgitops.schema import TARGET_COLUMN, TIME_COLUMN, TrainingSchema
 
 # Search spaces: log scales for rates and penalties, integer ranges around sklearn's defaults.
 SPACES: dict[str, dict[str, Any]] = {
@@ -212,24 +211,3 @@ def history(trials: list[Trial], better: str) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def run(params: Params) -> str:
-    import json
-
-    schema = load_schema(params.paths.schema_file)
-    train = pd.read_parquet(params.paths.train)
-    record, trials = tune(train, schema, params.train, params.tune)
-    save_record(record, params.paths.tuned_params)
-    save_headline(tune_headline(record), params.paths.headline_tune)
-    atomic_write_text(params.paths.tune_trials, json.dumps(history(trials, record.better)) + "\n")
-    if not record.enabled:
-        return "off (tune.enabled: false): train fits params.yaml's train config"
-    chosen = record.train["model"]
-    note = " (stopped by tune.max_seconds)" if record.stopped_by_time else ""
-    return (
-        f"{record.n_trials} trials{note}, {record.cv_folds} {record.folds} folds on "
-        f"{record.n_rows_searched} rows: best {chosen} (trial {record.best_trial}) "
-        f"CV {record.objective} {record.cv_score:.5f} "
-        f"(params.yaml's: {record.baseline_cv_score:.5f})"
-    )
