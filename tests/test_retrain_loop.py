@@ -1,8 +1,8 @@
 """`mlgitops retrain` end to end in a temp git+DVC project against the fake API server: after
 concept drift, fresh labelled data gives a challenger that PASSes, is committed on a branch and,
 once merged, deploys; a degraded challenger FAILs and leaves nothing behind. (Equal models: the
-gate's false-FAIL rate is shown at or below alpha by simulation in tests/mlgitops/stages/
-test_gate.py.)"""
+gate's false-FAIL rate is shown at or below alpha by simulation in tests/mlgitops/gate/
+test_compare.py.)"""
 
 from __future__ import annotations
 

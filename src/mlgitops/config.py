@@ -57,10 +57,10 @@ class PathsConfig(_Strict):
     bento_archive: Path
     release: Path
     k8s_release_patch: Path
-    # Stage `export` (issue 13): ONNX, quantized, pruned, C and JS artifacts, and their ledger.
+    # Stage `export`: ONNX, quantized, pruned, C and JS artifacts, and their ledger.
     export_dir: Path = Path("artifacts/export")
     export_metrics: Path = Path("reports/export.json")
-    # Stage `report` (issue 12): the stakeholder report and its JSON twin.
+    # Stage `report`: the stakeholder report and its JSON twin.
     report_html: Path = Path("reports/model_report.html")
     report_json: Path = Path("reports/model_report.json")
     # Stage `tune`: the chosen train config with its CV summary, and the trial history (plot).

@@ -1,8 +1,8 @@
 """The reference profile: what the training data looked like, feature by feature.
 
-Written by the split stage from the training split. Serving derives its request schema from it
-(feature names, kinds, which may be missing, known categories); monitoring compares live traffic
-with its bins and frequencies.
+Built (`build_profile`) by the split stage from the training split. Serving derives its request
+schema from it (feature names, kinds, which may be missing, known categories); monitoring compares
+live traffic with its bins and frequencies.
 """
 
 from __future__ import annotations
@@ -10,12 +10,18 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from mlgitops.io import load_model_json
+
+if TYPE_CHECKING:  # the pod reads profiles; only the build side hands in frames and configs
+    import pandas as pd
+
+    from mlgitops.config import SplitConfig
+    from mlgitops.schema import TrainingSchema
 
 
 class _Frozen(BaseModel):
@@ -159,3 +165,66 @@ def bin_label(feature: FeatureProfile, value: object) -> str:
 
 def load_profile(path: Path) -> ReferenceProfile:
     return load_model_json(ReferenceProfile, path)
+
+
+def numeric_profile(values: pd.Series, bins: int) -> NumericProfile:
+    present = values.dropna().to_numpy(dtype="float64")
+    missing_rate = float(values.isna().mean()) if len(values) else 0.0
+    if present.size == 0:
+        return NumericProfile(
+            count=len(values),
+            missing_rate=missing_rate,
+            min=None,
+            max=None,
+            mean=None,
+            std=None,
+            bin_edges=[],
+            bin_fractions=[],
+        )
+    quantiles = np.quantile(present, np.linspace(0, 1, bins + 1)[1:-1])
+    edges = np.unique(quantiles)  # repeated values collapse bins; keep edges strictly increasing
+    counts = np.bincount(np.searchsorted(edges, present, side="right"), minlength=edges.size + 1)
+    return NumericProfile(
+        count=len(values),
+        missing_rate=missing_rate,
+        min=float(present.min()),
+        max=float(present.max()),
+        mean=float(present.mean()),
+        std=float(present.std()),
+        bin_edges=[float(edge) for edge in edges],
+        bin_fractions=[float(count) / present.size for count in counts],
+    )
+
+
+def categorical_profile(values: pd.Series, max_categories: int) -> CategoricalProfile:
+    present = values.dropna()
+    frequencies = present.value_counts(normalize=True, sort=True)
+    # Ties broken by name so the profile file is identical run to run.
+    ordered = sorted(frequencies.items(), key=lambda item: (-item[1], str(item[0])))
+    kept = ordered[:max_categories]
+    return CategoricalProfile(
+        count=len(values),
+        missing_rate=float(values.isna().mean()) if len(values) else 0.0,
+        frequencies={str(key): float(value) for key, value in kept},
+        truncated_fraction=float(sum(value for _, value in ordered[max_categories:])),
+    )
+
+
+def build_profile(
+    features: pd.DataFrame, labels: np.ndarray, schema: TrainingSchema, config: SplitConfig
+) -> ReferenceProfile:
+    profiles = {}
+    for feature in schema.features:
+        column = features[feature.name]
+        profiles[feature.name] = (
+            numeric_profile(column, config.numeric_bins)
+            if feature.kind == "numeric"
+            else categorical_profile(column, config.max_profile_categories)
+        )
+    return ReferenceProfile(
+        n_rows=len(features),
+        target=schema.target,
+        positive_class=schema.positive_class,
+        label_rate=float(labels.mean()) if len(labels) else 0.0,
+        features=profiles,
+    )

@@ -17,25 +17,31 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from mlgitops.config import DEFAULT_PARAMS_FILE
+from mlgitops.config import DEFAULT_PARAMS_FILE, PathsConfig
 from mlgitops.errors import ArtifactError, ConfigError
 from mlgitops.git import read_blob
 from mlgitops.release import ReleaseRecord
 
 # Where each `paths:` entry of params.yaml lies at a revision whose params do not name it: the
-# layout this project has always had. The one table for every reader of old revisions.
+# one table for every reader of old revisions. PathsConfig's default where it has one; the
+# entries params.yaml must name, where every revision put them; and the two records that moved
+# under reports/ (metrics/ now holds the headline figures): a revision that does not name them
+# predates the move, so they lie where it wrote them.
 DEFAULT_PATHS: dict[str, str] = {
+    **{
+        name: field.default.as_posix()
+        for name, field in PathsConfig.model_fields.items()
+        if isinstance(field.default, Path)
+    },
     "release": "release.json",
     "k8s_release_patch": "k8s/base/release.yaml",
     "model": "artifacts/model/model.joblib",
     "model_card": "artifacts/model/model_card.json",
     "profile": "artifacts/reference_profile.json",
     "schema_file": "artifacts/schema.json",
-    "score_reference": "artifacts/monitoring/score_reference.json",
-    "metrics": "metrics/evaluate.json",
     "test": "artifacts/split/test.parquet",
     "validation_report": "reports/validation.json",
-    "tuned_params": "artifacts/tuned_params.json",
+    "metrics": "metrics/evaluate.json",
     "gate_metrics": "metrics/gate.json",
 }
 

@@ -1,4 +1,4 @@
-"""The one binning rule: vectorised and scalar forms agree, and match the split stage's counts."""
+"""The one binning rule: vectorised and scalar forms agree, and match the profile's own counts."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from mlgitops.profile import (
     bin_indices,
     bin_label,
     bin_labels,
+    categorical_profile,
+    numeric_profile,
     reference_fractions,
 )
-from mlgitops.stages.split import categorical_profile, numeric_profile
 
 
 def test_numeric_bins_reproduce_the_profile_fractions():
@@ -56,3 +57,10 @@ def test_arrow_strings_take_the_same_bins():
     values = ["b", "z", None, "a"]
     arrow = bin_indices(profile, pd.Series(values, dtype="string[pyarrow]"))
     assert arrow.tolist() == bin_indices(profile, np.array(values, dtype=object)).tolist()
+
+
+def test_numeric_profile_with_constant_column():
+    result = numeric_profile(pd.Series([3.0] * 10 + [None]), bins=10)
+    assert result.bin_edges == [3.0]
+    assert sum(result.bin_fractions) == pytest.approx(1.0)
+    assert result.missing_rate == pytest.approx(1 / 11)

@@ -9,9 +9,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlgitops.config import PathsConfig
 from mlgitops.errors import ArtifactError, ConfigError
 from mlgitops.git import resolve_commit
-from mlgitops.revision import find_release_at, params_at, release_at, setting
+from mlgitops.revision import (
+    DEFAULT_PATHS,
+    find_release_at,
+    params_at,
+    path_at,
+    release_at,
+    setting,
+)
 from tests.mlgitops.deploy.helpers import release_for
 
 pytestmark = pytest.mark.timeout(60)
@@ -115,3 +123,22 @@ def test_unusable_params_are_a_config_error_naming_the_commit(
         release_at(repo.root, commit)
     assert str(error.value).startswith(f"{commit[:12]}:params.yaml: ")
     assert says in str(error.value)
+
+
+def test_unnamed_paths_fall_back_to_paths_config_defaults_except_the_moved_records() -> None:
+    defaults = {
+        name: field.default.as_posix()
+        for name, field in PathsConfig.model_fields.items()
+        if isinstance(field.default, Path)
+    }
+    differ = {key for key, value in defaults.items() if DEFAULT_PATHS[key] != value}
+    # The gate record moved to reports/ after revisions that did not name it wrote metrics/.
+    assert differ == {"gate_metrics"}
+    assert DEFAULT_PATHS["gate_metrics"] == "metrics/gate.json"
+    assert path_at({}, "0" * 40, "tuned_params") == defaults["tuned_params"]
+    assert path_at({}, "0" * 40, "score_reference") == defaults["score_reference"]
+    named = {"paths": {"tuned_params": "elsewhere/tuned.json"}}
+    assert path_at(named, "0" * 40, "tuned_params") == "elsewhere/tuned.json"
+    # Keys params.yaml must name have a fallback too (a commit without params.yaml).
+    assert path_at({}, "0" * 40, "model") == "artifacts/model/model.joblib"
+    assert path_at({}, "0" * 40, "metrics") == "metrics/evaluate.json"

@@ -18,15 +18,14 @@ from mlgitops.config import Params, TrainConfig, parse_params
 from mlgitops.data.generate import COLUMNS, GeneratorConfig, write_dataset
 from mlgitops.data.prepare import encode_target, model_frame
 from mlgitops.data.table import read_table
+from mlgitops.data.validation import validate_table
 from mlgitops.io import file_sha256, save_model_json
+from mlgitops.modeling.pipeline import fit
+from mlgitops.monitoring.operating_point import RELEASED_KEYS, build_reference
 from mlgitops.monitoring.reference import Costs, ScoreReference, fit_calibration
-from mlgitops.profile import ReferenceProfile
+from mlgitops.profile import ReferenceProfile, build_profile
 from mlgitops.records import ModelCard, save_record
 from mlgitops.schema import TARGET_COLUMN, TrainingSchema
-from mlgitops.stages.score_reference import RELEASED_KEYS, build_reference
-from mlgitops.stages.split import build_profile
-from mlgitops.stages.train import fit
-from mlgitops.stages.validate import validate_table
 from tests.support.project import raw_params
 
 PARAMS: Params = parse_params(raw_params())

@@ -40,11 +40,11 @@ from mlgitops import git
 from mlgitops.config import DataConfig, IngestConfig, Params
 from mlgitops.data.prepare import to_category, to_numeric
 from mlgitops.data.table import read_table
+from mlgitops.data.validation import check_time_column, validate_table
 from mlgitops.dvcrun import run_dvc
 from mlgitops.errors import IngestError
 from mlgitops.profile import normalize_category
 from mlgitops.schema import TrainingSchema
-from mlgitops.stages.validate import check_time_column, validate_table
 
 PROVENANCE_FIELDS = ("id", "source", "period", "batch")
 # Provenance of the rows stored before the first ingest.

@@ -35,6 +35,9 @@ from mlgitops.errors import (
     GateError,
     ReleaseNotPassedError,
 )
+from mlgitops.gate.compare import against_base
+from mlgitops.gate.contender import contender_at
+from mlgitops.gate.markdown import markdown
 from mlgitops.git import read_blob, resolve_commit
 from mlgitops.policy import GatePolicy, changed_keys, policy_of
 from mlgitops.records import GateReport, PrVerdict, TunedParams
@@ -49,7 +52,6 @@ from mlgitops.revision import (
     release_path,
 )
 from mlgitops.schema import TrainingSchema
-from mlgitops.stages.gate import compare, contender_at, markdown, unopposed
 from mlgitops.verdict import committed_verdict, refusal
 
 
@@ -107,8 +109,8 @@ def judged_rows(repo: Path, head: Side, policy: Policies) -> tuple[pd.DataFrame,
         return _read_parquet(dvc_file_at(repo, commit, test_path), f"{commit[:12]}:{test_path}"), (
             "head"
         )
+    from mlgitops.data.split import split_frame
     from mlgitops.data.table import read_table
-    from mlgitops.stages.split import split_frame
 
     schema_path = path_at(head.params, commit, "schema_file")
     try:
@@ -151,22 +153,18 @@ def judge(repo: Path, base: str, head: str) -> tuple[GateReport, Side, Side, Pol
     policy = policies(repo, base_commit, head_commit)
     head_side = Side(head, head_commit, head_release, head_params)
     test, rows = judged_rows(repo, head_side, policy)
-    gate_config, costs = policy.base.gate, policy.base.costs
-    found_base = contender_at(repo, base_commit)
-    if found_base is None:
-        report = unopposed(
-            f"no champion: {base} has no release (first release)",
-            base,
-            test,
-            challenger,
-            gate_config,
-            costs,
-        )
-        base_side = Side(base, base_commit, None, {})
-    else:
-        champion, base_release, base_params = found_base
-        report = compare(test, challenger.features, champion, challenger, gate_config, costs, base)
-        base_side = Side(base, base_commit, base_release, base_params)
+    report, champion = against_base(
+        repo,
+        base,
+        base_commit,
+        test,
+        challenger.features,
+        challenger,
+        policy.base.gate,
+        policy.base.costs,
+    )
+    base_release, base_params = champion if champion is not None else (None, {})
+    base_side = Side(base, base_commit, base_release, base_params)
     return report, base_side, head_side, policy, rows
 
 

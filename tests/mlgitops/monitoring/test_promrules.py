@@ -15,12 +15,21 @@ import yaml
 
 from mlgitops.config import MonitoringConfig
 from mlgitops.monitoring import metric_names as m
-from mlgitops.monitoring.promrules import SCORE_FEATURE, build_rule_groups, prometheus_rule
+from mlgitops.monitoring.operating_point import build_reference
+from mlgitops.monitoring.promrules import (
+    SCORE_FEATURE,
+    build_rule_groups,
+    prometheus_rule,
+    render,
+)
 from mlgitops.monitoring.reference import Costs
-from mlgitops.profile import ReferenceProfile, bin_labels, reference_fractions
-from mlgitops.stages.rules import render
-from mlgitops.stages.score_reference import build_reference
-from mlgitops.stages.split import categorical_profile, numeric_profile
+from mlgitops.profile import (
+    ReferenceProfile,
+    bin_labels,
+    categorical_profile,
+    numeric_profile,
+    reference_fractions,
+)
 from tests.support.project import REPO_ROOT
 
 PROMTOOL = shutil.which("promtool")

@@ -5,8 +5,8 @@ import pytest
 from sklearn.metrics import brier_score_loss
 
 from mlgitops.config import ReportConfig, ReportWords, ThresholdConfig
+from mlgitops.modeling.evaluation import choose_threshold
 from mlgitops.reports import analysis
-from mlgitops.stages import evaluate
 
 
 def _data(seed: int, n: int = 2000, rate: float = 0.05):
@@ -37,9 +37,9 @@ def test_points_agree_with_the_evaluate_stage_at_the_validation_rate(seed: int) 
     config = ReportConfig(target_recalls=(0.8,))
     points = analysis.choose_points(labels, scores, 0.5, day, config)
     # At the validation rate, cost per day is proportional to 5 FP + 120 FN: the same minimum.
-    assert points["cost_minimum"][1] == evaluate.choose_threshold(labels, scores, costs)
+    assert points["cost_minimum"][1] == choose_threshold(labels, scores, costs)
     recall = ThresholdConfig(policy="target_recall", target_recall=0.8)
-    assert points["recall_80"][1] == evaluate.choose_threshold(labels, scores, recall)
+    assert points["recall_80"][1] == choose_threshold(labels, scores, recall)
 
 
 def test_the_capacity_point_is_the_lowest_threshold_that_fits() -> None:

@@ -80,11 +80,11 @@ def test_scores_match_pipeline_on_generated_records(dev_model: Any, data: st.Dat
 @pytest.mark.parametrize("kind", ["random_forest", "logistic_regression", "hist_gradient_boosting"])
 def test_every_pipeline_kind_of_the_train_stage_is_served_exactly(kind: str) -> None:
     from mlgitops.config import RandomForestParams, TrainConfig
-    from mlgitops.stages import train
+    from mlgitops.modeling.pipeline import build_pipeline
 
     config = TrainConfig(model=kind, random_forest=RandomForestParams(n_estimators=15))
     data = dev_data(3000, seed=11)
-    pipeline = train.build_pipeline(data.schema, config)
+    pipeline = build_pipeline(data.schema, config)
     pipeline.fit(data.frame[NUMERIC + CATEGORICAL], data.frame["is_fraud"].to_numpy())
     profile = data.profile
     model = build_model(pipeline, profile, 0.5)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mlgitops.packaging import release as packaging
 from mlgitops.packaging.bento import pinned_requirements, stored_pin
 from mlgitops.release import ReleaseRecord, load_release
 from mlgitops.stages import (
@@ -32,9 +33,9 @@ def _through_gate(config):
 def test_params_hash_ignores_paths_and_serving(tmp_path):
     a = params_in(tmp_path / "a")
     b = params_in(tmp_path / "b", serving={"max_batch_size": 7}, package={"bento_name": "other"})
-    assert package.params_hash(a) == package.params_hash(b)
+    assert packaging.params_hash(a) == packaging.params_hash(b)
     c = params_in(tmp_path / "c", threshold={"false_positive_cost": 1.0})
-    assert package.params_hash(a) != package.params_hash(c)
+    assert packaging.params_hash(a) != packaging.params_hash(c)
 
 
 def test_package_writes_release_bento_and_pin(params):
@@ -57,16 +58,16 @@ def test_package_writes_release_bento_and_pin(params):
 def test_bento_version_follows_what_the_pod_serves(params):
     _through_gate(params)
     pins = pinned_requirements(params.paths.requirements_lock)
-    first = package.make_release(params, pins)
-    assert package.make_release(params, pins).bento_version == first.bento_version
+    first = packaging.make_release(params, pins)
+    assert packaging.make_release(params, pins).bento_version == first.bento_version
     # A library upgrade in the lock is a new bento, even for the same model.
     upgraded = [*pins[:-1], pins[-1] + ".post1"]
-    assert package.make_release(params, upgraded).bento_version != first.bento_version
+    assert packaging.make_release(params, upgraded).bento_version != first.bento_version
     changed = params.model_copy(
         update={"threshold": params.threshold.model_copy(update={"policy": "fixed"})}
     )
     evaluate.run(changed)
-    second = package.make_release(changed, pins)
+    second = packaging.make_release(changed, pins)
     assert second.model_hash == first.model_hash
     assert second.bento_version != first.bento_version
 
@@ -75,8 +76,8 @@ def test_the_version_covers_every_field_of_the_release_record(params):
     """One tag, one truth: whatever the record says is hashed into the version, but for what
     derives from the version itself (model tag, image tag), whose repository is hashed."""
     _through_gate(params)
-    record = package.make_release(params, pinned_requirements(params.paths.requirements_lock))
-    digest = package.release_digest(record)
+    record = packaging.make_release(params, pinned_requirements(params.paths.requirements_lock))
+    digest = packaging.release_digest(record)
     changed = {
         "release_version": None,  # Literal[1]: nothing else is valid
         "bento_name": "other-detector",
@@ -103,20 +104,20 @@ def test_the_version_covers_every_field_of_the_release_record(params):
             "challenger_model_hash": "sha256:" + "5" * 64,
         },
     }
-    derived = package.VERSION_DERIVED
+    derived = packaging.VERSION_DERIVED
     assert set(changed) | derived == set(ReleaseRecord.model_fields)
     for field, value in changed.items():
         if value is None:
             continue
         other = ReleaseRecord.model_validate({**record.model_dump(), field: value})
-        assert package.release_digest(other) != digest, field
+        assert packaging.release_digest(other) != digest, field
     version = record.bento_version
     same = record.model_copy(
         update={"bento_version": "f" * 12, "model_tag": "x:y", "image": f"{record.image[:-12]}z"}
     )
-    assert package.release_digest(same) == digest
+    assert packaging.release_digest(same) == digest
     moved = record.model_copy(update={"image": f"registry.example.org/other:{version}"})
-    assert package.release_digest(moved) != digest
+    assert packaging.release_digest(moved) != digest
 
 
 def test_the_same_model_under_other_params_is_another_bento(params):
@@ -124,13 +125,13 @@ def test_the_same_model_under_other_params_is_another_bento(params):
     params hash moves, so the bento tag does too (it used to stay, naming two records)."""
     _through_gate(params)
     pins = pinned_requirements(params.paths.requirements_lock)
-    first = package.make_release(params, pins)
+    first = packaging.make_release(params, pins)
     hgb = params.train.hist_gradient_boosting.model_copy(update={"learning_rate": 0.05})
     other = params.model_copy(
         update={"train": params.train.model_copy(update={"hist_gradient_boosting": hgb})}
     )
     # The model files are untouched: the same model, as the tuner's pick would be.
-    second = package.make_release(other, pins)
+    second = packaging.make_release(other, pins)
     assert second.model_hash == first.model_hash
     assert second.params_hash != first.params_hash
     assert second.bento_version != first.bento_version
@@ -174,10 +175,10 @@ def test_the_bento_ships_the_score_reference_and_rules(params):
 
     _through_gate(params)
     pins = pinned_requirements(params.paths.requirements_lock)
-    first = package.make_release(params, pins)
+    first = packaging.make_release(params, pins)
     # A rules-only change (a monitoring param) is a new bento version.
     params.paths.prometheus_rules.write_text(params.paths.prometheus_rules.read_text() + "# x\n")
-    assert package.make_release(params, pins).bento_version != first.bento_version
+    assert packaging.make_release(params, pins).bento_version != first.bento_version
     package.run(params)
     with tarfile.open(params.paths.bento_archive) as archive:
         names = archive.getnames()
@@ -279,4 +280,4 @@ def test_onnx_format_without_the_export_is_an_artifact_error(params) -> None:
 
     _through_gate(params)
     with pytest.raises(ArtifactError, match="model.onnx"):
-        package.make_release(_onnx_format(params), [])
+        packaging.make_release(_onnx_format(params), [])

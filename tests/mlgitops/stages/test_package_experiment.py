@@ -7,9 +7,9 @@ import pytest
 
 from mlgitops.config import ExperimentConfig
 from mlgitops.errors import ConfigError, PackagingError
+from mlgitops.packaging import release as packaging
 from mlgitops.packaging.bento import pinned_requirements
 from mlgitops.packaging.challenger import Challenger
-from mlgitops.stages import package
 from tests.mlgitops.deploy.helpers import release_for
 from tests.mlgitops.stages.test_package import _through_gate
 
@@ -24,31 +24,31 @@ def _with(params, **experiment):
 def test_the_release_records_the_experiment_and_its_bento_version_covers_it(params) -> None:
     _through_gate(params)
     pins = pinned_requirements(params.paths.requirements_lock)
-    plain = package.make_release(params, pins)
+    plain = packaging.make_release(params, pins)
     assert plain.experiment is None
-    on = package.make_release(_with(params, share=0.2), pins, CHALLENGER)
+    on = packaging.make_release(_with(params, share=0.2), pins, CHALLENGER)
     assert on.experiment is not None
     assert on.experiment.challenger_model_tag == CHALLENGER.release.model_tag
     assert on.experiment.challenger_commit == CHALLENGER.commit
     assert on.experiment.assignment_key == params.id_column
     assert on.bento_version != plain.bento_version
-    other_share = package.make_release(_with(params, share=0.3), pins, CHALLENGER)
+    other_share = packaging.make_release(_with(params, share=0.3), pins, CHALLENGER)
     assert other_share.bento_version not in (on.bento_version, plain.bento_version)
     # The same model and no experiment: the version of before (no churn from this feature).
-    assert package.make_release(params, pins).bento_version == plain.bento_version
+    assert packaging.make_release(params, pins).bento_version == plain.bento_version
 
 
 def test_a_key_that_is_not_a_column_of_the_data_is_a_one_line_config_error(params) -> None:
     _through_gate(params)
     pins = pinned_requirements(params.paths.requirements_lock)
     with pytest.raises(ConfigError, match="experiment.assignment_key: 'card_id' is not a column"):
-        package.make_release(_with(params, assignment_key="card_id"), pins, CHALLENGER)
+        packaging.make_release(_with(params, assignment_key="card_id"), pins, CHALLENGER)
 
 
 def test_a_challenger_that_is_the_champion_is_refused(params) -> None:
     _through_gate(params)
     pins = pinned_requirements(params.paths.requirements_lock)
-    champion = package.make_release(params, pins)
+    champion = packaging.make_release(params, pins)
     same = Challenger(
         "challenger-v2",
         "b" * 40,
@@ -56,4 +56,4 @@ def test_a_challenger_that_is_the_champion_is_refused(params) -> None:
         files={},
     )
     with pytest.raises(PackagingError, match="releases the champion's own model"):
-        package.make_release(_with(params), pins, same)
+        packaging.make_release(_with(params), pins, same)

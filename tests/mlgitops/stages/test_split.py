@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
 
-from mlgitops.config import SplitConfig, parse_params
+from mlgitops.config import parse_params
 from mlgitops.profile import load_profile
 from mlgitops.schema import TARGET_COLUMN, TIME_COLUMN
 from mlgitops.stages import split, validate
@@ -21,18 +20,6 @@ def test_time_split_puts_latest_rows_in_test_and_the_period_before_in_validation
     assert len(train) + len(validation) + len(test) == 3000
     assert train[TIME_COLUMN].max() <= validation[TIME_COLUMN].min()
     assert validation[TIME_COLUMN].max() <= test[TIME_COLUMN].min()
-
-
-def test_stratified_split_keeps_label_rate_in_all_three_parts():
-    labels = np.array([1] * 100 + [0] * 1900)
-    config = SplitConfig(test_size=0.2, validation_size=0.25, seed=1)
-    train, validation, test = split.split_indices(2000, labels, None, config)
-    assert (len(train), len(validation), len(test)) == (1100, 500, 400)
-    assert len(set(train) | set(validation) | set(test)) == 2000
-    for part in (train, validation, test):
-        assert labels[part].mean() == pytest.approx(0.05)
-    again = split.split_indices(2000, labels, None, config)
-    assert all(np.array_equal(a, b) for a, b in zip((train, validation, test), again, strict=True))
 
 
 def test_sizes_that_leave_no_training_rows_are_refused():
@@ -63,10 +50,3 @@ def test_profile_describes_training_split(params):
     assert list(profile.features) == [
         c for c in train.columns if c not in (TARGET_COLUMN, TIME_COLUMN)
     ]
-
-
-def test_numeric_profile_with_constant_column():
-    result = split.numeric_profile(pd.Series([3.0] * 10 + [None]), bins=10)
-    assert result.bin_edges == [3.0]
-    assert sum(result.bin_fractions) == pytest.approx(1.0)
-    assert result.missing_rate == pytest.approx(1 / 11)

@@ -8,11 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgitops.config import DataConfig, Params, TuneConfig, parse_params
+from mlgitops.config import DataConfig, Params, parse_params
 from mlgitops.io import file_sha256
 from mlgitops.progress import Progress, interactive
 from mlgitops.records import load_metrics, load_model_card, load_tuned_params
-from mlgitops.schema import TIME_COLUMN
 from mlgitops.stages import evaluate, split, train, tune, validate
 from tests.support.project import params_in, write_small_dataset
 
@@ -23,31 +22,6 @@ def _tuned_params(root: Path, **tune_section) -> Params:
     config = params_in(root, tune={**SMALL, **tune_section})
     write_small_dataset(config.data.path)
     return config
-
-
-def test_trial_zero_is_params_yaml_and_the_rest_are_seeded(params):
-    config = TuneConfig(trials=6, models=("hist_gradient_boosting", "logistic_regression"))
-    first = tune.candidates(params.train, config)
-    assert first[0] == params.train
-    assert [c.model for c in first[1:]] == ["hist_gradient_boosting", "logistic_regression"] * 2 + [
-        "hist_gradient_boosting"
-    ]
-    assert tune.candidates(params.train, config) == first
-    other = tune.candidates(params.train, config.model_copy(update={"seed": 1}))
-    assert other[1:] != first[1:]
-
-
-def test_time_ordered_folds_validate_on_later_rows(params):
-    validate.run(params)
-    split.run(params)
-    frame = pd.read_parquet(params.paths.train)
-    splits, kind = tune.folds(frame, TuneConfig(cv_folds=3))
-    assert kind == "time_ordered"
-    times = frame[TIME_COLUMN].to_numpy()
-    for fit, val in splits:
-        assert times[fit].max() <= times[val].min()
-    _, kind = tune.folds(frame.drop(columns=[TIME_COLUMN]), TuneConfig(cv_folds=3))
-    assert kind == "stratified"
 
 
 def test_tune_is_deterministic_and_train_fits_its_pick(tmp_path):
