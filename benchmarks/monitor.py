@@ -102,7 +102,8 @@ OURS_WORKER = (
 import json, sys, time
 import pandas as pd
 from mlgitops.config import load_params
-from mlgitops.monitoring.check import check, table_drift
+from mlgitops.monitoring.check import check
+from mlgitops.monitoring.drift import table_drift
 from mlgitops.monitoring.logs import read_labels, ReadStats
 from mlgitops.monitoring.reference import load_score_reference
 from mlgitops.profile import load_profile
@@ -290,7 +291,7 @@ def main() -> None:
     result = check(far_frame, far_truth, profile, reference, params.monitoring, "bench")
     drift_kinds = {"feature_drift", "score_drift", "missing_rate", "feature_missing",
                    "feature_constant", "new_category", "score_collapse"}  # fmt: skip
-    n_windows = result.summary["windows_total"]
+    n_windows = result.figures["windows_total"]
     drift_windows = len({a.window for a in result.alerts if a.kind in drift_kinds})
     any_windows = len({a.window for a in result.alerts})
     print(f"no-drift windows: {n_windows}, with a drift alert: {drift_windows}, any alert: "

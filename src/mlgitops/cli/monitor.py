@@ -5,12 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from mlgitops import errors as e
 from mlgitops.cli.exitcodes import epilog
 from mlgitops.cli.options import ParamsOption, parse_as_of
+
+if TYPE_CHECKING:
+    from mlgitops.monitoring.summary import MonitorSummary
 
 
 def _progress_enabled() -> bool:
@@ -45,7 +49,7 @@ def register(app: typer.Typer) -> None:
 
         from mlgitops.config import load_params
         from mlgitops.errors import ConfigError
-        from mlgitops.monitoring.batch import MonitorRequest, run_monitor
+        from mlgitops.monitoring.batch import MonitorRequest, output_paths, run_monitor
 
         loaded = load_params(params)
         if window is not None:
@@ -59,15 +63,31 @@ def register(app: typer.Typer) -> None:
             from rich.console import Console
 
             with Console(stderr=True).status("monitor") as status:
-                document = run_monitor(
-                    loaded, request, lambda text: status.update(text), _print_note
-                )
+                result = run_monitor(loaded, request, lambda text: status.update(text), _print_note)
         else:
-            document = run_monitor(loaded, request, note=_print_note)
+            result = run_monitor(loaded, request, note=_print_note)
+        error = verdict_error(result, output_paths(loaded, request).report)
+        if error is not None:
+            raise error
         typer.echo(
-            f"monitor: ok: {document['rows']} predictions in {document['windows_total']} "
-            f"windows, no alerts"
+            f"monitor: ok: {result.rows} predictions in {result.windows_total} windows, no alerts"
         )
+
+
+def verdict_error(summary: MonitorSummary, report: Path) -> e.MlgitopsError | None:
+    """The error whose exit code and one line say the summary's status (None: "ok")."""
+    if summary.status == "unusable":
+        return input_error(summary, report)
+    if summary.status == "alert":
+        kinds = ", ".join(f"{k} x{v}" for k, v in summary.alerts_by_kind.items())
+        count = f"{summary.alerts_total} alert{'s' if summary.alerts_total != 1 else ''}"
+        return e.MonitoringAlertError(f"{count} ({kinds}); report in {report}")
+    return None
+
+
+def input_error(summary: MonitorSummary, report: Path) -> e.MonitoringInputError:
+    """The one line of an unusable input, pointing at the report written all the same."""
+    return e.MonitoringInputError(f"{summary.error} (report in {report})")
 
 
 def _print_note(note: str) -> None:

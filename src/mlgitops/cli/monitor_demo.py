@@ -1,10 +1,8 @@
 """`mlgitops monitor-demo` (`make monitor-demo`): a scenario's traffic through the real service,
-then `mlgitops monitor` on what the service logged.
+then `mlgitops monitor` on what the service logged (mlgitops.monitoring.demo).
 
-Starts the current commit's bento on 127.0.0.1 (as `mlgitops serve` does, on a free port, with
-its prediction log in the output directory), posts the scenario's records in batches, every
-column but the target (id and timestamp included), stops the server, writes the labels as the
-labelling team would, and runs the batch monitor. Operator-side code: never in a bento.
+This module only runs the service: the current commit's bento on 127.0.0.1, as `mlgitops serve`
+does, on a free port. Operator-side code: never in a bento.
 """
 
 from __future__ import annotations
@@ -12,9 +10,8 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from collections.abc import Callable
-from contextlib import suppress
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -23,53 +20,10 @@ import typer
 from mlgitops.cli.options import ParamsOption
 from mlgitops.config import Params
 from mlgitops.errors import ServingError
+from mlgitops.monitoring.demo import DEFAULT_DAYS, DEFAULT_ROWS, DEFAULT_SCENARIO
+from mlgitops.release import ReleaseRecord
 
-DEFAULT_SCENARIO = "broken_feature"
-DEFAULT_ROWS = 5000
-DEFAULT_DAYS = 7
-BATCH_ROWS = 250
 START_TIMEOUT = 120.0
-# Labels arrive an hour after the event in the demo, so every window is labelled at once.
-LABEL_DELAY = "1h"
-
-
-@dataclass(frozen=True)
-class DemoResult:
-    summary: dict[str, Any]
-    prediction_log: Path
-    labels: Path
-    rows_posted: int
-    seconds: float
-
-
-def scenario_records(table: Any, target: str) -> list[dict[str, Any]]:
-    """Every column but the target as JSON values: empty cells null, numpy scalars plain,
-    timestamps ISO 8601 strings (as in the CSV)."""
-    import pandas as pd
-
-    frame = table.drop(columns=[target])
-    for name in frame.columns:
-        if pd.api.types.is_datetime64_any_dtype(frame[name]):
-            frame[name] = frame[name].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    frame = frame.astype(object).where(frame.notna(), None)
-    return [
-        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
-        for row in frame.to_dict(orient="records")
-    ]
-
-
-def demo_labels(table: Any, params: Params) -> Any:
-    """id, label, label_time for every row (the monitor joins them by id)."""
-    import pandas as pd
-
-    event = pd.to_datetime(table[params.data.time_column], utc=True)
-    return pd.DataFrame(
-        {
-            "id": table[params.id_column].astype(str),
-            "label": table[params.data.target].astype(int),
-            "label_time": (event + pd.Timedelta(LABEL_DELAY)).dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-    )
 
 
 def _wait_ready(client: Any, process: subprocess.Popen[bytes], deadline: float, log: Path) -> None:
@@ -85,80 +39,38 @@ def _wait_ready(client: Any, process: subprocess.Popen[bytes], deadline: float, 
     raise ServingError(f"the server was not ready within {START_TIMEOUT:.0f}s; see {log}")
 
 
-def run_demo(
-    params: Params,
-    out_dir: Path,
-    scenario: str = DEFAULT_SCENARIO,
-    rows: int = DEFAULT_ROWS,
-    days: int = DEFAULT_DAYS,
-    progress: Callable[[str], None] = lambda _: None,
-) -> DemoResult:
-    """Replay `scenario` through the served release; the monitor's summary (alerts included)."""
-    # The process helpers the image tests use too; imported here, not at CLI start.
-    import httpx
+def local_service(
+    progress: Callable[[str], None],
+) -> Callable[[Params, ReleaseRecord, Path], Any]:
+    """The demo's `serve`: the release's bento on 127.0.0.1 until the block ends."""
 
-    from mlgitops.cli.local_server import ensure_bento, serve_command, serve_environment
-    from mlgitops.errors import MonitoringAlertError
-    from mlgitops.git import current_commit
-    from mlgitops.image.run import free_port, stop_process
-    from mlgitops.monitoring.batch import MonitorRequest, run_monitor
-    from mlgitops.monitoring.simulate import TrafficConfig, generate_table
-    from mlgitops.release import load_release
+    @contextmanager
+    def serve(params: Params, record: ReleaseRecord, server_log: Path) -> Iterator[str]:
+        # The process helpers the image tests use too; imported here, not at CLI start.
+        import httpx
 
-    begin = time.monotonic()
-    out_dir = Path(out_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log, feedback, server_log = (
-        out_dir / "predictions.jsonl",
-        out_dir / "feedback.jsonl",
-        out_dir / "server.log",
-    )
-    for stale in (log, feedback):
-        stale.unlink(missing_ok=True)
-    record = load_release(params.paths.release)
-    ensure_bento(record, params.paths.bento_archive)
-    table = generate_table(TrafficConfig(scenario=scenario, rows=rows, days=days))
-    records = scenario_records(table, params.data.target)
-    serving = params.serving.model_copy(
-        update={"prediction_log": str(log), "feedback_log": str(feedback)}
-    )
-    env = serve_environment(
-        params.model_copy(update={"serving": serving}), record, current_commit(), dict(os.environ)
-    )
-    port = free_port()
-    progress(f"starting {record.bento_tag} on 127.0.0.1:{port}")
-    with server_log.open("wb") as sink:
-        process = subprocess.Popen(
-            serve_command(record.bento_tag, port), env=env, stdout=sink,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    posted = 0
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            _wait_ready(client, process, time.monotonic() + START_TIMEOUT, server_log)
-            size = min(BATCH_ROWS, serving.max_batch_size)
-            for start in range(0, len(records), size):
-                response = client.post("/predict", json={"records": records[start : start + size]})
-                if response.status_code != 200:
-                    raise ServingError(f"/predict answered {response.status_code}: {response.text}")
-                posted += len(response.json()["predictions"])
-            progress(f"posted {posted} {scenario} rows; stopping the server")
-    finally:
-        stop_process(process, grace=30.0)
-    labels = out_dir / "labels.csv"
-    demo_labels(table, params).to_csv(labels, index=False, lineterminator="\n")
-    request = MonitorRequest(
-        [str(log)], [str(labels)], record.model_tag, None,
-        out_dir / "summary.json", out_dir / "report.html",
-    )  # fmt: skip
-    progress("running mlgitops monitor on the prediction log")
-    try:
-        summary = run_monitor(params, request)
-    except MonitoringAlertError:
-        import json
+        from mlgitops.cli.local_server import ensure_bento, serve_command, serve_environment
+        from mlgitops.git import current_commit
+        from mlgitops.image.run import free_port, stop_process
 
-        summary = json.loads(request.summary_path.read_text(encoding="utf-8"))  # type: ignore[union-attr]
-    return DemoResult(summary, log, labels, posted, time.monotonic() - begin)
+        ensure_bento(record, params.paths.bento_archive)
+        env = serve_environment(params, record, current_commit(), dict(os.environ))
+        port = free_port()
+        progress(f"starting {record.bento_tag} on 127.0.0.1:{port}")
+        with server_log.open("wb") as sink:
+            process = subprocess.Popen(
+                serve_command(record.bento_tag, port), env=env, stdout=sink,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        url = f"http://127.0.0.1:{port}"
+        try:
+            with httpx.Client(base_url=url, timeout=60) as client:
+                _wait_ready(client, process, time.monotonic() + START_TIMEOUT, server_log)
+            yield url
+        finally:
+            stop_process(process, grace=30.0)
+
+    return serve
 
 
 def register(app: typer.Typer) -> None:
@@ -176,17 +88,21 @@ def register(app: typer.Typer) -> None:
         params: Path = ParamsOption,
     ) -> None:
         """Replay a scenario through the real service, then monitor what it logged."""
+        from mlgitops.cli.monitor import input_error
         from mlgitops.config import load_params
+        from mlgitops.monitoring.demo import run_demo
 
-        result = run_demo(load_params(params), out, scenario, rows, days, typer.echo)
+        serve = local_service(typer.echo)
+        result = run_demo(load_params(params), out, serve, scenario, rows, days, typer.echo)
         summary = result.summary
-        alerts = summary.get("alerts", [])
+        if summary.status == "unusable":  # an alert is what the demo is for: not an error
+            raise input_error(summary, result.report)
         typer.echo(
             f"monitor-demo: {result.rows_posted} rows through the service in "
-            f"{result.seconds:.0f}s; {len(alerts)} alerts ({summary.get('status')})"
+            f"{result.seconds:.0f}s; {len(summary.alerts)} alerts ({summary.status})"
         )
-        for kind, count in summary.get("alerts_by_kind", {}).items():
+        for kind, count in summary.alerts_by_kind.items():
             typer.echo(f"  {kind} x{count}")
-        for alert in alerts[:10]:
-            typer.echo(f"  - {alert['window']} {alert['subject']}: {alert['message']}")
+        for alert in summary.alerts[:10]:
+            typer.echo(f"  - {alert.window} {alert.subject}: {alert.message}")
         typer.echo(f"report: {out / 'report.html'}")

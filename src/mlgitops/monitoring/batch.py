@@ -15,19 +15,14 @@ from typing import Any
 import pandas as pd
 
 from mlgitops.config import Params
-from mlgitops.errors import MlgitopsError, MonitoringAlertError, MonitoringInputError
+from mlgitops.errors import MlgitopsError, MonitoringInputError
 from mlgitops.io import atomic_write_text
 from mlgitops.monitoring import html
-from mlgitops.monitoring.check import check, clean
+from mlgitops.monitoring.check import check
 from mlgitops.monitoring.logs import ReadStats, no_valid_lines, read_labels, read_predictions
 from mlgitops.monitoring.reference import load_score_reference
+from mlgitops.monitoring.summary import MonitorSummary
 from mlgitops.profile import load_profile
-
-STATUS_EXIT = {
-    "ok": 0,
-    "alert": MonitoringAlertError.exit_code,
-    "unusable": MonitoringInputError.exit_code,
-}
 
 
 @dataclass(frozen=True)
@@ -52,13 +47,14 @@ def run_monitor(
     request: MonitorRequest,
     progress: Callable[[str], None] = lambda _: None,
     note: Callable[[str], None] = lambda _: None,
-) -> dict[str, Any]:
-    """The summary written; raises MonitoringAlertError or MonitoringInputError after writing it.
-    Each of the summary's notes (input left out, no label source...) goes to `note` first."""
+) -> MonitorSummary:
+    """The summary, after writing it and the report. Its status is the verdict: "ok", "alert",
+    or "unusable" (no readable input; `error` says why). Each of its notes (input left out, no
+    label source...) goes to `note` first."""
     config = params.monitoring
     log_stats, label_stats = ReadStats(), ReadStats()
     model_version = request.model_version or _release_model_version(params)
-    summary: dict[str, Any]
+    figures: dict[str, Any]
     alerts: list[dict[str, Any]] = []
     try:
         profile = load_profile(params.paths.profile)
@@ -74,23 +70,22 @@ def run_monitor(
         result = check(
             predictions, labels, profile, reference, config, model_version, request.as_of, progress
         )
-        summary = result.summary
+        figures = result.figures
         alerts = [a.model_dump() for a in result.alerts]
-        summary["status"] = "alert" if alerts else "ok"
-        if summary["rows"] == 0:
-            summary["status"] = "unusable"
-            summary["error"] = f"no predictions of model version {model_version}"
+        figures["status"] = "alert" if alerts else "ok"
+        if figures["rows"] == 0:
+            figures["status"] = "unusable"
+            figures["error"] = f"no predictions of model version {model_version}"
     except MlgitopsError as error:
-        summary = {"status": "unusable", "error": str(error), "model_version": model_version}
-    summary["exit_code"] = STATUS_EXIT[summary["status"]]
-    summary["alerts"] = alerts
-    summary["alerts_total"] = len(alerts)
-    summary["alerts_by_kind"] = {
+        figures = {"status": "unusable", "error": str(error), "model_version": model_version}
+    figures["alerts"] = alerts
+    figures["alerts_total"] = len(alerts)
+    figures["alerts_by_kind"] = {
         kind: sum(1 for a in alerts if a["kind"] == kind)
         for kind in sorted({a["kind"] for a in alerts})
     }
-    summary["cusum_h"] = config.cusum_h
-    summary["input"] = {
+    figures["cusum_h"] = config.cusum_h
+    figures["input"] = {
         "log_files": len(log_stats.files),
         "log_lines": log_stats.lines,
         "malformed_lines": log_stats.malformed,
@@ -108,18 +103,25 @@ def run_monitor(
     damage = [f"prediction logs: {note}" for note in [log_stats.note()] if note is not None] + [
         f"labels: {note}" for note in [label_stats.note("label row")] if note is not None
     ]
-    summary["notes"] = damage + list(summary.get("notes") or [])
-    document = clean(summary)
-    summary_path = request.summary_path or params.paths.monitor_summary
-    report_path = request.report_path or params.paths.monitor_report
-    atomic_write_text(summary_path, json.dumps(document, indent=1, sort_keys=True) + "\n")
-    atomic_write_text(report_path, html.render(document))
-    for text in document.get("notes") or []:
+    figures["notes"] = damage + list(figures.get("notes") or [])
+    summary = MonitorSummary.of(figures)
+    paths = output_paths(params, request)
+    atomic_write_text(paths.summary, summary.to_json())
+    atomic_write_text(paths.report, html.render(summary))
+    for text in summary.notes:
         note(text)
-    if summary["status"] == "unusable":
-        raise MonitoringInputError(f"{summary['error']} (report in {report_path})")
-    if alerts:
-        kinds = ", ".join(f"{k} x{v}" for k, v in document["alerts_by_kind"].items())
-        count = f"{len(alerts)} alert{'s' if len(alerts) != 1 else ''}"
-        raise MonitoringAlertError(f"{count} ({kinds}); report in {report_path}")
-    return document
+    return summary
+
+
+@dataclass(frozen=True)
+class OutputPaths:
+    summary: Path
+    report: Path
+
+
+def output_paths(params: Params, request: MonitorRequest) -> OutputPaths:
+    """Where `run_monitor` writes: the request's paths, else params' `paths:`."""
+    return OutputPaths(
+        request.summary_path or params.paths.monitor_summary,
+        request.report_path or params.paths.monitor_report,
+    )

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlgitops.monitoring.summary import MonitorSummary, WindowFigures
 
 PALETTE = (
     "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
@@ -122,14 +126,17 @@ def chart(
     return "".join(parts)
 
 
-def _get(windows: dict[str, Any], *path: str) -> list[Any]:
-    out = []
-    for record in windows.values():
-        value: Any = record
-        for part in path:
-            value = value.get(part) if isinstance(value, dict) else None
-        out.append(value)
-    return out
+def _get(windows: dict[str, WindowFigures], figure: Callable[[WindowFigures], Any]) -> list[Any]:
+    """One figure of every window, in window order; None where a window lacks it."""
+    return [figure(record) for record in windows.values()]
+
+
+def _feature(name: str, figure: str) -> Callable[[WindowFigures], Any]:
+    def read(record: WindowFigures) -> Any:
+        figures = record.features.get(name)
+        return getattr(figures, figure) if figures is not None else None
+
+    return read
 
 
 def _ratio(psi: list[Any], threshold: list[Any]) -> list[Any]:
@@ -139,12 +146,16 @@ def _ratio(psi: list[Any], threshold: list[Any]) -> list[Any]:
     ]
 
 
-def render(summary: dict[str, Any]) -> str:
-    windows: dict[str, Any] = summary.get("windows") or {}
+def _float(value: float | None) -> float:
+    return float(value) if value is not None else math.nan
+
+
+def render(summary: MonitorSummary) -> str:
+    windows = summary.windows or {}
     keys = list(windows)
-    features = sorted({f for r in windows.values() for f in (r.get("features") or {})})
-    alerts = summary.get("alerts") or []
-    status = summary.get("status", "unknown")
+    features = sorted({f for r in windows.values() for f in r.features})
+    alerts = summary.alerts
+    status = summary.status
     colour = {"ok": "#2ca02c", "alert": "#d62728"}.get(status, "#ff7f0e")
     head = [
         "<!DOCTYPE html>",
@@ -158,30 +169,29 @@ def render(summary: dict[str, Any]) -> str:
         f"{_e(status)}</span></h1>",
     ]
     facts = {
-        "model version": summary.get("model_version"),
-        "as of": summary.get("as_of"),
-        "rows": summary.get("rows"),
-        "windows": summary.get("windows_total"),
-        "alerts": summary.get("alerts_total"),
-        "label coverage": summary.get("label_coverage"),
-        "input": summary.get("input"),
+        "model version": summary.model_version,
+        "as of": summary.as_of,
+        "rows": summary.rows,
+        "windows": summary.windows_total,
+        "alerts": summary.alerts_total,
+        "label coverage": summary.label_coverage,
+        "input": summary.input.model_dump(),
     }
-    if summary.get("error"):
-        facts["error"] = summary["error"]
+    if summary.error:
+        facts["error"] = summary.error
     body = ["<table>"]
     body += [f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts.items()]
     body.append("</table>")
-    notes = summary.get("notes") or []
-    if notes:
+    if summary.notes:
         body.append("<h2>Notes</h2><ul>")
-        body += [f"<li>{_e(text)}</li>" for text in notes]
+        body += [f"<li>{_e(text)}</li>" for text in summary.notes]
         body.append("</ul>")
     body.append(f"<h2>Alerts ({len(alerts)})</h2>")
     if alerts:
         body.append("<table><tr><th>window</th><th>kind</th><th>subject</th><th>message</th></tr>")
         body += [
-            f"<tr><td>{_e(a['window'])}</td><td>{_e(a['kind'])}</td><td>{_e(a['subject'])}</td>"
-            f"<td>{_e(a['message'])}</td></tr>"
+            f"<tr><td>{_e(a.window)}</td><td>{_e(a.kind)}</td><td>{_e(a.subject)}</td>"
+            f"<td>{_e(a.message)}</td></tr>"
             for a in alerts[:500]
         ]
         body.append("</table>")
@@ -190,121 +200,126 @@ def render(summary: dict[str, Any]) -> str:
     else:
         body.append("<p>None.</p>")
     if keys:
-        body.append("<h2>Input drift</h2>")
-        ratio_series = [
-            (
-                f,
-                _ratio(
-                    _get(windows, "features", f, "psi"),
-                    _get(windows, "features", f, "psi_threshold"),
-                ),
-            )
-            for f in features
-        ]
-        ratio_series.append(
-            (
-                "score",
-                _ratio(_get(windows, "score", "psi"), _get(windows, "score", "psi_threshold")),
-            )
-        )
-        body.append(
-            chart(
-                "PSI / its threshold (above 1 = drift)",
-                keys,
-                ratio_series,
-                lines=(("threshold", 1.0),),
-            )
-        )
-        missing = [(f, _get(windows, "features", f, "missing_rate")) for f in features]
-        body.append(chart("Missing rate", keys, missing))
-        body.append("<h2>Predictions</h2>")
-        reference = summary.get("reference") or {}
-        body.append(
-            chart(
-                "Flag rate (Wilson interval)",
-                keys,
-                [("flag rate", _get(windows, "score", "flag_rate"))],
-                lines=(("reference", float(reference.get("flag_rate") or math.nan)),),
-                bands=(
-                    (
-                        "flag rate",
-                        _get(windows, "score", "flag_rate_low"),
-                        _get(windows, "score", "flag_rate_high"),
-                    ),
-                ),
-            )
-        )
-        body.append("<h2>Performance</h2>")
-        body.append(
-            chart(
-                "Cost per 1,000 predictions",
-                keys,
-                [
-                    ("estimated (CBPE)", _get(windows, "estimated", "cost_per_1000")),
-                    ("realized", _get(windows, "realized", "cost_per_1000")),
-                ],
-                lines=(
-                    ("reference est.", float(reference.get("expected_cost_per_1000") or math.nan)),
-                ),
-            )
-        )
-        for name in ("fnr", "fpr"):
-            released = (reference.get("released") or {}).get(name)
-            body.append(
-                chart(
-                    f"Realized {name.upper()} (Wilson interval) and estimated",
-                    keys,
-                    [
-                        (f"realized {name}", _get(windows, "realized", name)),
-                        (f"estimated {name}", _get(windows, "estimated", name)),
-                    ],
-                    lines=(("released", float(released if released is not None else math.nan)),),
-                    bands=(
-                        (
-                            name,
-                            _get(windows, "realized", f"{name}_low"),
-                            _get(windows, "realized", f"{name}_high"),
-                        ),
-                    ),
-                )
-            )
-        body.append(
-            chart(
-                "Label coverage",
-                keys,
-                [("coverage", _get(windows, "realized", "coverage"))],
-                bars=True,
-            )
-        )
-        body.append(
-            chart(
-                "CUSUM of the per-window cost (slow decay)",
-                keys,
-                [
-                    ("expected cost", _get(windows, "cusum", "expected_cost")),
-                    ("realized cost", _get(windows, "cusum", "realized_cost")),
-                ],
-                lines=(("alarm", float(summary.get("cusum_h") or 5.0)),),
-            )
-        )
+        body += _charts(summary, windows, keys, features)
         body.append(
             "<h2>Windows</h2><table><tr><th>window</th><th>rows</th><th>status</th>"
             "<th>drifted</th><th>new categories</th><th>labelled</th></tr>"
         )
         for key, record in windows.items():
-            feats = record.get("features") or {}
-            drifted = ", ".join(f for f, v in sorted(feats.items()) if v.get("drift"))
+            feats = record.features
+            drifted = ", ".join(f for f, v in sorted(feats.items()) if v.drift)
             new = ", ".join(
-                f"{f}: {', '.join(sorted(v.get('new_categories') or {}))}"
+                f"{f}: {', '.join(sorted(v.new_categories or {}))}"
                 for f, v in sorted(feats.items())
-                if v.get("new_categories")
+                if v.new_categories
             )
-            labelled = (record.get("realized") or {}).get("labelled")
             body.append(
-                f"<tr><td>{_e(key)}</td><td>{_e(record.get('rows'))}</td>"
-                f"<td>{_e(record.get('status'))}</td><td>{_e(drifted)}</td><td>{_e(new)}</td>"
-                f"<td>{_e(labelled)}</td></tr>"
+                f"<tr><td>{_e(key)}</td><td>{_e(record.rows)}</td>"
+                f"<td>{_e(record.status)}</td><td>{_e(drifted)}</td><td>{_e(new)}</td>"
+                f"<td>{_e(record.realized.labelled)}</td></tr>"
             )
         body.append("</table>")
     body.append("</body></html>")
     return "\n".join(head + body) + "\n"
+
+
+def _charts(
+    summary: MonitorSummary,
+    windows: dict[str, WindowFigures],
+    keys: list[str],
+    features: list[str],
+) -> list[str]:
+    body = ["<h2>Input drift</h2>"]
+    ratio_series = [
+        (f, _ratio(_get(windows, _feature(f, "psi")), _get(windows, _feature(f, "psi_threshold"))))
+        for f in features
+    ]
+    ratio_series.append(
+        (
+            "score",
+            _ratio(
+                _get(windows, lambda r: r.score.psi), _get(windows, lambda r: r.score.psi_threshold)
+            ),
+        )
+    )
+    body.append(
+        chart(
+            "PSI / its threshold (above 1 = drift)",
+            keys,
+            ratio_series,
+            lines=(("threshold", 1.0),),
+        )
+    )
+    missing = [(f, _get(windows, _feature(f, "missing_rate"))) for f in features]
+    body.append(chart("Missing rate", keys, missing))
+    body.append("<h2>Predictions</h2>")
+    reference = summary.reference
+    flag_rate = reference.flag_rate if reference is not None else None
+    body.append(
+        chart(
+            "Flag rate (Wilson interval)",
+            keys,
+            [("flag rate", _get(windows, lambda r: r.score.flag_rate))],
+            lines=(("reference", _float(flag_rate or None)),),
+            bands=(
+                (
+                    "flag rate",
+                    _get(windows, lambda r: r.score.flag_rate_low),
+                    _get(windows, lambda r: r.score.flag_rate_high),
+                ),
+            ),
+        )
+    )
+    body.append("<h2>Performance</h2>")
+    expected_cost = reference.expected_cost_per_1000 if reference is not None else None
+    body.append(
+        chart(
+            "Cost per 1,000 predictions",
+            keys,
+            [
+                ("estimated (CBPE)", _get(windows, lambda r: r.estimated.cost_per_1000)),
+                ("realized", _get(windows, lambda r: r.realized.cost_per_1000)),
+            ],
+            lines=(("reference est.", _float(expected_cost or None)),),
+        )
+    )
+    released = reference.released if reference is not None else {}
+    for name in ("fnr", "fpr"):
+        body.append(
+            chart(
+                f"Realized {name.upper()} (Wilson interval) and estimated",
+                keys,
+                [
+                    (f"realized {name}", _get(windows, lambda r, n=name: getattr(r.realized, n))),
+                    (f"estimated {name}", _get(windows, lambda r, n=name: getattr(r.estimated, n))),
+                ],
+                lines=(("released", _float(released.get(name))),),
+                bands=(
+                    (
+                        name,
+                        _get(windows, lambda r, n=name: getattr(r.realized, f"{n}_low")),
+                        _get(windows, lambda r, n=name: getattr(r.realized, f"{n}_high")),
+                    ),
+                ),
+            )
+        )
+    body.append(
+        chart(
+            "Label coverage",
+            keys,
+            [("coverage", _get(windows, lambda r: r.realized.coverage))],
+            bars=True,
+        )
+    )
+    body.append(
+        chart(
+            "CUSUM of the per-window cost (slow decay)",
+            keys,
+            [
+                ("expected cost", _get(windows, lambda r: r.cusum.expected_cost)),
+                ("realized cost", _get(windows, lambda r: r.cusum.realized_cost)),
+            ],
+            lines=(("alarm", float(summary.cusum_h or 5.0)),),
+        )
+    )
+    return body

@@ -169,7 +169,7 @@ def test_logs_and_labels_from_an_fsspec_url(release, tmp_path: Path):
 
 
 def test_table_drift_flags_only_the_shifted_feature(release, tmp_path: Path):
-    from mlgitops.monitoring.check import table_drift
+    from mlgitops.monitoring.drift import table_drift
     from mlgitops.monitoring.logs import ReadStats, read_predictions
     from mlgitops.monitoring.reference import load_score_reference
     from mlgitops.profile import load_profile
