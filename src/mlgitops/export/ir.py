@@ -26,6 +26,10 @@ LEAF = -1
 # (extraction probes with it; serving maps a client's "" to it for the exported graph).
 UNSEEN = "\x00mlgitops-unseen\x00"
 
+# What a string input of the exported graph holds for a missing category (so "" is no category:
+# extraction refuses it, and serving sends a client's "" as UNSEEN).
+MISSING_CATEGORY = ""
+
 # Batches up to this size are encoded row by row in Python, larger ones column by column in numpy.
 SMALL_BATCH = 16
 

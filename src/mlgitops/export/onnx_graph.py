@@ -25,6 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mlgitops.export.ir import (
     LEAF,
+    MISSING_CATEGORY,
     CategoricalInput,
     ExportModel,
     Linear,
@@ -33,9 +34,11 @@ from mlgitops.export.ir import (
     decision_threshold,
 )
 
+# The one session factory; callers of this module's `run` take it from here.
+from mlgitops.export.ort import session as session
+
 OPSETS = [helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)]
 IR_VERSION = 10
-MISSING_CATEGORY = ""
 # The encoded matrix, input of `scoring_graph`.
 ENCODED = "X"
 
@@ -253,20 +256,6 @@ def feeds(model: ExportModel, columns: list[list[object]]) -> dict[str, np.ndarr
             ]
             out[spec.name] = np.array(values, dtype=object).reshape(-1, 1)
     return out
-
-
-def session(model: onnx.ModelProto | bytes) -> Any:
-    """An ONNX Runtime session on one thread (a model or its bytes): a serving worker scores one
-    request at a time, and intra-op threads would only fight its event loop."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.log_severity_level = 3
-    data = model if isinstance(model, bytes) else model.SerializeToString()
-    return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
 
 
 def run(

@@ -33,9 +33,8 @@ from typing import Any
 import numpy as np
 
 from mlgitops.errors import ArtifactError, ServingError
-from mlgitops.export import onnx_graph
-from mlgitops.export.extract import from_pipeline
-from mlgitops.export.ir import UNSEEN, Encoder
+from mlgitops.export.ir import MISSING_CATEGORY, UNSEEN, Encoder
+from mlgitops.export.ort import session
 from mlgitops.io import file_sha256
 from mlgitops.profile import CategoricalProfile, NumericProfile, ReferenceProfile
 from mlgitops.serving.features import Batch, FeatureSpace, validate_records
@@ -78,6 +77,10 @@ def _pipeline_scorer(pipeline: Any, space: FeatureSpace) -> Scorer:
 
 def compiled_scorer(pipeline: Any, space: FeatureSpace) -> Scorer | None:
     """The pipeline through export's IR and scoring graph, or None if the IR cannot read it."""
+    # Here, not at the top: a pod serving model.onnx never imports pandas or onnx.
+    from mlgitops.export import onnx_graph
+    from mlgitops.export.extract import from_pipeline
+
     try:
         model = from_pipeline(pipeline)
     except ArtifactError:
@@ -86,7 +89,7 @@ def compiled_scorer(pipeline: Any, space: FeatureSpace) -> Scorer | None:
     if any(name not in names for name in model.names):
         return None
     encode = Encoder(model.inputs, [names.index(name) for name in model.names])
-    run = onnx_graph.session(onnx_graph.scoring_graph(model)).run
+    run = session(onnx_graph.scoring_graph(model)).run
 
     def score(columns: list[list[Any]]) -> np.ndarray:
         return run(None, {onnx_graph.ENCODED: encode(columns)})[0][:, 0]
@@ -212,18 +215,18 @@ _EMPTY_CATEGORY = UNSEEN
 def exported_scorer(model_bytes: bytes, space: FeatureSpace) -> Scorer:
     """The export stage's graph (one [N, 1] input per feature: double, NaN = missing, or
     string, "" = missing; output `score`) over validated columns."""
-    session = onnx_graph.session(model_bytes)
-    found = {i.name: i.type for i in session.get_inputs()}
+    graph = session(model_bytes)
+    found = {i.name: i.type for i in graph.get_inputs()}
     wanted = {
         f.name: "tensor(double)" if f.kind == "numeric" else "tensor(string)"
         for f in space.features
     }
     if found != wanted:
         raise ArtifactError(f"the ONNX model's inputs {found} are not the profile's {wanted}")
-    if "score" not in {o.name for o in session.get_outputs()}:
+    if "score" not in {o.name for o in graph.get_outputs()}:
         raise ArtifactError("the ONNX model has no `score` output")
     layout = [(f.name, f.kind == "numeric") for f in space.features]
-    run = session.run
+    run = graph.run
 
     def score(columns: list[list[Any]]) -> np.ndarray:
         feeds = {}
@@ -231,10 +234,7 @@ def exported_scorer(model_bytes: bytes, space: FeatureSpace) -> Scorer:
             if numeric:
                 feeds[name] = np.array(column, dtype=np.float64).reshape(-1, 1)
             else:
-                values = [
-                    onnx_graph.MISSING_CATEGORY if v is None else v or _EMPTY_CATEGORY
-                    for v in column
-                ]
+                values = [MISSING_CATEGORY if v is None else v or _EMPTY_CATEGORY for v in column]
                 feeds[name] = np.array(values, dtype=object).reshape(-1, 1)
         return run(["score"], feeds)[0][:, 0]
 
