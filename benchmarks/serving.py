@@ -4,7 +4,7 @@ Same model file, same JSON payloads, same CPU budget: every server is pinned to 
 `taskset`, the load generator to core 1, and both servers get OMP_NUM_THREADS=1 (threads would
 only contend on one core). Run from the repository root:
 
-    .venv/bin/python benchmarks/serving.py [--duration 10] [--rate 150]
+    .venv/bin/python benchmarks/serving.py [--duration 10] [--rate 150] [--fast-path-only]
 
 It uses the pipeline's artifacts when they exist (artifacts/model/model.joblib with
 reference_profile.json, schema.json and reports/evaluate.json), else a dev model of the same shape
@@ -24,6 +24,10 @@ their share of one request's time at our maximum throughput: what the counters c
 Our service is also measured with its limits off (`ours_unlimited`, MLGITOPS_LIMITS=false: no
 header, time, connection or in-flight limits, no length caps, README "Limits"), in the same
 alternating rounds: `limits_throughput_ratio` is what the limits leave of the maximum throughput.
+In process it also times the compiled fast path of the random forest and the logistic
+regression (`rf_*`, `lr_*`: each fitted with params.yaml's `train:` settings on generated rows)
+against their own `pipeline.predict_proba` in the same run (`*_fast_path_gain`; the release
+model's is `fast_path_gain`); `--fast-path-only` runs just that, without servers.
 The last line holds the figures as key=value pairs.
 """
 
@@ -270,13 +274,13 @@ def pick_model(workdir: Path) -> Subject:
     return Subject(model, profile, schema, card, threshold, metadata, source, onnx_file)
 
 
-def make_payloads(subject: Subject, count: int) -> list[bytes]:
-    """Single-row bodies of complete, known-category records (what both servers accept)."""
+def make_payloads(profile: Any, count: int) -> list[bytes]:
+    """Single-row bodies of complete, known-category records (what both servers accept), drawn
+    from a ReferenceProfile."""
     import numpy as np
 
-    from mlgitops.profile import CategoricalProfile, load_profile
+    from mlgitops.profile import CategoricalProfile
 
-    profile = load_profile(subject.profile_file)
     rng = np.random.default_rng(0)
     payloads = []
     for _ in range(count):
@@ -575,6 +579,83 @@ print(json.dumps({{"pipeline_p50_ms": pipe[0], "pipeline_p99_ms": pipe[1],
 
 
 # ---------------------------------------------------------------------------------------------
+# (d) The compiled fast path of the other model families, in process, pinned to the server core.
+
+# train.model values measured here, with the key prefix of their figures. The release model (the
+# default HistGradientBoosting) is measured by the in-process floor above.
+FAMILIES = {"random_forest": "rf", "logistic_regression": "lr"}
+
+
+def family_fast_paths(rows: int, repeat: int, budget: float = 5.0) -> dict[str, Any]:
+    """Per family: a pipeline fitted by the train stage with params.yaml's `train:` settings on
+    `rows` generated rows, served through `build_model`; one-row requests (validate + score)
+    through the chosen scorer vs `pipeline.predict_proba` on a DataFrame, alternating in three
+    rounds of `repeat` requests or `budget` seconds (best round's p50 each). The gain is the
+    pipeline's p50 over the compiled one's."""
+    code = f"""
+import json, os, sys, time
+os.sched_setaffinity(0, {{{SERVER_CPU}}})
+sys.path.insert(0, {str(REPO)!r})
+import pandas as pd
+from benchmarks.serving import make_payloads
+from mlgitops.schema import TARGET_COLUMN
+from mlgitops.serving.features import validate_body
+from mlgitops.serving.model import build_model
+from mlgitops.stages.train import fit
+from tests.support.devmodel import PARAMS, TARGET, dev_data
+data = dev_data({rows}, seed=7)
+train = data.frame.rename(columns={{TARGET: TARGET_COLUMN}})
+bodies = [json.loads(p) for p in make_payloads(data.profile, 200)]
+def timed(fn):
+    # Up to {repeat} requests or {budget} s a round, whichever ends first (a scikit-learn
+    # path takes tens of milliseconds a row; a shared host makes it slower still).
+    out, end = [], time.perf_counter() + {budget}
+    for i in range({repeat}):
+        body = bodies[i % len(bodies)]
+        t = time.perf_counter(); fn(body); out.append(time.perf_counter() - t)
+        if t > end:
+            break
+    out.sort()
+    return out[len(out) // 2] * 1000
+figures = {{}}
+for kind, key in {FAMILIES!r}.items():
+    pipeline = fit(train, data.schema, PARAMS.train.model_copy(update={{"model": kind}}))
+    model = build_model(pipeline, data.profile, 0.5)
+    pipe, ours = [], []
+    for _ in range(3):
+        pipe.append(timed(lambda b: pipeline.predict_proba(pd.DataFrame(b["records"]))[:, 1]))
+        ours.append(timed(lambda b: model.scores(validate_body(b, model.space, 1000))))
+    figures[f"{{key}}_runtime"] = model.scorer.runtime
+    figures[f"{{key}}_pipeline_p50_ms"] = min(pipe)
+    figures[f"{{key}}_compiled_p50_ms"] = min(ours)
+    figures[f"{{key}}_fast_path_gain"] = min(pipe) / min(ours)
+print(json.dumps(figures))
+"""
+    env = base_env(Path(tempfile.gettempdir()))
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True,
+        timeout=1800,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def print_families(figures: dict[str, Any]) -> None:
+    for key in FAMILIES.values():
+        print(
+            f"in-process {key}: pipeline.predict_proba p50 {figures[f'{key}_pipeline_p50_ms']:.3f}"
+            f" ms; validate+compiled ({figures[f'{key}_runtime']}) p50 "
+            f"{figures[f'{key}_compiled_p50_ms']:.3f} ms; gain "
+            f"{figures[f'{key}_fast_path_gain']:.1f}x",
+            flush=True,
+        )
+
+
+def key_values(figures: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
+                    figures.items())  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def package(subject: Subject, home: Path) -> str:
@@ -688,6 +769,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--conns", type=int, default=16, help="connections for max throughput")
     parser.add_argument("--payloads", type=int, default=2000)
     parser.add_argument(
+        "--family-rows", type=int, default=20000, help="generated rows the families train on"
+    )
+    parser.add_argument(
+        "--fast-path-only",
+        action="store_true",
+        help="only the in-process fast path of the other model families (no servers)",
+    )
+    parser.add_argument(
         "--servers", default=",".join(SERVERS), help=f"which of {','.join(SERVERS)} to run"
     )
     args = parser.parse_args(argv)
@@ -699,6 +788,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "floor-server":
         _uvicorn(floor_app(), args.port)
+        return 0
+    if args.fast_path_only:
+        families = family_fast_paths(args.family_rows, 3000)
+        print_families(families)
+        print(key_values({**families, "load_average": os.getloadavg()[0]}))
         return 0
     if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
         print("needs taskset and two CPUs", file=sys.stderr)
@@ -713,7 +807,9 @@ def main(argv: list[str] | None = None) -> int:
         subject = pick_model(work)
         home = work / "bentoml"
         bento_tag = package(subject, home)
-        payloads = make_payloads(subject, args.payloads)
+        from mlgitops.profile import load_profile
+
+        payloads = make_payloads(load_profile(subject.profile_file), args.payloads)
         print(f"model: {subject.source} ({subject.model_file}); bento {bento_tag}", flush=True)
 
         floor = in_process_floor(subject, payloads, 3000)
@@ -724,6 +820,8 @@ def main(argv: list[str] | None = None) -> int:
             f"monitoring counters p50 {floor['counters_p50_ms']:.4f} ms",
             flush=True,
         )
+        families = family_fast_paths(args.family_rows, 3000)
+        print_families(families)
         (work / "default_service.py").write_text(
             BENTOML_DEFAULT_SERVICE.format(
                 model_file=str(subject.model_file), threshold=subject.threshold
@@ -804,6 +902,9 @@ def main(argv: list[str] | None = None) -> int:
             "floor_pipeline_p50_ms": floor["pipeline_p50_ms"],
             "floor_compiled_p50_ms": floor["compiled_p50_ms"],
             "floor_exported_p50_ms": floor["exported_p50_ms"],
+            # The release model's compiled path against its pipeline, in process.
+            "fast_path_gain": floor["pipeline_p50_ms"] / floor["compiled_p50_ms"],
+            **families,
             "counters_p50_ms": floor["counters_p50_ms"],
             # The counters' share of one request's time at our maximum throughput (one core).
             "counters_share_of_request": floor["counters_p50_ms"] * ours["rps"] / 1000.0,
@@ -812,8 +913,7 @@ def main(argv: list[str] | None = None) -> int:
             "load_average": os.getloadavg()[0],
         }
     )
-    print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in
-                   figures.items()))  # fmt: skip
+    print(key_values(figures))
     return 0
 
 

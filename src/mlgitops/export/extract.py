@@ -16,6 +16,7 @@ import pandas as pd
 from mlgitops.errors import ArtifactError
 from mlgitops.export.ir import (
     LEAF,
+    UNSEEN,
     CategoricalInput,
     ExportModel,
     Input,
@@ -23,9 +24,6 @@ from mlgitops.export.ir import (
     NumericInput,
     Trees,
 )
-
-# No client can send this category: what the encoder does with it is its "unknown" handling.
-UNSEEN = "\x00mlgitops-unseen\x00"
 
 
 def _steps(transformer: Any) -> list[Any]:

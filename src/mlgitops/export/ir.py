@@ -22,6 +22,17 @@ DECISION_GUARD = 1e-12
 # Categorical splits send a code left when it is in the node's set; leaf nodes have feature -1.
 LEAF = -1
 
+# A category no client can send: what a fitted encoder does with it is its "unknown" handling
+# (extraction probes with it; serving maps a client's "" to it for the exported graph).
+UNSEEN = "\x00mlgitops-unseen\x00"
+
+# What a string input of the exported graph holds for a missing category (so "" is no category:
+# extraction refuses it, and serving sends a client's "" as UNSEEN).
+MISSING_CATEGORY = ""
+
+# Batches up to this size are encoded row by row in Python, larger ones column by column in numpy.
+SMALL_BATCH = 16
+
 
 @dataclass(frozen=True)
 class NumericInput:
@@ -160,29 +171,69 @@ def expit(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+class Encoder:
+    """Raw columns (None or NaN = missing) -> the encoded float64 matrix the model reads.
+
+    Built once per model and called per batch (the serving fast path runs it on every request).
+    Input j reads column `positions[j]` (default j), so a caller that holds its columns in
+    another order, serving's profile order, passes them as they are.
+    """
+
+    def __init__(self, inputs: tuple[Input, ...], positions: list[int] | None = None) -> None:
+        self.width = len(inputs)
+        # (column, lookup table or None for numeric, missing value, unknown category value)
+        self._plan: list[tuple[int, dict[str, float] | None, float, float]] = []
+        for j, spec in enumerate(inputs):
+            column = j if positions is None else positions[j]
+            if isinstance(spec, NumericInput):
+                self._plan.append((column, None, spec.missing, math.nan))
+            else:
+                self._plan.append((column, spec.lookup(), spec.missing, spec.unknown))
+        self._float32 = [
+            j for j, s in enumerate(inputs) if isinstance(s, NumericInput) and s.float32
+        ]
+
+    def __call__(self, columns: list[list[object]]) -> np.ndarray:
+        n = len(columns[0]) if columns else 0
+        out = self._rows(columns, n) if n <= SMALL_BATCH else self._columns(columns, n)
+        if self._float32:
+            out[:, self._float32] = out[:, self._float32].astype(np.float32)
+        return out
+
+    def _columns(self, columns: list[list[object]], n: int) -> np.ndarray:
+        out = np.empty((n, self.width), dtype=np.float64)
+        for j, (column, table, missing, unknown) in enumerate(self._plan):
+            values = columns[column]
+            if table is None:
+                numbers = np.array(values, dtype=np.float64)  # None becomes NaN
+                if not math.isnan(missing):
+                    numbers[np.isnan(numbers)] = missing
+                out[:, j] = numbers
+            else:
+                out[:, j] = [
+                    missing if v is None or v != v else table.get(v, unknown)  # type: ignore[call-overload]
+                    for v in values
+                ]
+        return out
+
+    def _rows(self, columns: list[list[object]], n: int) -> np.ndarray:
+        # For a few rows numpy's per-call cost exceeds the values: plain Python, one array at the
+        # end (the same float64 values as the column path).
+        rows: list[list[object]] = [[] for _ in range(n)]
+        for column, table, missing, unknown in self._plan:
+            values = columns[column]
+            if table is None:
+                for row, v in zip(rows, values, strict=True):
+                    row.append(missing if v is None or v != v else v)  # v != v: NaN
+            else:
+                for row, v in zip(rows, values, strict=True):
+                    row.append(missing if v is None or v != v else table.get(v, unknown))  # type: ignore[call-overload]
+        return np.array(rows, dtype=np.float64).reshape(n, self.width)
+
+
 def encode(inputs: tuple[Input, ...], columns: list[list[object]]) -> np.ndarray:
     """Raw columns (one list per input, None/NaN = missing) -> encoded float64 matrix."""
-    n = len(columns[0]) if columns else 0
-    out = np.empty((n, len(inputs)), dtype=np.float64)
-    for j, (spec, column) in enumerate(zip(inputs, columns, strict=True)):
-        if isinstance(spec, NumericInput):
-            values = np.array([math.nan if v is None else v for v in column], dtype=np.float64)
-            if not math.isnan(spec.missing):
-                values[np.isnan(values)] = spec.missing
-            if spec.float32:
-                values = values.astype(np.float32).astype(np.float64)
-            out[:, j] = values
-        else:
-            table = spec.lookup()
-            out[:, j] = [
-                spec.missing if _is_missing(v) else table.get(v, spec.unknown)  # type: ignore[arg-type]
-                for v in column
-            ]
-    return out
-
-
-def _is_missing(value: object) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    return Encoder(inputs)(columns)
 
 
 def score_encoded(model: ExportModel, x: np.ndarray) -> np.ndarray:

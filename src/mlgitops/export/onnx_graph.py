@@ -1,11 +1,17 @@
-"""ExportModel -> one self-contained ONNX graph: raw feature columns in, score and decision out.
+"""ExportModel -> ONNX: the one compiler of the fitted pipeline's model to a graph.
 
-Layout (docs/export.md): one input per feature, shape [N, 1]; numeric features are
+`to_onnx` is the export stage's self-contained graph: raw feature columns in, score and decision
+out. Layout (docs/export.md): one input per feature, shape [N, 1]; numeric features are
 tensor(double) with NaN for missing, categorical ones tensor(string) with "" for missing.
 Outputs `score` (double [N, 1], the positive-class probability) and `decision`
-(bool [N, 1], score >= the operating threshold less 1e-12, see ir.DECISION_GUARD). Everything
-runs in float64, so the splits are the pipeline's own and categorical splits are exact sets
-(ai.onnx.ml TreeEnsemble, opset 5).
+(bool [N, 1], score >= the operating threshold less 1e-12, see ir.DECISION_GUARD).
+
+`scoring_graph` is the same model after the encoding: input `X`, the matrix `ir.Encoder` makes
+(double [N, inputs]), output `score`. The serving fast path runs it, encoding in Python, which
+for one row costs less than the graph's string lookups.
+
+Everything runs in float64, so the splits are the pipeline's own and categorical splits are exact
+sets (ai.onnx.ml TreeEnsemble, which takes float64 thresholds and leaf values: opset 5).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from mlgitops.export.ir import (
     LEAF,
+    MISSING_CATEGORY,
     CategoricalInput,
     ExportModel,
     Linear,
@@ -26,11 +33,14 @@ from mlgitops.export.ir import (
     Trees,
     decision_threshold,
 )
-from mlgitops.serving.onnx import tree_ensemble_attributes
+
+# The one session factory; callers of this module's `run` take it from here.
+from mlgitops.export.ort import session as session
 
 OPSETS = [helper.make_opsetid("", 21), helper.make_opsetid("ai.onnx.ml", 5)]
 IR_VERSION = 10
-MISSING_CATEGORY = ""
+# The encoded matrix, input of `scoring_graph`.
+ENCODED = "X"
 
 
 class _Graph:
@@ -140,56 +150,66 @@ def _tree_ensemble(g: _Graph, x: str, trees: Trees) -> str:
                 is_leaf.append(int(child_is_leaf))
                 ids.append(leaf(child) if child_is_leaf else node_id[child])
             missing_true.append(int(trees.missing_left[node]))
-    attrs = tree_ensemble_attributes(
-        feature=feature,
-        splits=splits,
-        modes=modes,
-        true_ids=true_ids,
-        true_leaf=true_leaf,
-        false_ids=false_ids,
-        false_leaf=false_leaf,
-        missing_true=missing_true,
-        roots=roots,
-        weights=weights,
-        members=members,
-        aggregate="mean" if trees.aggregate == "mean" else "sum",
-    )
+    attrs: dict[str, Any] = {
+        "nodes_featureids": feature,
+        "nodes_splits": numpy_helper.from_array(np.array(splits, np.float64)),
+        "nodes_modes": numpy_helper.from_array(np.array(modes, np.uint8)),
+        "nodes_truenodeids": true_ids,
+        "nodes_trueleafs": true_leaf,
+        "nodes_falsenodeids": false_ids,
+        "nodes_falseleafs": false_leaf,
+        "nodes_missing_value_tracks_true": missing_true,
+        "tree_roots": roots,
+        "leaf_targetids": [0] * len(weights),
+        "leaf_weights": numpy_helper.from_array(np.array(weights, np.float64)),
+        "n_targets": 1,
+        # A forest averages its trees (AVG), boosting adds them (SUM) before base and sigmoid.
+        "aggregate_function": 0 if trees.aggregate == "mean" else 1,
+        "post_transform": 0,  # NONE
+    }
+    if members:
+        attrs["membership_values"] = numpy_helper.from_array(np.array(members, np.float64))
     raw = g.op("TreeEnsemble", [x], "raw", domain="ai.onnx.ml", **attrs)
     if trees.aggregate == "mean":
         return raw
     return g.op("Sigmoid", [g.op("Add", [raw, g.const("base", [[trees.base]])], "logit")], "p")
 
 
-def _linear(g: _Graph, encoded: list[str], model: ExportModel, linear: Linear) -> str:
-    terms = []
-    for j, (x, spec) in enumerate(zip(encoded, model.inputs, strict=True)):
-        if isinstance(spec, CategoricalInput):
-            terms.append(x)  # the table already holds the logit contribution
-            continue
-        affine = g.op(
-            "Add",
-            [
-                g.op("Mul", [x, g.const("slope", [[linear.slope[j]]])], "wx"),
-                g.const("b", [[linear.offset[j]]]),
-            ],
-            "term",
-        )
-        missing = g.const("missing_term", [[linear.missing_term[j]]])
-        terms.append(g.op("Where", [g.op("IsNaN", [x], "isnan"), missing, affine], "term"))
-    stacked = g.op("Concat", terms, "terms", axis=1)
-    total = g.op("ReduceSum", [stacked, g.const("axis", [1], np.int64)], "sum", keepdims=1)
+def _linear(g: _Graph, x: str, linear: Linear) -> str:
+    # A categorical column already holds its logit contribution (slope 1, offset 0, never NaN).
+    affine = g.op(
+        "Add",
+        [g.op("Mul", [x, g.const("slope", [linear.slope])], "wx"), g.const("b", [linear.offset])],
+        "term",
+    )
+    missing = g.const("missing_term", [linear.missing_term])
+    terms = g.op("Where", [g.op("IsNaN", [x], "isnan"), missing, affine], "terms")
+    total = g.op("ReduceSum", [terms, g.const("axis", [1], np.int64)], "sum", keepdims=1)
     logit = g.op("Add", [total, g.const("intercept", [[linear.intercept]])], "logit")
     return g.op("Sigmoid", [logit], "p")
+
+
+def _score(g: _Graph, x: str, model: ExportModel) -> str:
+    """The positive-class probability [N, 1] of the encoded matrix `x`."""
+    if isinstance(model.model, Trees):
+        return _tree_ensemble(g, x, model.model)
+    return _linear(g, x, model.model)
+
+
+def _model(
+    g: _Graph, name: str, inputs: list[onnx.ValueInfoProto], outputs: list[onnx.ValueInfoProto]
+) -> onnx.ModelProto:
+    graph = helper.make_graph(g.nodes, name, inputs, outputs, g.initializers)
+    proto = helper.make_model(graph, opset_imports=OPSETS, producer_name="mlgitops")
+    proto.ir_version = IR_VERSION
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
 
 
 def to_onnx(model: ExportModel, threshold: float) -> onnx.ModelProto:
     g = _Graph()
     encoded = [_encode(g, spec) for spec in model.inputs]
-    if isinstance(model.model, Trees):
-        x = g.op("Concat", encoded, "X", axis=1)
-        p = _tree_ensemble(g, x, model.model)
-    else:
-        p = _linear(g, encoded, model, model.model)
+    p = _score(g, g.op("Concat", encoded, "X", axis=1), model)
     g.nodes.append(helper.make_node("Identity", [p], ["score"], name="score"))
     decision = g.const("threshold", [[decision_threshold(threshold)]])
     g.nodes.append(
@@ -207,11 +227,19 @@ def to_onnx(model: ExportModel, threshold: float) -> onnx.ModelProto:
         helper.make_tensor_value_info("score", TensorProto.DOUBLE, ["N", 1]),
         helper.make_tensor_value_info("decision", TensorProto.BOOL, ["N", 1]),
     ]
-    graph = helper.make_graph(g.nodes, model.model_type, inputs, outputs, g.initializers)
-    proto = helper.make_model(graph, opset_imports=OPSETS, producer_name="mlgitops")
-    proto.ir_version = IR_VERSION
-    onnx.checker.check_model(proto, full_check=True)
-    return proto
+    return _model(g, model.model_type, inputs, outputs)
+
+
+def scoring_graph(model: ExportModel) -> onnx.ModelProto:
+    """The model after the encoding: `X` (double [N, len(model.inputs)], as `ir.Encoder` makes
+    it) in, `score` (double [N, 1]) out."""
+    g = _Graph()
+    p = _score(g, ENCODED, model)
+    g.nodes.append(helper.make_node("Identity", [p], ["score"], name="score"))
+    width = len(model.inputs)
+    inputs = [helper.make_tensor_value_info(ENCODED, TensorProto.DOUBLE, ["N", width])]
+    outputs = [helper.make_tensor_value_info("score", TensorProto.DOUBLE, ["N", 1])]
+    return _model(g, model.model_type, inputs, outputs)
 
 
 def feeds(model: ExportModel, columns: list[list[object]]) -> dict[str, np.ndarray]:
@@ -228,16 +256,6 @@ def feeds(model: ExportModel, columns: list[list[object]]) -> dict[str, np.ndarr
             ]
             out[spec.name] = np.array(values, dtype=object).reshape(-1, 1)
     return out
-
-
-def session(model_bytes: bytes) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, options, providers=["CPUExecutionProvider"])
 
 
 def run(
