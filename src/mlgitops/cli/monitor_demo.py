@@ -98,11 +98,11 @@ def run_demo(
     import httpx
 
     from mlgitops.cli.local_server import ensure_bento, serve_command, serve_environment
+    from mlgitops.data.traffic import TrafficConfig, generate_table
     from mlgitops.errors import MonitoringAlertError
     from mlgitops.git import current_commit
     from mlgitops.image.run import free_port, stop_process
     from mlgitops.monitoring.batch import MonitorRequest, run_monitor
-    from mlgitops.monitoring.simulate import TrafficConfig, generate_table
     from mlgitops.release import load_release
 
     begin = time.monotonic()

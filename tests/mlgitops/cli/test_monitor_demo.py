@@ -10,7 +10,7 @@ import pytest
 
 from mlgitops.cli.monitor_demo import demo_labels, scenario_records
 from mlgitops.config import load_params
-from mlgitops.monitoring.simulate import TrafficConfig, generate_table
+from mlgitops.data.traffic import TrafficConfig, generate_table
 from tests.support.project import REPO_ROOT, run
 
 
