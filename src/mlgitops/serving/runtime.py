@@ -473,16 +473,22 @@ class Runtime:
         space = self.model.space if self.model is not None else None
         log_unit = space is None or key != space.id_column
         shadow_scores, shadow_labels = scored.shadow_scores, scored.shadow_labels
-        shadow = shadow_scores is not None and shadow_labels is not None
+        if shadow_scores is None or shadow_labels is None:
+            shadow_scores = shadow_labels = None
+        if not log_unit and shadow_scores is None:
+            # Rows differ by arm only: one set of fields per arm (built positionally: per row).
+            by_arm = {arm: ExperimentFields(arm, champion, challenger) for arm in set(scored.arms)}
+            return [by_arm[arm] for arm in scored.arms]
+        records = entry.records
         return [
             ExperimentFields(
-                arm=arm,
-                champion_version=champion,
-                challenger_version=challenger,
-                unit_logged=log_unit,
-                unit=unit_value(entry.records[row].get(key)) if log_unit else None,
-                challenger_score=shadow_scores[row] if shadow else None,  # type: ignore[index]
-                challenger_label=shadow_labels[row] if shadow else None,  # type: ignore[index]
+                arm,
+                champion,
+                challenger,
+                log_unit,
+                unit_value(records[row].get(key)) if log_unit else None,
+                shadow_scores[row] if shadow_scores is not None else None,
+                shadow_labels[row] if shadow_labels is not None else None,
             )
             for row, arm in enumerate(scored.arms)
         ]
