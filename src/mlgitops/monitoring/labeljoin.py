@@ -1,14 +1,15 @@
 """Joining labels to logged predictions: the one join the monitor, `ab status` and ingest use.
 
-A label names an entity: by its id, else by the `request_id:row` of the prediction it labels
-(the /feedback log's way), which stands for that prediction's entity key (its id when it has
-one, else the request key itself: mlgitops.logline). Each prediction gets the label of its
-entity key. When an entity has several labels, `on_conflict` says what counts:
-- "latest": the label that arrived last (by `label_time`; a label without one counts as the
-  earliest, file order breaks ties) wins, whatever the others say: the monitor and `ab status`,
-  where a corrected label replaces the first;
-- "refuse": an entity labelled both 0 and 1 gets no label, and its label rows are marked
-  `conflicting` (ingest sets them aside: it never guesses a training label).
+A label names a prediction by its entity id, or by the `request_id:row` of the prediction (the
+/feedback log's way), which stands for that prediction's entity key (its id when it has one,
+else the request key itself: mlgitops.logline). When a prediction has several labels,
+`on_conflict` says which counts:
+- "latest": the latest label of the prediction's id (by `label_time`; a label without one
+  counts as the earliest, file order breaks ties), else the latest of its request key: the
+  monitor and `ab status`, where a corrected label replaces the first;
+- "refuse": every label naming the entity must agree; an entity labelled both 0 and 1 gets no
+  label and its label rows are marked `conflicting` (ingest sets them aside: it never guesses a
+  training label).
 
 Frames are those of mlgitops.monitoring.logs (`read_predictions`, `read_labels`). Lookups are
 Arrow hash joins (`index_in`): pandas' map is several times slower at a million rows.
@@ -65,16 +66,27 @@ def join_labels(
         counts = values.groupby("key")["truth"].nunique()
         clashing = counts.index[counts > 1]
         conflicting = known & keys.isin(clashing).to_numpy()
-    table = labels[[LABEL, LABEL_TIME]].reset_index(drop=True).assign(key=keys.to_numpy())
-    table = table[known & ~conflicting]
-    # Stable: among labels of one time (or none), the one read last wins.
-    table = table.sort_values(LABEL_TIME, kind="stable", na_position="first")
-    table = table.drop_duplicates("key", keep="last")
+    rows = labels[[LABEL, LABEL_TIME]].reset_index(drop=True)
+    if on_conflict == "latest":
+        # A prediction's own id ranks first, its request key second (a corrected label comes
+        # under the key it corrects), each key's latest label winning.
+        tiers = [
+            (predictions[KEY], rows.assign(key=labels[KEY].to_numpy(dtype=object))),
+            (predictions[REQUEST_KEY], rows.assign(key=labels[REQUEST_KEY].to_numpy(dtype=object))),
+        ]
+    else:  # every label naming the entity agrees, or none counts
+        tiers = [(entities, rows.assign(key=keys.to_numpy())[known & ~conflicting])]
     truth = np.full(len(predictions), np.nan)
     times = np.full(len(predictions), np.datetime64("NaT"), dtype="datetime64[ns]")
-    if len(table):
-        position = _positions(entities, table["key"])
-        hit = position >= 0
+    for wanted, table in tiers:
+        table = table[table["key"].notna().to_numpy()]
+        if not len(table):
+            continue
+        # Stable: among labels of one time (or none), the one read last wins.
+        table = table.sort_values(LABEL_TIME, kind="stable", na_position="first")
+        table = table.drop_duplicates("key", keep="last")
+        position = _positions(wanted, table["key"])
+        hit = (position >= 0) & np.isnan(truth)
         truth[hit] = table[LABEL].to_numpy(dtype="float64")[position[hit]]
         label_times = pd.DatetimeIndex(table[LABEL_TIME]).tz_convert("UTC").tz_localize(None)
         times[hit] = label_times.to_numpy(dtype="datetime64[ns]")[position[hit]]

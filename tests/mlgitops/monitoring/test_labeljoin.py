@@ -50,10 +50,10 @@ def test_a_label_names_its_id_else_the_prediction_of_its_request_and_row() -> No
     assert pd.isna(join.label_time.iloc[2])
 
 
-def test_latest_takes_the_label_that_arrived_last_whatever_its_source() -> None:
+def test_latest_takes_the_ids_latest_label_else_the_request_keys() -> None:
     labels = _labels(
-        ("t1", None, 1, "2025-07-03"),
-        (None, "a:0", 0, "2025-07-02"),  # the same prediction, labelled earlier
+        ("t1", None, 1, "2025-07-01"),
+        (None, "a:0", 0, "2025-07-02"),  # later, but the id's own label ranks first
         ("t2", None, 1, "2025-07-05"),
         ("t2", None, 0, "2025-07-04"),
         ("t3", None, 1, None),  # no time: the earliest
@@ -64,9 +64,13 @@ def test_latest_takes_the_label_that_arrived_last_whatever_its_source() -> None:
     assert not join.conflicting.any()
     # Only labels arrived by as_of count.
     early = join_labels(
-        PREDICTIONS, labels, on_conflict="latest", as_of=pd.Timestamp("2025-07-02T12:00Z")
+        PREDICTIONS, labels, on_conflict="latest", as_of=pd.Timestamp("2025-07-04T12:00Z")
     )
-    assert _truth(early) == [0.0, None, None, 0.0]
+    assert _truth(early) == [1.0, 0.0, None, 0.0]
+    # A retried id logged twice: a request-keyed label labels its own row only.
+    retried = _predictions(("t1", "a:0"), ("t1", "b:0"))
+    join = join_labels(retried, _labels((None, "b:0", 1, None)), on_conflict="latest")
+    assert _truth(join) == [None, 1.0]
 
 
 def test_refuse_leaves_an_entity_labelled_both_ways_unlabelled_and_marks_its_rows() -> None:
