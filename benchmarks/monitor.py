@@ -159,9 +159,9 @@ def detection_delays(params, profile, reference, pipeline, schema, threshold) ->
     """Hours after the change until a run of the check raises the scenario's alert."""
     import pandas as pd
 
+    from mlgitops.data.traffic import TrafficConfig, generate_table, traffic
     from mlgitops.monitoring.check import check
     from mlgitops.monitoring.logs import ReadStats, parse_predictions, read_labels
-    from mlgitops.monitoring.simulate import TrafficConfig, generate_table, traffic
 
     expected = {
         "covariate_shift": {"feature_drift"},
@@ -200,11 +200,11 @@ def main() -> None:
     import pandas as pd
 
     from mlgitops.config import load_params
+    from mlgitops.data.traffic import TrafficConfig, generate_table, traffic, write_traffic
     from mlgitops.io import load_pipeline, read_json
     from mlgitops.monitoring.check import check
     from mlgitops.monitoring.logs import ReadStats, read_labels, read_predictions
     from mlgitops.monitoring.reference import load_score_reference
-    from mlgitops.monitoring.simulate import TrafficConfig, generate_table, traffic, write_traffic
     from mlgitops.profile import NumericProfile, load_profile
     from mlgitops.schema import load_schema
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 import yaml
 
-from mlgitops.monitoring.simulate import TrafficConfig, generate_table
+from mlgitops.data.traffic import TrafficConfig, generate_table
 from tests.mlgitops.serving.conftest import stop_server, wait_for
 from tests.support.ports import free_port
 from tests.support.project import VENV_BIN, released_project, run

@@ -24,6 +24,7 @@ from mlgitops.audit.models import SampleDesign, SampleRow
 from mlgitops.config import AuditConfig
 from mlgitops.errors import ArtifactError, AuditInputError, MonitoringInputError
 from mlgitops.io import atomic_write_text, read_json
+from mlgitops.logline import entity_keys
 from mlgitops.monitoring.logs import (
     KEY,
     LABEL,
@@ -96,7 +97,7 @@ def population(
             "pass --model-version"
         )
     other = len(frame) - len(mine)
-    ids = mine[KEY].where(mine[KEY].notna(), mine[REQUEST_KEY]).astype(str)
+    ids = entity_keys(mine[KEY], mine[REQUEST_KEY]).astype(str)
     table = pd.DataFrame(
         {
             "id": ids.to_numpy(),

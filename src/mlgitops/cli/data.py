@@ -79,16 +79,10 @@ def traffic(
     as the service and the labelling would write them (for trying out `mlgitops monitor`)."""
     from mlgitops.config import load_params
     from mlgitops.data.generate import SCENARIOS
+    from mlgitops.data.traffic import TrafficConfig, generate_table, write_traffic
+    from mlgitops.data.traffic import traffic as simulate
     from mlgitops.errors import ConfigError
     from mlgitops.io import load_pipeline, read_json
-    from mlgitops.monitoring.simulate import (
-        TrafficConfig,
-        generate_table,
-        write_traffic,
-    )
-    from mlgitops.monitoring.simulate import (
-        traffic as simulate,
-    )
     from mlgitops.schema import load_schema
 
     if scenario not in SCENARIOS:

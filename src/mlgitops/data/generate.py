@@ -96,7 +96,7 @@ SCENARIOS = {
     "new_category": "8% of transactions in a merchant category never seen before (bnpl)",
     "broken_feature": "distance_from_home_km always missing (a broken upstream feed)",
     "concept_drift": "fraud moves to the categories and channels that used to be safe",
-    "label_delay": "inputs unchanged; labels arrive weeks late (see monitoring.simulate)",
+    "label_delay": "inputs unchanged; labels arrive weeks late (see data.traffic)",
 }
 NEW_CATEGORY = ("bnpl", 0, 0.5)
 NEW_CATEGORY_SHARE = 0.08

@@ -221,6 +221,7 @@ def _shown_id(value: object) -> str:
 
 
 def _unknown(given: pd.DataFrame, unknown: np.ndarray) -> list[SetAside]:
+    from mlgitops.logline import split_request_key
     from mlgitops.monitoring import logs
 
     rows = np.flatnonzero(unknown)
@@ -233,7 +234,7 @@ def _unknown(given: pd.DataFrame, unknown: np.ndarray) -> list[SetAside]:
         if pd.notna(key):
             detail, shown = f"id {_shown_id(key)} is not in the prediction log", str(key)
         else:
-            request_id, _, number = str(request).rpartition(":")
+            request_id, number = split_request_key(str(request))
             detail = f"request {request_id!r} row {number} is not in the prediction log"
             shown = str(request)
         out.append(
@@ -249,15 +250,11 @@ def _unknown(given: pd.DataFrame, unknown: np.ndarray) -> list[SetAside]:
     return out
 
 
-def _conflicting(given: pd.DataFrame, keys: pd.Series) -> tuple[list[SetAside], np.ndarray]:
-    """The rows of ids labelled both 0 and 1, each naming where the other label is."""
+def _conflicting(given: pd.DataFrame, keys: pd.Series, mask: np.ndarray) -> list[SetAside]:
+    """The `mask`ed rows (of ids labelled both 0 and 1), each naming where the other label is."""
     from mlgitops.monitoring import logs
 
     labelled = pd.DataFrame({"key": keys.to_numpy(), "truth": given[logs.LABEL].to_numpy()})
-    known = labelled["key"].notna()
-    counts = labelled[known].groupby("key")["truth"].nunique()
-    clashing = set(counts[counts > 1].index)
-    mask = (known & labelled["key"].isin(clashing)).to_numpy()
     out = []
     where = [
         logs.location(s, int(n)) for s, n in zip(given[logs.SOURCE], given[logs.LINE], strict=True)
@@ -282,7 +279,7 @@ def _conflicting(given: pd.DataFrame, keys: pd.Series) -> tuple[list[SetAside], 
                     f"{shown}{more}",
                 )
             )
-    return out, mask
+    return out
 
 
 def batch_from_logs(
@@ -298,6 +295,7 @@ def batch_from_logs(
     """Rows in the dataset's columns from logged predictions that have a label; the label rows
     that cannot be trusted are set aside (LogBatch.set_aside), never silently dropped."""
     from mlgitops.monitoring import logs
+    from mlgitops.monitoring.labeljoin import join_labels
     from mlgitops.profile import load_profile
 
     if not profile_path.is_file():
@@ -329,19 +327,14 @@ def batch_from_logs(
     # A retried request logs the same id again: the latest prediction stands for it.
     logged = logged[logged[logs.KEY].notna()].sort_values(logs.TIME, kind="stable")
     logged = logged.drop_duplicates(logs.KEY, keep="last")
-    by_request = dict(zip(logged[logs.REQUEST_KEY], logged[logs.KEY], strict=True))
-    # Labels name the entity id, or the request and row of the prediction (the feedback log).
-    keys = given[logs.KEY].where(given[logs.KEY].notna(), given[logs.REQUEST_KEY].map(by_request))
-    unknown = (keys.isna() | ~keys.isin(set(logged[logs.KEY]))).to_numpy()
+    # Labels name the entity id, or the request and row of the prediction (the feedback log); an
+    # id labelled both 0 and 1 is set aside, never guessed.
+    joined = join_labels(logged, given, on_conflict="refuse")
+    unknown = ~joined.known
     set_aside += _unknown(given, unknown)
-    clashes, clashing = _conflicting(given, keys.where(~unknown, None))
-    set_aside += clashes
-    kept = ~(unknown | clashing)
+    set_aside += _conflicting(given, joined.keys, joined.conflicting)
     # "truth": the logged frame has a "label" column already, the served one.
-    labelled = pd.DataFrame(
-        {"key": keys[kept].to_numpy(), "truth": given[logs.LABEL][kept].to_numpy()}
-    ).drop_duplicates("key")
-    rows = logged.merge(labelled, left_on=logs.KEY, right_on="key", how="inner", sort=False)
+    rows = logged[~np.isnan(joined.truth)].assign(truth=joined.truth[~np.isnan(joined.truth)])
     negative, positive = _class_values(stored_target, schema.positive_class)
 
     frame = pd.DataFrame(index=range(len(rows)), columns=columns, dtype=object)

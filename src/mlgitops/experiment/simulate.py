@@ -16,6 +16,7 @@ import orjson
 import pandas as pd
 
 from mlgitops.experiment.assign import CHALLENGER, CHAMPION, bucket
+from mlgitops.logline import ExperimentFields, prediction_line
 
 START = pd.Timestamp("2025-07-01T00:00:00Z")
 
@@ -63,27 +64,29 @@ def simulate(config: Simulation) -> tuple[list[bytes], pd.DataFrame]:
     champion_alert, challenger_alert = alerts(config.champion), alerts(config.challenger)
     kept = ~(challenger & (rng.random(n) < config.challenger_lost))
     times = event.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    shadow = config.mode == "shadow"
     lines = []
     for i in np.flatnonzero(kept):
         is_b = bool(challenger[i])
         alert = bool(challenger_alert[i] if is_b else champion_alert[i])
-        line: dict[str, object] = {
-            "id": ids[i],
-            "event_time": times[i],
-            "request_id": f"sim-{i:x}",
-            "row": 0,
-            "time": times[i],
-            "arm": CHALLENGER if is_b else CHAMPION,
-            "model_version": config.challenger.version if is_b else config.champion.version,
-            "champion_version": config.champion.version,
-            "challenger_version": config.challenger.version,
-            "features": {},
-            "score": 0.9 if alert else 0.1,
-            "label": int(alert),
-        }
-        if config.mode == "shadow":
-            line["challenger_score"] = 0.9 if challenger_alert[i] else 0.1
-            line["challenger_label"] = int(challenger_alert[i])
+        line = prediction_line(
+            id=ids[i],
+            event_time=times[i],
+            request_id=f"sim-{i:x}",
+            row=0,
+            time=times[i],
+            model_version=config.challenger.version if is_b else config.champion.version,
+            features={},
+            score=0.9 if alert else 0.1,
+            label=int(alert),
+            experiment=ExperimentFields(
+                arm=CHALLENGER if is_b else CHAMPION,
+                champion_version=config.champion.version,
+                challenger_version=config.challenger.version,
+                challenger_score=(0.9 if challenger_alert[i] else 0.1) if shadow else None,
+                challenger_label=int(challenger_alert[i]) if shadow else None,
+            ),
+        )
         lines.append(orjson.dumps(line))
     low, high = config.label_delay_hours
     delay = pd.to_timedelta(low + (high - low) * rng.random(n), unit="h")

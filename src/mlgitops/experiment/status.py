@@ -35,7 +35,8 @@ from mlgitops.errors import (
 )
 from mlgitops.experiment import sequential
 from mlgitops.experiment.assign import CHALLENGER, CHAMPION
-from mlgitops.monitoring.check import join_arrived_labels
+from mlgitops.logline import entity_keys
+from mlgitops.monitoring.labeljoin import join_labels
 from mlgitops.monitoring.logs import (
     ARM,
     CHALLENGER_LABEL,
@@ -278,7 +279,7 @@ def _effect_text(metric: str, value: float, currency: str) -> str:
 
 
 def _srm(frame: pd.DataFrame, challenger: np.ndarray, config: ExperimentConfig) -> SrmFigures:
-    unit = frame[UNIT].fillna(frame[KEY]).fillna(frame[REQUEST_KEY])
+    unit = frame[UNIT].fillna(entity_keys(frame[KEY], frame[REQUEST_KEY]))
     units = pd.DataFrame({"unit": unit.to_numpy(), "challenger": challenger})
     # A unit counts once, in the arm it was first seen in (a unit never changes arm).
     first = units.drop_duplicates("unit", keep="first")
@@ -375,7 +376,7 @@ def analyze(
         frame[CHALLENGER_LABEL].to_numpy(dtype=np.float64) if config.mode == "shadow" else None
     )
 
-    truth, _ = join_arrived_labels(frame, labels, as_of)
+    truth = join_labels(frame, labels, on_conflict="latest", as_of=as_of).truth
     delay = pd.Timedelta(hours=config.label_delay_hours)
     matured = (frame[EVENT_TIME] + delay <= as_of).to_numpy()
     outcome = matured & ~np.isnan(truth)

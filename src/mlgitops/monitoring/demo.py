@@ -86,7 +86,7 @@ def run_demo(
     import httpx
 
     from mlgitops.monitoring.batch import MonitorRequest, run_monitor
-    from mlgitops.monitoring.simulate import TrafficConfig, generate_table
+    from mlgitops.data.traffic import TrafficConfig, generate_table
     from mlgitops.release import load_release
 
     begin = time.monotonic()

@@ -1,12 +1,9 @@
 """Reading prediction logs and labels: local files, directories, gzip and fsspec URLs (s3://...).
 
-Prediction lines are what the service appends:
-`{"request_id","row","time","model_version","features":{...},"score","label"}`, and from the
-serving rework on also `"id"` (the entity id) and `"event_time"` (the record's own time). Both
-are read when present; otherwise the key is `request_id:row` and the event time is `time`.
-During an experiment (mlgitops.experiment) lines also carry `arm`, `champion_version`,
-`challenger_version`, `unit` (the assignment key's value, when it is not the id) and, in shadow
-mode, `challenger_score` and `challenger_label`; they read as null in lines without them.
+Prediction lines are what the service appends, as mlgitops.logline defines them (its
+`arrow_schema` is the reader's): `id` and `event_time` are read when present, else the key is
+`request_id:row` and the event time is `time`; the experiment's fields read as null in lines
+without them.
 
 Files are streamed: a `.gz` is decompressed piece by piece and lines are parsed in blocks of
 BLOCK_BYTES, so memory holds one block and the rows kept, never the whole decompressed file (a
@@ -34,6 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
 
+from mlgitops import logline
 from mlgitops.errors import MonitoringInputError
 from mlgitops.profile import NumericProfile, ReferenceProfile, normalize_category
 
@@ -62,14 +60,10 @@ KEY, REQUEST_KEY, TIME, EVENT_TIME, VERSION, SCORE, LABEL = (
 EVENT_TIME_LOGGED = "event_time_logged"
 # Experiment columns (null outside an experiment): the arm that answered, both versions, the
 # assignment unit and, in shadow mode, the challenger's score and decision.
-ARM, CHAMPION_VERSION, CHALLENGER_VERSION, UNIT = (
-    "arm",
-    "champion_version",
-    "challenger_version",
-    "unit",
-)
-CHALLENGER_SCORE, CHALLENGER_LABEL = "challenger_score", "challenger_label"
-EXPERIMENT_STRINGS = (ARM, CHAMPION_VERSION, CHALLENGER_VERSION, UNIT)
+# (The line's own field names: mlgitops.logline.)
+ARM, CHAMPION_VERSION, CHALLENGER_VERSION, UNIT = logline.EXPERIMENT_STRINGS
+CHALLENGER_SCORE, CHALLENGER_LABEL = logline.CHALLENGER_SCORE, logline.CHALLENGER_LABEL
+EXPERIMENT_STRINGS = logline.EXPERIMENT_STRINGS
 # Columns of read_labels' frame besides KEY, REQUEST_KEY, LABEL: where each label was read.
 SOURCE, LINE = "source", "line"
 
@@ -320,26 +314,8 @@ def line_blocks(pieces: Iterable[bytes], url: str, stats: ReadStats) -> Iterator
 
 
 def _arrow_schema(profile: ReferenceProfile) -> pa.Schema:
-    features = [
-        pa.field(name, pa.float64() if isinstance(spec, NumericProfile) else pa.string())
-        for name, spec in profile.features.items()
-    ]
-    return pa.schema(
-        [
-            pa.field("id", pa.string()),
-            pa.field("request_id", pa.string()),
-            pa.field("row", pa.int64()),
-            pa.field("time", pa.string()),
-            pa.field("event_time", pa.string()),
-            pa.field("model_version", pa.string()),
-            pa.field("features", pa.struct(features)),
-            pa.field("score", pa.float64()),
-            pa.field("label", pa.int64()),
-            *(pa.field(name, pa.string()) for name in EXPERIMENT_STRINGS),
-            pa.field(CHALLENGER_SCORE, pa.float64()),
-            pa.field(CHALLENGER_LABEL, pa.int64()),
-        ]
-    )
+    features = profile.features.items()
+    return logline.arrow_schema((name, isinstance(spec, NumericProfile)) for name, spec in features)
 
 
 def _fast(data: bytes, schema: pa.Schema) -> pa.Table | None:
@@ -360,9 +336,7 @@ def _slow(
 ) -> pa.Table:
     """Line by line: every bad line is counted; values are coerced to the schema's types. The
     table has the schema's column order, as the fast path's has."""
-    top = {k: [] for k in ("id", "request_id", "row", "time", "event_time", "model_version")}
-    top.update({"score": [], "label": [], CHALLENGER_SCORE: [], CHALLENGER_LABEL: []})
-    top.update({name: [] for name in EXPERIMENT_STRINGS})
+    top: dict[str, list] = {f.name: [] for f in schema if f.name != logline.FEATURES}
     features: dict[str, list] = {name: [] for name in profile.features}
     numeric = {n for n, spec in profile.features.items() if isinstance(spec, NumericProfile)}
     for number, line in enumerate(block.data.split(b"\n"), start=block.first_line):
@@ -451,7 +425,9 @@ def _frame(table: pa.Table, profile: ReferenceProfile) -> tuple[pd.DataFrame, in
     event = pc.coalesce(event, time)
     time = pc.coalesce(time, event)
     row = pc.cast(pc.fill_null(table.column("row"), 0), pa.string())
-    request = pc.binary_join_element_wise(table.column("request_id"), row, ":")
+    request = pc.binary_join_element_wise(
+        table.column("request_id"), row, logline.REQUEST_KEY_SEPARATOR
+    )
     columns: dict[str, object] = {
         KEY: table.column("id").to_pandas(),
         REQUEST_KEY: request.to_pandas(),
@@ -675,7 +651,8 @@ def read_labels(
         if "request_id" in table.columns:
             rows = table["row"] if "row" in table.columns else pd.Series(0, index=table.index)
             rows = pd.to_numeric(rows, errors="coerce").fillna(0).astype(int).astype(str)
-            request = (table["request_id"].astype(str) + ":" + rows).where(
+            separator = logline.REQUEST_KEY_SEPARATOR
+            request = (table["request_id"].astype(str) + separator + rows).where(
                 table["request_id"].notna(), None
             )
         time_column = next((c for c in ("label_time", "time") if c in table.columns), None)

@@ -11,7 +11,7 @@ import asyncio
 import json
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -26,6 +26,9 @@ from mlgitops.serving.feedback import ACCEPTED, REQUEST_ID_MAX, validate_feedbac
 from mlgitops.serving.limits import max_body_bytes
 from mlgitops.serving.openapi import openapi_document
 from mlgitops.serving.runtime import Runtime, isotime
+
+if TYPE_CHECKING:
+    from mlgitops.serving.experiment import ExperimentScores
 
 # Batches above this size are scored in a worker thread so /livez stays responsive meanwhile.
 THREAD_OFFLOAD_ROWS = 256
@@ -192,16 +195,27 @@ async def _predict_experiment(
         scored = await anyio.to_thread.run_sync(score_experiment, *args)
     else:
         scored = score_experiment(*args)
-    scores, labels = scored.scores.tolist(), scored.labels
+    return _answer(request, runtime, batch, scored.scores, scored.labels, scored)
+
+
+def _answer(
+    request: Request,
+    runtime: Runtime,
+    batch: Any,
+    scores: np.ndarray,
+    labels: list[int],
+    experiment: ExperimentScores | None = None,
+) -> Response:
+    """The answer to a scored /predict, either route, and its bookkeeping (Runtime.record). In
+    ab mode each prediction says which arm, and which version, answered it."""
+    answered = scores.tolist()
     request_id = runtime.new_request_id(len(batch))
     client_request_id = _client_request_id(request)
-    predictions = _predictions(scores, labels, batch.ids)
-    if experiment.mode == "ab":
-        versions = {
-            "champion": runtime.pinned.bento_tag,
-            "challenger": experiment.challenger_bento_tag,
-        }
-        for prediction, arm in zip(predictions, scored.arms, strict=True):
+    predictions = _predictions(answered, labels, batch.ids)
+    pin = runtime.experiment
+    if experiment is not None and pin is not None and pin.mode == "ab":
+        versions = {"champion": runtime.pinned.bento_tag, "challenger": pin.challenger_bento_tag}
+        for prediction, arm in zip(predictions, experiment.arms, strict=True):
             prediction["arm"] = arm
             prediction["model_version"] = versions.get(arm, runtime.pinned.bento_tag)
     response = _json(
@@ -212,13 +226,8 @@ async def _predict_experiment(
         },
         headers=_id_headers(request_id, client_request_id),
     )
-    runtime.metrics.observe_batch(labels, scores, batch.missing, batch.unseen)
-    shadowed = len(batch) if scored.shadow_scores is not None else 0
-    runtime.metrics.observe_arms(scored.arms, shadowed)
-    runtime.observe(batch, scored.scores, labels, request_id)
-    runtime.prediction_log.submit(
-        (request_id, client_request_id, time.time(), batch.records, scores, labels, scored),
-        weight=len(batch),
+    runtime.record(
+        batch, scores, answered, labels, request_id, client_request_id, experiment=experiment
     )
     return response
 
@@ -262,28 +271,8 @@ def create_app() -> Starlette:
             scores_array = await anyio.to_thread.run_sync(model.scores, batch)
         else:
             scores_array = model.scores(batch)
-        scores = scores_array.tolist()
         labels = (scores_array >= model.threshold).astype(np.int8).tolist()
-        request_id = runtime.new_request_id(len(batch))
-        client_request_id = _client_request_id(request)
-        version = runtime.pinned.bento_tag
-        predictions = _predictions(scores, labels, batch.ids)
-        response = _json(
-            {
-                "predictions": predictions,
-                "model_version": version,
-                "request_id": request_id,
-            },
-            headers=_id_headers(request_id, client_request_id),
-        )
-        runtime.metrics.observe_batch(labels, scores, batch.missing, batch.unseen)
-        runtime.observe(batch, scores_array, labels, request_id)
-        runtime.prediction_log.submit(
-            # The time is formatted by the writer thread, off the request path.
-            (request_id, client_request_id, time.time(), batch.records, scores, labels),
-            weight=len(batch),
-        )
-        return response
+        return _answer(request, runtime, batch, scores_array, labels)
 
     async def metadata(request: Request) -> Response:
         runtime: Runtime | None = request.app.state.runtime

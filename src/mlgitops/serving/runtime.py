@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from mlgitops.config import ServingConfig
 from mlgitops.errors import ArtifactError, MlgitopsError, ServingError
 from mlgitops.io import load_pipeline
+from mlgitops.logline import ExperimentFields, prediction_line
 from mlgitops.records import ModelCard, load_model_card
 from mlgitops.release import ReleaseRecord
 from mlgitops.serving.layout import (
@@ -37,7 +39,10 @@ from mlgitops.serving.model import (
 from mlgitops.serving.predlog import JsonLinesLog
 
 if TYPE_CHECKING:
-    from mlgitops.serving.experiment import ExperimentPin
+    import numpy as np
+
+    from mlgitops.serving.experiment import ExperimentPin, ExperimentScores
+    from mlgitops.serving.features import Batch
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +97,19 @@ def load_pinned(pin_file: Path, settings: ServingConfig) -> Pinned:
         return Pinned.parse(raw)
     except ServingError as error:
         raise ServingError(f"{pin_file}: {error}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedRequest:
+    """An answered request as the prediction log's writer gets it (one line per row)."""
+
+    request_id: str
+    client_request_id: str | None
+    logged_at: float  # epoch seconds
+    records: list[dict[str, Any]]
+    scores: list[float]
+    labels: list[int]
+    experiment: ExperimentScores | None = None
 
 
 def isotime(epoch: float) -> str:
@@ -280,12 +298,32 @@ class Runtime:
         }
         self.metrics.prepare_monitoring(self.online, info)
 
-    def observe(self, batch: Any, scores: Any, labels: list[int], request_id: str) -> None:
-        """Monitoring counters of a scored batch, and its labels kept for /feedback."""
+    def record(
+        self,
+        batch: Batch,
+        scores: np.ndarray,
+        answered: list[float],
+        labels: list[int],
+        request_id: str,
+        client_request_id: str | None,
+        experiment: ExperimentScores | None = None,
+    ) -> None:
+        """A request's bookkeeping once it is answered, for either route: its metrics (and
+        arms), the monitoring counters, its labels kept for /feedback, its log lines.
+        `answered`: the scores as floats, as the client got them."""
+        self.metrics.observe_batch(labels, answered, batch.missing, batch.unseen)
+        if experiment is not None:
+            shadowed = len(batch) if experiment.shadow_scores is not None else 0
+            self.metrics.observe_arms(experiment.arms, shadowed)
         online = self.online
         if online is not None:
             self.metrics.observe_monitoring(online.batch(batch.columns, scores, labels))
         self.recent.add(request_id, labels, batch.ids)
+        # The time is formatted by the writer thread, off the request path.
+        entry = LoggedRequest(
+            request_id, client_request_id, time.time(), batch.records, answered, labels, experiment
+        )
+        self.prediction_log.submit(entry, weight=len(batch))
 
     def _load_exported(
         self, stored: Any, model_file: Path, profile: Any, threshold: float
@@ -374,84 +412,90 @@ class Runtime:
             "predictions": self.metrics.experiment_counts(),
         }
 
-    def _render_predictions(self, item: tuple[Any, ...]) -> Iterable[bytes]:
-        request_id, client_request_id, epoch, records, scores, labels, *experiment = item
-        lines = self._lines(request_id, epoch, records, scores, labels)
-        if client_request_id is not None:
-            lines = _with_client_request_id(lines, client_request_id)
-        if experiment and experiment[0] is not None:
-            lines = self._with_experiment(lines, records, experiment[0])
-        dumps = orjson.dumps
-        for line in lines:
-            yield dumps(line)
-
-    def _lines(
-        self, request_id: str, epoch: float, records: list[dict[str, Any]], scores: Any, labels: Any
-    ) -> Iterable[dict[str, Any]]:
-        version = self.pinned.bento_tag
-        when = isotime(epoch)
+    def _render_predictions(self, entry: LoggedRequest) -> Iterable[bytes]:
         space = self.model.space if self.model is not None else None
         id_column = space.id_column if space else None
         time_column = space.time_column if space else None
         passthrough = frozenset(space.passthrough) if space else frozenset()
-        for row, (record, score, label) in enumerate(zip(records, scores, labels, strict=True)):
-            line: dict[str, Any] = {}
+        when = isotime(entry.logged_at)
+        versions = self._row_versions(entry)
+        experiment = self._experiment_fields(entry)
+        client_request_id = entry.client_request_id
+        dumps = orjson.dumps
+        for row, (record, score, label) in enumerate(
+            zip(entry.records, entry.scores, entry.labels, strict=True)
+        ):
+            entity = event_time = None
             if passthrough and not passthrough.isdisjoint(record):
                 # The monitor reads the entity id and the event time beside the features.
-                if id_column is not None and record.get(id_column) is not None:
-                    line["id"] = record[id_column]
-                if time_column is not None and record.get(time_column) is not None:
-                    line["event_time"] = record[time_column]
+                if id_column is not None:
+                    entity = record.get(id_column)
+                if time_column is not None:
+                    event_time = record.get(time_column)
                 record = {k: v for k, v in record.items() if k not in passthrough}
-            line.update(
-                request_id=request_id,
-                row=row,
-                time=when,
-                model_version=version,
-                features=record,
-                score=score,
-                label=label,
+            yield dumps(
+                prediction_line(
+                    id=entity,
+                    event_time=event_time,
+                    request_id=entry.request_id,
+                    row=row,
+                    time=when,
+                    model_version=versions[row],
+                    features=record,
+                    score=score,
+                    label=label,
+                    client_request_id=client_request_id,
+                    experiment=experiment[row] if experiment is not None else None,
+                )
             )
-            yield line
 
-    def _with_experiment(
-        self, lines: Iterable[dict[str, Any]], records: list[dict[str, Any]], scored: Any
-    ) -> Iterable[dict[str, Any]]:
-        """Lines under an experiment: each carries its arm, the version that answered, both
-        versions, the unit (the key's value, unless it is the id) and, in shadow mode, the
-        challenger's score and decision."""
-        from mlgitops.experiment.assign import CHALLENGER, unit_value
-
+    def _row_versions(self, entry: LoggedRequest) -> list[str]:
+        """The version that answered each row: the challenger's for its arm's rows."""
+        champion = self.pinned.bento_tag
         experiment = self.experiment
-        assert experiment is not None
+        if entry.experiment is None or experiment is None:
+            return [champion] * len(entry.records)
+        from mlgitops.experiment.assign import CHALLENGER
+
+        challenger = experiment.challenger_bento_tag
+        return [challenger if arm == CHALLENGER else champion for arm in entry.experiment.arms]
+
+    def _experiment_fields(self, entry: LoggedRequest) -> list[ExperimentFields] | None:
+        """Per row under an experiment: its arm, both versions, the unit (the key's value,
+        unless it is the id) and, in shadow mode, the challenger's score and decision."""
+        scored, experiment = entry.experiment, self.experiment
+        if scored is None or experiment is None:
+            return None
+        from mlgitops.experiment.assign import unit_value
+
         champion, challenger = self.pinned.bento_tag, experiment.challenger_bento_tag
         key = experiment.assignment_key
         space = self.model.space if self.model is not None else None
         log_unit = space is None or key != space.id_column
         shadow_scores, shadow_labels = scored.shadow_scores, scored.shadow_labels
-        for row, line in enumerate(lines):
-            arm = scored.arms[row]
-            line["model_version"] = challenger if arm == CHALLENGER else champion
-            line.update(arm=arm, champion_version=champion, challenger_version=challenger)
-            if log_unit:
-                line["unit"] = unit_value(records[row].get(key))
-            if shadow_scores is not None and shadow_labels is not None:
-                line["challenger_score"] = shadow_scores[row]
-                line["challenger_label"] = shadow_labels[row]
-            yield line
+        if shadow_scores is None or shadow_labels is None:
+            shadow_scores = shadow_labels = None
+        if not log_unit and shadow_scores is None:
+            # Rows differ by arm only: one set of fields per arm (built positionally: per row).
+            by_arm = {arm: ExperimentFields(arm, champion, challenger) for arm in set(scored.arms)}
+            return [by_arm[arm] for arm in scored.arms]
+        records = entry.records
+        return [
+            ExperimentFields(
+                arm,
+                champion,
+                challenger,
+                log_unit,
+                unit_value(records[row].get(key)) if log_unit else None,
+                shadow_scores[row] if shadow_scores is not None else None,
+                shadow_labels[row] if shadow_labels is not None else None,
+            )
+            for row, arm in enumerate(scored.arms)
+        ]
 
     def close(self) -> None:
         self.prediction_log.close()
         self.feedback_log.close()
-
-
-def _with_client_request_id(
-    lines: Iterable[dict[str, Any]], client_request_id: str
-) -> Iterable[dict[str, Any]]:
-    """Lines carrying the client's X-Request-ID, for tracing (the join key is `request_id`)."""
-    for line in lines:
-        line["client_request_id"] = client_request_id
-        yield line
 
 
 def _log_state(sink: str, log: JsonLinesLog) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,5 +133,5 @@ def test_running_image_serves_the_bento(toy_image: str, buildah: Buildah) -> Non
         with urllib.request.urlopen(container.base_url + "/livez", timeout=10) as response:
             assert response.status == 200
     # Stopped for good: the port answers no more.
-    with pytest.raises(OSError):
+    with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(container.base_url + "/livez", timeout=2)

@@ -12,8 +12,8 @@ import yaml
 
 from mlgitops.config import Params, load_params
 from mlgitops.data.generate import GeneratorConfig, write_dataset
+from mlgitops.data.traffic import TrafficConfig, generate_table, traffic, write_traffic
 from mlgitops.io import load_pipeline, read_json
-from mlgitops.monitoring.simulate import TrafficConfig, generate_table, traffic, write_traffic
 from mlgitops.schema import load_schema
 from tests.support.project import raw_params
 

@@ -27,5 +27,5 @@ def test_wilson_brackets_the_rate_and_is_exact_at_the_ends() -> None:
 
 def test_wilson_without_trials_is_uninformative() -> None:
     assert wilson(0, 0) == (0.0, 1.0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"successes 5 outside \[0, 3\]"):
         wilson(5, 3)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mlgitops.config import ServingConfig
-from mlgitops.errors import ServingError
+from mlgitops.errors import ConfigError, ServingError
 from mlgitops.serving import auth
 from mlgitops.serving.auth import (
     RequestIds,
@@ -142,7 +142,7 @@ def test_credential_files_are_deployment_facts_not_params(tmp_path: Path) -> Non
 
     raw = raw_params()
     raw["serving"]["feedback_token_file"] = "/x"
-    with pytest.raises(Exception, match="set by the environment"):
+    with pytest.raises(ConfigError, match="set by the environment"):
         parse_params(raw)
     env = {"MLGITOPS_FEEDBACK_TOKEN_FILE": "/run/secrets/t", "MLGITOPS_REQUEST_ID_KEY_FILE": "/k"}
     settings = ServingConfig.from_env(env)

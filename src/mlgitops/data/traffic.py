@@ -1,6 +1,7 @@
-"""Traffic to watch: a later period of the generator under a scenario, scored by the model, as
-prediction-log lines and a labels file, exactly as the service and the labelling team would
-write them. Used by the tests and the benchmark of `mlgitops monitor`; deterministic.
+"""Traffic to watch: a later period of the data generator (mlgitops.data.generate) under a
+scenario, scored by the model, as prediction-log lines and a labels file, exactly as the service
+and the labelling team would write them. Used by `mlgitops data simulate`, the monitor's demo,
+tests and benchmark; deterministic.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from mlgitops.data.generate import (
 )
 from mlgitops.data.prepare import model_frame
 from mlgitops.io import atomic_write, atomic_write_text
+from mlgitops.logline import prediction_line
 from mlgitops.schema import TrainingSchema
 
 # Hours until a label arrives: normally one to three days; under "label_delay" three to six
@@ -89,23 +91,22 @@ def traffic(
     ids = table["transaction_id"].astype(str).tolist()
     records = features[schema.feature_names].astype(object).where(features.notna(), None)
     rows = records.to_dict(orient="records")
-    lines = []
-    for i, (record, score, label) in enumerate(zip(rows, scores, labels, strict=True)):
-        lines.append(
-            orjson.dumps(
-                {
-                    "id": ids[i],
-                    "event_time": times[i],
-                    "request_id": f"sim-{i // BATCH:x}",
-                    "row": i % BATCH,
-                    "time": times[i],
-                    "model_version": config.model_version,
-                    "features": {k: _jsonable(v) for k, v in record.items()},
-                    "score": float(score),
-                    "label": int(label),
-                }
+    lines = [
+        orjson.dumps(
+            prediction_line(
+                id=ids[i],
+                event_time=times[i],
+                request_id=f"sim-{i // BATCH:x}",
+                row=i % BATCH,
+                time=times[i],
+                model_version=config.model_version,
+                features={k: _jsonable(v) for k, v in record.items()},
+                score=float(score),
+                label=int(label),
             )
         )
+        for i, (record, score, label) in enumerate(zip(rows, scores, labels, strict=True))
+    ]
     rng = random.Random(config.seed)
     low, high = LABEL_DELAY_HOURS.get(config.scenario, LABEL_DELAY_HOURS["default"])
     lost = LOST_LABEL_SHARE.get(config.scenario, 0.0)
