@@ -1,5 +1,5 @@
 """`mlgitops monitor-demo` (`make monitor-demo`): a scenario's traffic through the real service,
-then `mlgitops monitor` on what the service logged (mlgitops.monitoring.demo).
+then `mlgitops monitor` on what the service logged (mlgitops.monitor_demo).
 
 This module only runs the service: the current commit's bento on 127.0.0.1, as `mlgitops serve`
 does, on a free port. Operator-side code: never in a bento.
@@ -20,7 +20,7 @@ import typer
 from mlgitops.cli.options import ParamsOption
 from mlgitops.config import Params
 from mlgitops.errors import ServingError
-from mlgitops.monitoring.demo import DEFAULT_DAYS, DEFAULT_ROWS, DEFAULT_SCENARIO
+from mlgitops.monitor_demo import DEFAULT_DAYS, DEFAULT_ROWS, DEFAULT_SCENARIO
 from mlgitops.release import ReleaseRecord
 
 START_TIMEOUT = 120.0
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
         """Replay a scenario through the real service, then monitor what it logged."""
         from mlgitops.cli.monitor import input_error
         from mlgitops.config import load_params
-        from mlgitops.monitoring.demo import run_demo
+        from mlgitops.monitor_demo import run_demo
 
         serve = local_service(typer.echo)
         result = run_demo(load_params(params), out, serve, scenario, rows, days, typer.echo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import mlgitops.monitoring.demo
+import mlgitops.monitor_demo
 from mlgitops.cli.monitor import verdict_error
 from mlgitops.errors import MonitoringAlertError, MonitoringInputError
 from mlgitops.monitoring.summary import MonitorSummary
@@ -55,7 +55,7 @@ def test_unusable_input_exits_14_with_its_error() -> None:
 
 
 def test_the_demo_runner_imports_nothing_from_the_cli() -> None:
-    tree = ast.parse(Path(mlgitops.monitoring.demo.__file__).read_text())
+    tree = ast.parse(Path(mlgitops.monitor_demo.__file__).read_text())
     imported = [
         node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
     ] + [
