@@ -85,8 +85,8 @@ def run_demo(
     """Replay `scenario` through the served release; the monitor's summary (alerts included)."""
     import httpx
 
-    from mlgitops.monitoring.batch import MonitorRequest, run_monitor
     from mlgitops.data.traffic import TrafficConfig, generate_table
+    from mlgitops.monitoring.batch import MonitorRequest, run_monitor
     from mlgitops.release import load_release
 
     begin = time.monotonic()

@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from mlgitops.config import load_params
+from mlgitops.data.traffic import TrafficConfig, generate_table
 from mlgitops.io import save_model_json
 from mlgitops.monitor_demo import demo_labels, scenario_records
-from mlgitops.data.traffic import TrafficConfig, generate_table
 from mlgitops.monitoring.summary import MonitorSummary
 from tests.mlgitops.serving.conftest import (  # noqa: F401  (fixtures)
     Packaged,
