@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from mlgitops.config import MonitoringConfig
+from mlgitops.logline import entity_keys
 from mlgitops.monitoring import drift, performance
 from mlgitops.monitoring.alerts import (
     Alert,
@@ -30,6 +31,7 @@ from mlgitops.monitoring.alerts import (
     score_alerts,
 )
 from mlgitops.monitoring.decay import CostStream, cusum_figures
+from mlgitops.monitoring.labeljoin import join_labels
 from mlgitops.monitoring.logs import (
     EVENT_TIME,
     EVENT_TIME_LOGGED,
@@ -154,9 +156,13 @@ def check(
     windows = assign_windows(pd.DatetimeIndex(predictions[EVENT_TIME]), config)
     alerts = [gap_alert(gap, config) for gap in windows.gaps]
     progress(f"binning {n_rows} predictions over {len(windows.keys)} windows")
-    truth, label_time = join_arrived_labels(
-        predictions, labels if labels is not None else _no_labels(), as_of
+    joined = join_labels(
+        predictions,
+        labels if labels is not None else _no_labels(),
+        on_conflict="latest",
+        as_of=as_of,
     )
+    truth, label_time = joined.truth, joined.label_time
     tallies = _tally(predictions, truth, label_time, windows, profile, reference, config)
     z_conf = z(config.confidence)
 
@@ -263,7 +269,7 @@ def _tally(
         reference.costs.false_positive * expected["fp"]
         + reference.costs.false_negative * expected["fn"]
     )
-    ids = predictions[KEY].where(predictions[KEY].notna(), predictions[REQUEST_KEY])
+    ids = entity_keys(predictions[KEY], predictions[REQUEST_KEY])
     return _Tallies(
         windows=windows,
         families=families,
@@ -368,49 +374,3 @@ def _performance_figures(
         if mature:
             alerts += segment_alerts
     return alerts, (expected_z, realized_z)
-
-
-def join_arrived_labels(
-    predictions: pd.DataFrame, labels: pd.DataFrame, as_of: pd.Timestamp | None
-) -> tuple[np.ndarray, pd.Series]:
-    """Label (NaN: none) and label time of each prediction, from the labels arrived by `as_of`:
-    by entity id first, then by request id and row; the latest label of a key wins."""
-    if as_of is not None and len(labels):
-        arrived = labels["label_time"].isna() | (labels["label_time"] <= as_of)
-        labels = labels[arrived.to_numpy()]
-    labels = labels.sort_values("label_time", kind="stable", na_position="first")
-    by_id = labels.dropna(subset=[KEY]).drop_duplicates(KEY, keep="last").set_index(KEY)
-    by_request = (
-        labels.dropna(subset=[REQUEST_KEY])
-        .drop_duplicates(REQUEST_KEY, keep="last")
-        .set_index(REQUEST_KEY)
-    )
-    return _join_labels(predictions, by_id, by_request)
-
-
-def _join_labels(
-    predictions: pd.DataFrame, by_id: pd.DataFrame, by_request: pd.DataFrame
-) -> tuple[np.ndarray, pd.Series]:
-    """Label and label time of each prediction: by entity id, else by request id and row.
-
-    Arrow's hash lookup (index_in) does the join; pandas' map is several times slower at 1M.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    truth = np.full(len(predictions), np.nan)
-    times = np.full(len(predictions), np.datetime64("NaT"), dtype="datetime64[ns]")
-    for keys, table in ((predictions[KEY], by_id), (predictions[REQUEST_KEY], by_request)):
-        if not len(table):
-            continue
-        wanted = pa.array(keys, from_pandas=True)
-        if not pa.types.is_string(wanted.type) and not pa.types.is_large_string(wanted.type):
-            wanted = pa.array(keys.astype(object).to_numpy(), type=pa.string(), from_pandas=True)
-        known = pa.array(table.index.astype(object).to_numpy(), type=pa.string())
-        known = known.cast(wanted.type)
-        position = pc.fill_null(pc.index_in(wanted, value_set=known), -1).to_numpy()
-        hit = (position >= 0) & np.isnan(truth)
-        truth[hit] = table[LABEL].to_numpy(dtype="float64")[position[hit]]
-        label_times = table["label_time"].dt.tz_convert("UTC").dt.tz_localize(None)
-        times[hit] = label_times.to_numpy(dtype="datetime64[ns]")[position[hit]]
-    return truth, pd.Series(times).dt.tz_localize("UTC")
