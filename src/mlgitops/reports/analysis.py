@@ -35,7 +35,7 @@ from mlgitops.reports.model import (
     OperatingPoint,
     Slice,
 )
-from mlgitops.reports.stats import wilson
+from mlgitops.stats import wilson
 
 # A category rarer than this in training is flagged in the examples.
 RARE_CATEGORY = 0.01
