@@ -13,16 +13,13 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from mlgitops.io import load_model_json
+from mlgitops.model_base import FrozenModel
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NumericProfile(_Frozen):
+class NumericProfile(FrozenModel):
     kind: Literal["numeric"] = "numeric"
     count: int
     missing_rate: float
@@ -35,7 +32,7 @@ class NumericProfile(_Frozen):
     bin_fractions: list[float]
 
 
-class CategoricalProfile(_Frozen):
+class CategoricalProfile(FrozenModel):
     kind: Literal["categorical"] = "categorical"
     count: int
     missing_rate: float
@@ -48,7 +45,7 @@ class CategoricalProfile(_Frozen):
 FeatureProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
 
 
-class ReferenceProfile(_Frozen):
+class ReferenceProfile(FrozenModel):
     profile_version: Literal[1] = 1
     n_rows: int
     target: str

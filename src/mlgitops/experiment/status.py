@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
 from mlgitops.config import ExperimentConfig, ThresholdConfig
 from mlgitops.errors import (
@@ -35,6 +35,7 @@ from mlgitops.errors import (
 )
 from mlgitops.experiment import sequential
 from mlgitops.experiment.assign import CHALLENGER, CHAMPION
+from mlgitops.model_base import FrozenModel
 from mlgitops.monitoring.check import join_arrived_labels
 from mlgitops.monitoring.logs import (
     ARM,
@@ -74,11 +75,7 @@ METRIC_NAMES = {
 }
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ArmFigures(_Model):
+class ArmFigures(FrozenModel):
     arm: Literal["champion", "challenger"]
     model_versions: list[str]
     predictions: int
@@ -89,7 +86,7 @@ class ArmFigures(_Model):
     primary: float | None  # the primary metric on this arm's matured labelled rows
 
 
-class SrmFigures(_Model):
+class SrmFigures(FrozenModel):
     applicable: bool  # not in shadow mode: every row is scored by both
     champion_units: int
     challenger_units: int
@@ -101,7 +98,7 @@ class SrmFigures(_Model):
     mismatch: bool
 
 
-class SequentialFigures(_Model):
+class SequentialFigures(FrozenModel):
     metric: str
     lower_is_better: bool
     paired: bool
@@ -120,7 +117,7 @@ class SequentialFigures(_Model):
     min_effect: float
 
 
-class GuardrailFigures(_Model):
+class GuardrailFigures(FrozenModel):
     name: str
     limit: float
     estimate: float | None
@@ -129,13 +126,13 @@ class GuardrailFigures(_Model):
     status: Literal["ok", "breached", "unknown"]
 
 
-class NeedFigures(_Model):
+class NeedFigures(FrozenModel):
     more_rows: int | None  # matured labelled rows (predictions for alert_rate), both arms
     more_frauds: int | None
     text: str
 
 
-class ExperimentStatus(_Model):
+class ExperimentStatus(FrozenModel):
     verdict: Verdict
     reason: str
     mode: Literal["ab", "shadow"]
@@ -151,7 +148,7 @@ class ExperimentStatus(_Model):
     guardrails: list[GuardrailFigures]
     need: NeedFigures
     # What the reader left out of the logs and labels (cut lines, cut archives...).
-    input_notes: list[str] = []
+    input_notes: list[str] = Field(default_factory=list)
 
     @property
     def error(self) -> ExperimentVerdictError | None:
