@@ -24,6 +24,7 @@ import pandas as pd
 from pydantic import Field
 
 from mlgitops.config import ExperimentConfig, ThresholdConfig
+from mlgitops.confusion import error_cost
 from mlgitops.errors import (
     ExperimentChampionBetterError,
     ExperimentError,
@@ -164,7 +165,7 @@ def row_values(
     if metric == "cost_per_1000":
         fp = (decisions == 1) & (truth == 0)
         fn = (decisions == 0) & (truth == 1)
-        return 1000.0 * (costs.false_positive_cost * fp + costs.false_negative_cost * fn)
+        return 1000.0 * error_cost(fp, fn, costs.false_positive_cost, costs.false_negative_cost)
     return decisions.astype(np.float64)  # recall (rows: frauds only) and alert rate
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from pydantic import Field
 
-from mlgitops.confusion import Confusion
+from mlgitops.confusion import Confusion, error_cost
 from mlgitops.io import load_model_json
 from mlgitops.model_base import FrozenModel
 from mlgitops.profile import MISSING_BIN, NumericProfile
@@ -130,7 +130,7 @@ def reliability_bins(
 
 
 def row_costs(outcomes: dict[str, np.ndarray], costs: Costs) -> np.ndarray:
-    return costs.false_positive * outcomes["fp"] + costs.false_negative * outcomes["fn"]
+    return error_cost(outcomes["fp"], outcomes["fn"], costs.false_positive, costs.false_negative)
 
 
 def confusion_counts(flagged: np.ndarray, labels: np.ndarray) -> dict[str, int]:
