@@ -544,7 +544,7 @@ ours, onnx = min(ours), min(onnx)
 # What the online monitoring counters add to a one-row request, as the runtime calls them.
 from mlgitops.monitoring.reference import load_score_reference
 from mlgitops.serving.metrics import get_metrics
-from mlgitops.serving.stats import OnlineStats
+from mlgitops.serving.online import OnlineStats
 reference = {reference!r}
 online = OnlineStats(profile, load_score_reference(reference) if reference else None)
 metrics = get_metrics("fraud-detector:benchmark")

@@ -20,7 +20,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from mlgitops.errors import ConfigError, ServingError
+from mlgitops.errors import ConfigError, ServingError, error_location
+from mlgitops.model_base import FrozenModel
 
 DEFAULT_PARAMS_FILE = Path("params.yaml")
 
@@ -35,12 +36,7 @@ def closest(word: str, choices: Iterable[str], cutoff: float = 0.6) -> str | Non
     return match[0] if match else None
 
 
-class _Strict(BaseModel):
-    # Unknown keys are typos more often than intent; reject them with their location.
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class PathsConfig(_Strict):
+class PathsConfig(FrozenModel):
     validation_report: Path
     schema_file: Path
     train: Path
@@ -100,7 +96,7 @@ class PathsConfig(_Strict):
     ingest_set_aside: Path = Path("reports/ingest/set_aside.csv")
 
 
-class DataConfig(_Strict):
+class DataConfig(FrozenModel):
     path: Path
     target: str = Field(min_length=1)
     positive_class: str | int | bool
@@ -130,13 +126,13 @@ class DataConfig(_Strict):
         return self.path.with_name(f"{self.path.name.split('.')[0]}.provenance.csv")
 
 
-class ValidateConfig(_Strict):
+class ValidateConfig(FrozenModel):
     min_rows: int = Field(ge=2, default=100)
     min_positive: int = Field(ge=1, default=10)
     max_missing_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.6
 
 
-class SplitConfig(_Strict):
+class SplitConfig(FrozenModel):
     # Fractions of all rows; training gets the rest. By time: test is the latest period,
     # validation the one before it.
     test_size: Probability = 0.2
@@ -152,7 +148,7 @@ class SplitConfig(_Strict):
         return self
 
 
-class HistGradientBoostingParams(_Strict):
+class HistGradientBoostingParams(FrozenModel):
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
     max_iter: int = Field(ge=1, default=200)
     max_leaf_nodes: int = Field(ge=2, default=31)
@@ -161,18 +157,18 @@ class HistGradientBoostingParams(_Strict):
     max_bins: int = Field(ge=2, le=255, default=255)
 
 
-class LogisticRegressionParams(_Strict):
+class LogisticRegressionParams(FrozenModel):
     C: float = Field(gt=0.0, default=1.0)
     max_iter: int = Field(ge=1, default=1000)
 
 
-class RandomForestParams(_Strict):
+class RandomForestParams(FrozenModel):
     n_estimators: int = Field(ge=1, default=200)
     max_depth: int | None = Field(ge=1, default=None)
     min_samples_leaf: int = Field(ge=1, default=5)
 
 
-class TrainConfig(_Strict):
+class TrainConfig(FrozenModel):
     model: ModelFamily
     seed: int = 42
     # Rarer categories than this share one "infrequent" code, so tiny groups don't overfit.
@@ -186,7 +182,7 @@ class TrainConfig(_Strict):
     random_forest: RandomForestParams = RandomForestParams()
 
 
-class TuneConfig(_Strict):
+class TuneConfig(FrozenModel):
     """Stage `tune`: a seeded random search with cross-validation on the training split only."""
 
     enabled: bool = True
@@ -207,7 +203,7 @@ class TuneConfig(_Strict):
     models: tuple[ModelFamily, ...] = ("hist_gradient_boosting",)
 
 
-class ThresholdConfig(_Strict):
+class ThresholdConfig(FrozenModel):
     """How the operating threshold is chosen, on the validation split (test only measures)."""
 
     policy: Literal["min_expected_cost", "target_recall", "fixed"]
@@ -220,7 +216,7 @@ class ThresholdConfig(_Strict):
     currency: str = "EUR"
 
 
-class GateConfig(_Strict):
+class GateConfig(FrozenModel):
     """Stage `gate`: the challenger (this tree's model) against the champion (the release at
     `base`), paired on this tree's test rows. Non-inferiority: "not worse by more than the
     margin", shown by a two-sided (1 - alpha) interval (see README, Retraining and the gate)."""
@@ -248,7 +244,7 @@ class GateConfig(_Strict):
     segment_min_positive: int = Field(ge=1, default=20)
 
 
-class RetrainConfig(_Strict):
+class RetrainConfig(FrozenModel):
     """`mlgitops retrain`: where the retraining branch starts and how it is named."""
 
     # The branch whose release is the champion and that the pull request targets.
@@ -256,7 +252,7 @@ class RetrainConfig(_Strict):
     branch_prefix: str = Field(pattern=r"^[A-Za-z0-9._/-]*$", default="retrain/")
 
 
-class PackageConfig(_Strict):
+class PackageConfig(FrozenModel):
     bento_name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
     image_repository: str = Field(min_length=1)
     # Hex digits of the bento content hash used as the bento (and image) version.
@@ -420,14 +416,14 @@ class ServingConfig(BaseSettings):
 ExportArtifact = Literal["onnx", "quantized", "pruned", "c", "js"]
 
 
-class QuantizeGate(_Strict):
+class QuantizeGate(FrozenModel):
     """The quantized model fails the stage unless it keeps decisions and ranking this close."""
 
     max_flipped_fraction: Annotated[float, Field(ge=0.0, le=1.0)] = 0.001
     max_abs_delta_roc_auc: Annotated[float, Field(ge=0.0, le=1.0)] = 0.001
 
 
-class ExportConfig(_Strict):
+class ExportConfig(FrozenModel):
     artifacts: tuple[ExportArtifact, ...] = ("onnx", "quantized", "pruned", "c", "js")
     # Float exports (ONNX, C, JS) must match predict_proba this closely, with no decision flipped.
     parity_tolerance: Annotated[float, Field(gt=0.0, le=1e-3)] = 1e-6
@@ -437,7 +433,7 @@ class ExportConfig(_Strict):
     prune_epsilon_cost_per_1000: float = Field(ge=0.0, default=1.0)
 
 
-class RulesConfig(_Strict):
+class RulesConfig(FrozenModel):
     """The generated Prometheus rules (stage `rules`)."""
 
     group_prefix: str = Field(default="mlgitops", pattern=r"^[a-z][a-z0-9_-]*$")
@@ -457,7 +453,7 @@ class RulesConfig(_Strict):
     zero_traffic_for: str = "15m"
 
 
-class MonitoringConfig(_Strict):
+class MonitoringConfig(FrozenModel):
     """`mlgitops monitor` and the generated alert rules."""
 
     window: Literal["hour", "day", "rows"] = "day"
@@ -496,7 +492,7 @@ class MonitoringConfig(_Strict):
     rules: RulesConfig = RulesConfig()
 
 
-class ReportWords(_Strict):
+class ReportWords(FrozenModel):
     """How the report names things, so a bring-your-own table reads naturally."""
 
     model: str = Field(min_length=1, default="fraud detection model")
@@ -510,7 +506,7 @@ class ReportWords(_Strict):
     flagged: str = Field(min_length=1, default="flagged as fraudulent")
 
 
-class ReportConfig(_Strict):
+class ReportConfig(FrozenModel):
     """The stakeholder report. Costs and currency are `threshold:`'s, not repeated here."""
 
     daily_volume: float = Field(gt=0.0, default=10_000.0)  # transactions scored per day
@@ -526,7 +522,7 @@ class ReportConfig(_Strict):
     calibration_bins: int = Field(ge=2, le=50, default=10)
 
 
-class RevertConfig(_Strict):
+class RevertConfig(FrozenModel):
     """`mlgitops revert` and its Alertmanager receiver (`mlgitops revert serve`)."""
 
     # The branch the release was merged to (what Argo CD syncs); the revert branch starts here.
@@ -546,7 +542,7 @@ ExperimentMode = Literal["ab", "shadow"]
 ExperimentMetric = Literal["cost_per_1000", "recall", "alert_rate"]
 
 
-class IngestConfig(_Strict):
+class IngestConfig(FrozenModel):
     """`mlgitops data ingest --predictions --labels`: labels are untrusted input."""
 
     # Labels set aside (an id not in the prediction log, an id labelled both 0 and 1, a row
@@ -557,7 +553,7 @@ class IngestConfig(_Strict):
     allow_feedback_labels: bool = False
 
 
-class ExperimentConfig(_Strict):
+class ExperimentConfig(FrozenModel):
     """An A/B test or shadow run of a challenger against the release, declared in Git
     (`experiment:`; null or `enabled: false` is off). See README, A/B and shadow experiments."""
 
@@ -610,7 +606,7 @@ def experiment_key_error(key: str, columns: list[str]) -> str | None:
     return f"experiment.assignment_key: {key!r} is not a column of the data ({', '.join(columns)})"
 
 
-class AuditConfig(_Strict):
+class AuditConfig(FrozenModel):
     """`mlgitops audit`: the stratified sample of logged predictions that humans label."""
 
     sample_size: int = Field(ge=2, default=500)
@@ -641,7 +637,7 @@ class AuditConfig(_Strict):
         return self
 
 
-class Params(_Strict):
+class Params(FrozenModel):
     paths: PathsConfig
     data: DataConfig
     validate_: ValidateConfig = Field(alias="validate", default=ValidateConfig())
@@ -662,7 +658,7 @@ class Params(_Strict):
     audit: AuditConfig = AuditConfig()
     ingest: IngestConfig = IngestConfig()
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(populate_by_name=True)
 
     @field_validator("serving", mode="before")
     @classmethod
@@ -764,8 +760,7 @@ def _format_validation_error(source: Path, error: ValidationError) -> str:
     errors = error.errors()
     # A misspelt key also leaves a required one missing: the typo is the error to show.
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-    location = location.replace("validate_", "validate")
+    location = error_location(first["loc"]).replace("validate_", "validate")
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     message = first["msg"]
     if first["type"] == "extra_forbidden":

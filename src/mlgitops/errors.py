@@ -1,6 +1,26 @@
-"""The one exception hierarchy. The CLI maps each class to an exit code and a one-line message."""
+"""The one exception hierarchy. The CLI maps each class to an exit code and a one-line message;
+`validation_line` turns pydantic's report on bad input into that line's detail."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+
+def error_location(loc: Sequence[int | str]) -> str:
+    """Where pydantic found a problem, as a dotted key path (`train.params.max_depth`, list
+    items by index); "(top level)" for a rule about the whole object."""
+    return ".".join(str(part) for part in loc) or "(top level)"
+
+
+def validation_line(error: ValidationError) -> str:
+    """The first problem pydantic found, as `location: message`: callers prefix the file or
+    source, so a bad input gives one line naming the key, never pydantic's multi-line report."""
+    first = error.errors()[0]
+    return f"{error_location(first['loc'])}: {first['msg']}"
 
 
 class MlgitopsError(Exception):

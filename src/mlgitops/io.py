@@ -1,4 +1,4 @@
-"""File helpers shared by the stages: atomic writes and content hashes."""
+"""File helpers shared by the stages: atomic writes, content hashes, typed JSON artifacts."""
 
 from __future__ import annotations
 
@@ -10,19 +10,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ValidationError
 
-from mlgitops.errors import ArtifactError
+from mlgitops.errors import ArtifactError, validation_line
+
+# FrozenModel lives in model_base; this name stays only for export/ledger.py and
+# stages/export.py, rewritten on other branches of issue 21 (then drop it).
+from mlgitops.model_base import FrozenModel as FrozenModel
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _CHUNK = 1 << 20
-
-
-class FrozenModel(BaseModel):
-    """The base of every typed artifact: immutable, and unknown keys are errors, not ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -108,6 +106,4 @@ def load_model_json(cls: type[ModelT], path: Path) -> ModelT:
     try:
         return cls.model_validate(read_json(path))
     except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(p) for p in first["loc"])
-        raise ArtifactError(f"{path}: {location}: {first['msg']}") from None
+        raise ArtifactError(f"{path}: {validation_line(error)}") from None

@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from mlgitops.config import GateConfig, SplitConfig, ThresholdConfig
-from mlgitops.errors import ConfigError
+from mlgitops.errors import ConfigError, validation_line
 
 # params.yaml keys, per section, that define the test rows (the split's other keys only shape
 # the reference profile).
@@ -40,9 +40,7 @@ def section(raw: dict[str, Any], commit: str, name: str, model: type[BaseModel])
     try:
         return model.model_validate(block)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"{commit[:12]}:params.yaml: {name}.{where}: {first['msg']}") from None
+        raise ConfigError(f"{commit[:12]}:params.yaml: {name}.{validation_line(error)}") from None
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from mlgitops.io import load_model_json
+from mlgitops.model_base import FrozenModel
 
 if TYPE_CHECKING:  # the pod reads profiles; only the build side hands in frames and configs
     import pandas as pd
@@ -24,11 +25,7 @@ if TYPE_CHECKING:  # the pod reads profiles; only the build side hands in frames
     from mlgitops.schema import TrainingSchema
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NumericProfile(_Frozen):
+class NumericProfile(FrozenModel):
     kind: Literal["numeric"] = "numeric"
     count: int
     missing_rate: float
@@ -41,7 +38,7 @@ class NumericProfile(_Frozen):
     bin_fractions: list[float]
 
 
-class CategoricalProfile(_Frozen):
+class CategoricalProfile(FrozenModel):
     kind: Literal["categorical"] = "categorical"
     count: int
     missing_rate: float
@@ -54,7 +51,7 @@ class CategoricalProfile(_Frozen):
 FeatureProfile = Annotated[NumericProfile | CategoricalProfile, Field(discriminator="kind")]
 
 
-class ReferenceProfile(_Frozen):
+class ReferenceProfile(FrozenModel):
     profile_version: Literal[1] = 1
     n_rows: int
     target: str

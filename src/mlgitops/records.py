@@ -12,7 +12,8 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from mlgitops.io import FrozenModel, atomic_write_text, load_model_json
+from mlgitops.io import atomic_write_text, load_model_json
+from mlgitops.model_base import FrozenModel
 from mlgitops.schema import FeatureSpec
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict
 
 from mlgitops.io import atomic_write_text, load_model_json
+from mlgitops.model_base import FrozenModel
 
 # Names shared by the release patch, the kustomize base and the deploy command.
 CONTAINER_NAME = "server"
@@ -24,11 +24,9 @@ ANNOTATION_PARAMS_HASH = ANNOTATION_PREFIX + "params-hash"
 ANNOTATION_GIT_COMMIT = ANNOTATION_PREFIX + "git-commit"
 
 
-class ReleaseExperiment(BaseModel):
+class ReleaseExperiment(FrozenModel):
     """An experiment served by the release's bento: the challenger beside the model (params'
     `experiment:`; README, A/B and shadow experiments)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
 
     mode: Literal["ab", "shadow"]
     share: float
@@ -41,9 +39,7 @@ class ReleaseExperiment(BaseModel):
     challenger_model_hash: str
 
 
-class ReleaseRecord(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, protected_namespaces=())
-
+class ReleaseRecord(FrozenModel):
     release_version: Literal[1] = 1
     bento_name: str
     bento_version: str

@@ -8,9 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
-
 from mlgitops.io import load_model_json
+from mlgitops.model_base import FrozenModel
 
 FeatureKind = Literal["numeric", "categorical"]
 
@@ -20,18 +19,14 @@ TARGET_COLUMN = "__target__"
 TIME_COLUMN = "__time__"
 
 
-class FeatureSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class FeatureSpec(FrozenModel):
     name: str
     kind: FeatureKind
     # How the type was decided: declared in params.yaml or inferred from the data.
     source: Literal["declared", "inferred"]
 
 
-class TrainingSchema(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TrainingSchema(FrozenModel):
     schema_version: Literal[1] = 1
     target: str
     positive_class: str

@@ -1,27 +1,66 @@
-"""Paired comparisons of two models scored on the same rows: DeLong's test for the difference of
-ROC AUCs, a paired bootstrap for the difference of mean per-row costs, and the minimum
-detectable effect of a one-sided test.
+"""The statistics every layer shares: the standard normal quantile, the Wilson score interval,
+and the paired comparisons of two models scored on the same rows (DeLong's test for the
+difference of ROC AUCs, a paired bootstrap for the difference of mean per-row costs, and the
+minimum detectable effect of a one-sided test).
 
-Pure functions of arrays; the gate stage and `mlgitops report pr` both call them.
+Pure functions; the gate, the model report, the monitor and its Prometheus rules, and the
+experiments' sequential test all take their quantiles and intervals from here.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import lru_cache
 from statistics import NormalDist
 
 import numpy as np
+from scipy.special import ndtri
 
 _NORMAL = NormalDist()
 
 
 def z(p: float) -> float:
-    """The standard normal quantile."""
-    return _NORMAL.inv_cdf(p)
+    """The standard normal quantile Φ⁻¹(p) (scipy's ndtri: correctly rounded at 0.975)."""
+    return float(ndtri(p))
+
+
+@lru_cache(maxsize=64)
+def two_sided_z(confidence: float) -> float:
+    """The z of a two-sided interval at `confidence` (1.96 at 0.95); cached: the monitor asks
+    for the same few once per window."""
+    return z((1.0 + confidence) / 2.0)
+
+
+def one_sided_z(confidence: float) -> float:
+    """The z of a one-sided bound at `confidence` (1.645 at 0.95)."""
+    return z(confidence)
 
 
 def normal_sf(x: float) -> float:
     return 1.0 - _NORMAL.cdf(x)
+
+
+def wilson(successes: float, trials: float, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion; (0, 1) when there are no trials.
+
+    Unlike the normal approximation it stays inside [0, 1] and is usable at 0 or n successes,
+    which a rate such as the false negative rate on a few hundred positives needs. `successes`
+    may be an expected (fractional) count, as CBPE's are.
+    """
+    if trials <= 0:
+        return 0.0, 1.0
+    if not 0 <= successes <= trials:
+        raise ValueError(f"successes {successes} outside [0, {trials}]")
+    z_ = two_sided_z(confidence)
+    p = successes / trials
+    denominator = 1.0 + z_ * z_ / trials
+    centre = (p + z_ * z_ / (2.0 * trials)) / denominator
+    half = z_ * math.sqrt(p * (1.0 - p) / trials + z_ * z_ / (4.0 * trials * trials)) / denominator
+    # Exact at the ends (the closed form leaves 1e-17 of rounding there).
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == trials else min(1.0, centre + half)
+    return low, high
 
 
 def _midranks(x: np.ndarray) -> np.ndarray:

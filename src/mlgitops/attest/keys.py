@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from mlgitops.errors import TrustRootError
+from mlgitops.errors import TrustRootError, validation_line
 from mlgitops.io import atomic_write_text
+from mlgitops.model_base import FrozenModel
 
 ALGORITHM = "ecdsa-p256-sha256"
 
@@ -64,10 +65,8 @@ def public_pem(key: ec.EllipticCurvePublicKey) -> str:
     ).decode()
 
 
-class KeyEntry(BaseModel):
+class KeyEntry(FrozenModel):
     """One trusted public key of trust/keys.yaml."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str
     algorithm: str = ALGORITHM
@@ -150,9 +149,7 @@ def parse_trust_root(text: str, source: str) -> TrustRoot:
     try:
         model = TrustRootFile.model_validate(raw or {})
     except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise TrustRootError(f"{source}: {location}: {first['msg']}") from None
+        raise TrustRootError(f"{source}: {validation_line(error)}") from None
     keys = tuple(_trusted(entry, source) for entry in model.keys)
     for index, key in enumerate(keys):
         for other in keys[:index]:

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from mlgitops.config import AuditConfig
-from mlgitops.io import FrozenModel
+from mlgitops.model_base import FrozenModel
 
 # The labelling vocabulary: what the Choices control offers, and what a plain CSV may say.
 POSITIVE, NEGATIVE = "fraud", "legit"

@@ -22,7 +22,7 @@ from mlgitops.audit import labelstudio
 from mlgitops.audit.design import assign, draw, plan, stratum_edges
 from mlgitops.audit.models import SampleDesign, SampleRow
 from mlgitops.config import AuditConfig
-from mlgitops.errors import ArtifactError, AuditInputError, MonitoringInputError
+from mlgitops.errors import ArtifactError, AuditInputError, MonitoringInputError, validation_line
 from mlgitops.io import atomic_write_text, read_json
 from mlgitops.logline import entity_keys
 from mlgitops.monitoring.logs import (
@@ -235,9 +235,7 @@ def load_sample(directory: Path) -> tuple[SampleDesign, list[SampleRow]]:
     try:
         design = SampleDesign.model_validate(read_json(design_file))
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise AuditInputError(f"{design_file}: {where}: {first['msg']}") from None
+        raise AuditInputError(f"{design_file}: {validation_line(error)}") from None
     except ArtifactError as error:  # not JSON: bad input of this command
         raise AuditInputError(str(error)) from None
     text = sample_file.read_text(encoding="utf-8")
@@ -252,8 +250,5 @@ def load_sample(directory: Path) -> tuple[SampleDesign, list[SampleRow]]:
         try:
             rows.append(SampleRow.model_validate(values))
         except ValidationError as error:
-            first = error.errors()[0]
-            raise AuditInputError(
-                f"{sample_file}:{number}: {first['loc'][0]}: {first['msg']}"
-            ) from None
+            raise AuditInputError(f"{sample_file}:{number}: {validation_line(error)}") from None
     return design, rows

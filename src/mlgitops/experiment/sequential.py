@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from mlgitops.stats import one_sided_z
+
 
 @dataclass(frozen=True)
 class Srm:
@@ -81,7 +83,7 @@ def rows_needed(
     sequence's half-width plus z_power standard errors fits within the effect."""
     if unit_variance <= 0:
         return 0.0
-    z = float(stats.norm.ppf(power))
+    z = one_sided_z(power)
 
     def enough(n: float) -> bool:
         variance = unit_variance / n

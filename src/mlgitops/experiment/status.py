@@ -21,9 +21,10 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
 from mlgitops.config import ExperimentConfig, ThresholdConfig
+from mlgitops.confusion import error_cost
 from mlgitops.errors import (
     ExperimentChampionBetterError,
     ExperimentError,
@@ -37,6 +38,7 @@ from mlgitops.experiment import sequential
 from mlgitops.experiment.assign import CHALLENGER, CHAMPION
 from mlgitops.logline import entity_keys
 from mlgitops.monitoring.labeljoin import join_labels
+from mlgitops.model_base import FrozenModel
 from mlgitops.monitoring.logs import (
     ARM,
     CHALLENGER_LABEL,
@@ -75,11 +77,7 @@ METRIC_NAMES = {
 }
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ArmFigures(_Model):
+class ArmFigures(FrozenModel):
     arm: Literal["champion", "challenger"]
     model_versions: list[str]
     predictions: int
@@ -90,7 +88,7 @@ class ArmFigures(_Model):
     primary: float | None  # the primary metric on this arm's matured labelled rows
 
 
-class SrmFigures(_Model):
+class SrmFigures(FrozenModel):
     applicable: bool  # not in shadow mode: every row is scored by both
     champion_units: int
     challenger_units: int
@@ -102,7 +100,7 @@ class SrmFigures(_Model):
     mismatch: bool
 
 
-class SequentialFigures(_Model):
+class SequentialFigures(FrozenModel):
     metric: str
     lower_is_better: bool
     paired: bool
@@ -121,7 +119,7 @@ class SequentialFigures(_Model):
     min_effect: float
 
 
-class GuardrailFigures(_Model):
+class GuardrailFigures(FrozenModel):
     name: str
     limit: float
     estimate: float | None
@@ -130,13 +128,13 @@ class GuardrailFigures(_Model):
     status: Literal["ok", "breached", "unknown"]
 
 
-class NeedFigures(_Model):
+class NeedFigures(FrozenModel):
     more_rows: int | None  # matured labelled rows (predictions for alert_rate), both arms
     more_frauds: int | None
     text: str
 
 
-class ExperimentStatus(_Model):
+class ExperimentStatus(FrozenModel):
     verdict: Verdict
     reason: str
     mode: Literal["ab", "shadow"]
@@ -152,7 +150,7 @@ class ExperimentStatus(_Model):
     guardrails: list[GuardrailFigures]
     need: NeedFigures
     # What the reader left out of the logs and labels (cut lines, cut archives...).
-    input_notes: list[str] = []
+    input_notes: list[str] = Field(default_factory=list)
 
     @property
     def error(self) -> ExperimentVerdictError | None:
@@ -168,7 +166,7 @@ def row_values(
     if metric == "cost_per_1000":
         fp = (decisions == 1) & (truth == 0)
         fn = (decisions == 0) & (truth == 1)
-        return 1000.0 * (costs.false_positive_cost * fp + costs.false_negative_cost * fn)
+        return 1000.0 * error_cost(fp, fn, costs.false_positive_cost, costs.false_negative_cost)
     return decisions.astype(np.float64)  # recall (rows: frauds only) and alert rate
 
 

@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 
 from mlgitops.config import MonitoringConfig
+from mlgitops.monitoring import drift_stats
 from mlgitops.monitoring import metric_names as m
-from mlgitops.monitoring import stats
 from mlgitops.monitoring.reference import ScoreReference
 from mlgitops.profile import (
     MISSING_BIN,
@@ -35,6 +35,7 @@ from mlgitops.profile import (
     bin_labels,
     reference_fractions,
 )
+from mlgitops.stats import one_sided_z, wilson
 
 # The score's bins live in the same recording rules as the features, under this name.
 SCORE_FEATURE = "__score__"
@@ -59,7 +60,9 @@ def _const(record: str, value: float, **labels: str) -> dict[str, Any]:
 
 def _smoothed(fractions: list[float], n_ref: float) -> list[float]:
     k = len(fractions)
-    return [(f * n_ref + stats.SMOOTHING) / (n_ref + stats.SMOOTHING * k) for f in fractions]
+    return [
+        (f * n_ref + drift_stats.SMOOTHING) / (n_ref + drift_stats.SMOOTHING * k) for f in fractions
+    ]
 
 
 def _reference_rules(
@@ -80,7 +83,7 @@ def _reference_rules(
             rules.append(_const("feature_bin_smoothed", smooth, feature=name, bin=label))
         dof = max(sum(1 for f in fractions if f > 0) - 1, 1)
         rules.append(_const("feature_rows", n_ref, feature=name))
-        chi2 = stats.chi2_quantile(alpha_each, dof)
+        chi2 = drift_stats.chi2_quantile(alpha_each, dof)
         rules.append(_const("feature_psi_chi2", chi2, feature=name))
         present = fractions[:-1]
         top = max(present) / sum(present) if sum(present) > 0 else 1.0
@@ -113,13 +116,13 @@ def _window_rules(window: str) -> list[dict[str, Any]]:
         {"record": rows, "expr": f"sum by ({R}, feature) ({inc})"},
         {
             "record": share,
-            "expr": f"({inc} + {stats.SMOOTHING}) / on ({R}, feature) group_left ()"
+            "expr": f"({inc} + {drift_stats.SMOOTHING}) / on ({R}, feature) group_left ()"
             f" ({rows} + on (feature) group_left ()"
-            f" ({stats.SMOOTHING} * count by (feature) ({fb})))",
+            f" ({drift_stats.SMOOTHING} * count by (feature) ({fb})))",
         },
         {
             "record": f"mlgitops:feature_psi:{window}",
-            # Bins empty on both sides drop out, as in monitoring.stats.psi.
+            # Bins empty on both sides drop out, as in monitoring.drift_stats.psi.
             "expr": f"sum by ({R}, feature) ((({share} - on (feature, bin) group_left () {sm})"
             f" * ln({share} / on (feature, bin) group_left () {sm}))"
             f" unless on ({R}, feature, bin) ({inc} == 0 and on (feature, bin) {fb} == 0))",
@@ -212,10 +215,8 @@ def _alert(
 
 
 def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[str, Any]]:
-    from scipy.stats import norm
-
     rows_min = config.min_rows
-    z = float(norm.isf(1.0 - config.confidence))
+    z = one_sided_z(config.confidence)
     out = []
     for window, severity, wait in (("1h", "warning", "15m"), ("1d", "ticket", "1h")):
         speed = "fast" if window == "1h" else "slow"
@@ -365,7 +366,7 @@ def _alerts(reference: ScoreReference, config: MonitoringConfig) -> list[dict[st
             ("Fpr", "negatives", (reference.realized["fp"], reference.realized["tn"])),
             ("Fnr", "positives", (reference.realized["fn"], reference.realized["tp"])),
         ):
-            released_high = stats.wilson(rate_counts[0], sum(rate_counts), config.confidence)[1]
+            released_high = wilson(rate_counts[0], sum(rate_counts), config.confidence)[1]
             released = rate_counts[0] / sum(rate_counts) if sum(rate_counts) else 0.0
             floor = released * (1 + config.min_rate_increase)
             p = f"mlgitops:labelled_{name.lower()}:{window}"

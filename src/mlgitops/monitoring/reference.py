@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import Field
 
-from mlgitops.confusion import Confusion
+from mlgitops.confusion import Confusion, error_cost
 from mlgitops.io import load_model_json
+from mlgitops.model_base import FrozenModel
 from mlgitops.profile import MISSING_BIN, NumericProfile
 
 if TYPE_CHECKING:  # the service imports this module (score reference, calibration); no pandas
@@ -24,17 +25,13 @@ if TYPE_CHECKING:  # the service imports this module (score reference, calibrati
 OUTCOMES = ("tp", "fp", "tn", "fn")
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Costs(_Frozen):
+class Costs(FrozenModel):
     false_positive: float
     false_negative: float
     currency: str
 
 
-class Calibration(_Frozen):
+class Calibration(FrozenModel):
     """Isotonic map from the model's score to a calibrated probability, fitted on the validation
     split (never the training rows): linear between breakpoints, clipped outside them, exactly
     `IsotonicRegression(out_of_bounds="clip").predict`. Used only by CBPE's expected outcomes;
@@ -51,7 +48,7 @@ class Calibration(_Frozen):
         return np.interp(np.asarray(scores, dtype="float64"), self.x, self.y)
 
 
-class ScoreReference(_Frozen):
+class ScoreReference(FrozenModel):
     reference_version: Literal[1] = 1
     n_rows: int
     n_positive: int
@@ -72,7 +69,7 @@ class ScoreReference(_Frozen):
     costs: Costs
     # Realized confusion counts on the test split per value of each declared segment column:
     # a segment is compared with its own released figures, not the overall ones.
-    segments: dict[str, dict[str, dict[str, int]]] = {}
+    segments: dict[str, dict[str, dict[str, int]]] = Field(default_factory=dict)
     # The calibration CBPE applies to scores (service counters, `mlgitops monitor` and the
     # expected figures above alike); None in references written before it, meaning raw scores.
     calibration: Calibration | None = None
@@ -133,7 +130,7 @@ def reliability_bins(
 
 
 def row_costs(outcomes: dict[str, np.ndarray], costs: Costs) -> np.ndarray:
-    return costs.false_positive * outcomes["fp"] + costs.false_negative * outcomes["fn"]
+    return error_cost(outcomes["fp"], outcomes["fn"], costs.false_positive, costs.false_negative)
 
 
 def confusion_counts(flagged: np.ndarray, labels: np.ndarray) -> dict[str, int]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from mlgitops.config import ReportConfig, ReportWords, ThresholdConfig
-from mlgitops.confusion import Confusion
+from mlgitops.confusion import Confusion, error_cost
 from mlgitops.profile import (
     CategoricalProfile,
     NumericProfile,
@@ -35,7 +35,7 @@ from mlgitops.reports.model import (
     OperatingPoint,
     Slice,
 )
-from mlgitops.reports.stats import wilson
+from mlgitops.stats import wilson
 
 # A category rarer than this in training is flagged in the examples.
 RARE_CATEGORY = 0.01
@@ -59,17 +59,15 @@ class Counts(Confusion):
     """The confusion counts with the report's Wilson intervals on the error rates."""
 
     def fpr_bounds(self) -> tuple[float, float, float]:
-        n = self.fp + self.tn
-        return (self.fp / n if n else 0.0, *wilson(self.fp, n))
+        return (self.fpr, *wilson(*self.rate_counts()["fpr"]))
 
     def fnr_bounds(self) -> tuple[float, float, float]:
-        n = self.fn + self.tp
-        return (self.fn / n if n else 0.0, *wilson(self.fn, n))
+        return (self.fnr, *wilson(*self.rate_counts()["fnr"]))
 
-    def fpr(self) -> Estimate:
+    def fpr_estimate(self) -> Estimate:
         return estimate(*self.fpr_bounds())
 
-    def fnr(self) -> Estimate:
+    def fnr_estimate(self) -> Estimate:
         return estimate(*self.fnr_bounds())
 
 
@@ -90,8 +88,10 @@ class Day:
     def negatives(self) -> float:
         return self.volume * (1.0 - self.positive_rate)
 
-    def cost(self, fpr: float, fnr: float) -> float:
-        return self.fp_cost * self.negatives * fpr + self.fn_cost * self.positives * fnr
+    def cost(self, fpr: float | np.ndarray, fnr: float | np.ndarray) -> float | np.ndarray:
+        # The errors' cost of a day at these rates: a rate of 1 costs cost·volume of its class
+        # (grouped so, the figures are the same to the last bit as before the shared rule).
+        return error_cost(fpr, fnr, self.fp_cost * self.negatives, self.fn_cost * self.positives)
 
     def figures(self, counts: Counts) -> dict[str, Estimate]:
         """Per-day counts; each bound uses the rates' bounds in the same direction, so the cost
@@ -146,7 +146,7 @@ def choose_points(
     thresholds = candidate_thresholds(val_scores)
     fpr, tpr = rate_curves(val_labels, val_scores, thresholds)
     points = {"released": ("released", float(released))}
-    cost = day.fp_cost * day.negatives * fpr + day.fn_cost * day.positives * (1 - tpr)
+    cost = day.cost(fpr, 1 - tpr)
     # Ties: the highest threshold, fewest alerts for the same money (the evaluate stage's rule).
     best = np.flatnonzero(cost == cost.min())[-1]
     points["cost_minimum"] = ("lowest cost per day", float(thresholds[best]))
@@ -180,8 +180,8 @@ def operating_point(
         label=label,
         threshold=float(threshold),
         validation_recall=_r(validation.tp / n_val_pos if n_val_pos else 0.0),
-        fpr=test.fpr(),
-        fnr=test.fnr(),
+        fpr=test.fpr_estimate(),
+        fnr=test.fnr_estimate(),
         reviews_per_day=figures["reviews_per_day"],
         missed_per_day=figures["missed_per_day"],
         caught_per_day=figures["caught_per_day"],
@@ -413,10 +413,11 @@ def slices(
     """Segments (each category, each profile bin) ranked by excess cost over the overall rate:
     (top slices, slices suppressed for size, overall cost per 1,000)."""
     flagged = scores >= threshold
-    row_cost = np.where(
+    row_cost = error_cost(
         flagged & (labels == 0),
+        ~flagged & (labels == 1),
         costs.false_positive_cost,
-        np.where(~flagged & (labels == 1), costs.false_negative_cost, 0.0),
+        costs.false_negative_cost,
     )
     overall = float(row_cost.mean())
     found: list[Slice] = []
@@ -437,8 +438,8 @@ def slices(
                     segment=str(segment),
                     rows=n,
                     positives=counts.tp + counts.fn,
-                    fnr=counts.fnr() if counts.tp + counts.fn else None,
-                    fpr=counts.fpr() if counts.fp + counts.tn else None,
+                    fnr=counts.fnr_estimate() if counts.positives else None,
+                    fpr=counts.fpr_estimate() if counts.negatives else None,
                     cost_per_1000=_r(1000.0 * cost / n),
                     excess_cost=_r(cost - overall * n),
                 )
@@ -535,14 +536,10 @@ def metric_figures(metrics: dict) -> dict[str, Figure]:
             figures[name] = Figure(value=float(metrics[name]))
     counts = [metrics.get(k) for k in ("tp", "fp", "tn", "fn")]
     has_counts = all(isinstance(c, int) for c in counts)
-    tp, fp, tn, fn = counts if has_counts else (0, 0, 0, 0)
-    for name, k, n in (
-        ("recall", tp, tp + fn),
-        ("fnr", fn, tp + fn),
-        ("fpr", fp, fp + tn),
-        ("precision", tp, tp + fp),
-    ):
-        if has_counts and n:
+    bases = Confusion(*counts).rate_counts() if has_counts else {}
+    for name in ("recall", "fnr", "fpr", "precision"):
+        k, n = bases.get(name, (0, 0))
+        if n:
             low, high = wilson(k, n)
             figures[name] = Figure(value=_r(k / n), low=_r(low), high=_r(high))
         elif isinstance(metrics.get(name), int | float):

@@ -108,7 +108,7 @@ def build_report(inputs: ReportInputs) -> ModelReport:
     data = data_summary(inputs)
 
     per_day = day.figures(counts)
-    values = {"fnr": counts.fnr(), "fpr": counts.fpr(), **per_day}
+    values = {"fnr": counts.fnr_estimate(), "fpr": counts.fpr_estimate(), **per_day}
     parts = analysis.headline_parts(words.model, values, words)
     headline = Headline(
         sentence=analysis.sentence(parts),

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from mlgitops import git
 from mlgitops.config import PathsConfig, load_params
-from mlgitops.errors import ArtifactError
+from mlgitops.errors import ArtifactError, validation_line
 from mlgitops.reports.model import ModelReport, load_report
 from mlgitops.revision import params_at, setting
 
@@ -51,9 +51,7 @@ def report_at(repo: Path, rev: str) -> FoundReport:
     try:
         report = ModelReport.model_validate_json(text)
     except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise ArtifactError(f"{commit[:12]}:{json_path}: {location}: {first['msg']}") from None
+        raise ArtifactError(f"{commit[:12]}:{json_path}: {validation_line(error)}") from None
     return FoundReport(
         report=report,
         html=f"git show {commit[:12]}:{html_path} > model_report.html",

@@ -11,7 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from mlgitops.io import FrozenModel, load_model_json
+from mlgitops.io import load_model_json
+from mlgitops.model_base import FrozenModel
 
 
 class Estimate(FrozenModel):

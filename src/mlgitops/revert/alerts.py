@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from mlgitops.config import Params
+from mlgitops.errors import validation_line
 from mlgitops.monitoring.metric_names import RELEASE_LABEL
 
 Status = Literal["firing", "resolved"]
@@ -71,9 +72,7 @@ def parse_payload(body: bytes) -> AlertPayload:
     try:
         return AlertPayload.model_validate(raw)
     except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise PayloadError(422, f"{location}: {first['msg']}") from None
+        raise PayloadError(422, validation_line(error)) from None
 
 
 def selector(params: Params) -> dict[str, str]:

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from mlgitops.errors import GitError, RevertError
 from mlgitops.git import run
+from mlgitops.model_base import FrozenModel
 from mlgitops.revert.plan import RevertPlan, branch_exists
 
 # A release repository may have DVC's or anyone's hooks installed, or signing on: the commit
@@ -28,9 +27,7 @@ class BranchExistsError(RevertError):
     """The revert branch exists already (prepared before, or a name taken by someone else)."""
 
 
-class RevertBranch(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class RevertBranch(FrozenModel):
     branch: str
     revert_commit: str
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from mlgitops.errors import GitError, RevertError
 from mlgitops.git import require_repository, resolve_commit, run
+from mlgitops.model_base import FrozenModel
 from mlgitops.release import ReleaseRecord
 from mlgitops.revert.reproduce import lock_mismatches
 from mlgitops.revision import find_release_at, params_at, path_at, release_path
@@ -37,9 +36,7 @@ MAX_PASSED_OVER = 50
 _FORMAT = "%H%x00%s%x00%an <%ae>%x00%aI%x00%P%x00"
 
 
-class CommitInfo(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class CommitInfo(FrozenModel):
     sha: str
     subject: str
     author: str
@@ -55,31 +52,25 @@ class CommitInfo(BaseModel):
         return len(self.parents) > 1
 
 
-class TakenBack(BaseModel):
+class TakenBack(FrozenModel):
     """A commit of the base's first-parent history since the restored commit; for a merge, the
     commits it brought in (newest first, at most MAX_MERGED listed, all counted)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     commit: CommitInfo
     merged: tuple[CommitInfo, ...] = ()
     merged_total: int = 0
 
 
-class PassedOver(BaseModel):
+class PassedOver(FrozenModel):
     """A commit on which the restored release was current, not restored: its dvc.lock does not
     match it, so `dvc repro` there would not reproduce the release."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     commit: CommitInfo
     reason: str
 
 
-class RevertPlan(BaseModel):
+class RevertPlan(FrozenModel):
     """What `mlgitops revert` will do; nothing is changed until `branch.create_branch`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     base: str  # as given: "main"
     base_commit: str

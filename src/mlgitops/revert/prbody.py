@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mlgitops.errors import RevertError
+from mlgitops.errors import RevertError, validation_line
+from mlgitops.model_base import FrozenModel
 from mlgitops.release import ReleaseRecord
 from mlgitops.revert.alerts import AlertPayload, PayloadError, parse_payload
 from mlgitops.revert.branch import RevertBranch
@@ -24,10 +25,8 @@ MAX_EVIDENCE_CHARS = 64 * 1024
 MAX_MONITOR_ALERTS = 10
 
 
-class Evidence(BaseModel):
+class Evidence(FrozenModel):
     """One piece of evidence: an Alertmanager payload (rendered as a table) or any file."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
     text: str
@@ -86,9 +85,7 @@ def read_monitor_summary(path: Path) -> MonitorSummary:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise RevertError(f"monitor summary {path}: not readable JSON: {error}") from None
     except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise RevertError(f"monitor summary {path}: {location}: {first['msg']}") from None
+        raise RevertError(f"monitor summary {path}: {validation_line(error)}") from None
 
 
 def _cell(value: object) -> str:

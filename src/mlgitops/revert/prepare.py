@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
-
 from mlgitops.errors import RevertError
+from mlgitops.model_base import FrozenModel
 from mlgitops.revert.branch import (
     RevertBranch,
     check_remote,
@@ -24,9 +23,7 @@ from mlgitops.revert.plan import RevertPlan, plan_revert
 from mlgitops.revert.prbody import Evidence, MonitorSummary, read_monitor_summary, render_pr_body
 
 
-class RevertOutcome(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class RevertOutcome(FrozenModel):
     plan: RevertPlan
     branch: RevertBranch
     pr_body: str

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -27,6 +26,7 @@ from starlette.routing import Route
 from mlgitops.config import Params
 from mlgitops.errors import ConfigError, MlgitopsError, RevertError
 from mlgitops.io import atomic_write_text
+from mlgitops.model_base import FrozenModel
 from mlgitops.monitoring.metric_names import RELEASE_LABEL
 from mlgitops.revert.alerts import (
     Alert,
@@ -44,9 +44,7 @@ from mlgitops.revert.prbody import evidence_from_text
 from mlgitops.revert.prepare import RevertOutcome, monitor_summary, prepare_revert
 
 
-class ServerSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class ServerSettings(FrozenModel):
     repo: Path
     base: str
     branch_prefix: str

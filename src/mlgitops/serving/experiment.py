@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from mlgitops.errors import ServingError
+from mlgitops.errors import ServingError, validation_line
 from mlgitops.experiment.assign import CHALLENGER, CHAMPION, assign
 from mlgitops.serving.features import Batch, RequestError, validate_records
 from mlgitops.serving.model import LoadedModel
@@ -58,7 +58,9 @@ class ExperimentPin:
         try:
             release = ReleaseRecord.model_validate(raw.get("challenger_release"))
         except ValidationError as error:
-            raise ServingError(f"experiment.challenger_release: invalid: {error}") from None
+            raise ServingError(
+                f"experiment.challenger_release: invalid: {validation_line(error)}"
+            ) from None
         return cls(
             mode=mode,
             share=float(share),

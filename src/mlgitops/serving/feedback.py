@@ -13,8 +13,8 @@ from mlgitops.serving.features import ID_RANGE, FieldError, RequestError
 if TYPE_CHECKING:
     from mlgitops.serving.auth import RequestIds
     from mlgitops.serving.metrics import ServingMetrics
+    from mlgitops.serving.online import RecentPredictions
     from mlgitops.serving.predlog import JsonLinesLog
-    from mlgitops.serving.stats import RecentPredictions
 
 # Longest request id accepted, from a client's X-Request-ID header or in a feedback body.
 REQUEST_ID_MAX = 128

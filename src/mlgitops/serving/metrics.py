@@ -16,7 +16,7 @@ from mlgitops.experiment.assign import CHALLENGER, CHAMPION, UNASSIGNED
 from mlgitops.monitoring import metric_names as names
 
 if TYPE_CHECKING:
-    from mlgitops.serving.stats import BatchStats, OnlineStats
+    from mlgitops.serving.online import BatchStats, OnlineStats
 
 NAMESPACE = "mlgitops"
 # The arms an experiment counts rows of; SHADOW: rows the challenger also scored (shadow mode).

@@ -13,8 +13,8 @@ from mlgitops.serving.auth import RequestIds
 from mlgitops.serving.features import RequestError
 from mlgitops.serving.feedback import ACCEPTED, ALREADY_RECORDED, FeedbackDesk
 from mlgitops.serving.metrics import get_metrics
+from mlgitops.serving.online import RecentPredictions
 from mlgitops.serving.predlog import JsonLinesLog
-from mlgitops.serving.stats import RecentPredictions
 
 
 def _value(desk: FeedbackDesk, metric: str, *labels: str) -> float:

@@ -11,7 +11,7 @@ from mlgitops.monitoring.reference import expected_outcomes, load_score_referenc
 from mlgitops.profile import bin_indices, bin_label, bin_labels, load_profile
 from mlgitops.serving.features import FeatureSpace, validate_records
 from mlgitops.serving.model import probe_records
-from mlgitops.serving.stats import OnlineStats, RecentPredictions, _interp
+from mlgitops.serving.online import OnlineStats, RecentPredictions, _interp
 from tests.support.devmodel import DevArtifacts
 
 
