@@ -14,10 +14,6 @@ from pydantic import BaseModel, ValidationError
 
 from mlgitops.errors import ArtifactError, validation_line
 
-# FrozenModel lives in model_base; this name stays only for export/ledger.py and
-# stages/export.py, rewritten on other branches of issue 21 (then drop it).
-from mlgitops.model_base import FrozenModel as FrozenModel
-
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 _CHUNK = 1 << 20

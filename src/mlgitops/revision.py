@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from mlgitops.config import DEFAULT_PARAMS_FILE, PathsConfig
-from mlgitops.errors import ArtifactError, ConfigError
+from mlgitops.errors import ArtifactError, ConfigError, validation_line
 from mlgitops.git import read_blob
 from mlgitops.release import ReleaseRecord
 
@@ -98,9 +98,7 @@ def find_release_at(repo: Path, commit: str, path: str) -> ReleaseRecord | None:
     except json.JSONDecodeError as error:
         raise ArtifactError(f"{source}: not valid JSON: {error}") from None
     except ValidationError as error:
-        first = error.errors()[0]
-        location = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise ArtifactError(f"{source}: {location}: {first['msg']}") from None
+        raise ArtifactError(f"{source}: {validation_line(error)}") from None
 
 
 def release_at(repo: Path, commit: str, params: dict[str, Any] | None = None) -> ReleaseRecord:

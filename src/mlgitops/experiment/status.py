@@ -37,8 +37,8 @@ from mlgitops.errors import (
 from mlgitops.experiment import sequential
 from mlgitops.experiment.assign import CHALLENGER, CHAMPION
 from mlgitops.logline import entity_keys
-from mlgitops.monitoring.labeljoin import join_labels
 from mlgitops.model_base import FrozenModel
+from mlgitops.monitoring.labeljoin import join_labels
 from mlgitops.monitoring.logs import (
     ARM,
     CHALLENGER_LABEL,

@@ -8,8 +8,9 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from mlgitops.config import ThresholdConfig
+from mlgitops.confusion import error_cost
 from mlgitops.export.ir import decision_threshold
-from mlgitops.io import FrozenModel
+from mlgitops.model_base import FrozenModel
 
 
 class Parity(FrozenModel):
@@ -68,7 +69,8 @@ def expected_cost_per_1000(
     flagged = decisions(scores, threshold)
     fp = int(np.sum(flagged & (labels == 0)))
     fn = int(np.sum(~flagged & (labels == 1)))
-    return 1000.0 * (costs.false_positive_cost * fp + costs.false_negative_cost * fn) / len(labels)
+    cost = error_cost(fp, fn, costs.false_positive_cost, costs.false_negative_cost)
+    return 1000.0 * cost / len(labels)
 
 
 def ledger(
@@ -106,4 +108,4 @@ def _cost_exact(
     flagged = scores >= threshold
     fp = int(np.sum(flagged & (labels == 0)))
     fn = int(np.sum(~flagged & (labels == 1)))
-    return c.false_positive_cost * fp + c.false_negative_cost * fn
+    return error_cost(fp, fn, c.false_positive_cost, c.false_negative_cost)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from mlgitops.config import ThresholdConfig
+from mlgitops.confusion import error_cost
 from mlgitops.export.ir import Trees, expit
 from mlgitops.export.ledger import decisions
 
@@ -35,6 +36,10 @@ def shortest_prefix(
     positive = (labels == 1)[:, None]
     fp = np.sum(flagged & ~positive, axis=0)
     fn = np.sum(~flagged & positive, axis=0)
-    cost = 1000.0 * (costs.false_positive_cost * fp + costs.false_negative_cost * fn) / len(labels)
+    cost = (
+        1000.0
+        * error_cost(fp, fn, costs.false_positive_cost, costs.false_negative_cost)
+        / len(labels)
+    )
     kept = int(np.flatnonzero(cost <= cost[-1] + epsilon)[0]) + 1
     return kept, scores[:, kept - 1]

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from mlgitops.config import GateConfig, ThresholdConfig
+from mlgitops.confusion import error_cost
 from mlgitops.errors import GateError
 from mlgitops.gate.contender import Contender, contender_at
 from mlgitops.records import GateReport, PairedDifference, SegmentGuardrail, Verdict
@@ -22,8 +23,11 @@ from mlgitops.stats import delong, mde, normal_sf, paired_bootstrap_means, z
 def per_row_cost(labels: np.ndarray, scores: np.ndarray, threshold: float, config: ThresholdConfig):
     flagged = scores >= threshold
     positive = labels == 1
-    return np.where(flagged & ~positive, config.false_positive_cost, 0.0) + np.where(
-        ~flagged & positive, config.false_negative_cost, 0.0
+    return error_cost(
+        flagged & ~positive,
+        ~flagged & positive,
+        config.false_positive_cost,
+        config.false_negative_cost,
     )
 
 

@@ -22,7 +22,7 @@ from sklearn.metrics import (
 )
 
 from mlgitops.config import ThresholdConfig
-from mlgitops.confusion import Confusion
+from mlgitops.confusion import Confusion, error_cost
 from mlgitops.records import EvaluationMetrics, ValidationFigures
 from mlgitops.schema import TARGET_COLUMN
 
@@ -48,7 +48,7 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, config: ThresholdCo
     total_pos = int(labels.sum())
     fp = (len(labels) - total_pos) - negatives_below
     if config.policy == "min_expected_cost":
-        cost = config.false_positive_cost * fp + config.false_negative_cost * fn
+        cost = error_cost(fp, fn, config.false_positive_cost, config.false_negative_cost)
         # Among equal costs prefer the higher threshold: fewer alerts for the same money.
         best = np.flatnonzero(cost == cost.min())[-1]
         return float(thresholds[best])
@@ -62,7 +62,7 @@ def compute_metrics(
 ) -> dict[str, float]:
     c = Confusion.at(labels, scores, threshold)
     n = len(labels)
-    cost = config.false_positive_cost * c.fp + config.false_negative_cost * c.fn
+    cost = c.cost(config.false_positive_cost, config.false_negative_cost)
     return {
         "roc_auc": float(roc_auc_score(labels, scores)),
         "pr_auc": float(average_precision_score(labels, scores)),

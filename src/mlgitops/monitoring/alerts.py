@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from mlgitops.config import MonitoringConfig
-from mlgitops.io import FrozenModel
+from mlgitops.model_base import FrozenModel
 from mlgitops.profile import CategoricalProfile
 
 if TYPE_CHECKING:

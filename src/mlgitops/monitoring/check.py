@@ -42,10 +42,10 @@ from mlgitops.monitoring.logs import (
     TIME,
     VERSION,
 )
-from mlgitops.monitoring.reference import OUTCOMES, ScoreReference, expected_outcomes
+from mlgitops.monitoring.reference import OUTCOMES, ScoreReference, expected_outcomes, row_costs
 from mlgitops.monitoring.windows import Windows, assign_windows
 from mlgitops.profile import ReferenceProfile
-from mlgitops.stats import z
+from mlgitops.stats import one_sided_z
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def check(
     )
     truth, label_time = joined.truth, joined.label_time
     tallies = _tally(predictions, truth, label_time, windows, profile, reference, config)
-    z_conf = z(config.confidence)
+    z_conf = one_sided_z(config.confidence)
 
     out_windows: dict[str, Any] = {}
     expected_z: list[float] = []
@@ -193,10 +193,7 @@ def check(
         out_windows[key] = record
 
     realized = tallies.realized
-    realized_cost = (
-        reference.costs.false_positive * realized["fp"]
-        + reference.costs.false_negative * realized["fn"]
-    )
+    realized_cost = row_costs(realized, reference.costs)
     real_mean, real_sd = performance.realized_row_cost(reference)
     streams = (
         CostStream("expected_cost", expected_z, tallies.cost, tallies.rows,
@@ -265,10 +262,7 @@ def _tally(
     logged = predictions[LABEL].to_numpy(dtype="float64")
     flagged = np.where(np.isnan(logged), scores >= reference.threshold, logged == 1)
     expected = expected_outcomes(scores, reference.threshold, reference.calibration)
-    row_cost = (
-        reference.costs.false_positive * expected["fp"]
-        + reference.costs.false_negative * expected["fn"]
-    )
+    row_cost = row_costs(expected, reference.costs)
     ids = entity_keys(predictions[KEY], predictions[REQUEST_KEY])
     return _Tallies(
         windows=windows,

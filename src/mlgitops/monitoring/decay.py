@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlgitops.config import MonitoringConfig
-from mlgitops.monitoring import stats
+from mlgitops.monitoring import drift_stats
 from mlgitops.monitoring.alerts import Alert, slow_decay_alert
 
 
@@ -41,7 +41,7 @@ def cusum_figures(
     alerts = []
     for stream in streams:
         name, base, sd = stream.name, stream.base, stream.sd
-        levels = stats.cusum(np.asarray(stream.z, dtype=float), config.cusum_k)
+        levels = drift_stats.cusum(np.asarray(stream.z, dtype=float), config.cusum_k)
         for w, key in enumerate(keys):
             first = max(0, w - config.slow_windows + 1)
             n_pooled = float(stream.count[first : w + 1].sum())

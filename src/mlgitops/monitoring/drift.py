@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlgitops.config import MonitoringConfig
-from mlgitops.monitoring import stats
+from mlgitops.monitoring import drift_stats
 from mlgitops.monitoring.logs import SCORE
 from mlgitops.monitoring.reference import ScoreReference
 from mlgitops.monitoring.windows import Windows, window_counts
@@ -30,6 +30,7 @@ from mlgitops.profile import (
     bin_labels,
     reference_fractions,
 )
+from mlgitops.stats import wilson
 
 SCORE_SUBJECT = "score"
 
@@ -54,11 +55,11 @@ def feature_counts(
     return FeatureCounts(name, spec, labels, ref, counts, bins)
 
 
-def _test(fc: FeatureCounts, row: np.ndarray) -> tuple[str, stats.TestResult]:
+def _test(fc: FeatureCounts, row: np.ndarray) -> tuple[str, drift_stats.TestResult]:
     if isinstance(fc.spec, NumericProfile):
         # KS on the value bins; the missing share has its own check.
-        return "ks", stats.ks_binned(fc.ref_counts[:-1], row[:-1])
-    return "chi2", stats.chi2_homogeneity(fc.ref_counts, row)
+        return "ks", drift_stats.ks_binned(fc.ref_counts[:-1], row[:-1])
+    return "chi2", drift_stats.chi2_homogeneity(fc.ref_counts, row)
 
 
 def drift_rows(
@@ -70,13 +71,15 @@ def drift_rows(
     for fc in families:
         row = fc.counts[w]
         n = float(row.sum())
-        dof = stats.psi_dof(fc.ref_counts)
+        dof = drift_stats.psi_dof(fc.ref_counts)
         test_name, test = _test(fc, row)
         results[fc.name] = {
             "rows": n,
-            "psi": stats.psi(fc.ref_counts, row),
-            "psi_threshold": stats.psi_threshold(fc.spec.count, n, dof, alpha_each, config.min_psi),
-            "js": stats.js_distance(fc.ref_counts, row),
+            "psi": drift_stats.psi(fc.ref_counts, row),
+            "psi_threshold": drift_stats.psi_threshold(
+                fc.spec.count, n, dof, alpha_each, config.min_psi
+            ),
+            "js": drift_stats.js_distance(fc.ref_counts, row),
             "test": test_name,
             "statistic": test.statistic,
             "p_value": test.p_value,
@@ -84,7 +87,7 @@ def drift_rows(
             "effect_name": "ks_d" if test_name == "ks" else "cramers_v",
         }
         p_values.append(test.p_value)
-    adjusted = stats.adjust(np.asarray(p_values), config.correction)
+    adjusted = drift_stats.adjust(np.asarray(p_values), config.correction)
     for fc, p_adj in zip(families, adjusted, strict=True):
         result = results[fc.name]
         result["p_adjusted"] = float(p_adj)
@@ -155,7 +158,7 @@ def add_missing_and_unseen(
     """A feature's missing rate (Wilson interval) beside its drift figures; for a categorical
     feature, its unseen rows and the new categories among them."""
     missing = row[-1]
-    low, high = stats.wilson(missing, n, confidence)
+    low, high = wilson(missing, n, confidence)
     figures.update(
         missing_rate=missing / n,
         missing_rate_low=low,
@@ -173,7 +176,7 @@ def add_flag_rate(
     figures: dict[str, Any], flagged: float, n: float, confidence: float, reference_rate: float
 ) -> None:
     """The score's flag rate (Wilson interval) beside its drift figures."""
-    low, high = stats.wilson(flagged, n, confidence)
+    low, high = wilson(flagged, n, confidence)
     figures.update(
         flag_rate=flagged / n,
         flag_rate_low=low,

@@ -16,10 +16,11 @@ import numpy as np
 import pandas as pd
 
 from mlgitops.config import MonitoringConfig
-from mlgitops.monitoring import stats
+from mlgitops.confusion import error_cost
 from mlgitops.monitoring.alerts import Alert, rate_alerts
 from mlgitops.monitoring.reference import OUTCOMES, ScoreReference, rate, segment_values
 from mlgitops.monitoring.windows import window_sums
+from mlgitops.stats import wilson
 
 
 def realized_row_cost(reference: ScoreReference) -> tuple[float, float]:
@@ -27,8 +28,9 @@ def realized_row_cost(reference: ScoreReference) -> tuple[float, float]:
     counts = reference.realized
     n = sum(counts.values())
     c_fp, c_fn = reference.costs.false_positive, reference.costs.false_negative
-    mean = (c_fp * counts["fp"] + c_fn * counts["fn"]) / n
-    second = (c_fp**2 * counts["fp"] + c_fn**2 * counts["fn"]) / n
+    mean = error_cost(counts["fp"], counts["fn"], c_fp, c_fn) / n
+    # The second moment: each error costs its square.
+    second = error_cost(counts["fp"], counts["fn"], c_fp**2, c_fn**2) / n
     return mean, math.sqrt(max(second - mean * mean, 1e-12))
 
 
@@ -60,10 +62,10 @@ def realized_figures(
         ("fpr", fp, fp + tn),
         ("fnr", fn, fn + tp),
     ):
-        low, high = stats.wilson(k, m, confidence)
+        low, high = wilson(k, m, confidence)
         out[name] = rate(k, m)
         out[f"{name}_low"], out[f"{name}_high"] = (low, high) if m > 0 else (None, None)
-    cost = reference.costs.false_positive * fp + reference.costs.false_negative * fn
+    cost = error_cost(fp, fn, reference.costs.false_positive, reference.costs.false_negative)
     out["cost_per_1000"] = rate(1000.0 * cost, n)
     return out
 
@@ -77,8 +79,8 @@ def released_rates(counts: dict[str, int]) -> dict[str, float]:
 
 def released_highs(counts: dict[str, int], confidence: float) -> tuple[float, float]:
     """Upper Wilson bounds of the released FPR and FNR: the test split had sampling error too."""
-    fpr_high = stats.wilson(counts["fp"], counts["fp"] + counts["tn"], confidence)[1]
-    fnr_high = stats.wilson(counts["fn"], counts["fn"] + counts["tp"], confidence)[1]
+    fpr_high = wilson(counts["fp"], counts["fp"] + counts["tn"], confidence)[1]
+    fnr_high = wilson(counts["fn"], counts["fn"] + counts["tp"], confidence)[1]
     return fpr_high, fnr_high
 
 

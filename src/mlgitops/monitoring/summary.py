@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import PlainSerializer, model_validator
 
 from mlgitops.errors import MonitoringAlertError, MonitoringInputError
-from mlgitops.io import FrozenModel
+from mlgitops.model_base import FrozenModel
 from mlgitops.monitoring.alerts import Alert, Number
 
 Status = Literal["ok", "alert", "unusable"]

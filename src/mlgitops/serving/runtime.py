@@ -156,10 +156,10 @@ class Runtime:
             on_drop=self.metrics.child("log_dropped").inc,
         )
         self.feedback_log = JsonLinesLog(settings.feedback_log, settings.prediction_log_queue)
-        # Online monitoring (mlgitops.serving.stats): the binning plan, set when the model loads,
+        # Online monitoring (mlgitops.serving.online): the binning plan, set when the model loads,
         # and the served labels of recent rows, for joining /feedback.
         from mlgitops.serving.feedback import FeedbackDesk
-        from mlgitops.serving.stats import RecentPredictions
+        from mlgitops.serving.online import RecentPredictions
 
         self.online: Any = None
         self.recent = RecentPredictions(settings.feedback_join_rows, settings.feedback_join_bytes)
@@ -281,7 +281,7 @@ class Runtime:
     def _prepare_monitoring(self, stored: Any, profile: Any) -> None:
         from mlgitops.monitoring.reference import load_score_reference
         from mlgitops.serving.layout import SCORE_REFERENCE_FILE
-        from mlgitops.serving.stats import OnlineStats
+        from mlgitops.serving.online import OnlineStats
 
         reference_file = Path(stored.path_of(SCORE_REFERENCE_FILE))
         # Bentos built before the reference shipped have none: feature bins only, then.

@@ -22,7 +22,8 @@ from mlgitops.export.extract import from_pipeline
 from mlgitops.export.ir import ExportModel, Trees, encode, score_encoded
 from mlgitops.export.ledger import ErrorLedger, Parity, Pruning, Size, ledger, parity, size_of
 from mlgitops.export.tables import columns_of
-from mlgitops.io import FrozenModel, atomic_write, load_pipeline
+from mlgitops.io import atomic_write, load_pipeline
+from mlgitops.model_base import FrozenModel
 from mlgitops.records import load_metrics, save_record
 from mlgitops.schema import TARGET_COLUMN, load_schema
 
