@@ -34,7 +34,7 @@ class Evidence(FrozenModel):
 
 
 class MonitorAlert(BaseModel):
-    # The alerts of `mlgitops monitor`'s summary (monitoring.check.Alert), as far as shown here.
+    # The alerts of `mlgitops monitor`'s summary (monitoring.alerts.Alert), as far as shown here.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     kind: str

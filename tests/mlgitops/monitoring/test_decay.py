@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mlgitops.config import MonitoringConfig
-from mlgitops.monitoring import stats
+from mlgitops.monitoring import drift_stats
 from mlgitops.monitoring.decay import CostStream, cusum_figures
 
 CONFIG = MonitoringConfig(cusum_k=0.5, cusum_h=5.0, slow_windows=3, slow_min_cost_increase=0.1)
@@ -25,7 +25,7 @@ def test_a_sustained_excess_alarms_once_cusum_and_the_pooled_cost_agree() -> Non
     z = [0.0] * 3 + [2.0] * 7
     cost = [1.0] * 3 + [1.3] * 7
     figures, alerts = cusum_figures((_stream(z, cost),), KEYS, 10_000, 2.33, CONFIG)
-    levels = stats.cusum(np.asarray(z), 0.5)
+    levels = drift_stats.cusum(np.asarray(z), 0.5)
     assert [f["expected_cost"] for f in figures] == pytest.approx(levels.tolist())
     # Level 1.5 a window from d3 on: 6.0 >= 5 first at d6.
     assert [a.window for a in alerts] == ["d6", "d7", "d8", "d9"]
