@@ -601,7 +601,7 @@ from benchmarks.serving import make_payloads
 from mlgitops.schema import TARGET_COLUMN
 from mlgitops.serving.features import validate_body
 from mlgitops.serving.model import build_model
-from mlgitops.stages.train import fit
+from mlgitops.modeling.pipeline import fit
 from tests.support.devmodel import PARAMS, TARGET, dev_data
 data = dev_data({rows}, seed=7)
 train = data.frame.rename(columns={{TARGET: TARGET_COLUMN}})
