@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from mlgitops.errors import ExportError
+from mlgitops.export import build, onnx_graph, quantize
 from mlgitops.stages import export
 from tests.mlgitops.export.conftest import trained  # noqa: F401  (the session fixture)
 
@@ -42,25 +43,25 @@ def test_same_inputs_same_bytes(trained) -> None:  # noqa: F811
 
 
 def test_a_failed_parity_gate_is_one_line(trained, monkeypatch) -> None:  # noqa: F811
-    real = export.onnx_graph.run
+    real = onnx_graph.run
 
     def off_by_a_bit(*args):
         scores, decisions = real(*args)
         return scores + 1e-5, decisions
 
-    monkeypatch.setattr(export.onnx_graph, "run", off_by_a_bit)
+    monkeypatch.setattr(onnx_graph, "run", off_by_a_bit)
     with pytest.raises(ExportError, match=r"^export: ONNX parity failed: max \|Δ score\|") as info:
         export.run(trained.params)
     assert "\n" not in str(info.value)
 
 
 def test_a_failed_quantization_gate_names_both_widths(trained, monkeypatch) -> None:  # noqa: F811
-    real = export.ledger
+    real = build.ledger
 
     def every_decision_flips(*args):
         return real(*args).model_copy(update={"flipped_fraction": 1.0})
 
-    monkeypatch.setattr(export, "ledger", every_decision_flips)
+    monkeypatch.setattr(build, "ledger", every_decision_flips)
     with pytest.raises(
         ExportError, match=r"quantized model fails export.quantize \(int8: .*int16: "
     ):
@@ -68,8 +69,8 @@ def test_a_failed_quantization_gate_names_both_widths(trained, monkeypatch) -> N
 
 
 def test_a_quantized_file_that_does_not_read_back_fails_the_stage(trained, monkeypatch) -> None:  # noqa: F811
-    real = export.quantize.pack
-    monkeypatch.setattr(export.quantize, "pack", lambda *args: real(*args)[:-1])
+    real = quantize.pack
+    monkeypatch.setattr(quantize, "pack", lambda *args: real(*args)[:-1])
     with pytest.raises(
         ExportError, match=r"^export: model\.q8\.bin does not read back: model\.q8\.bin: truncated"
     ) as info:
@@ -78,9 +79,9 @@ def test_a_quantized_file_that_does_not_read_back_fails_the_stage(trained, monke
 
 
 def test_a_file_scoring_differently_from_the_ledger_fails_the_stage(trained, monkeypatch) -> None:  # noqa: F811
-    real = export.quantize.QuantizedModel.score
+    real = quantize.QuantizedModel.score
     monkeypatch.setattr(
-        export.quantize.QuantizedModel, "score", lambda self, columns: real(self, columns) + 1e-15
+        quantize.QuantizedModel, "score", lambda self, columns: real(self, columns) + 1e-15
     )
     with pytest.raises(
         ExportError, match=r"^export: model\.q8\.bin read back scores \d+ of \d+ test rows"
