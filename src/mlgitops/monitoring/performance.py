@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from mlgitops.config import MonitoringConfig
-from mlgitops.confusion import error_cost
+from mlgitops.confusion import Confusion, error_cost
 from mlgitops.monitoring.alerts import Alert, rate_alerts
 from mlgitops.monitoring.reference import OUTCOMES, ScoreReference, rate, segment_values
 from mlgitops.monitoring.windows import window_sums
@@ -56,12 +56,8 @@ def realized_figures(
     tp, fp, tn, fn = c["tp"], c["fp"], c["tn"], c["fn"]
     n = tp + fp + tn + fn
     out: dict[str, Any] = {"labelled": n, "tp": tp, "fp": fp, "tn": tn, "fn": fn}
-    for name, k, m in (
-        ("precision", tp, tp + fp),
-        ("recall", tp, tp + fn),
-        ("fpr", fp, fp + tn),
-        ("fnr", fn, fn + tp),
-    ):
+    # Window sums are float counts; the rate rule is the same as for whole counts.
+    for name, (k, m) in Confusion(tp=tp, fp=fp, tn=tn, fn=fn).rate_counts().items():
         low, high = wilson(k, m, confidence)
         out[name] = rate(k, m)
         out[f"{name}_low"], out[f"{name}_high"] = (low, high) if m > 0 else (None, None)
