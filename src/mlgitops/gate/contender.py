@@ -11,9 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from mlgitops.config import Params
-from mlgitops.errors import ArtifactError, GateError
+from mlgitops.errors import ArtifactError, GateError, validation_line
 from mlgitops.git import read_blob
 from mlgitops.io import file_sha256, load_pipeline
 from mlgitops.records import ModelCard, load_metrics, load_model_card
@@ -83,9 +84,10 @@ def contender_at(
         raise ArtifactError(f"{commit[:12]} has no model card {card_path}")
     try:
         card = ModelCard.model_validate_json(card_text)
-    except ValueError as error:  # pydantic's ValidationError, e.g. a card older than ModelCard
-        first = str(error).strip().splitlines()[0]
-        raise ArtifactError(f"{commit[:12]}:{card_path}: not a model card: {first}") from None
+    except ValidationError as error:  # e.g. a card older than ModelCard
+        raise ArtifactError(
+            f"{commit[:12]}:{card_path}: not a model card: {validation_line(error)}"
+        ) from None
     try:
         pipeline = load(data)
     except Exception as error:  # a foreign pickle can raise almost anything

@@ -32,9 +32,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
+from pydantic import ValidationError
 
 from mlgitops import errors
-from mlgitops.errors import JudgeError
+from mlgitops.errors import JudgeError, validation_line
 from mlgitops.git import read_blob, resolve_commit
 from mlgitops.records import PrVerdict
 from mlgitops.reports.sandbox import scrubbed_env
@@ -253,9 +254,10 @@ def judge_from_base(
             raise JudgeError(f"the base's judge exited {done.returncode}: {last}")
         try:
             verdict = PrVerdict.model_validate_json(record.read_text())
-        except ValueError as error:
-            first = str(error).strip().splitlines()[0]
-            raise JudgeError(f"the base's judge wrote no verdict record: {first}") from None
+        except ValidationError as error:
+            raise JudgeError(
+                f"the base's judge wrote no verdict record: {validation_line(error)}"
+            ) from None
         if done.returncode != verdict.exit_code or verdict.head_commit != head_commit:
             raise JudgeError(
                 f"the base's judge exited {done.returncode} with a verdict record for "

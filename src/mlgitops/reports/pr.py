@@ -34,6 +34,7 @@ from mlgitops.errors import (
     DataQualityError,
     GateError,
     ReleaseNotPassedError,
+    validation_line,
 )
 from mlgitops.gate.compare import against_base
 from mlgitops.gate.contender import contender_at
@@ -115,9 +116,10 @@ def judged_rows(repo: Path, head: Side, policy: Policies) -> tuple[pd.DataFrame,
     schema_path = path_at(head.params, commit, "schema_file")
     try:
         schema = TrainingSchema.model_validate_json(dvc_file_at(repo, commit, schema_path))
-    except ValueError as error:
-        first = str(error).strip().splitlines()[0]
-        raise ArtifactError(f"{commit[:12]}:{schema_path}: not a schema: {first}") from None
+    except ValidationError as error:
+        raise ArtifactError(
+            f"{commit[:12]}:{schema_path}: not a schema: {validation_line(error)}"
+        ) from None
     data = policy.base.data
     schema = schema.model_copy(
         update={
@@ -321,8 +323,9 @@ def unreleased(
     try:
         report = GateReport.model_validate(_json_at(repo, head_commit, verdict.path) or {})
     except ValidationError as error:
-        first = str(error).strip().splitlines()[0]
-        raise ArtifactError(f"{head_commit[:12]}:{verdict.path}: {first}") from None
+        raise ArtifactError(
+            f"{head_commit[:12]}:{verdict.path}: {validation_line(error)}"
+        ) from None
     names = f"`{release.bento_tag}`" if release is not None else "no release"
     lines = [
         f"# mlgitops: `{base}` ({base_commit[:12]}) -> `{head}` ({head_commit[:12]})",
