@@ -91,7 +91,9 @@ def test_make_test_runs_every_core_and_the_quick_part_leaves_out_slow_tests(tmp_
         f"{pytest_line} tests/mlgitops/stages/test_tune.py --collect-only -q", tmp_path
     )
     assert listed.returncode == 0, listed.stdout + listed.stderr
-    assert "test_tune.py::test_trial_zero_is_params_yaml_and_the_rest_are_seeded" in listed.stdout
+    assert "test_tune.py::test_out_of_range_tuning_params_are_refused_with_their_location" in (
+        listed.stdout
+    )
     assert "test_tuning_improves_test_roc_auc" not in listed.stdout
     assert " deselected" in listed.stdout
 
