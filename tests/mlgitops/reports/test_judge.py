@@ -111,7 +111,7 @@ def test_hostile_head_code_cannot_change_the_verdict(project):
     run(["git", "checkout", "-q", "-b", "pr-code", "main"], project)
     _set(project, WORSE)
     # The head's gate says PASS whatever the figures (its stage and `report pr` both use it).
-    gate = project / "src" / "mlgitops" / "stages" / "gate.py"
+    gate = project / "src" / "mlgitops" / "gate" / "compare.py"
     text = gate.read_text()
     assert "verdict = combine(auc.verdict, cost.verdict)" in text
     gate.write_text(
