@@ -13,7 +13,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +22,9 @@ import pytest
 import yaml
 
 from mlgitops.errors import GateFailedError, ReleaseNotPassedError
-from tests.mlgitops.serving.conftest import stop_server, wait_for
-from tests.support.ports import free_port
 from tests.support.project import REPO_ROOT, VENV_BIN, make_project, run
 from tests.support.readme import readme_blocks
+from tests.support.serve import mlgitops_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -187,20 +185,11 @@ def _pin_in_archive(archive: Path) -> dict:
 
 def _served_metadata(project: Project, home: Path) -> dict:
     """`mlgitops serve` of release.json's bento, imported from the archive into an empty store."""
-    port = free_port()
     env = {**os.environ, **project.env, "BENTOML_HOME": str(home)}
     env["PATH"] = f"{VENV_BIN}:{env['PATH']}"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlgitops", "serve", "--port", str(port)],
-        cwd=project.root, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        assert wait_for(f"{url}/readyz", 200, 180, process)
+    log = home.parent / "serve.log"
+    with mlgitops_serve([], cwd=project.root, env=env, log=log) as url:
         return httpx.get(f"{url}/metadata", timeout=10).json()
-    finally:
-        stop_server(process)
 
 
 def _one_truth(project: Project, tmp_path: Path) -> dict:

@@ -5,8 +5,6 @@ splits real requests by key, and `mlgitops ab status` judges the log."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -14,9 +12,8 @@ import pytest
 import yaml
 
 from mlgitops.data.traffic import TrafficConfig, generate_table
-from tests.mlgitops.serving.conftest import stop_server, wait_for
-from tests.support.ports import free_port
 from tests.support.project import VENV_BIN, released_project, run
+from tests.support.serve import mlgitops_serve
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
@@ -65,16 +62,13 @@ def test_an_ab_test_in_git_is_packaged_served_split_by_key_and_judged(tmp_path: 
     records = json.loads(
         table.drop(columns=["is_fraud"]).to_json(orient="records", date_format="iso")
     )
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlgitops", "serve", "--port", str(port)],
-        cwd=root, env={"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path), **env},
-        start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     arms: dict[str, str] = {}
-    try:
-        url = f"http://127.0.0.1:{port}"
-        assert wait_for(f"{url}/readyz", 200, 180, process)
+    with mlgitops_serve(
+        [],
+        cwd=root,
+        env={"PATH": f"{VENV_BIN}:/usr/bin:/bin", "HOME": str(tmp_path), **env},
+        log=tmp_path / "serve.log",
+    ) as url:
         meta = httpx.get(f"{url}/metadata").json()
         assert meta["experiment"]["mode"] == "ab"
         for start in range(0, len(records), 200):
@@ -89,8 +83,6 @@ def test_an_ab_test_in_git_is_packaged_served_split_by_key_and_judged(tmp_path: 
         assert [p["arm"] for p in again["predictions"]] == [arms[i] for i in ids[:50]]
         metrics = httpx.get(f"{url}/metrics").text
         assert "mlgitops_experiment_predictions_total" in metrics
-    finally:
-        stop_server(process)
     counts = {arm: list(arms.values()).count(arm) for arm in set(arms.values())}
     assert set(counts) == {"champion", "challenger"}
     assert 850 <= counts["challenger"] <= 1150  # 50% of 2,000 keys, well within 5 sigma

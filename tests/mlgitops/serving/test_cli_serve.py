@@ -23,6 +23,7 @@ from tests.mlgitops.serving.conftest import Packaged, stop_server, wait_for
 from tests.support.ports import free_port
 from tests.support.project import run
 from tests.support.readme import readme_blocks
+from tests.support.serve import mlgitops_serve
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -92,22 +93,17 @@ def test_mlgitops_serve_runs_the_release_on_localhost(packaged: Packaged, tmp_pa
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(raw))
     (tmp_path / "release.json").write_text(_record(packaged).model_dump_json())
-    port = free_port()
     env = {"BENTOML_HOME": str(packaged.home), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlgitops", "serve", "--port", str(port), "--params",
-         str(params_file)],
-        cwd=tmp_path, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        assert wait_for(f"{url}/readyz", 200, 120, process)
+    with mlgitops_serve(
+        ["--params", str(params_file)],
+        cwd=tmp_path,
+        env=env,
+        log=tmp_path / "serve.log",
+        timeout=120,
+    ) as url:
         meta = httpx.get(f"{url}/metadata").json()
         assert meta["bento_tag"] == packaged.bento_tag
         assert meta["model_tag"] == packaged.model_tag
-    finally:
-        stop_server(process)
 
 
 def test_local_logs_default_to_paths_and_params_may_override(tmp_path: Path) -> None:
