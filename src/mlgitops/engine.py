@@ -59,7 +59,11 @@ def current() -> Running | None:
 
 
 @contextmanager
-def running(engine: EngineConfig, environ: Mapping[str, str] | None = None) -> Iterator[Running]:
+def running(
+    engine: EngineConfig,
+    environ: Mapping[str, str] | None = None,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
+) -> Iterator[Running]:
     """Run the Dask work of the block on `engine` (as MLGITOPS_ENGINE overrides it); tear the
     cluster or connection down on exit. A worker death beyond engine.allowed_failures leaves
     the block as one PartitionError naming the partition."""
@@ -76,7 +80,7 @@ def running(engine: EngineConfig, environ: Mapping[str, str] | None = None) -> I
                 )
             state = Running(effective, None)
         else:
-            state = _distributed(effective, environ, stack)
+            state = _distributed(effective, environ, stack, connect_timeout_s)
         token = _CURRENT.set(state)
         try:
             yield state
@@ -91,7 +95,12 @@ def running(engine: EngineConfig, environ: Mapping[str, str] | None = None) -> I
             _CURRENT.reset(token)
 
 
-def _distributed(engine: EngineConfig, environ: Mapping[str, str] | None, stack: ExitStack):
+def _distributed(
+    engine: EngineConfig,
+    environ: Mapping[str, str] | None,
+    stack: ExitStack,
+    connect_timeout_s: float,
+) -> Running:
     import dask
     from distributed import Client, LocalCluster
 
@@ -109,7 +118,8 @@ def _distributed(engine: EngineConfig, environ: Mapping[str, str] | None, stack:
                     host="127.0.0.1",
                     dashboard_address=None,
                     memory_limit=engine.worker_memory or "auto",
-                    silence_logs=logging.ERROR,
+                    # Our one line says what failed; the scheduler's own log would repeat it.
+                    silence_logs=logging.CRITICAL,
                 )
             )
         except (OSError, TimeoutError, RuntimeError) as error:
@@ -119,7 +129,7 @@ def _distributed(engine: EngineConfig, environ: Mapping[str, str] | None, stack:
     address = scheduler_address(environ)
     try:
         client = stack.enter_context(
-            Client(address, timeout=f"{CONNECT_TIMEOUT_S}s", set_as_default=True)
+            Client(address, timeout=f"{connect_timeout_s}s", set_as_default=True)
         )
     except (OSError, TimeoutError, ValueError) as error:
         detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
