@@ -83,14 +83,8 @@ def running(
             state = _distributed(effective, environ, stack, connect_timeout_s)
         token = _CURRENT.set(state)
         try:
-            yield state
-        except MlgitopsError:
-            raise
-        except Exception as error:
-            killed = _killed_worker(error)
-            if killed is None:
-                raise
-            raise killed from None
+            with _naming_dead_workers():
+                yield state
         finally:
             _CURRENT.reset(token)
 
@@ -145,6 +139,20 @@ def partition_of(key: object) -> str:
     return f"task {key}"
 
 
+@contextmanager
+def _naming_dead_workers() -> Iterator[None]:
+    """Dask's KilledWorker (a task whose workers kept dying) as one PartitionError line."""
+    try:
+        yield
+    except MlgitopsError:
+        raise
+    except Exception as error:
+        killed = _killed_worker(error)
+        if killed is None:
+            raise
+        raise killed from None
+
+
 def _killed_worker(error: BaseException) -> PartitionError | None:
     try:
         from distributed import KilledWorker
@@ -191,20 +199,13 @@ def compute(*collections: Any, label: str = "dask", stream: TextIO | None = None
 
     stream = sys.stderr if stream is None else stream
     state = current()
-    try:
+    with _naming_dead_workers():
         if not interactive(stream):
             return dask.compute(*collections)
         if state is not None and state.client is not None:
             return _compute_distributed(state.client, collections, label, stream)
         with _LocalProgress(Progress(label, 0, stream)):
             return dask.compute(*collections)
-    except MlgitopsError:
-        raise
-    except Exception as error:
-        killed = _killed_worker(error)
-        if killed is None:
-            raise
-        raise killed from None
 
 
 def _compute_distributed(client: Client, collections: tuple, label: str, stream: TextIO) -> tuple:
