@@ -194,3 +194,18 @@ def test_progress_on_a_cluster(dataset, monkeypatch):
     with running(EngineConfig(kind="cluster", workers=2), environ={}):
         assert compute(frame["x"].sum(), label="sum", stream=terminal) == (4950,)
     assert "sum: " in terminal.text
+
+
+def test_params_yaml_engine_section_is_validated(tmp_path):
+    import yaml
+
+    from mlgitops.config import load_params
+    from tests.support.project import REPO_ROOT
+
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    assert load_params(REPO_ROOT / "params.yaml").engine == EngineConfig()
+    raw["engine"] = {"kind": "cluster", "wokers": 2}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="engine.wokers"):
+        load_params(path)

@@ -176,3 +176,20 @@ def test_throughput_is_reported_by_the_result(tmp_path):
         tmp_path / "d", BulkConfig(rows=5000, partitions=1), clock=lambda: next(ticks)
     )
     assert result.line().endswith("(2.5 s, 2,000 rows/s)")
+
+
+def test_cli_writes_to_data_path_when_it_is_a_directory(tmp_path, monkeypatch, capsys):
+    import yaml
+
+    raw = yaml.safe_load((REPO_ROOT / "params.yaml").read_text())
+    raw["data"]["path"] = "data/big"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    monkeypatch.chdir(tmp_path)
+    args = ["data", "generate", "--rows", "3000", "--format", "parquet"]
+    assert main(args) == 0
+    assert _dataset(tmp_path / "data/big").num_rows == 3000
+    raw["data"]["path"] = "data/t.csv"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    assert main(args) == ConfigError.exit_code
+    assert "data.path data/t.csv is not a local directory" in capsys.readouterr().err
