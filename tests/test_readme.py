@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 
@@ -131,3 +132,36 @@ def test_the_export_example_runs_as_written_and_leaves_the_tree_clean(tmp_path) 
     assert run(["git", "status", "--porcelain", "--untracked-files=all"], root).stdout == ""
     assert run(["dvc", "status", "--json"], root).stdout == dvc_before
     assert "up to date" in run(["dvc", "status", "export"], root).stdout
+
+
+def test_beyond_one_machine_commands_run_as_written(tmp_path) -> None:
+    """README's dataset command, then docs/scale.md's Python on a 2-worker LocalCluster."""
+    import yaml
+
+    [command] = readme_blocks("### Beyond one machine")[:1]
+    shutil.copy(REPO_ROOT / "params.yaml", tmp_path / "params.yaml")
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    done = subprocess.run(
+        ["bash", "-c", f"source {VENV_BIN}/activate && {command}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "wrote 1000000 rows in 4 Parquet files to data/big" in done.stdout
+    assert sorted(p.name for p in (tmp_path / "data/big").iterdir()) == [
+        f"part-0000{n}.parquet" for n in range(4)
+    ]
+
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["data"]["path"] = "data/big"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    docs = (REPO_ROOT / "docs/scale.md").read_text(encoding="utf-8")
+    [script] = re.findall(r"^```python\n(.*?)^```", docs, flags=re.S | re.M)
+    env["MLGITOPS_ENGINE"] = "cluster:2"
+    ran = subprocess.run(
+        [f"{VENV_BIN}/python", "-c", script],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=600,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    frauds = int(ran.stdout.split()[0])
+    assert 0.01 * 1_000_000 <= frauds <= 0.03 * 1_000_000
+    assert "(LocalCluster of 2 worker processes at tcp://127.0.0.1:" in ran.stdout

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -17,7 +18,15 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from mlgitops.errors import ConfigError, ServingError, error_location
@@ -96,7 +105,15 @@ class PathsConfig(FrozenModel):
     ingest_set_aside: Path = Path("reports/ingest/set_aside.csv")
 
 
+# A URL fsspec understands (s3://bucket/key, file:///abs/path, memory://x): kept as written,
+# since a Path would fold its "//".
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+DataFormat = Literal["csv", "parquet", "dataset"]
+
+
 class DataConfig(FrozenModel):
+    # One file (.csv, .csv.gz, .parquet) or a directory of Parquet files (hive partitions such
+    # as `part=0003/x.parquet` allowed), local or an fsspec URL; `location` is the text to open.
     path: Path
     target: str = Field(min_length=1)
     positive_class: str | int | bool
@@ -107,22 +124,57 @@ class DataConfig(FrozenModel):
     column_types: dict[str, ColumnType] = Field(default_factory=dict)
     # Columns whose share of distinct values is above this are treated as identifiers and dropped.
     id_unique_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    _url: str | None = PrivateAttr(default=None)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _keep_url(cls, value: Any, handler: Any) -> DataConfig:
+        model = handler(value)
+        raw = value.get("path") if isinstance(value, Mapping) else None
+        if isinstance(raw, str) and _URL.match(raw):
+            model._url = raw
+        elif isinstance(value, DataConfig):
+            model._url = value._url
+        return model
 
     @property
-    def format(self) -> Literal["csv", "parquet"]:
-        suffix = self.path.suffix.lower()
-        if suffix in {".parquet", ".pq"}:
+    def is_url(self) -> bool:
+        return self._url is not None
+
+    @property
+    def location(self) -> str:
+        """data.path as fsspec opens it: the URL as written, else the local path."""
+        return self._url if self._url is not None else str(self.path)
+
+    @property
+    def format(self) -> DataFormat:
+        """csv or parquet for one file; dataset for a directory of Parquet files (a path ending
+        in "/", without a suffix, or an existing local directory, even one named *.parquet)."""
+        location = self.location
+        name = location.rstrip("/").rsplit("/", 1)[-1].lower()
+        local_dir = not self.is_url and self.path.is_dir()
+        if location.endswith("/") or local_dir:
+            return "dataset"
+        if name.endswith((".parquet", ".pq")):
             return "parquet"
-        if suffix in {".csv", ".txt"} or self.path.name.endswith(".csv.gz"):
+        if name.endswith((".csv", ".txt", ".csv.gz")):
             return "csv"
+        if "." not in name:
+            return "dataset"
         raise ConfigError(
-            f"data.path: unsupported file type {self.path.name!r} (use .csv or .parquet)"
+            f"data.path: unsupported file type {name!r} (use a .csv, .csv.gz or .parquet file, "
+            "or a directory of Parquet files)"
         )
 
     @property
     def provenance_path(self) -> Path:
         """Where `mlgitops data ingest` records each row's source, period and batch: beside
-        data.path, so the .dvc file that tracks the data tracks it too."""
+        data.path (for a directory: beside it, not in it, so it is never read as data), so the
+        .dvc file that tracks the data tracks it too."""
+        if self.is_url:
+            raise ConfigError(
+                f"data.path: {self.location} is a URL; ingest records provenance beside local data"
+            )
         return self.path.with_name(f"{self.path.name.split('.')[0]}.provenance.csv")
 
 
@@ -637,6 +689,72 @@ class AuditConfig(FrozenModel):
         return self
 
 
+ENGINE_ENV = "MLGITOPS_ENGINE"
+SCHEDULER_ENV = "MLGITOPS_DASK_SCHEDULER"
+EngineKind = Literal["local", "cluster", "scheduler"]
+
+
+class EngineConfig(FrozenModel):
+    """Where Dask work runs. Results never depend on it, so neither does any output: a
+    scheduler's address comes only from MLGITOPS_DASK_SCHEDULER, and MLGITOPS_ENGINE
+    (`local`, `local:T`, `cluster`, `cluster:N`, `scheduler`) overrides kind and size."""
+
+    # local: in this process (threads, or Dask's synchronous scheduler with 1 thread); cluster:
+    # a LocalCluster of `workers` processes, 1 thread each; scheduler: an existing cluster.
+    kind: EngineKind = "local"
+    threads: int = Field(ge=1, le=256, default=1)
+    workers: int = Field(ge=1, le=256, default=2)
+    # Memory per cluster worker before Dask spills and pauses ("2GiB"); None: Dask's share.
+    worker_memory: str | None = None
+    # How often Dask reruns a task whose worker died before the stage stops.
+    allowed_failures: int = Field(ge=0, le=20, default=2)
+
+    @field_validator("worker_memory")
+    @classmethod
+    def _bytes(cls, value: str | None) -> str | None:
+        if value is not None:
+            from dask.utils import parse_bytes
+
+            try:
+                parse_bytes(value)
+            except (ValueError, TypeError):
+                raise ValueError(f"{value!r} is not a size such as 2GiB") from None
+        return value
+
+    def with_environment(self, environ: Mapping[str, str] | None = None) -> EngineConfig:
+        """This engine as MLGITOPS_ENGINE overrides it (kind, and threads or workers)."""
+        environ = os.environ if environ is None else environ
+        raw = environ.get(ENGINE_ENV, "").strip()
+        if not raw:
+            return self
+        kind, _, size = raw.partition(":")
+        if kind not in typing.get_args(EngineKind) or (size and kind == "scheduler"):
+            raise ConfigError(
+                f"environment variable {ENGINE_ENV}={raw!r}: use local, local:THREADS, cluster, "
+                "cluster:WORKERS or scheduler"
+            )
+        update: dict[str, object] = {"kind": kind}
+        if size:
+            if not size.isdigit() or not 1 <= int(size) <= 256:
+                raise ConfigError(
+                    f"environment variable {ENGINE_ENV}={raw!r}: {size!r} is not a count 1-256"
+                )
+            update["threads" if kind == "local" else "workers"] = int(size)
+        return self.model_copy(update=update)
+
+
+def scheduler_address(environ: Mapping[str, str] | None = None) -> str:
+    """The scheduler of engine kind `scheduler`: only ever from the environment."""
+    environ = os.environ if environ is None else environ
+    address = environ.get(SCHEDULER_ENV, "").strip()
+    if not address:
+        raise ConfigError(
+            f"engine.kind is scheduler but {SCHEDULER_ENV} is unset "
+            "(set it to the scheduler's address, e.g. tcp://dask-scheduler:8786)"
+        )
+    return address
+
+
 class Params(FrozenModel):
     paths: PathsConfig
     data: DataConfig
@@ -657,6 +775,7 @@ class Params(FrozenModel):
     experiment: ExperimentConfig | None = None
     audit: AuditConfig = AuditConfig()
     ingest: IngestConfig = IngestConfig()
+    engine: EngineConfig = EngineConfig()
 
     model_config = ConfigDict(populate_by_name=True)
 

@@ -292,3 +292,16 @@ class AuditInputError(DataError):
     Studio export that is unreadable, inconsistent or from another audit."""
 
     exit_code = 27
+
+
+class EngineError(MlgitopsError):
+    """The Dask engine is unavailable: its scheduler is unreachable or its cluster did not start."""
+
+    exit_code = 46
+
+
+class PartitionError(MlgitopsError):
+    """Work on one partition failed on the engine (it raised, or its worker died more often than
+    engine.allowed_failures allows); the message names the partition and the cause."""
+
+    exit_code = 47

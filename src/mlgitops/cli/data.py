@@ -24,7 +24,7 @@ app = helptext.app(
 )
 
 
-@app.command(epilog=epilog())
+@app.command(epilog=epilog(e.DataError))
 def generate(
     out: Path | None = typer.Option(
         None, help="Where to write the CSV. Default: data.path from params.yaml."
@@ -39,9 +39,32 @@ def generate(
     ),
     start: str | None = typer.Option(None, help="First day (YYYY-MM-DD). Default: 2025-01-01."),
     first_id: int = typer.Option(1, min=1, help="Number of the first transaction_id."),
+    file_format: str = typer.Option(
+        "csv",
+        "--format",
+        help="csv: one CSV file (the default data). parquet: a directory of Parquet files "
+        "from the vectorised generator (fast; the same rows for any --partitions).",
+    ),
+    partitions: int | None = typer.Option(
+        None,
+        min=1,
+        help="Parquet files to write (--format parquet). Default: one per 4,194,304 rows.",
+    ),
+    force: bool = typer.Option(
+        False, "--force", help="Replace an existing non-empty --out directory (parquet)."
+    ),
     params: Path = ParamsOption,
 ) -> None:
     """Write the synthetic card-transaction dataset (byte-for-byte deterministic)."""
+    if file_format == "parquet":
+        _generate_parquet(
+            out, rows, seed, days, scenario, start, first_id, partitions, force, params
+        )
+        return
+    if file_format != "csv":
+        raise e.ConfigError(f"--format: {file_format!r} is not csv or parquet")
+    if partitions is not None or force:
+        raise e.ConfigError("--partitions and --force apply to --format parquet only")
     from datetime import UTC, datetime
 
     from mlgitops.config import load_params
@@ -62,6 +85,53 @@ def generate(
     )
     write_dataset(target, config)
     typer.echo(f"wrote {rows} rows to {target}")
+
+
+def _generate_parquet(
+    out: Path | None,
+    rows: int,
+    seed: int,
+    days: int,
+    scenario: str,
+    start: str | None,
+    first_id: int,
+    partitions: int | None,
+    force: bool,
+    params: Path,
+) -> None:
+    from mlgitops.config import load_params
+    from mlgitops.data.generate_fast import (
+        BulkConfig,
+        default_partitions,
+        start_of_day,
+        write_parquet_dataset,
+    )
+    from mlgitops.progress import StepLog, interactive
+
+    if scenario != "none":
+        raise e.ConfigError("--scenario: --format parquet writes the default process only (none)")
+    if out is None:
+        data = load_params(params).data
+        if data.is_url or data.format != "dataset":
+            raise e.ConfigError(
+                f"--out: none given and data.path {data.location} is not a local directory"
+            )
+        out = data.path
+    config = BulkConfig(
+        rows=rows,
+        partitions=partitions if partitions is not None else default_partitions(rows),
+        seed=seed,
+        start=start_of_day(start),
+        days=days,
+        first_id=first_id,
+    )
+    status = StepLog("generate") if interactive() else None
+    try:
+        result = write_parquet_dataset(out, config, force=force, progress=status)
+    finally:
+        if status is not None:
+            status.close()
+    typer.echo(result.line())
 
 
 @app.command(epilog=epilog(e.DataError, e.ArtifactError))

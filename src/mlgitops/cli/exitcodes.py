@@ -47,6 +47,8 @@ MEANING: dict[ErrorClass, str] = {
     errors.ExperimentChampionBetterError: "CHAMPION_BETTER",
     errors.ExperimentGuardrailBreachedError: "GUARDRAIL_BREACHED",
     errors.ExperimentSampleRatioMismatchError: "SRM",
+    errors.EngineError: "Dask engine unavailable",
+    errors.PartitionError: "a partition failed on the engine",
 }
 
 # Bases that are never raised themselves; their subclasses carry the codes.
