@@ -173,14 +173,14 @@ def tree_rss_bytes(root) -> int:
     return total
 
 
-def run_measured(code: str, spec: dict) -> dict:
+def run_measured(code: str, spec: dict, python: str = sys.executable) -> dict:
     """Run `code` in a fresh process; its result, wall seconds and the peak RSS (GiB) of the
     process tree, sampled every 50 ms."""
     import psutil
 
     start = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-c", code, json.dumps(spec)],
+        [python, "-c", code, json.dumps(spec)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -276,12 +276,14 @@ def partitioned(args) -> None:
         print(f"wrote {written:,} predictions (1 file and {len(list(days.iterdir()))} gzip day "
               f"files) in {time.perf_counter() - t0:.1f} s")  # fmt: skip
         runs = {
-            "single": ([str(single)], "sync", 0),
-            "days_threads": ([str(days)], "threads", 0),
-            "days_2workers": ([str(days)], None, 2),
+            "single": ([str(single)], "sync", 0, sys.executable),
+            "days_threads": ([str(days)], "threads", 0, sys.executable),
+            "days_2workers": ([str(days)], None, 2, sys.executable),
         }
+        if args.baseline_python:  # the previous revision's monitor (its checkout's venv)
+            runs["baseline_single"] = ([str(single)], "sync", 0, args.baseline_python)
         results, summaries = {}, {}
-        for name, (logs, scheduler, workers) in runs.items():
+        for name, (logs, scheduler, workers, python) in runs.items():
             spec = {
                 "logs": logs,
                 "labels": [str(label_file)] if label_file else [],
@@ -291,7 +293,7 @@ def partitioned(args) -> None:
                 "scheduler": scheduler,
                 "workers": workers,
             }
-            results[name] = run_measured(MONITOR_RUNNER, spec)
+            results[name] = run_measured(MONITOR_RUNNER, spec, python)
             summary = json.loads((tmp / f"{name}.json").read_text())
             summary["input"]["log_files"] = None  # the one figure that names the layout
             summaries[name] = summary
@@ -378,6 +380,7 @@ def main() -> None:
     parser.add_argument("--partitioned", action="store_true", help="(d) only")
     parser.add_argument("--base-rows", type=int, default=200_000)
     parser.add_argument("--labels", action="store_true", help="(d): with a label file")
+    parser.add_argument("--baseline-python", help="(d): also run this interpreter's monitor")
     args = parser.parse_args()
     if args.partitioned:
         partitioned(args)

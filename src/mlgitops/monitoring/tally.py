@@ -186,18 +186,53 @@ def _grouped(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     return frame.groupby(keys, sort=True, as_index=False).sum()
 
 
+def _codes(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """The distinct combinations of `columns` (each group's values, sorted) and each row's
+    group number: a vectorised group-by key (integer codes, no tuples)."""
+    uniques, inverses = [], []
+    for column in columns:
+        column = np.asarray(column)
+        if column.dtype == object:
+            inverse, unique = pd.factorize(column, sort=True)
+            unique = np.asarray(unique, dtype=object)
+        else:
+            unique, inverse = np.unique(column, return_inverse=True)
+        uniques.append(unique)
+        inverses.append(inverse.reshape(-1).astype(np.int64))
+    shape = tuple(len(u) for u in uniques)
+    combined = np.ravel_multi_index(inverses, shape) if len(columns) > 1 else inverses[0]
+    present, codes = np.unique(combined, return_inverse=True)
+    positions = np.unravel_index(present, shape)
+    levels = [u[i] for u, i in zip(uniques, positions, strict=True)]
+    return levels, codes.reshape(-1)
+
+
+def group_sums(groups: dict[str, np.ndarray], values: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Integer `values` summed per distinct combination of `groups` (sorted by them)."""
+    if not len(next(iter(groups.values()))):
+        return pd.DataFrame({**{k: [] for k in groups}, **{k: [] for k in values}})
+    levels, codes = _codes(*groups.values())
+    n = len(levels[0])
+    out: dict[str, np.ndarray] = dict(zip(groups, levels, strict=True))
+    for name, column in values.items():
+        # Exact: float64 weights are whole numbers far below 2^53 here.
+        out[name] = np.bincount(codes, weights=column, minlength=n).astype(np.int64)
+    return pd.DataFrame(out)
+
+
 def exact_pieces(groups: dict[str, np.ndarray], values: np.ndarray) -> pd.DataFrame:
     """The exact sum of `values` per group, as integer mantissa pieces per binary exponent."""
     mantissa, exponent = np.frexp(np.asarray(values, dtype="float64"))
     whole = np.ldexp(np.abs(mantissa), 53).astype(np.int64)  # exact: 53 significant bits
     sign = np.where(mantissa < 0, -1, 1).astype(np.int64)
-    columns: dict[str, np.ndarray] = {k: np.asarray(v) for k, v in groups.items()}
-    columns["exponent"] = exponent.astype(np.int64)
+    nonzero = whole != 0
     mask = (1 << _PIECE_BITS) - 1
-    for piece in range(_PIECES):
-        columns[f"p{piece}"] = sign * ((whole >> (piece * _PIECE_BITS)) & mask)
-    frame = pd.DataFrame(columns)
-    return _grouped(frame[whole != 0], [*groups, "exponent"])
+    pieces = {
+        f"p{i}": (sign * ((whole >> (i * _PIECE_BITS)) & mask))[nonzero] for i in range(_PIECES)
+    }
+    keys = {k: np.asarray(v)[nonzero] for k, v in groups.items()}
+    keys["exponent"] = exponent.astype(np.int64)[nonzero]
+    return group_sums(keys, pieces)
 
 
 def exact_total(pieces: pd.DataFrame) -> float:
@@ -324,23 +359,32 @@ def _subset(
         label_time = np.full(len(rows), np.iinfo(np.int64).min, dtype=np.int64)
     labelled = ~np.isnan(truth)
     per_row = {
-        "window": window,
         "rows": np.ones(len(rows), dtype=np.int64),
         "flagged": flagged.astype(np.int64),
         "labelled": labelled.astype(np.int64),
         **_confusion_columns(flagged, truth),
     }
-    windows = _grouped(pd.DataFrame(per_row), ["window"])
+    windows = group_sums({"window": window}, per_row)
 
     bins_parts, unseen_parts, example_parts = [], [], []
     ids = entity_keys(rows[KEY], rows[REQUEST_KEY]).to_numpy(dtype=object)
+    window_keys, window_index = np.unique(window, return_inverse=True)
+    window_index = window_index.reshape(-1)
     for subject, (name, spec) in enumerate(plan.subjects):
         values = scores if name == "score" and subject == len(plan.subjects) - 1 else rows[name]
         index = bin_indices(spec, values)
+        n_bins = len(profile_bin_labels(spec))
+        # One bincount over (window, bin) cells: the hot loop of the monitor.
+        counts = np.bincount(window_index * n_bins + index, minlength=len(window_keys) * n_bins)
+        cell = np.flatnonzero(counts)
         bins_parts.append(
-            _grouped(
-                pd.DataFrame({"subject": subject, "window": window, "bin": index, "rows": 1}),
-                ["subject", "window", "bin"],
+            pd.DataFrame(
+                {
+                    "subject": subject,
+                    "window": window_keys[cell // n_bins],
+                    "bin": cell % n_bins,
+                    "rows": counts[cell].astype(np.int64),
+                }
             )
         )
         if isinstance(spec, CategoricalProfile):
@@ -361,21 +405,15 @@ def _subset(
     expected = expected_outcomes(scores, reference.threshold, reference.calibration)
     cost = row_costs(expected, reference.costs)
     expected_parts = [
-        exact_pieces({"outcome": np.full(len(rows), name, dtype=object), "window": window}, v)
+        exact_pieces({"window": window}, v).assign(outcome=name)
         for name, v in [*expected.items(), ("cost", cost)]
     ]
 
     have_time = labelled & (label_time != np.iinfo(np.int64).min)
     logged_ns = nanoseconds(rows[TIME])
-    delays = _grouped(
-        pd.DataFrame(
-            {
-                "window": window[have_time],
-                "delay_ns": label_time[have_time] - logged_ns[have_time],
-                "rows": np.ones(int(have_time.sum()), dtype=np.int64),
-            }
-        ),
-        ["window", "delay_ns"],
+    delays = group_sums(
+        {"window": window[have_time], "delay_ns": label_time[have_time] - logged_ns[have_time]},
+        {"rows": np.ones(int(have_time.sum()))},
     )
     segments, segment_cost = _segments(rows, config, window, flagged, truth, cost)
     return Subset(
@@ -428,19 +466,14 @@ def _segments(
         if column not in rows.columns:
             continue
         values = segment_values(rows[column])
-        cells = pd.DataFrame(
-            {
-                "column": column,
-                "window": window,
-                "value": values,
-                "rows": 1,
-                "flagged": flagged.astype(np.int64),
-                **_confusion_columns(flagged, truth),
-            }
-        )
-        counts.append(_grouped(cells, ["column", "window", "value"]))
-        groups = {"column": np.full(len(rows), column, dtype=object), "window": window}
-        costs.append(exact_pieces({**groups, "value": values}, cost))
+        sums = {
+            "rows": np.ones(len(rows)),
+            "flagged": flagged.astype(np.int64),
+            **_confusion_columns(flagged, truth),
+        }
+        cells = group_sums({"window": window, "value": values}, sums)
+        counts.append(cells.assign(column=column))
+        costs.append(exact_pieces({"window": window, "value": values}, cost).assign(column=column))
     return (
         _concat(counts, ["column", "window", "value", "rows", "flagged", *_OUTCOME_KEYS]),
         _concat(costs, ["column", "window", "value", "exponent", "p0", "p1", "p2"]),
