@@ -328,63 +328,15 @@ def _tallies(subset: tally_mod.Subset | None, plan: tally_mod.TallyPlan) -> _Tal
         realized={k: per_window(windows_table, k) if not empty else np.zeros(0) for k in OUTCOMES},
         labelled=per_window(windows_table, "labelled") if not empty else np.zeros(0),
         delay_hours=delay_hours,
-        new_categories=_new_categories(subset, plan, keys) if not empty else {},
-        segments=_segment_tables(subset, config, keys) if not empty else [],
+        new_categories=drift.new_categories(
+            subset.unseen, subset.examples, [n for n, _ in plan.subjects], keys
+        )
+        if not empty
+        else {},
+        segments=performance.segment_tables(subset.segments, subset.segment_cost, config, keys)
+        if not empty
+        else [],
     )
-
-
-def _new_categories(
-    subset: tally_mod.Subset, plan: tally_mod.TallyPlan, keys: np.ndarray
-) -> dict[int, dict[str, dict[str, dict[str, Any]]]]:
-    """window -> feature -> unseen value -> its count and its first example ids."""
-    out: dict[int, dict[str, dict[str, dict[str, Any]]]] = {}
-    if subset.unseen.empty:
-        return out
-    examples: dict[tuple, list[str]] = {}
-    for row in subset.examples.itertuples(index=False):
-        group = (int(row.subject), int(row.window), str(row.value))
-        examples.setdefault(group, []).append(str(row.id))
-    names = [name for name, _ in plan.subjects]
-    for row in subset.unseen.itertuples(index=False):  # sorted by subject, window, value
-        w = int(np.searchsorted(keys, int(row.window)))
-        entry = out.setdefault(w, {}).setdefault(names[int(row.subject)], {})
-        group = (int(row.subject), int(row.window), str(row.value))
-        entry[str(row.value)] = {"count": int(row.rows), "examples": examples.get(group, [])}
-    return out
-
-
-def _segment_tables(
-    subset: tally_mod.Subset, config: MonitoringConfig, keys: np.ndarray
-) -> list[performance.SegmentTable]:
-    """Per window and kept segment value (the `max_segment_values` most frequent of all
-    windows): rows, flags, outcomes and expected cost."""
-    out = []
-    n_windows = len(keys)
-    for column in config.segments:
-        cells = subset.segments[subset.segments["column"] == column]
-        if cells.empty:
-            continue
-        totals = cells.groupby("value", sort=False)["rows"].sum()
-        ordered = sorted(totals.items(), key=lambda kv: (-kv[1], str(kv[0])))
-        kept = [str(v) for v, _ in ordered[: config.max_segment_values]]
-        code = pd.Index(kept).get_indexer(cells["value"].astype(str))
-        inside = code >= 0
-        position = np.searchsorted(keys, cells["window"].to_numpy(dtype=np.int64))
-        table: dict[str, np.ndarray] = {}
-        for name in ("rows", "flagged", *OUTCOMES):
-            grid = np.zeros((n_windows, len(kept)))
-            values = cells[name].to_numpy(dtype="float64")
-            np.add.at(grid, (position[inside], code[inside]), values[inside])
-            table[name] = grid
-        cost = subset.segment_cost[subset.segment_cost["column"] == column]
-        grid = np.zeros((n_windows, len(kept)))
-        for (window, value), total in tally_mod.exact_totals(cost, ["window", "value"]).items():
-            j = kept.index(str(value)) if str(value) in kept else -1
-            if j >= 0:
-                grid[int(np.searchsorted(keys, int(window))), j] = total
-        table["cost"] = grid
-        out.append(performance.SegmentTable(column, kept, table))
-    return out
 
 
 def _input_figures(

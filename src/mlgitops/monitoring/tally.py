@@ -415,7 +415,7 @@ def _subset(
         {"window": window[have_time], "delay_ns": label_time[have_time] - logged_ns[have_time]},
         {"rows": np.ones(int(have_time.sum()))},
     )
-    segments, segment_cost = _segments(rows, config, window, flagged, truth, cost)
+    segments, segment_cost = segment_cells(rows, config, window, flagged, truth, cost)
     return Subset(
         windows=windows,
         bins=bins,
@@ -451,7 +451,7 @@ def _earliest(examples: pd.DataFrame, keep: int) -> pd.DataFrame:
     return ordered.groupby(_EXAMPLE_KEYS, sort=False).head(keep).reset_index(drop=True)
 
 
-def _segments(
+def segment_cells(
     rows: pd.DataFrame,
     config: MonitoringConfig,
     window: np.ndarray,
