@@ -261,6 +261,22 @@ def write_partitioned_logs(tmp: Path, rows: int, base_rows: int, version: str, l
     return single, days, label_file, written
 
 
+def differences(a: object, b: object, path: str = "") -> list[str]:
+    """Where two JSON values differ (paths, with both values at the leaves)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += differences(a.get(key), b.get(key), f"{path}/{key}")
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, f"{path}/{i}")
+        ]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
 def partitioned(args) -> None:
     """(d): the monitor over one file and over day partitions, in-process and on 2 workers."""
     from mlgitops.io import read_json
@@ -301,13 +317,22 @@ def partitioned(args) -> None:
             print(f"{name}: {r['rows']:,} rows, {r['seconds']:.1f} s in the monitor, "
                   f"{r['wall_s']:.1f} s wall, peak RSS of all processes "
                   f"{r['peak_gib']:.2f} GiB")  # fmt: skip
-        same = int(all(s == summaries["single"] for s in summaries.values()))
+        ours = [n for n in summaries if not n.startswith("baseline")]
+        same = int(all(summaries[n] == summaries["single"] for n in ours))
+        for name in summaries:
+            for path in differences(summaries["single"], summaries[name])[:5]:
+                print(f"differs from single: {name}: {path}")
         print(" ".join(f"{k}={v}" for k, v in {
             "rows": written,
             "labels": int(bool(label_file)),
             **{f"{n}_s": round(r["wall_s"], 1) for n, r in results.items()},
             **{f"{n}_peak_gib": round(r["peak_gib"], 2) for n, r in results.items()},
             "identical_summaries": same,
+            **(
+                {"baseline_identical": int(summaries["baseline_single"] == summaries["single"])}
+                if "baseline_single" in summaries
+                else {}
+            ),
         }.items()))  # fmt: skip
 
 
