@@ -1,11 +1,14 @@
 """`mlgitops monitor`: windows of logged predictions and labels against the release's reference.
 
-Pure computation on a frame of predictions (see monitoring.logs) and a frame of labels; the
-batch runner (monitoring.batch) reads the files and writes the JSON and HTML. This module
-selects and windows the rows and joins the labels; each concern has its own module:
-monitoring.windows (windows and gaps), monitoring.drift (input and score drift, missing rates,
-new categories), monitoring.performance (realized and label-free performance, segments),
-monitoring.decay (CUSUM of the per-window cost) and monitoring.alerts (what fires).
+Rows are reduced to a mergeable tally (monitoring.tally: counts per window and bin, exact
+sums, earliest example ids) block by block; this module plans the tally (the time of the
+check, the labels arrived by then, the windowing), chooses the rows the windows hold and turns
+the merged tally into figures and alerts. `check` does it for one in-memory frame (one
+partition); monitoring.scan does it for partitioned logs as Dask tasks; both give the same
+figures. Each concern has its own module: monitoring.windows (windows and gaps),
+monitoring.drift (input and score drift, missing rates, new categories),
+monitoring.performance (realized and label-free performance, segments), monitoring.decay
+(CUSUM of the per-window cost) and monitoring.alerts (what fires).
 """
 
 from __future__ import annotations
