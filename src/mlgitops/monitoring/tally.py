@@ -276,8 +276,6 @@ class Subset:
     examples: pd.DataFrame  # subject, window, value, event_ns, part, row, id (earliest kept)
     segments: pd.DataFrame  # column, window, value; rows, flagged, tp, fp, tn, fn
     segment_cost: pd.DataFrame  # column, window, value, exponent; pieces
-    first_ns: int | None = None  # earliest and latest window key (rows windows: event time)
-    last_ns: int | None = None
 
     @property
     def rows(self) -> int:
@@ -428,8 +426,6 @@ def _subset(
         ),
         segments=segments,
         segment_cost=segment_cost,
-        first_ns=int(window.min()),
-        last_ns=int(window.max()),
     )
 
 
@@ -520,6 +516,4 @@ def _merge_subsets(parts: list[Subset], example_ids: int) -> Subset:
         examples=_earliest(pd.concat([p.examples for p in parts], ignore_index=True), example_ids),
         segments=both("segments", ["column", "window", "value"]),
         segment_cost=both("segment_cost", ["column", "window", "value", "exponent"]),
-        first_ns=min(p.first_ns for p in parts if p.first_ns is not None),
-        last_ns=max(p.last_ns for p in parts if p.last_ns is not None),
     )
