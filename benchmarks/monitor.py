@@ -9,14 +9,23 @@
 (c) False alarms over 200 unchanged days, and detection delay per scenario: the earliest time
     after the change at which a run of the check raises the scenario's alert.
 
+(d) `--partitioned`: instead of (a)-(c), `mlgitops monitor` over the same logged predictions
+    written as one JSON-lines file and as gzip JSON lines partitioned by day, in-process and on
+    a two-worker LocalCluster: seconds and the peak RSS of all processes together (the monitor
+    and its workers, sampled every 50 ms), and whether every layout gives the same summary.
+    The traffic is a generated base (--base-rows) repeated with new ids up to --rows, so the
+    generator's own memory does not cap the size.
+
 Needs the trained release of this checkout (`make run`). The last line holds key=value figures.
 
     python benchmarks/monitor.py [--rows 1000000] [--skip-evidently]
+    python benchmarks/monitor.py --partitioned --rows 3000000 [--base-rows 200000] [--labels]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -129,6 +138,204 @@ print(json.dumps({"seconds": seconds, "peak_mib": peak, "full_check_s": full,
 )
 
 
+# Runs the monitor in this process on the scheduler named by argv (sync, threads, or a
+# LocalCluster of N worker processes, one thread each): what mlgitops.engine makes current.
+MONITOR_RUNNER = """
+import json, sys, time
+import dask
+from mlgitops.config import load_params
+from mlgitops.monitoring.batch import MonitorRequest, run_monitor
+spec = json.loads(sys.argv[1])
+params = load_params()
+request = MonitorRequest(spec["logs"], spec["labels"], spec["model_version"],
+                         summary_path=spec["summary"], report_path=spec["report"])
+start = time.perf_counter()
+if spec["workers"]:
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=spec["workers"], threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster):
+        summary = run_monitor(params, request)
+else:
+    with dask.config.set(scheduler=spec["scheduler"]):
+        summary = run_monitor(params, request)
+print(json.dumps({"seconds": time.perf_counter() - start, "rows": summary.rows}))
+"""
+
+
+def tree_rss_bytes(root) -> int:
+    """RSS of a process and all its descendants."""
+    import psutil
+
+    total = 0
+    for proc in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):  # a worker may exit between the two calls
+            total += proc.memory_info().rss
+    return total
+
+
+def run_measured(code: str, spec: dict, python: str = sys.executable) -> dict:
+    """Run `code` in a fresh process; its result, wall seconds and the peak RSS (GiB) of the
+    process tree, sampled every 50 ms."""
+    import psutil
+
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        [python, "-c", code, json.dumps(spec)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "CI": "true"},
+    )
+    root = psutil.Process(child.pid)
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, tree_rss_bytes(root))
+        time.sleep(0.05)
+    out, err = child.communicate()
+    wall = time.perf_counter() - start
+    if child.returncode != 0:
+        raise SystemExit(f"monitor run failed:\n{out}\n{err[-3000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return {**result, "wall_s": wall, "peak_gib": peak / 2**30}
+
+
+def write_partitioned_logs(tmp: Path, rows: int, base_rows: int, version: str, labels: bool):
+    """One JSON-lines file and gzip day files of `rows` predictions: the generated base traffic
+    repeated with new ids (copy k: `id` and `request_id` prefixed `k-`), day by day."""
+    import gzip
+
+    import pandas as pd
+
+    from mlgitops.config import load_params
+    from mlgitops.data.traffic import TrafficConfig, generate_table, traffic
+    from mlgitops.io import load_pipeline, read_json
+    from mlgitops.schema import load_schema
+
+    params = load_params(ROOT / "params.yaml")
+    config = TrafficConfig(rows=base_rows, days=30, model_version=version)
+    lines, truth = traffic(
+        generate_table(config),
+        load_pipeline(params.paths.model),
+        load_schema(params.paths.schema_file),
+        float(read_json(params.paths.metrics)["threshold"]),
+        config,
+    )
+    by_day: dict[str, list[bytes]] = {}
+    for line in lines:
+        day = json.loads(line)["time"][:10]
+        by_day.setdefault(day, []).append(line)
+    copies = -(-rows // base_rows)
+    single = tmp / "single.jsonl"
+    days = tmp / "days"
+    days.mkdir()
+    written = 0
+    with single.open("wb") as plain:
+        for day in sorted(by_day):
+            with gzip.open(days / f"predictions-{day}.jsonl.gz", "wb", compresslevel=1) as zipped:
+                for k in range(copies):
+                    prefix = f"{k}-".encode()
+                    chunk = (
+                        b"\n".join(
+                            line.replace(b'"id":"', b'"id":"' + prefix, 1).replace(
+                                b'"request_id":"', b'"request_id":"' + prefix, 1
+                            )
+                            for line in by_day[day]
+                        )
+                        + b"\n"
+                    )
+                    plain.write(chunk)
+                    zipped.write(chunk)
+                    written += len(by_day[day])
+    label_file = None
+    if labels:
+        label_file = tmp / "labels.csv"
+        frames = []
+        for k in range(copies):
+            copy = truth.copy()
+            for column in ("id", "request_id"):
+                if column in copy.columns:
+                    copy[column] = f"{k}-" + copy[column].astype(str)
+            frames.append(copy)
+        pd.concat(frames).to_csv(label_file, index=False)
+    return single, days, label_file, written
+
+
+def differences(a: object, b: object, path: str = "") -> list[str]:
+    """Where two JSON values differ (paths, with both values at the leaves)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for key in sorted(set(a) | set(b)):
+            out += differences(a.get(key), b.get(key), f"{path}/{key}")
+        return out
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, f"{path}/{i}")
+        ]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def partitioned(args) -> None:
+    """(d): the monitor over one file and over day partitions, in-process and on 2 workers."""
+    from mlgitops.io import read_json
+
+    os.chdir(ROOT)
+    version = read_json(ROOT / "release.json")["model_tag"]
+    with tempfile.TemporaryDirectory(prefix="mlgitops-bench-monitor-") as tmp_name:
+        tmp = Path(tmp_name)
+        t0 = time.perf_counter()
+        single, days, label_file, written = write_partitioned_logs(
+            tmp, args.rows, args.base_rows, version, args.labels
+        )
+        print(f"wrote {written:,} predictions (1 file and {len(list(days.iterdir()))} gzip day "
+              f"files) in {time.perf_counter() - t0:.1f} s")  # fmt: skip
+        runs = {
+            "single": ([str(single)], "sync", 0, sys.executable),
+            "days_threads": ([str(days)], "threads", 0, sys.executable),
+            "days_2workers": ([str(days)], None, 2, sys.executable),
+        }
+        if args.baseline_python:  # the previous revision's monitor (its checkout's venv)
+            runs["baseline_single"] = ([str(single)], "sync", 0, args.baseline_python)
+        results, summaries = {}, {}
+        for name, (logs, scheduler, workers, python) in runs.items():
+            spec = {
+                "logs": logs,
+                "labels": [str(label_file)] if label_file else [],
+                "model_version": version,
+                "summary": str(tmp / f"{name}.json"),
+                "report": str(tmp / f"{name}.html"),
+                "scheduler": scheduler,
+                "workers": workers,
+            }
+            results[name] = run_measured(MONITOR_RUNNER, spec, python)
+            summary = json.loads((tmp / f"{name}.json").read_text())
+            summary["input"]["log_files"] = None  # the one figure that names the layout
+            summaries[name] = summary
+            r = results[name]
+            print(f"{name}: {r['rows']:,} rows, {r['seconds']:.1f} s in the monitor, "
+                  f"{r['wall_s']:.1f} s wall, peak RSS of all processes "
+                  f"{r['peak_gib']:.2f} GiB")  # fmt: skip
+        ours = [n for n in summaries if not n.startswith("baseline")]
+        same = int(all(summaries[n] == summaries["single"] for n in ours))
+        for name in summaries:
+            for path in differences(summaries["single"], summaries[name])[:5]:
+                print(f"differs from single: {name}: {path}")
+        print(" ".join(f"{k}={v}" for k, v in {
+            "rows": written,
+            "labels": int(bool(label_file)),
+            **{f"{n}_s": round(r["wall_s"], 1) for n, r in results.items()},
+            **{f"{n}_peak_gib": round(r["peak_gib"], 2) for n, r in results.items()},
+            "identical_summaries": same,
+            **(
+                {"baseline_identical": int(summaries["baseline_single"] == summaries["single"])}
+                if "baseline_single" in summaries
+                else {}
+            ),
+        }.items()))  # fmt: skip
+
+
 def worker(python: str, code: str, spec: dict, env: dict | None = None) -> dict:
     result = subprocess.run(
         [python, "-c", code, json.dumps(spec)],
@@ -195,7 +402,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--skip-evidently", action="store_true")
+    parser.add_argument("--partitioned", action="store_true", help="(d) only")
+    parser.add_argument("--base-rows", type=int, default=200_000)
+    parser.add_argument("--labels", action="store_true", help="(d): with a label file")
+    parser.add_argument("--baseline-python", help="(d): also run this interpreter's monitor")
     args = parser.parse_args()
+    if args.partitioned:
+        partitioned(args)
+        return
 
     import pandas as pd
 

@@ -25,7 +25,10 @@ def register(app: typer.Typer) -> None:
     @app.command(epilog=epilog(e.MonitoringInputError, e.MonitoringAlertError, ok="nothing fired"))
     def monitor(
         logs: list[str] = typer.Argument(
-            ..., help="Prediction logs: JSON-lines files, directories, .gz, s3:// or other URLs."
+            ...,
+            help="Prediction logs: JSON-lines files (.gz too), Parquet files, directories of "
+            "them (hive partitions such as date=2026-12-01/), s3:// or other URLs; one Dask task "
+            "per file, on the current scheduler.",
         ),
         labels: list[str] = typer.Option(
             [], "--labels", "-l", help="Labels: CSV, JSON lines, Parquet or the /feedback log."

@@ -15,12 +15,12 @@ from typing import Any
 import pandas as pd
 
 from mlgitops.config import Params
-from mlgitops.errors import MlgitopsError, MonitoringInputError
+from mlgitops.errors import MlgitopsError
 from mlgitops.io import atomic_write_text
 from mlgitops.monitoring import html
-from mlgitops.monitoring.check import check
-from mlgitops.monitoring.logs import ReadStats, no_valid_lines, read_labels, read_predictions
+from mlgitops.monitoring.logs import ReadStats, read_labels
 from mlgitops.monitoring.reference import load_score_reference
+from mlgitops.monitoring.scan import check_logs
 from mlgitops.monitoring.summary import MonitorSummary
 from mlgitops.profile import load_profile
 
@@ -59,16 +59,21 @@ def run_monitor(
     try:
         profile = load_profile(params.paths.profile)
         reference = load_score_reference(params.paths.score_reference)
-        progress("reading prediction logs")
-        predictions = read_predictions(request.logs, profile, log_stats)
-        if predictions.empty:
-            raise MonitoringInputError(no_valid_lines(request.logs, log_stats))
         labels = None
         if request.labels:
             progress("reading labels")
             labels = read_labels(request.labels, profile.target, params.id_column, label_stats)
-        result = check(
-            predictions, labels, profile, reference, config, model_version, request.as_of, progress
+        progress("reading prediction logs")
+        result = check_logs(
+            request.logs,
+            labels,
+            profile,
+            reference,
+            config,
+            model_version,
+            log_stats,
+            request.as_of,
+            progress,
         )
         figures = result.figures
         alerts = [a.model_dump() for a in result.alerts]

@@ -1,11 +1,14 @@
 """`mlgitops monitor`: windows of logged predictions and labels against the release's reference.
 
-Pure computation on a frame of predictions (see monitoring.logs) and a frame of labels; the
-batch runner (monitoring.batch) reads the files and writes the JSON and HTML. This module
-selects and windows the rows and joins the labels; each concern has its own module:
-monitoring.windows (windows and gaps), monitoring.drift (input and score drift, missing rates,
-new categories), monitoring.performance (realized and label-free performance, segments),
-monitoring.decay (CUSUM of the per-window cost) and monitoring.alerts (what fires).
+Rows are reduced to a mergeable tally (monitoring.tally: counts per window and bin, exact
+sums, earliest example ids) block by block; this module plans the tally (the time of the
+check, the labels arrived by then, the windowing), chooses the rows the windows hold and turns
+the merged tally into figures and alerts. `check` does it for one in-memory frame (one
+partition); monitoring.scan does it for partitioned logs as Dask tasks; both give the same
+figures. Each concern has its own module: monitoring.windows (windows and gaps),
+monitoring.drift (input and score drift, missing rates, new categories),
+monitoring.performance (realized and label-free performance, segments), monitoring.decay
+(CUSUM of the per-window cost) and monitoring.alerts (what fires).
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ import numpy as np
 import pandas as pd
 
 from mlgitops.config import MonitoringConfig
-from mlgitops.logline import entity_keys
 from mlgitops.monitoring import drift, performance
+from mlgitops.monitoring import tally as tally_mod
 from mlgitops.monitoring.alerts import (
     Alert,
     expected_cost_alert,
@@ -31,20 +34,10 @@ from mlgitops.monitoring.alerts import (
     score_alerts,
 )
 from mlgitops.monitoring.decay import CostStream, cusum_figures
-from mlgitops.monitoring.labeljoin import join_labels
-from mlgitops.monitoring.logs import (
-    EVENT_TIME,
-    EVENT_TIME_LOGGED,
-    KEY,
-    LABEL,
-    REQUEST_KEY,
-    SCORE,
-    TIME,
-    VERSION,
-)
-from mlgitops.monitoring.reference import OUTCOMES, ScoreReference, expected_outcomes, row_costs
-from mlgitops.monitoring.windows import Windows, assign_windows
-from mlgitops.profile import ReferenceProfile
+from mlgitops.monitoring.labeljoin import LatestLabels
+from mlgitops.monitoring.reference import OUTCOMES, ScoreReference, row_costs
+from mlgitops.monitoring.windows import Windows, floor_windows
+from mlgitops.profile import ReferenceProfile, bin_labels, reference_fractions
 from mlgitops.stats import one_sided_z
 
 
@@ -62,78 +55,29 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
-class _Selected:
-    predictions: pd.DataFrame  # this model version's rows with a usable event time, in order
-    other: dict[str, dict[str, Any]]  # rows, first and last event time of each other version
+class Selected:
+    """Which of this model version's rows the windows hold: those with their own event time
+    (`logged` True), or, when no row has one, those windowed by the log time (False)."""
+
+    logged: bool | None  # None: no row of this version
     without_event_time: int
     notes: list[str]
-    last_logged: pd.Timestamp | None  # latest log time of this version's rows
 
 
-def _no_labels() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            KEY: pd.Series([], dtype=object),
-            REQUEST_KEY: pd.Series([], dtype=object),
-            LABEL: pd.Series([], dtype="float64"),
-            "label_time": pd.DatetimeIndex([], tz="UTC"),
-        }
-    )
-
-
-def select_rows(predictions: pd.DataFrame, model_version: str | None) -> _Selected:
-    """This model version's predictions, windowable by one clock, sorted by event time."""
-    notes: list[str] = []
-    # Predictions of another model version are counted, not mixed into this one's figures.
-    versions = predictions[VERSION].fillna("(none)")
-    other: dict[str, Any] = {}
-    if model_version is not None:
-        mine = (versions == model_version).to_numpy()
-        for version, part in predictions[~mine].groupby(versions[~mine], sort=True):
-            other[str(version)] = {
-                "rows": len(part),
-                "first": part[EVENT_TIME].min().isoformat(),
-                "last": part[EVENT_TIME].max().isoformat(),
-            }
-        predictions = predictions[mine]
-    last_logged = predictions[TIME].max() if len(predictions) else None
-    # A line without its own event time is windowed by the service's log time only when no
-    # line has one: mixing the two clocks would put it far from the traffic it belongs to
-    # (replayed or delayed records), so it is left out and counted.
-    without_event_time = 0
-    if EVENT_TIME_LOGGED in predictions.columns:
-        logged_time = predictions[EVENT_TIME_LOGGED].to_numpy(dtype=bool)
-        if logged_time.any() and not logged_time.all():
-            without_event_time = int((~logged_time).sum())
-            predictions = predictions[logged_time]
-            notes.append(
-                f"{without_event_time} prediction{'s' if without_event_time != 1 else ''} "
-                f"without an event time left out of the windows ({len(predictions)} have one)"
-            )
-        elif len(predictions) and not logged_time.any():
-            notes.append("no prediction carries an event time: windows by the log time")
-    if not predictions[EVENT_TIME].is_monotonic_increasing:  # logs are mostly in order already
-        predictions = predictions.sort_values(EVENT_TIME, kind="stable")
-    predictions = predictions.reset_index(drop=True)
-    return _Selected(predictions, other, without_event_time, notes, last_logged)
-
-
-@dataclass(frozen=True)
-class _Tallies:
-    """One check's per-row and per-window arrays, computed once for all windows."""
-
-    windows: Windows
-    families: list[drift.FeatureCounts]  # the input features
-    score_family: drift.FeatureCounts
-    rows: np.ndarray  # per window
-    flagged: np.ndarray  # flagged rows per window
-    expected: dict[str, np.ndarray]  # CBPE expected outcomes per window
-    cost: np.ndarray  # expected cost per window
-    realized: dict[str, np.ndarray]  # outcomes of the labelled rows per window
-    labelled: np.ndarray  # per row: a label has arrived
-    delay_hours: np.ndarray  # per row: prediction to label
-    new_categories: dict[int, dict[str, dict[str, dict[str, Any]]]]
-    segments: list[performance.SegmentTable]
+def select(rows_by_logged: dict[bool, int]) -> Selected:
+    """A line without its own event time is windowed by the service's log time only when no
+    line has one: mixing the two clocks would put it far from the traffic it belongs to
+    (replayed or delayed records), so it is left out and counted."""
+    with_time, without = rows_by_logged.get(True, 0), rows_by_logged.get(False, 0)
+    if with_time and without:
+        note = (
+            f"{without} prediction{'s' if without != 1 else ''} "
+            f"without an event time left out of the windows ({with_time} have one)"
+        )
+        return Selected(True, without, [note])
+    if without:
+        return Selected(False, 0, ["no prediction carries an event time: windows by the log time"])
+    return Selected(True if with_time else None, 0, [])
 
 
 def check(
@@ -146,24 +90,72 @@ def check(
     as_of: pd.Timestamp | None = None,
     progress: Callable[[str], None] = lambda _: None,
 ) -> CheckResult:
-    """`labels` None: no label source was given, which is a note, not late labels."""
-    labels_given = labels is not None
-    selected = select_rows(predictions, model_version)
-    predictions, notes = selected.predictions, selected.notes
+    """The check of one frame of predictions: one partition of the partitioned path
+    (monitoring.scan), so both give the same figures. `labels` None: no label source was
+    given, which is a note, not late labels."""
+    prescans = []
+    if needs_prescan(config, labels is not None, as_of):
+        rows_windows = config.window == "rows"
+        prescans = [tally_mod.prescan_block(predictions, model_version, 0, 0, rows_windows)]
+    plan, as_of = plan_check(prescans, labels, profile, reference, config, model_version, as_of)
+    progress(f"binning {len(predictions)} predictions")
+    tally = tally_mod.tally_block(predictions, plan, 0, 0)
+    return finish(tally, plan, labels is not None, as_of, progress)
+
+
+def needs_prescan(config: MonitoringConfig, labels_given: bool, as_of: pd.Timestamp | None) -> bool:
+    """Whether a fact of all rows is needed before any is tallied: the last log time (the time
+    of the check, by which labels count) or every event time (`rows` windows)."""
+    return config.window == "rows" or (labels_given and as_of is None)
+
+
+def plan_check(
+    prescans: list[tally_mod.Prescan],
+    labels: pd.DataFrame | None,
+    profile: ReferenceProfile,
+    reference: ScoreReference,
+    config: MonitoringConfig,
+    model_version: str | None,
+    as_of: pd.Timestamp | None,
+) -> tuple[tally_mod.TallyPlan, pd.Timestamp | None]:
+    """The plan every block is tallied by, from the prescans of all partitions (in order):
+    the time of the check (default: the last log time), the labels arrived by then and the
+    windowing."""
     if as_of is None:
-        as_of = selected.last_logged
-    n_rows = len(predictions)
-    windows = assign_windows(pd.DatetimeIndex(predictions[EVENT_TIME]), config)
-    alerts = [gap_alert(gap, config) for gap in windows.gaps]
-    progress(f"binning {n_rows} predictions over {len(windows.keys)} windows")
-    joined = join_labels(
-        predictions,
-        labels if labels is not None else _no_labels(),
-        on_conflict="latest",
-        as_of=as_of,
+        times = [p.last_logged_ns for p in prescans if p.last_logged_ns is not None]
+        as_of = pd.Timestamp(max(times), tz="UTC") if times else None
+    window_of = tally_mod.floor_windows(config)
+    boundaries = None
+    if window_of is None:
+        counts = {k: sum(len(p.times.get(k, ())) for p in prescans) for k in (True, False)}
+        chosen = select({k: v for k, v in counts.items() if v}).logged
+        boundaries = tally_mod.rows_boundaries(prescans, chosen, config.window_rows)
+        window_of = tally_mod.rows_windows([b[0] for b in boundaries])
+    latest = LatestLabels.of(labels, as_of) if labels is not None else None
+    plan = tally_mod.TallyPlan(
+        profile, reference, config, model_version, window_of, latest, boundaries
     )
-    truth, label_time = joined.truth, joined.label_time
-    tallies = _tally(predictions, truth, label_time, windows, profile, reference, config)
+    return plan, as_of
+
+
+def finish(
+    tally: tally_mod.Tally,
+    plan: tally_mod.TallyPlan,
+    labels_given: bool,
+    as_of: pd.Timestamp | None,
+    progress: Callable[[str], None] = lambda _: None,
+) -> CheckResult:
+    """The figures and alerts of a merged tally (`as_of` None: the last log time)."""
+    config, reference, profile = plan.config, plan.reference, plan.profile
+    if as_of is None and tally.last_logged_ns is not None:
+        as_of = pd.Timestamp(tally.last_logged_ns, tz="UTC")
+    selected = select({k: v.rows for k, v in tally.subsets.items()})
+    notes = list(selected.notes)
+    subset = tally.subsets.get(selected.logged) if selected.logged is not None else None
+    tallies = _tallies(subset, plan)
+    windows = tallies.windows
+    n_rows = int(tallies.rows.sum())
+    alerts = [gap_alert(gap, config) for gap in windows.gaps]
     z_conf = one_sided_z(config.confidence)
 
     out_windows: dict[str, Any] = {}
@@ -211,8 +203,17 @@ def check(
             "no label source given (--labels): label coverage and realized performance "
             "are not checked"
         )
+    other = {
+        str(row.version): {
+            "rows": int(row.rows),
+            "first": pd.Timestamp(int(row.first), tz="UTC").isoformat(),
+            "last": pd.Timestamp(int(row.last), tz="UTC").isoformat(),
+        }
+        for row in tally.other.itertuples(index=False)
+    }
+    matched = int(tallies.labelled.sum())
     figures = {
-        "model_version": model_version,
+        "model_version": plan.model_version,
         "as_of": as_of.isoformat() if as_of is not None else None,
         "rows": n_rows,
         "windows_total": len(windows.keys),
@@ -221,10 +222,10 @@ def check(
         "rows_without_event_time": selected.without_event_time,
         "labels_given": labels_given,
         "notes": notes,
-        "other_model_versions": selected.other,
-        "other_model_version_rows": int(sum(v["rows"] for v in selected.other.values())),
-        "labels_matched": int((~np.isnan(truth)).sum()),
-        "label_coverage": float((~np.isnan(truth)).mean()) if n_rows else None,
+        "other_model_versions": other,
+        "other_model_version_rows": int(sum(v["rows"] for v in other.values())),
+        "labels_matched": matched,
+        "label_coverage": matched / n_rows if n_rows else None,
         "windows": out_windows,
         "reference": {
             "profile_rows": profile.n_rows,
@@ -239,48 +240,105 @@ def check(
     return CheckResult(figures=figures, alerts=alerts)
 
 
-def _tally(
-    predictions: pd.DataFrame,
-    truth: np.ndarray,
-    label_time: pd.Series,
-    windows: Windows,
-    profile: ReferenceProfile,
-    reference: ScoreReference,
-    config: MonitoringConfig,
-) -> _Tallies:
-    """Bin every input, flag and cost every row, count every outcome: per window, at once."""
-    w_index, n_windows = windows.index, len(windows.keys)
-    families = [
-        drift.feature_counts(name, spec, predictions[name], windows)
-        for name, spec in profile.features.items()
-    ]
-    scores = predictions[SCORE].to_numpy(dtype="float64")
-    score_family = drift.feature_counts(drift.SCORE_SUBJECT, reference.score, scores, windows)
-    delay_hours = ((label_time - predictions[TIME]).dt.total_seconds() / 3600.0).to_numpy(
-        dtype="float64"
-    )
-    logged = predictions[LABEL].to_numpy(dtype="float64")
-    flagged = np.where(np.isnan(logged), scores >= reference.threshold, logged == 1)
-    expected = expected_outcomes(scores, reference.threshold, reference.calibration)
-    row_cost = row_costs(expected, reference.costs)
-    ids = entity_keys(predictions[KEY], predictions[REQUEST_KEY])
+@dataclass(frozen=True)
+class _Tallies:
+    """One check's per-window arrays (and per-window lists), from the merged tally."""
+
+    windows: Windows
+    families: list[drift.FeatureCounts]  # the input features
+    score_family: drift.FeatureCounts
+    rows: np.ndarray  # per window
+    flagged: np.ndarray  # flagged rows per window
+    expected: dict[str, np.ndarray]  # CBPE expected outcomes per window
+    cost: np.ndarray  # expected cost per window
+    realized: dict[str, np.ndarray]  # outcomes of the labelled rows per window
+    labelled: np.ndarray  # labelled rows per window
+    delay_hours: list[np.ndarray]  # per window: prediction to label of its labelled rows
+    new_categories: dict[int, dict[str, dict[str, dict[str, Any]]]]
+    segments: list[performance.SegmentTable]
+
+
+def _tallies(subset: tally_mod.Subset | None, plan: tally_mod.TallyPlan) -> _Tallies:
+    config = plan.config
+    if subset is None:
+        keys = np.zeros(0, dtype=np.int64)
+    else:
+        keys = subset.windows["window"].to_numpy(dtype=np.int64)
+    n_windows = len(keys)
+    if plan.boundaries is not None:
+        starts = [pd.Timestamp(plan.boundaries[int(k)][0][0], tz="UTC") for k in keys]
+        ends = [pd.Timestamp(plan.boundaries[int(k)][1], tz="UTC") for k in keys]
+        windows = Windows([f"rows-{int(k):06d}" for k in keys], starts, ends, keys)
+    else:
+        windows = floor_windows([pd.Timestamp(int(k), tz="UTC") for k in keys], config)
+
+    def per_window(table: pd.DataFrame, column: str) -> np.ndarray:
+        out = np.zeros(n_windows)
+        if len(table):
+            position = np.searchsorted(keys, table["window"].to_numpy(dtype=np.int64))
+            np.add.at(out, position, table[column].to_numpy(dtype="float64"))
+        return out
+
+    def sums(table: pd.DataFrame) -> np.ndarray:
+        totals = tally_mod.exact_totals(table, ["window"])
+        return np.asarray([totals.get((int(k),), 0.0) for k in keys], dtype="float64")
+
+    empty = subset is None
+    windows_table = subset.windows if not empty else pd.DataFrame({"window": []})
+    families = []
+    for i, (name, spec) in enumerate(plan.subjects):
+        labels = bin_labels(spec)
+        counts = np.zeros((n_windows, len(labels)))
+        if not empty:
+            cells = subset.bins[subset.bins["subject"] == i]
+            position = np.searchsorted(keys, cells["window"].to_numpy(dtype=np.int64))
+            np.add.at(
+                counts,
+                (position, cells["bin"].to_numpy(dtype=np.int64)),
+                cells["rows"].to_numpy(dtype="float64"),
+            )
+        ref = reference_fractions(spec) * spec.count
+        families.append(drift.FeatureCounts(name, spec, labels, ref, counts, np.zeros(0)))
+    expected: dict[str, np.ndarray] = {}
+    cost = np.zeros(n_windows)
+    if not empty:
+        for outcome, part in subset.expected.groupby("outcome", sort=True):
+            (expected if outcome != "cost" else {})[outcome] = sums(part)
+            if outcome == "cost":
+                cost = sums(part)
+    expected = {k: expected.get(k, np.zeros(n_windows)) for k in OUTCOMES}
+    delay_hours: list[np.ndarray] = [np.zeros(0) for _ in range(n_windows)]
+    if not empty and len(subset.delays):
+        position = np.searchsorted(keys, subset.delays["window"].to_numpy(dtype=np.int64))
+        hours = (
+            pd.to_timedelta(subset.delays["delay_ns"].to_numpy(dtype=np.int64), unit="ns")
+            .total_seconds()
+            .to_numpy()
+            / 3600.0
+        )
+        counts = subset.delays["rows"].to_numpy(dtype=np.int64)
+        for w in range(n_windows):
+            here = position == w
+            delay_hours[w] = np.repeat(hours[here], counts[here])
     return _Tallies(
         windows=windows,
-        families=families,
-        score_family=score_family,
-        rows=windows.rows(),
-        flagged=windows.sums(flagged.astype(float)),
-        expected={k: windows.sums(v) for k, v in expected.items()},
-        cost=windows.sums(row_cost),
-        realized=performance.confusion(flagged, truth, w_index, n_windows),
-        labelled=~np.isnan(truth),
+        families=families[:-1],
+        score_family=families[-1],
+        rows=per_window(windows_table, "rows") if not empty else np.zeros(0),
+        flagged=per_window(windows_table, "flagged") if not empty else np.zeros(0),
+        expected=expected,
+        cost=cost,
+        realized={k: per_window(windows_table, k) if not empty else np.zeros(0) for k in OUTCOMES},
+        labelled=per_window(windows_table, "labelled") if not empty else np.zeros(0),
         delay_hours=delay_hours,
         new_categories=drift.new_categories(
-            families, predictions, ids, w_index, config.example_ids
-        ),
-        segments=performance.segment_tables(
-            predictions, config, w_index, n_windows, flagged, truth, row_cost
-        ),
+            subset.unseen, subset.examples, [n for n, _ in plan.subjects], keys
+        )
+        if not empty
+        else {},
+        segments=performance.segment_tables(subset.segments, subset.segment_cost, config, keys)
+        if not empty
+        else [],
     )
 
 
@@ -345,7 +403,7 @@ def _performance_figures(
     labelled = figures["labelled"]
     figures.update(
         coverage=labelled / n,
-        **performance.label_delays(t.delay_hours, (t.windows.index == w) & t.labelled),
+        **performance.label_delays(t.delay_hours[w], np.ones(t.delay_hours[w].size, bool)),
         released_fpr=reference.released["fpr"],
         released_fnr=reference.released["fnr"],
         released_fpr_high=released_highs[0],

@@ -120,30 +120,23 @@ def table_drift(
 
 
 def new_categories(
-    families: list[FeatureCounts],
-    values: pd.DataFrame,
-    ids: pd.Series,
-    window: np.ndarray,
-    example_ids: int,
+    unseen: pd.DataFrame, examples: pd.DataFrame, names: list[str], keys: np.ndarray
 ) -> dict[int, dict[str, dict[str, dict[str, Any]]]]:
-    """window -> feature -> unseen value -> its count and the first `example_ids` ids: the
-    unseen rows only, grouped by window and raw value."""
+    """window -> feature -> unseen value -> its count and its first example ids, from the
+    merged tally's tables (monitoring.tally: `unseen` sorted by subject, window key and value;
+    `examples` the earliest ids of each); `names` are the subjects, `keys` the window keys."""
     out: dict[int, dict[str, dict[str, dict[str, Any]]]] = {}
-    for fc in families:
-        if not isinstance(fc.spec, CategoricalProfile):
-            continue
-        unseen = np.flatnonzero(fc.bins == fc.labels.index(UNSEEN_BIN))
-        if unseen.size == 0:
-            continue
-        part = pd.DataFrame(
-            {"w": window[unseen], "value": values[fc.name].to_numpy()[unseen]}
-        ).assign(id=ids.to_numpy()[unseen])
-        for (w, value), group in part.groupby(["w", "value"], sort=True):
-            entry = out.setdefault(int(w), {}).setdefault(fc.name, {})
-            entry[str(value)] = {
-                "count": len(group),
-                "examples": [str(x) for x in group["id"].head(example_ids)],
-            }
+    if unseen.empty:
+        return out
+    ids: dict[tuple, list[str]] = {}
+    for row in examples.itertuples(index=False):  # in (event time, partition, row) order
+        group = (int(row.subject), int(row.window), str(row.value))
+        ids.setdefault(group, []).append(str(row.id))
+    for row in unseen.itertuples(index=False):  # sorted by subject, window, value
+        w = int(np.searchsorted(keys, int(row.window)))
+        entry = out.setdefault(w, {}).setdefault(names[int(row.subject)], {})
+        group = (int(row.subject), int(row.window), str(row.value))
+        entry[str(row.value)] = {"count": int(row.rows), "examples": ids.get(group, [])}
     return out
 
 

@@ -27,6 +27,8 @@ from mlgitops.logline import entity_keys
 from mlgitops.monitoring.logs import KEY, LABEL, REQUEST_KEY
 
 OnConflict = Literal["latest", "refuse"]
+# A label time not known, as int64 ns.
+NO_TIME = int(np.iinfo(np.int64).min)
 LABEL_TIME = "label_time"
 
 
@@ -68,28 +70,10 @@ def join_labels(
         conflicting = known & keys.isin(clashing).to_numpy()
     rows = labels[[LABEL, LABEL_TIME]].reset_index(drop=True)
     if on_conflict == "latest":
-        # A prediction's own id ranks first, its request key second (a corrected label comes
-        # under the key it corrects), each key's latest label winning.
-        tiers = [
-            (predictions[KEY], rows.assign(key=labels[KEY].to_numpy(dtype=object))),
-            (predictions[REQUEST_KEY], rows.assign(key=labels[REQUEST_KEY].to_numpy(dtype=object))),
-        ]
+        truth, times = LatestLabels.of(labels).lookup(predictions, nat=np.datetime64("NaT"))
     else:  # every label naming the entity agrees, or none counts
-        tiers = [(entities, rows.assign(key=keys.to_numpy())[known & ~conflicting])]
-    truth = np.full(len(predictions), np.nan)
-    times = np.full(len(predictions), np.datetime64("NaT"), dtype="datetime64[ns]")
-    for wanted, table in tiers:
-        table = table[table["key"].notna().to_numpy()]
-        if not len(table):
-            continue
-        # Stable: among labels of one time (or none), the one read last wins.
-        table = table.sort_values(LABEL_TIME, kind="stable", na_position="first")
-        table = table.drop_duplicates("key", keep="last")
-        position = _positions(wanted, table["key"])
-        hit = (position >= 0) & np.isnan(truth)
-        truth[hit] = table[LABEL].to_numpy(dtype="float64")[position[hit]]
-        label_times = pd.DatetimeIndex(table[LABEL_TIME]).tz_convert("UTC").tz_localize(None)
-        times[hit] = label_times.to_numpy(dtype="datetime64[ns]")[position[hit]]
+        table = _latest(rows.assign(key=keys.to_numpy())[known & ~conflicting])
+        truth, times = _lookup([(entities, table)], len(predictions), np.datetime64("NaT"))
     return LabelJoin(
         truth=truth,
         label_time=pd.Series(times).dt.tz_localize("UTC"),
@@ -97,6 +81,62 @@ def join_labels(
         known=known,
         conflicting=conflicting,
     )
+
+
+def _latest(table: pd.DataFrame) -> pd.DataFrame:
+    """Each key's latest label (stable: among labels of one time, or none, the one read last)."""
+    table = table[table["key"].notna().to_numpy()]
+    table = table.sort_values(LABEL_TIME, kind="stable", na_position="first")
+    return table.drop_duplicates("key", keep="last").reset_index(drop=True)
+
+
+def _lookup(
+    tiers: list[tuple[pd.Series, pd.DataFrame]], n: int, nat: object
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per prediction, the label of the first tier whose key it has, and that label's time
+    (UTC, ns; `nat` where unknown: NaT as datetime64, or the smallest int64)."""
+    truth = np.full(n, np.nan)
+    as_ints = isinstance(nat, int)
+    times = np.full(n, nat, dtype=np.int64 if as_ints else "datetime64[ns]")
+    for wanted, table in tiers:
+        if not len(table):
+            continue
+        position = _positions(wanted, table["key"])
+        hit = (position >= 0) & np.isnan(truth)
+        truth[hit] = table[LABEL].to_numpy(dtype="float64")[position[hit]]
+        label_times = pd.DatetimeIndex(table[LABEL_TIME]).tz_convert("UTC").tz_localize(None)
+        found = label_times.to_numpy(dtype="datetime64[ns]")
+        times[hit] = (found.view(np.int64) if as_ints else found)[position[hit]]
+    return truth, times
+
+
+@dataclass(frozen=True)
+class LatestLabels:
+    """The "latest" rule's two lookup tables, built once from the labels (arrived by `as_of`)
+    and applied to any block of predictions: a prediction's own id ranks first, its request
+    key second (a corrected label comes under the key it corrects), each key's latest label
+    winning. Holds one row per distinct labelled key."""
+
+    by_id: pd.DataFrame
+    by_request: pd.DataFrame
+
+    @classmethod
+    def of(cls, labels: pd.DataFrame, as_of: pd.Timestamp | None = None) -> LatestLabels:
+        if as_of is not None and len(labels):
+            arrived = labels[LABEL_TIME].isna() | (labels[LABEL_TIME] <= as_of)
+            labels = labels[arrived.to_numpy()]
+        rows = labels[[LABEL, LABEL_TIME]].reset_index(drop=True)
+        return cls(
+            _latest(rows.assign(key=labels[KEY].to_numpy(dtype=object))),
+            _latest(rows.assign(key=labels[REQUEST_KEY].to_numpy(dtype=object))),
+        )
+
+    def lookup(
+        self, predictions: pd.DataFrame, nat: object = NO_TIME
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Each prediction's label (NaN: none) and label time (ns; `nat` where unknown)."""
+        tiers = [(predictions[KEY], self.by_id), (predictions[REQUEST_KEY], self.by_request)]
+        return _lookup(tiers, len(predictions), nat)
 
 
 def _label_keys(labels: pd.DataFrame, predictions: pd.DataFrame, entities: pd.Series) -> pd.Series:

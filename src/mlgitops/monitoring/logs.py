@@ -116,6 +116,20 @@ class ReadStats:
         if self.rejected is not None:
             self.rejected.append(row)
 
+    def absorb(self, other: ReadStats) -> None:
+        """Add `other`, the stats of files read after these: the result is what one reader of
+        all the files in that order would have counted."""
+        self.files.extend(other.files)
+        self.lines += other.lines
+        self.malformed += other.malformed
+        self.cut_lines += other.cut_lines
+        self.long_lines += other.long_lines
+        self.examples.extend(other.examples[: MAX_EXAMPLES - len(self.examples)])
+        self.cut_archives.extend(other.cut_archives)
+        self.feedback_logs.extend(other.feedback_logs)
+        if self.rejected is not None and other.rejected is not None:
+            self.rejected.extend(other.rejected)
+
     def figures(self) -> dict[str, object]:
         """The damage, for a JSON summary."""
         return {
@@ -466,15 +480,91 @@ def _block_frame(
 
 def _parse_stream(
     pieces: Iterable[bytes], url: str, profile: ReferenceProfile, stats: ReadStats
-) -> list[pd.DataFrame]:
+) -> Iterator[pd.DataFrame]:
     schema = _arrow_schema(profile)
-    frames = []
     for block in line_blocks(pieces, url, stats):
         if block.data.strip():
             frame = _block_frame(block, url, profile, schema, stats)
             if len(frame):
-                frames.append(frame)
-    return frames
+                yield frame
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+# Rows per Parquet batch: about a block's worth of lines.
+PARQUET_BATCH_ROWS = 1 << 16
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """A Parquet table in the line's schema: fields matched by name (a feature inside the
+    `features` struct too), missing ones null, others ignored; times may be timestamps."""
+    columns = []
+    for wanted in schema:
+        if wanted.name not in table.column_names:
+            columns.append(pa.nulls(len(table), wanted.type))
+            continue
+        column = table.column(wanted.name).combine_chunks()
+        if wanted.name == logline.FEATURES:
+            children = (
+                {f.name: column.field(i) for i, f in enumerate(column.type)}
+                if pa.types.is_struct(column.type)
+                else {}
+            )
+            arrays = [
+                children[f.name].cast(f.type)
+                if f.name in children
+                else pa.nulls(len(table), f.type)
+                for f in wanted.type
+            ]
+            column = pa.StructArray.from_arrays(
+                arrays, fields=list(wanted.type), mask=column.is_null() if len(table) else None
+            )
+        elif wanted.name in (logline.TIME, logline.EVENT_TIME) and pa.types.is_timestamp(
+            column.type
+        ):
+            pass  # read as times as they are (_timestamps casts them to UTC)
+        else:
+            column = column.cast(wanted.type)
+        columns.append(column)
+    names = [f.name for f in schema]
+    return pa.Table.from_arrays(columns, names=names)
+
+
+def _parquet_frames(
+    url: str, profile: ReferenceProfile, stats: ReadStats
+) -> Iterator[pd.DataFrame]:
+    """A Parquet file of prediction lines (mlgitops.logline.arrow_schema), batch by batch."""
+    import fsspec
+    import pyarrow.parquet as pq
+
+    schema = _arrow_schema(profile)
+    try:
+        with fsspec.open(url, "rb") as handle:
+            reader = pq.ParquetFile(handle)
+            wanted = [n for n in schema.names if n in reader.schema_arrow.names]
+            for batch in reader.iter_batches(batch_size=PARQUET_BATCH_ROWS, columns=wanted):
+                table = _conform(pa.Table.from_batches([batch]), schema)
+                stats.lines += len(table)
+                frame, bad = _frame(table, profile)
+                if bad:
+                    stats.bad(url, "rows without a numeric score or a readable time", bad)
+                    keep = ~(frame[SCORE].isna() | frame[EVENT_TIME].isna())
+                    frame = frame[keep].reset_index(drop=True)
+                if len(frame):
+                    yield frame
+    except (OSError, pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as error:
+        raise MonitoringInputError(
+            f"{url}: not a readable Parquet prediction log: {error}"
+        ) from None
+
+
+def prediction_frames(
+    url: str, profile: ReferenceProfile, stats: ReadStats
+) -> Iterator[pd.DataFrame]:
+    """One file's predictions, a block at a time (JSON lines, plain or gzip, or Parquet):
+    memory holds one block, whatever the file's size."""
+    if url.lower().endswith(PARQUET_SUFFIXES):
+        return _parquet_frames(url, profile, stats)
+    return _parse_stream(stream(url, stats), url, profile, stats)
 
 
 def _concat(frames: list[pd.DataFrame], profile: ReferenceProfile) -> pd.DataFrame:
@@ -487,7 +577,7 @@ def parse_predictions(
     data: bytes, url: str, profile: ReferenceProfile, stats: ReadStats
 ) -> pd.DataFrame:
     """One file's prediction lines (given as bytes) as a frame (see KEY... and the features)."""
-    return _concat(_parse_stream([data], url, profile, stats), profile)
+    return _concat(list(_parse_stream([data], url, profile, stats)), profile)
 
 
 def empty_predictions(profile: ReferenceProfile) -> pd.DataFrame:
@@ -517,7 +607,7 @@ def read_predictions(
     stats.files.extend(files)
     frames: list[pd.DataFrame] = []
     for url in files:
-        frames.extend(_parse_stream(stream(url, stats), url, profile, stats))
+        frames.extend(prediction_frames(url, profile, stats))
     return _concat(frames, profile)
 
 

@@ -18,7 +18,8 @@ import pandas as pd
 from mlgitops.config import MonitoringConfig
 from mlgitops.confusion import Confusion, error_cost
 from mlgitops.monitoring.alerts import Alert, rate_alerts
-from mlgitops.monitoring.reference import OUTCOMES, ScoreReference, rate, segment_values
+from mlgitops.monitoring.reference import OUTCOMES, ScoreReference, rate
+from mlgitops.monitoring.tally import exact_totals
 from mlgitops.monitoring.windows import window_sums
 from mlgitops.stats import wilson
 
@@ -126,49 +127,38 @@ class SegmentTable:
 
 
 def segment_tables(
-    predictions: pd.DataFrame,
-    config: MonitoringConfig,
-    window: np.ndarray,
-    n_windows: int,
-    flagged: np.ndarray,
-    truth: np.ndarray,
-    row_cost: np.ndarray,
+    cells: pd.DataFrame, costs: pd.DataFrame, config: MonitoringConfig, keys: np.ndarray
 ) -> list[SegmentTable]:
-    """Per window and segment value: rows, flags, outcomes and expected cost, by one bincount
-    each over (window, value) pairs."""
+    """Per window and kept segment value (the `max_segment_values` most frequent of all
+    windows): rows, flags, outcomes and expected cost, from the merged tally's tables
+    (monitoring.tally: `cells` per column, window key and value; `costs` their exact cost
+    pieces); `keys` are the window keys."""
     out = []
-    positive, negative = truth == 1, truth == 0
+    n_windows = len(keys)
     for column in config.segments:
-        if column not in predictions.columns:
+        here = cells[cells["column"] == column]
+        if here.empty:
             continue
-        values = pd.Series(segment_values(predictions[column]))
-        counts = values.value_counts(sort=False)
-        ordered = sorted(counts.items(), key=lambda kv: (-kv[1], str(kv[0])))
+        totals = here.groupby("value", sort=False)["rows"].sum()
+        ordered = sorted(totals.items(), key=lambda kv: (-kv[1], str(kv[0])))
         kept = [str(v) for v, _ in ordered[: config.max_segment_values]]
-        code = pd.Index(kept).get_indexer(values).astype(np.int64)
+        code = pd.Index(kept).get_indexer(here["value"].astype(str))
         inside = code >= 0
-        cell = window[inside] * len(kept) + code[inside]
-        size = n_windows * len(kept)
-
-        def count(weights: np.ndarray, cell=cell, inside=inside, size=size, k=len(kept)):
-            flat = np.bincount(cell, weights=weights[inside].astype(float), minlength=size)
-            return flat.reshape(n_windows, k)
-
-        out.append(
-            SegmentTable(
-                column,
-                kept,
-                {
-                    "rows": count(np.ones(len(values))),
-                    "flagged": count(flagged),
-                    "cost": count(row_cost),
-                    "tp": count(flagged & positive),
-                    "fp": count(flagged & negative),
-                    "tn": count(~flagged & negative),
-                    "fn": count(~flagged & positive),
-                },
-            )
-        )
+        position = np.searchsorted(keys, here["window"].to_numpy(dtype=np.int64))
+        table: dict[str, np.ndarray] = {}
+        for name in ("rows", "flagged", *OUTCOMES):
+            grid = np.zeros((n_windows, len(kept)))
+            values = here[name].to_numpy(dtype="float64")
+            np.add.at(grid, (position[inside], code[inside]), values[inside])
+            table[name] = grid
+        cost = costs[costs["column"] == column]
+        grid = np.zeros((n_windows, len(kept)))
+        for (window, value), total in exact_totals(cost, ["window", "value"]).items():
+            j = kept.index(str(value)) if str(value) in kept else -1
+            if j >= 0:
+                grid[int(np.searchsorted(keys, int(window))), j] = total
+        table["cost"] = grid
+        out.append(SegmentTable(column, kept, table))
     return out
 
 

@@ -66,15 +66,25 @@ def assign_windows(event_time: pd.DatetimeIndex, config: MonitoringConfig) -> Wi
         starts = [sorted_times[i * config.window_rows] for i in range(count)]
         ends = [sorted_times[min((i + 1) * config.window_rows, n) - 1] for i in range(count)]
         return Windows([f"rows-{i:06d}" for i in range(count)], starts, ends, index)
-    freq, fmt = ("h", "%Y-%m-%dT%H") if config.window == "hour" else ("D", "%Y-%m-%d")
-    step = pd.Timedelta(1, unit=freq)
+    freq = "h" if config.window == "hour" else "D"
     floors = event_time.floor(freq)
     present = floors.unique().sort_values()
-    index = present.get_indexer(floors)
+    windows = floor_windows(list(present), config)
+    index = present.get_indexer(floors).astype(np.int64).reshape(-1)
+    return Windows(windows.keys, windows.starts, windows.ends, index, windows.gaps)
+
+
+def floor_windows(present: list[pd.Timestamp], config: MonitoringConfig) -> Windows:
+    """Hour or day windows starting at `present` (sorted, distinct), with the gaps between
+    them; `index` is left empty (the rows are counted elsewhere)."""
+    freq, fmt = ("h", "%Y-%m-%dT%H") if config.window == "hour" else ("D", "%Y-%m-%d")
+    step = pd.Timedelta(1, unit=freq)
     starts = list(present)
     keys = [t.strftime(fmt) for t in starts]
     gaps = []
-    for i in np.flatnonzero(np.asarray(present[1:] - present[:-1] > step)):
+    for i in range(len(starts) - 1):
+        if starts[i + 1] - starts[i] <= step:
+            continue
         first, last = starts[i] + step, starts[i + 1] - step
         gaps.append(
             Gap(
@@ -88,7 +98,7 @@ def assign_windows(event_time: pd.DatetimeIndex, config: MonitoringConfig) -> Wi
             )
         )
     ends = [t + step for t in starts]
-    return Windows(keys, starts, ends, index.astype(np.int64).reshape(-1), gaps)
+    return Windows(keys, starts, ends, np.zeros(0, dtype=np.int64), gaps)
 
 
 def window_sums(window: np.ndarray, weights: np.ndarray, n_windows: int) -> np.ndarray:

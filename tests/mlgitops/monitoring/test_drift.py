@@ -60,12 +60,19 @@ def test_too_few_rows_never_drift() -> None:
     assert figures["amount"]["drift"] == 0
 
 
-def test_new_categories_are_counted_per_window_with_example_ids() -> None:
-    values = pd.DataFrame({"channel": ["web", "bnpl", "bnpl", "crypto", "bnpl", "pos"]})
-    ids = pd.Series([f"tx_{i}" for i in range(6)])
-    windows = Windows(["a", "b"], [], [], np.array([0, 0, 0, 0, 1, 1]))
-    family = drift.feature_counts("channel", CHANNEL, values["channel"].to_numpy(), windows)
-    found = drift.new_categories([family], values, ids, windows.index, example_ids=1)
+def test_new_categories_are_named_per_window_with_their_earliest_ids() -> None:
+    # The merged tally's tables (monitoring.tally): unseen rows per (subject, window, value)
+    # and the earliest example ids of each; window keys are event times floored (ns).
+    unseen = pd.DataFrame(
+        {"subject": [1, 1, 1], "window": [10, 10, 20], "value": ["bnpl", "crypto", "bnpl"],
+         "rows": [2, 1, 1]}
+    )  # fmt: skip
+    examples = pd.DataFrame(
+        {"subject": [1, 1, 1], "window": [10, 10, 20], "value": ["bnpl", "crypto", "bnpl"],
+         "event_ns": [1, 3, 4], "part": [0, 0, 1], "row": [1, 3, 0],
+         "id": ["tx_1", "tx_3", "tx_4"]}
+    )  # fmt: skip
+    found = drift.new_categories(unseen, examples, ["amount", "channel"], np.array([10, 20]))
     assert found == {
         0: {"channel": {"bnpl": {"count": 2, "examples": ["tx_1"]},
                         "crypto": {"count": 1, "examples": ["tx_3"]}}},

@@ -13,6 +13,7 @@ from sklearn.metrics import confusion_matrix
 from mlgitops.config import MonitoringConfig
 from mlgitops.monitoring import performance
 from mlgitops.monitoring.reference import Costs, ScoreReference
+from mlgitops.monitoring.tally import segment_cells
 from mlgitops.profile import NumericProfile
 
 COSTS = Costs(false_positive=5.0, false_negative=100.0, currency="EUR")
@@ -107,7 +108,8 @@ def test_segment_tables_match_a_groupby_and_keep_the_most_frequent_values() -> N
     truth = (rng.random(n) < 0.1).astype(float)
     cost = rng.random(n)
     config = MonitoringConfig(segments=["channel", "absent"], max_segment_values=3)
-    [table] = performance.segment_tables(frame, config, window, 2, flagged, truth, cost)
+    cells, costs = segment_cells(frame, config, window, flagged, truth, cost)
+    [table] = performance.segment_tables(cells, costs, config, np.arange(2))
     assert table.values == ["web", "pos", "app"]  # "missing" is the 4th most frequent: left out
     grouped = pd.DataFrame({"w": window, "v": frame["channel"], "cost": cost, "f": flagged})
     for j, value in enumerate(table.values):
@@ -124,9 +126,10 @@ def test_a_segment_worse_than_its_released_figures_fires_once_it_has_labels() ->
     truth = np.zeros(800)  # every web flag a false positive: FPR 50% against 2% released
     released = {"channel": {"web": {"tp": 10, "fp": 20, "tn": 980, "fn": 5}}}
     config = MonitoringConfig(segments=["channel"])
-    tables = performance.segment_tables(
-        frame, config, np.zeros(800, np.int64), 1, flagged, truth, np.zeros(800)
+    cells, costs = segment_cells(
+        frame, config, np.zeros(800, np.int64), flagged, truth, np.zeros(800)
     )
+    tables = performance.segment_tables(cells, costs, config, np.arange(1))
     figures, alerts = performance.segments("w", 0, tables, reference(released), config)
     assert figures["channel=web"]["fpr"] == 0.5
     assert "released_fpr_high" in figures["channel=web"]
