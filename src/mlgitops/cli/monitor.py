@@ -51,6 +51,7 @@ def register(app: typer.Typer) -> None:
         """
 
         from mlgitops.config import load_params
+        from mlgitops.engine import running
         from mlgitops.errors import ConfigError
         from mlgitops.monitoring.batch import MonitorRequest, output_paths, run_monitor
 
@@ -62,13 +63,18 @@ def register(app: typer.Typer) -> None:
             loaded = loaded.model_copy(update={"monitoring": monitoring})
         when = parse_as_of(as_of)
         request = MonitorRequest(logs, labels, model_version, when, summary, report)
-        if _progress_enabled():
-            from rich.console import Console
+        # The log files are read as Dask tasks on the engine params (or MLGITOPS_ENGINE /
+        # MLGITOPS_DASK_SCHEDULER) choose; the summary is the same on any of them.
+        with running(loaded.engine):
+            if _progress_enabled():
+                from rich.console import Console
 
-            with Console(stderr=True).status("monitor") as status:
-                result = run_monitor(loaded, request, lambda text: status.update(text), _print_note)
-        else:
-            result = run_monitor(loaded, request, note=_print_note)
+                with Console(stderr=True).status("monitor") as status:
+                    result = run_monitor(
+                        loaded, request, lambda text: status.update(text), _print_note
+                    )
+            else:
+                result = run_monitor(loaded, request, note=_print_note)
         error = verdict_error(result, output_paths(loaded, request).report)
         if error is not None:
             raise error
