@@ -28,10 +28,11 @@ def is_dask(frame: Any) -> bool:
     return type(frame).__module__.startswith("dask.")
 
 
-def partitions_of(frame: Any) -> list[Any]:
-    """The partitions of a pandas DataFrame (itself) or a Dask DataFrame (delayed pieces)."""
+def partitions_of(frame: Any, columns: list[str] | None = None) -> list[Any]:
+    """The partitions of a pandas DataFrame (itself) or a Dask DataFrame (delayed pieces),
+    holding only `columns` when given (a Parquet-backed Dask frame then reads only those)."""
     if is_dask(frame):
-        return list(frame.to_delayed())
+        return list((frame if columns is None else frame[columns]).to_delayed())
     return [frame]
 
 

@@ -18,6 +18,7 @@ from pydantic import Field
 from mlgitops import partitions
 from mlgitops.io import load_model_json
 from mlgitops.model_base import FrozenModel
+from mlgitops.partitions import PairwisePieces
 
 if TYPE_CHECKING:  # the pod reads profiles; only the build side hands in frames and configs
     import dask.dataframe as dd
@@ -338,7 +339,17 @@ class _NumericState:
         return bool(self.present) and (self.square_sum is None or self.bin_counts is None)
 
 
-def _numeric_work(part: pd.DataFrame, index: int, requests: dict[str, dict[str, Any]]) -> Any:
+def _numeric_work(
+    part: pd.DataFrame,
+    index: int,
+    requests: dict[str, dict[str, Any]],
+    label: tuple[str, list[int], int] | None,
+) -> tuple[dict[str, dict[str, Any]], PairwisePieces | None]:
+    label_pieces = None
+    if label is not None:  # labels are never missing (data.prepare.encode_target)
+        name, row_offsets, rows = label
+        values = part[name].to_numpy(dtype="float64")
+        label_pieces = partitions.pairwise_pieces(values, row_offsets[index], rows)
     answers: dict[str, dict[str, Any]] = {}
     for name, request in requests.items():
         values = _present(part[name])
@@ -360,7 +371,7 @@ def _numeric_work(part: pd.DataFrame, index: int, requests: dict[str, dict[str, 
                 np.searchsorted(edges, values, side="right"), minlength=edges.size + 1
             )
         answers[name] = answer
-    return answers
+    return answers, label_pieces
 
 
 def _first_work(
@@ -387,24 +398,25 @@ def _first_work(
     return answer
 
 
-def _label_work(part: pd.DataFrame, index: int, label: str, offsets: list[int], total: int):
-    values = part[label].to_numpy(dtype="float64")
-    return partitions.pairwise_pieces(values, offsets[index], total)
-
-
 def _numeric_profiles(
-    parts: list[Any], first: list[dict[str, Any]], names: list[str], bins: int
-) -> dict[str, NumericProfile]:
+    parts: list[Any], first: list[dict[str, Any]], names: list[str], bins: int, label: str | None
+) -> tuple[dict[str, NumericProfile], float]:
+    """The numeric features' profiles and numpy's sum of the labels (read in the first pass)."""
     rows = [answer["rows"] for answer in first]
     states = {
         name: _NumericState(rows, [a["numeric"][name]["present"] for a in first], bins)
         for name in names
     }
-    while any(state.pending() for state in states.values()):
+    label_sum = 0.0
+    label_request = (label, partitions.offsets(rows), sum(rows)) if label and sum(rows) else None
+    while label_request or any(state.pending() for state in states.values()):
         requests = {name: state.request() for name, state in states.items() if state.pending()}
-        answers = partitions.run_pass(parts, _numeric_work, requests)
+        answers = partitions.run_pass(parts, _numeric_work, requests, label_request)
         for name, request in requests.items():
-            states[name].absorb(request, [answer[name] for answer in answers])
+            states[name].absorb(request, [answer[0][name] for answer in answers])
+        if label_request:
+            label_sum = partitions.pairwise_total([a[1] for a in answers], label_request[2])
+            label_request = None
     profiles = {}
     for name, state in states.items():
         missing_rate = (state.count - state.present) / state.count if state.count else 0.0
@@ -434,7 +446,7 @@ def _numeric_profiles(
             bin_edges=[float(edge) for edge in state.edges],
             bin_fractions=[float(count) / state.present for count in state.bin_counts],
         )
-    return profiles
+    return profiles, label_sum
 
 
 def _categorical_profile(
@@ -462,11 +474,21 @@ def _merge_counts(answers: list[dict[Any, int]]) -> dict[Any, int]:
 
 
 def _profile_columns(
-    frame: Any, numeric: list[str], categorical: list[str], bins: int, max_categories: int
-) -> tuple[list[Any], list[dict[str, Any]], dict[str, FeatureProfile]]:
-    parts = partitions.partitions_of(frame)
-    first = partitions.run_pass(parts, _first_work, numeric, categorical)
-    profiles: dict[str, FeatureProfile] = dict(_numeric_profiles(parts, first, numeric, bins))
+    frame: Any,
+    numeric: list[str],
+    categorical: list[str],
+    bins: int,
+    max_categories: int,
+    label: str | None = None,
+) -> tuple[int, dict[str, FeatureProfile], float]:
+    """(rows, the features' profiles, numpy's sum of the label column)."""
+    # Each pass reads only the columns it needs (Parquet-backed frames read no others).
+    first = partitions.run_pass(
+        partitions.partitions_of(frame, [*numeric, *categorical]), _first_work, numeric, categorical
+    )
+    numeric_parts = partitions.partitions_of(frame, [*numeric, *([label] if label else [])])
+    numeric_profiles, label_sum = _numeric_profiles(numeric_parts, first, numeric, bins, label)
+    profiles: dict[str, FeatureProfile] = dict(numeric_profiles)
     rows = sum(answer["rows"] for answer in first)
     for name in categorical:
         profiles[name] = _categorical_profile(
@@ -475,19 +497,19 @@ def _profile_columns(
             _merge_counts([a["categorical"][name]["counts"] for a in first]),
             max_categories,
         )
-    return parts, first, profiles
+    return rows, profiles, label_sum
 
 
 def numeric_profile(values: pd.Series, bins: int) -> NumericProfile:
     frame = values.rename("values").to_frame()
-    profile = _profile_columns(frame, ["values"], [], bins, 1)[2]["values"]
+    profile = _profile_columns(frame, ["values"], [], bins, 1)[1]["values"]
     assert isinstance(profile, NumericProfile)
     return profile
 
 
 def categorical_profile(values: pd.Series, max_categories: int) -> CategoricalProfile:
     frame = values.rename("values").to_frame()
-    profile = _profile_columns(frame, [], ["values"], 2, max_categories)[2]["values"]
+    profile = _profile_columns(frame, [], ["values"], 2, max_categories)[1]["values"]
     assert isinstance(profile, CategoricalProfile)
     return profile
 
@@ -502,17 +524,16 @@ def profile_frame(
     the 0/1 labels in `label_column`), pandas or Dask; the same bytes for any partitioning."""
     numeric = [f.name for f in schema.features if f.kind == "numeric"]
     categorical = [f.name for f in schema.features if f.kind != "numeric"]
-    parts, first, profiles = _profile_columns(
-        frame, numeric, categorical, config.numeric_bins, config.max_profile_categories
+    n_rows, profiles, label_sum = _profile_columns(
+        frame,
+        numeric,
+        categorical,
+        config.numeric_bins,
+        config.max_profile_categories,
+        label_column,
     )
-    rows = [answer["rows"] for answer in first]
-    n_rows = sum(rows)
-    label_rate = 0.0
-    if n_rows:
-        pieces = partitions.run_pass(
-            parts, _label_work, label_column, partitions.offsets(rows), n_rows
-        )
-        label_rate = float(np.float64(partitions.pairwise_total(pieces, n_rows)) / n_rows)
+    # numpy's mean of the labels: their pairwise sum over the row count.
+    label_rate = float(np.float64(label_sum) / n_rows) if n_rows else 0.0
     return ReferenceProfile(
         n_rows=n_rows,
         target=schema.target,
