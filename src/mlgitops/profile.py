@@ -175,14 +175,13 @@ def load_profile(path: Path) -> ReferenceProfile:
 #   (partitions.pairwise_total), std in numpy's two passes (sum, then squared deviations);
 # - quantile bin edges come from exact order statistics found by radix selection on the values'
 #   order-preserving 64-bit keys, 16 bits per pass, and numpy's "linear" interpolation on them.
-# A partition's answer is bounded by bins, categories and log(rows): a sparse histogram of one
-# 16-bit digit per pending edge, at most _COLLECT_AT sorted keys per pending edge, the summation
-# tree's partial sums. Category counts are the one thing bounded by the data's distinct
-# categories (all of them are needed to rank the most frequent exactly).
+# A partition's answer is bounded by bins, categories and log(rows): per pending edge either its
+# values under the edge's key prefix as (key, count) pairs when they hold at most _EXACT_KEYS
+# distinct keys (the edge is then found without another pass), or a sparse histogram of the next
+# 16-bit digit; and the summation tree's partial sums. Category counts are the one thing bounded
+# by the data's distinct categories (all of them are needed to rank the most frequent exactly).
 _DIGIT_BITS = 16
-# A key prefix holding at most this many values is finished by sorting them instead of by more
-# histogram passes.
-_COLLECT_AT = 1 << 15
+_EXACT_KEYS = 1 << 15
 _SIGN = np.uint64(1 << 63)
 
 
@@ -202,65 +201,75 @@ def _from_key(key: int) -> float:
     return float(bits.view(np.float64)[0])
 
 
-def _radix_work(values: np.ndarray, requests: list[tuple[int, int, bool]]) -> list[Any]:
-    """Per request (key prefix, its bit length, collect?): the sorted keys under the prefix, or
-    the counts of the next 16-bit digit among them (sparse)."""
+def _radix_work(values: np.ndarray, requests: list[tuple[int, int]]) -> list[Any]:
+    """Per request (key prefix, its bit length): ("keys", distinct keys, counts) under the
+    prefix when there are few, else ("digits", next 16-bit digits, counts), both sparse."""
     keys = _sort_keys(values)
     answers: list[Any] = []
-    for prefix, bits, collect in requests:
+    for prefix, bits in requests:
         chosen = keys if bits == 0 else keys[(keys >> np.uint64(64 - bits)) == np.uint64(prefix)]
-        if collect:
-            answers.append(np.sort(chosen))
+        found, counts = np.unique(chosen, return_counts=True)
+        if found.size <= _EXACT_KEYS:
+            answers.append(("keys", found, counts))
             continue
-        digits = (chosen >> np.uint64(64 - bits - _DIGIT_BITS)) & np.uint64(0xFFFF)
-        found, counts = np.unique(digits.astype(np.int64), return_counts=True)
-        answers.append((found, counts))
+        answers.append(("digits", *_digit_counts(found, counts, bits)))
     return answers
 
 
+def _digit_counts(keys: np.ndarray, counts: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Counts per next 16-bit digit, from sorted distinct keys and their counts."""
+    digits = ((keys >> np.uint64(64 - bits - _DIGIT_BITS)) & np.uint64(0xFFFF)).astype(np.int64)
+    starts = np.flatnonzero(np.concatenate(([True], digits[1:] != digits[:-1])))
+    return digits[starts], np.add.reduceat(counts, starts) if keys.size else counts
+
+
 class _Selection:
-    """Exact order statistics of one column, found a 16-bit digit per pass."""
+    """Exact order statistics of one column, found a 16-bit digit per pass (or at once when the
+    values left under an edge's key prefix are few distinct keys)."""
 
     def __init__(self, ranks: list[int]) -> None:
-        # rank -> [rank within prefix, prefix, bits, collect, value]
-        self.targets: dict[int, list[Any]] = {rank: [rank, 0, 0, False, None] for rank in ranks}
+        # rank -> [rank within prefix, prefix, bits, value]
+        self.targets: dict[int, list[Any]] = {rank: [rank, 0, 0, None] for rank in ranks}
 
-    def requests(self) -> list[tuple[int, int, bool]]:
-        pending = {(t[1], t[2], t[3]) for t in self.targets.values() if t[4] is None}
-        return sorted(pending)
+    def requests(self) -> list[tuple[int, int]]:
+        return sorted({(t[1], t[2]) for t in self.targets.values() if t[3] is None})
 
-    def resolve(self, requests: list[tuple[int, int, bool]], answers: list[list[Any]]) -> None:
+    def resolve(self, requests: list[tuple[int, int]], answers: list[list[Any]]) -> None:
         for position, request in enumerate(requests):
-            prefix, bits, collect = request
+            prefix, bits = request
             parts = [answer[position] for answer in answers]
-            waiting = [
-                t for t in self.targets.values() if t[4] is None and (t[1], t[2], t[3]) == request
-            ]
-            if collect:
-                keys = np.sort(np.concatenate(parts))
+            waiting = [t for t in self.targets.values() if t[3] is None and (t[1], t[2]) == request]
+            if all(part[0] == "keys" for part in parts):
+                keys, inverse = np.unique(
+                    np.concatenate([part[1] for part in parts]), return_inverse=True
+                )
+                counts = np.zeros(keys.size, dtype=np.int64)
+                np.add.at(counts, inverse, np.concatenate([part[2] for part in parts]))
+                cumulative = np.cumsum(counts)
                 for target in waiting:
-                    target[4] = _from_key(int(keys[target[0]]))
+                    found = int(np.searchsorted(cumulative, target[0], side="right"))
+                    target[3] = _from_key(int(keys[found]))
                 continue
             counts = np.zeros(1 << _DIGIT_BITS, dtype=np.int64)
-            for found, found_counts in parts:
-                np.add.at(counts, found, found_counts)
+            for part in parts:
+                digits, found_counts = (
+                    part[1:] if part[0] == "digits" else _digit_counts(part[1], part[2], bits)
+                )
+                np.add.at(counts, digits, found_counts)
             cumulative = np.cumsum(counts)
             for target in waiting:
                 digit = int(np.searchsorted(cumulative, target[0], side="right"))
-                before = int(cumulative[digit - 1]) if digit else 0
-                target[0] -= before
+                target[0] -= int(cumulative[digit - 1]) if digit else 0
                 target[1] = (prefix << _DIGIT_BITS) | digit
                 target[2] = bits + _DIGIT_BITS
                 if target[2] == 64:
-                    target[4] = _from_key(target[1])
-                elif counts[digit] <= _COLLECT_AT:
-                    target[3] = True
+                    target[3] = _from_key(target[1])
 
     def done(self) -> bool:
-        return all(t[4] is not None for t in self.targets.values())
+        return all(t[3] is not None for t in self.targets.values())
 
     def value(self, rank: int) -> float:
-        return self.targets[rank][4]
+        return self.targets[rank][3]
 
 
 def _quantile_plan(n: int, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -149,21 +149,26 @@ def test_numeric_profiles_are_the_same_for_uneven_and_empty_partitions():
             assert profile_frame(lazy, schema, config, TARGET_COLUMN) == expected, count
 
 
-def test_a_partition_answers_with_little_data_even_for_heavy_ties(monkeypatch):
-    """Radix selection sends digit histograms and at most _COLLECT_AT keys per pending edge."""
-    sizes = []
+def test_a_partition_answers_with_little_data_whatever_the_values(monkeypatch):
+    """Radix selection sends per pending edge at most _EXACT_KEYS keys or 2**16 digit counts."""
+    sizes, kinds = [], set()
     original = profile_module._radix_work
 
     def measured(values, requests):
         answers = original(values, requests)
-        sizes.append(sum(a.size if isinstance(a, np.ndarray) else a[0].size for a in answers))
+        sizes.extend(answer[1].size for answer in answers)
+        kinds.update(answer[0] for answer in answers)
         return answers
 
     monkeypatch.setattr(profile_module, "_radix_work", measured)
-    values = pd.Series(np.random.default_rng(3).integers(0, 5, 400_000).astype("float64"))
-    built = numeric_profile(values, 10)
-    assert built.bin_edges == _numpy_numeric(values, 10)["bin_edges"]
-    assert max(sizes) <= 18 * profile_module._COLLECT_AT
+    rng = np.random.default_rng(3)
+    ties = pd.Series(rng.integers(0, 5, 400_000).astype("float64"))
+    distinct = pd.Series(rng.standard_normal(400_000) * 10.0 ** rng.integers(-3, 3, 400_000))
+    for values in (ties, distinct):
+        built = numeric_profile(values, 10)
+        assert built.bin_edges == _numpy_numeric(values, 10)["bin_edges"]
+    assert max(sizes) <= max(profile_module._EXACT_KEYS, 1 << 16)
+    assert kinds == {"keys", "digits"}  # the distinct values needed a digit pass first
 
 
 def test_categorical_profile_matches_pandas_with_ties_and_truncation():
