@@ -10,7 +10,8 @@ table (one partition) or a Dask DataFrame (any partitioning, the same report and
 row and missing counts and class counts are integers summed over partitions; the first bad
 value of a column is the one at the lowest global row (a partition's offset plus its own row);
 column types are the frame's dtypes. Distinct counts are exact: pandas' nunique on a pandas
-table, Dask's hash-partitioned drop_duplicates on a Dask one (no column reaches the driver; a
+table; on a Dask one, the partitions' distinct values merged on the driver while they are few
+(_FEW_DISTINCT), else Dask's hash-partitioned drop_duplicates (no column reaches the driver; a
 worker holds about a partition's share of the column's distinct values). Target classes are
 counted up to _MAX_CLASSES per partition: a target with more is reported as such, not counted.
 """
@@ -34,6 +35,9 @@ if TYPE_CHECKING:
 
 # A binary target has two; beyond this many per partition the count is not worth its memory.
 _MAX_CLASSES = 1000
+# Columns with at most this many distinct values (in each partition and in all) are counted from
+# the partitions' own distinct values, merged on the driver; others by Dask's shuffle.
+_FEW_DISTINCT = 1 << 14
 
 
 class ColumnReport(BaseModel):
@@ -154,7 +158,9 @@ def _time_work(column: pd.Series) -> dict[str, Any]:
     }
 
 
-def _table_work(part: pd.DataFrame, index: int, config: DataConfig) -> dict[str, Any]:
+def _table_work(
+    part: pd.DataFrame, index: int, config: DataConfig, distinct: bool
+) -> dict[str, Any]:
     columns = [str(name) for name in part.columns]
     answer: dict[str, Any] = {
         "rows": len(part),
@@ -163,25 +169,49 @@ def _table_work(part: pd.DataFrame, index: int, config: DataConfig) -> dict[str,
             name: first_not_numeric(part[name]) for name in _declared_numeric(columns, config)
         },
         "target": _class_work(part[config.target]),
+        "distinct": {name: _few_distinct(part[name]) for name in columns} if distinct else {},
     }
     if config.time_column is not None:
         answer["time"] = _time_work(part[config.time_column])
     return answer
 
 
-def _distinct_counts(frame: Any, columns: list[str]) -> dict[str, int]:
+def _few_distinct(column: pd.Series) -> pd.Series | None:
+    """The column's distinct values if there are few, else None."""
+    distinct = column.dropna().drop_duplicates()
+    return distinct if len(distinct) <= _FEW_DISTINCT else None
+
+
+def _merged_distinct(found: list[pd.Series | None]) -> int | None:
+    """nunique over all partitions from their distinct values, or None if there are many."""
+    merged: pd.Series | None = None
+    for distinct in found:
+        if distinct is None:
+            return None
+        merged = distinct if merged is None else pd.concat([merged, distinct]).drop_duplicates()
+        if len(merged) > _FEW_DISTINCT:
+            return None
+    return 0 if merged is None else int(merged.nunique(dropna=True))
+
+
+def _distinct_counts(
+    frame: Any, answers: list[dict[str, Any]], columns: list[str]
+) -> dict[str, int]:
     if not partitions.is_dask(frame):
         return {name: int(frame[name].nunique(dropna=True)) for name in columns}
     import dask
 
-    counts = []
-    for name in columns:
+    counts = {name: _merged_distinct([a["distinct"][name] for a in answers]) for name in columns}
+    many = [name for name, count in counts.items() if count is None]
+    shuffled = []
+    for name in many:
         column = frame[name]
         if pd.api.types.is_float_dtype(column.dtype):
             # -0.0 and 0.0 are one value to nunique but hash to different partitions.
             column = column + 0.0
-        counts.append(column.nunique(dropna=True))
-    return {name: int(count) for name, count in zip(columns, dask.compute(*counts), strict=True)}
+        shuffled.append(column.nunique(dropna=True))
+    counts.update(zip(many, (int(c) for c in dask.compute(*shuffled)), strict=True))
+    return {name: int(counts[name]) for name in columns}  # type: ignore[arg-type]
 
 
 def _check_target(
@@ -285,7 +315,9 @@ def validate_frame(
     """The schema and the report of a table, pandas or Dask; the same for any partitioning."""
     columns = [str(name) for name in frame.columns]
     _check_columns(columns, data, source)
-    answers = partitions.run_pass(partitions.partitions_of(frame), _table_work, data)
+    answers = partitions.run_pass(
+        partitions.partitions_of(frame), _table_work, data, partitions.is_dask(frame)
+    )
     row_counts = [a["rows"] for a in answers]
     starts = partitions.offsets(row_counts)
     n_rows = sum(row_counts)
@@ -299,7 +331,7 @@ def validate_frame(
     for name, bad in not_numeric_at.items():
         if bad is not None:
             raise not_numeric(source, name, bad[1], bad[0])
-    distinct = _distinct_counts(frame, columns)
+    distinct = _distinct_counts(frame, answers, columns)
     dtypes = dict(zip(columns, frame.dtypes, strict=True))
     facts = {
         name: _ColumnFacts(

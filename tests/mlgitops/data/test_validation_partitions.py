@@ -158,3 +158,16 @@ def test_a_target_with_too_many_classes_is_reported_without_counting_them_all(mo
     frame = _frame().assign(label=[f"k{i}" for i in range(700)])
     message = _error(frame, _config())
     assert "must have exactly two classes, found more than 50: k0, k1," in message
+
+
+@pytest.mark.parametrize("few", [0, 3, 100])
+def test_distinct_counts_agree_whether_merged_on_the_driver_or_shuffled(few, monkeypatch, tmp_path):
+    """Below _FEW_DISTINCT the partitions' distinct values are merged; above, Dask shuffles."""
+    from mlgitops.data import validation
+
+    frame = _frame()
+    config = _config(time_column="when")
+    expected = _outputs(frame, config, CHECKS, tmp_path, "pandas")
+    monkeypatch.setattr(validation, "_FEW_DISTINCT", few)
+    with dask.config.set(scheduler="sync"):
+        assert _outputs(as_dask(frame, 5), config, CHECKS, tmp_path, "dask") == expected
