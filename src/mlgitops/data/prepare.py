@@ -22,21 +22,33 @@ def _first_bad(original: pd.Series, converted: pd.Series) -> tuple[int, object] 
     return position, original.iloc[position]
 
 
+def not_numeric(source: str, name: str, value: object, row: int | None) -> DataError:
+    """The error for a numeric column holding `value` at `row` (None: it holds booleans)."""
+    if row is None:
+        return DataError(f"{source}: column {name!r} is declared numeric but holds booleans")
+    return DataError(
+        f"{source}: column {name!r} is numeric in the schema but holds {value!r} "
+        f"(row {row}); its type changed, or declare it in data.column_types"
+    )
+
+
+def first_not_numeric(column: pd.Series) -> tuple[int | None, object] | None:
+    """Where `to_numeric` fails: (row, value), (None, None) for booleans, or None."""
+    if pd.api.types.is_bool_dtype(column):
+        return None, None
+    if pd.api.types.is_numeric_dtype(column):
+        return None
+    return _first_bad(column, pd.to_numeric(column, errors="coerce"))
+
+
 def to_numeric(column: pd.Series, name: str, source: str) -> pd.Series:
     """float64 values, or a DataError naming the first value that is not a number."""
-    if pd.api.types.is_bool_dtype(column):
-        raise DataError(f"{source}: column {name!r} is declared numeric but holds booleans")
+    bad = first_not_numeric(column)
+    if bad is not None:
+        raise not_numeric(source, name, bad[1], bad[0])
     if pd.api.types.is_numeric_dtype(column):
         return column.astype("float64")
-    converted = pd.to_numeric(column, errors="coerce")
-    bad = _first_bad(column, converted)
-    if bad is not None:
-        row, value = bad
-        raise DataError(
-            f"{source}: column {name!r} is numeric in the schema but holds {value!r} "
-            f"(row {row}); its type changed, or declare it in data.column_types"
-        )
-    return converted.astype("float64")
+    return pd.to_numeric(column, errors="coerce").astype("float64")
 
 
 def to_category(column: pd.Series) -> pd.Series:
