@@ -41,11 +41,15 @@ def run_pass(parts: Sequence[Any], work: Callable[..., T], *args: Any, **kwargs:
     if parts and not isinstance(parts[0], _pandas_types()):
         import dask
 
+        from mlgitops.engine import compute
+
         tasks = [
             dask.delayed(work, pure=True)(part, index, *args, **kwargs)
             for index, part in enumerate(parts)
         ]
-        return list(dask.compute(*tasks))
+        # On the engine of the enclosing `running` block: progress on a terminal, and a dead
+        # worker's partition named in one line.
+        return list(compute(*tasks, label=work.__name__.strip("_").replace("_", " ")))
     return [work(part, index, *args, **kwargs) for index, part in enumerate(parts)]
 
 

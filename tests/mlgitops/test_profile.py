@@ -13,10 +13,9 @@ from mlgitops.profile import (
     bin_indices,
     bin_label,
     bin_labels,
-    categorical_profile,
-    numeric_profile,
     reference_fractions,
 )
+from mlgitops.profiling import categorical_profile, numeric_profile
 
 
 def test_numeric_bins_reproduce_the_profile_fractions():

@@ -11,13 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlgitops import profile as profile_module
+from mlgitops import profiling as profile_module
 from mlgitops.data.split import split_frame
 from mlgitops.data.validation import validate_table
 from mlgitops.io import save_model_json
-from mlgitops.profile import (
-    CategoricalProfile,
-    NumericProfile,
+from mlgitops.profile import CategoricalProfile, NumericProfile
+from mlgitops.profiling import (
     build_profile,
     categorical_profile,
     numeric_profile,

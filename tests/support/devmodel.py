@@ -23,7 +23,8 @@ from mlgitops.io import file_sha256, save_model_json
 from mlgitops.modeling.pipeline import fit
 from mlgitops.monitoring.operating_point import RELEASED_KEYS, build_reference
 from mlgitops.monitoring.reference import Costs, ScoreReference, fit_calibration
-from mlgitops.profile import ReferenceProfile, build_profile
+from mlgitops.profile import ReferenceProfile
+from mlgitops.profiling import build_profile
 from mlgitops.records import ModelCard, save_record
 from mlgitops.schema import TARGET_COLUMN, TrainingSchema
 from tests.support.project import raw_params

@@ -24,7 +24,7 @@ from mlgitops.monitoring.reference import (
     row_costs,
     segment_values,
 )
-from mlgitops.profile import numeric_profile
+from mlgitops.profiling import numeric_profile
 
 RELEASED_KEYS = ("precision", "recall", "fpr", "fnr", "expected_cost_per_1000", "alerts_per_1000")
 

@@ -7,16 +7,20 @@ what "normal" input looks like; serving and monitoring compare live traffic agai
 from __future__ import annotations
 
 from mlgitops.config import Params
+from mlgitops.data.dataset import open_dataset
 from mlgitops.data.split import split_frame
-from mlgitops.data.table import read_table
+from mlgitops.engine import running
 from mlgitops.io import atomic_write, save_model_json
-from mlgitops.profile import build_profile
+from mlgitops.profiling import build_profile
 from mlgitops.schema import TARGET_COLUMN, load_schema
 
 
 def run(params: Params) -> str:
     schema = load_schema(params.paths.schema_file)
-    table = read_table(params.data.path, params.data.format)
+    # The split itself still needs the whole table in memory (its time cutoffs and stratified
+    # draw are pandas'); a directory of Parquet files is read through the one reader.
+    with running(params.engine):
+        table = open_dataset(params.data).compute()
     train, validation, test = split_frame(table, schema, params.split, str(params.data.path))
     profile = build_profile(
         train[schema.feature_names], train[TARGET_COLUMN].to_numpy(), schema, params.split

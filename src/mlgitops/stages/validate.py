@@ -9,15 +9,19 @@ written.
 from __future__ import annotations
 
 from mlgitops.config import Params
-from mlgitops.data.table import read_table
-from mlgitops.data.validation import validate_table
+from mlgitops.data.dataset import open_dataset
+from mlgitops.data.validation import validate_frame
+from mlgitops.engine import running
 from mlgitops.io import save_model_json
 
 
 def run(params: Params) -> str:
     data = params.data
-    table = read_table(data.path, data.format)
-    schema, report = validate_table(table, data, params.validate_, str(data.path))
+    # Partition by partition on the engine (a file or a directory of Parquet files); the report
+    # and the schema are the same bytes for any partitioning and any engine.
+    with running(params.engine):
+        frame = open_dataset(data)
+        schema, report = validate_frame(frame, data, params.validate_, str(data.path))
     # Both files are written only after every check passed.
     save_model_json(report, params.paths.validation_report)
     save_model_json(schema, params.paths.schema_file)

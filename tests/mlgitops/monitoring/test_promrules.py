@@ -23,13 +23,8 @@ from mlgitops.monitoring.promrules import (
     render,
 )
 from mlgitops.monitoring.reference import Costs
-from mlgitops.profile import (
-    ReferenceProfile,
-    bin_labels,
-    categorical_profile,
-    numeric_profile,
-    reference_fractions,
-)
+from mlgitops.profile import ReferenceProfile, bin_labels, reference_fractions
+from mlgitops.profiling import categorical_profile, numeric_profile
 from tests.support.project import REPO_ROOT
 
 PROMTOOL = shutil.which("promtool")
