@@ -80,6 +80,40 @@ def build(
     typer.echo(f"image id {result.image_id}, manifest {result.digest}, bento {result.bento_tag}")
 
 
+@app.command("pipeline", epilog=_EXITS)
+def pipeline(
+    rev: str = typer.Option("HEAD", "--rev", help="Git revision to build (its files and lock)."),
+    repository: str | None = typer.Option(
+        None,
+        "--repository",
+        help="Image repository (default: `pipeline` beside package.image_repository).",
+    ),
+    base_image: str | None = typer.Option(
+        None,
+        "--base-image",
+        help="Use this base (e.g. python:3.11-slim, pulled) instead of the debootstrap one.",
+    ),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the image exists."),
+    cache_dir: Path | None = _CACHE,
+) -> None:
+    """Build the pipeline image REPO:<commit> (the project and its whole lock) that k8s/dask
+    runs for the Dask scheduler, workers and the monitor; a no-op if it exists."""
+    from mlgitops.image.cache import default_cache_dir
+    from mlgitops.image.pipeline import build_pipeline_image
+
+    result = build_pipeline_image(
+        None,
+        repository,
+        rev=rev,
+        cache_dir=cache_dir or default_cache_dir(),
+        base_image=base_image,
+        force=force,
+    )
+    state = "built" if result.built else "already built, nothing to do"
+    typer.echo(f"{result.ref}: {state} ({_megabytes(result.size_bytes)}, {result.seconds:.1f}s)")
+    typer.echo(f"image id {result.image_id}, manifest {result.digest}, commit {result.commit}")
+
+
 @app.command(epilog=_EXITS)
 def context(
     out: Path = typer.Option(

@@ -231,10 +231,10 @@ def build_pipeline_image(
     dvc.lock records. `repository` defaults to `pipeline` beside package.image_repository.
     """
     start = time.monotonic()
-    require_buildah()
     root = git.repo_root(root)
     commit = git.resolve_commit(root, rev)
     params = load_params(root / "params.yaml")
+    require_buildah()
     cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
     ref = image_ref(repository or pipeline_repository(params.package.image_repository), commit[:12])
     buildah = Buildah.for_cache(cache_dir)

@@ -190,3 +190,13 @@ def test_the_manifests_run_the_image_this_recipe_names() -> None:
     assert pipeline_repository("fraud-detector") == "pipeline"
     # k8s/dask runs `dask scheduler` and `dask worker` as the command: the lock provides `dask`.
     assert Path(sys.executable).with_name("dask").is_file()
+
+
+def test_the_cli_builds_a_revision_that_exists_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from mlgitops.cli.main import main
+    from mlgitops.errors import GitError
+
+    assert main(["image", "--help"]) == 0
+    assert "pipeline" in capsys.readouterr().out
+    assert main(["image", "pipeline", "--rev", "no-such-revision"]) == GitError.exit_code
+    assert "no-such-revision" in capsys.readouterr().err
