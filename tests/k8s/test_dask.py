@@ -159,19 +159,25 @@ def test_a_broken_dask_cluster_is_rejected(mutation: str) -> None:
     assert any(expected in error for error in errors), errors
 
 
-def test_the_builtin_kinds_validate_strictly(tmp_path: Path) -> None:
-    builtins = [o for o in objects() if o["kind"] != "DaskCluster"]
-    assert {o["kind"] for o in builtins} == BUILTIN_KINDS
-    path = tmp_path / "rendered.yaml"
-    path.write_text(yaml.safe_dump_all(builtins))
+def validate_strictly(
+    documents: list[dict[str, Any]], path: Path
+) -> subprocess.CompletedProcess[str]:
+    """`kubernetes-validate --strict` of `documents`, written to `path`, at our pinned version."""
+    path.write_text(yaml.safe_dump_all(documents))
     validator = _beside_python("kubernetes-validate")
     assert validator is not None, "kubernetes-validate is a dev dependency"
-    proc = subprocess.run(
+    return subprocess.run(
         [validator, "--strict", "--kubernetes-version", KUBERNETES_VERSION, str(path)],
         capture_output=True,
         text=True,
         check=False,
     )
+
+
+def test_the_builtin_kinds_validate_strictly(tmp_path: Path) -> None:
+    builtins = [o for o in objects() if o["kind"] != "DaskCluster"]
+    assert {o["kind"] for o in builtins} == BUILTIN_KINDS
+    proc = validate_strictly(builtins, tmp_path / "rendered.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("passed") == len(builtins), proc.stdout
 
@@ -179,16 +185,7 @@ def test_the_builtin_kinds_validate_strictly(tmp_path: Path) -> None:
 def test_kubernetes_validate_catches_a_broken_cronjob(tmp_path: Path) -> None:
     cronjob = the("CronJob")
     cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["arg"] = []
-    path = tmp_path / "broken.yaml"
-    path.write_text(yaml.safe_dump(cronjob))
-    validator = _beside_python("kubernetes-validate")
-    assert validator is not None
-    proc = subprocess.run(
-        [validator, "--strict", "--kubernetes-version", KUBERNETES_VERSION, str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = validate_strictly([cronjob], tmp_path / "broken.yaml")
     assert proc.returncode != 0, proc.stdout
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.k8s.test_dask import CRD_VERSION, crd_errors
-from tests.k8s.test_manifests import K8S, KUBERNETES_VERSION, PROJECT, _beside_python, kustomize
+from tests.k8s.test_dask import CRD_VERSION, crd_errors, validate_strictly
+from tests.k8s.test_manifests import K8S, PROJECT, kustomize
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -63,16 +63,8 @@ def test_the_documented_overlay_renders_and_validates(tmp_path: Path) -> None:
         cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"],
     ]
     assert {c["image"] for pod in pods for c in pod["containers"]} == {pinned}
-    path = tmp_path / "builtin.yaml"
-    path.write_text(yaml.safe_dump_all([o for o in objects if o["kind"] != "DaskCluster"]))
-    validator = _beside_python("kubernetes-validate")
-    assert validator is not None
-    proc = subprocess.run(
-        [validator, "--strict", "--kubernetes-version", KUBERNETES_VERSION, str(path)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    builtins = [o for o in objects if o["kind"] != "DaskCluster"]
+    proc = validate_strictly(builtins, tmp_path / "builtin.yaml")
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -23,6 +23,12 @@ app = helptext.app(
 _REV = typer.Option(
     None, "--rev", help="Git revision whose release to use (default: the working tree)."
 )
+_BASE_IMAGE = typer.Option(
+    None,
+    "--base-image",
+    help="Use this base (e.g. python:3.11-slim, pulled) instead of the debootstrap one.",
+)
+_FORCE = typer.Option(False, "--force", help="Rebuild even if the image exists.")
 _CACHE = typer.Option(
     None, "--cache-dir", help="Cache for base image, wheels and buildah storage.",
     envvar="MLGITOPS_CACHE",
@@ -48,12 +54,8 @@ def build(
         "--repository",
         help="Image repository (default: the release's image).",
     ),
-    base_image: str | None = typer.Option(
-        None,
-        "--base-image",
-        help="Use this base (e.g. python:3.11-slim, pulled) instead of the debootstrap one.",
-    ),
-    force: bool = typer.Option(False, "--force", help="Rebuild even if the image exists."),
+    base_image: str | None = _BASE_IMAGE,
+    force: bool = _FORCE,
     cache_dir: Path | None = _CACHE,
 ) -> None:
     """Build REPO:VERSION (VERSION = bento version) from the bento archive; a no-op if it exists."""
@@ -88,12 +90,8 @@ def pipeline(
         "--repository",
         help="Image repository (default: `pipeline` beside package.image_repository).",
     ),
-    base_image: str | None = typer.Option(
-        None,
-        "--base-image",
-        help="Use this base (e.g. python:3.11-slim, pulled) instead of the debootstrap one.",
-    ),
-    force: bool = typer.Option(False, "--force", help="Rebuild even if the image exists."),
+    base_image: str | None = _BASE_IMAGE,
+    force: bool = _FORCE,
     cache_dir: Path | None = _CACHE,
 ) -> None:
     """Build the pipeline image REPO:<commit> (the project and its whole lock) that k8s/dask

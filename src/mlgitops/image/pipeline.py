@@ -19,7 +19,6 @@ image's repository (package.image_repository), the name k8s/dask/kustomization.y
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 import sys
@@ -35,12 +34,10 @@ from mlgitops import git
 from mlgitops.config import Params, load_params
 from mlgitops.epoch import source_date_epoch
 from mlgitops.errors import ImageBuildError
-from mlgitops.image.base import BaseRecipe, ensure_base_image
 from mlgitops.image.build import (
-    LABEL_BASE_DIGEST,
-    LABEL_BASE_NAME,
     LABEL_WHEELHOUSE,
     _link_or_copy,
+    base_for_build,
     bud_command,
     image_ref,
 )
@@ -55,6 +52,7 @@ from mlgitops.image.buildah import (
 from mlgitops.image.cache import default_cache_dir
 from mlgitops.image.proc import run
 from mlgitops.image.wheelhouse import Wheelhouse, ensure_wheelhouse
+from mlgitops.io import file_md5, file_sha256
 
 LOCK_FILE = "requirements.lock"
 PIPELINE_REPOSITORY = "pipeline"
@@ -115,14 +113,6 @@ def dvc_lock_md5(dvc_lock_text: str, path: str) -> str | None:
     return None
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def monitor_inputs(params: Params) -> list[Path]:
     """What `mlgitops monitor` reads from its working directory besides Git-tracked files:
     paths relative to the project root."""
@@ -141,7 +131,7 @@ def add_dvc_outputs(root: Path, project: Path, paths: list[Path], dvc_lock_text:
             raise ImageBuildError(f"{path}: neither in Git nor an output in dvc.lock")
         if not source.is_file():
             raise ImageBuildError(f"{path}: missing; run `dvc pull {path}` (or `dvc repro`)")
-        if _md5(source) != expected:
+        if file_md5(source) != expected:
             raise ImageBuildError(
                 f"{path}: not the file dvc.lock records at this commit (md5 {expected}); "
                 "run `dvc checkout` or commit the release first"
@@ -257,22 +247,13 @@ def build_pipeline_image(
         ctx = Path(tmp)
         wheelhouse = prepare_pipeline_context(root, commit, ctx, cache_dir, params, python=python)
         timestamp = source_date_epoch()
-        if base_image is None:
-            base_ref = ensure_base_image(cache_dir, BaseRecipe(timestamp=timestamp), buildah).ref
-        else:
-            base_ref = base_image
-            if not buildah.image_exists(base_ref):
-                buildah("pull", base_ref, what=f"pull base image {base_ref}", timeout=900)
-        base = buildah.inspect_image(base_ref)
-        if base is None:
-            raise ImageBuildError(f"base image {base_ref} is not in buildah's storage")
-        lock_sha256 = hashlib.sha256((ctx / "install" / LOCK_FILE).read_bytes()).hexdigest()
+        base_ref, base_labels = base_for_build(buildah, cache_dir, base_image, timestamp)
+        lock_sha256 = file_sha256(ctx / "install" / LOCK_FILE)
         labels = {
             "org.opencontainers.image.title": "mlgitops-pipeline",
             "org.opencontainers.image.version": commit[:12],
             LABEL_REVISION: commit,
-            LABEL_BASE_NAME: base_ref,
-            LABEL_BASE_DIGEST: image_digest(base),
+            **base_labels,
             LABEL_LOCK_SHA256: lock_sha256,
             LABEL_WHEELHOUSE: wheelhouse.key,
         }
