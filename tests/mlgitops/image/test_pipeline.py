@@ -5,6 +5,7 @@ against dvc.lock), the entrypoint, and the names k8s/dask relies on."""
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 import sys
@@ -200,3 +201,44 @@ def test_the_cli_builds_a_revision_that_exists_only(capsys: pytest.CaptureFixtur
     assert "pipeline" in capsys.readouterr().out
     assert main(["image", "pipeline", "--rev", "no-such-revision"]) == GitError.exit_code
     assert "no-such-revision" in capsys.readouterr().err
+
+
+def _stored(labels: dict[str, str]) -> dict:
+    manifest = json.dumps({"layers": [{"size": 5}, {"size": 7}]})
+    return {
+        "FromImageID": "ab" * 32,
+        "FromImageDigest": "sha256:" + "cd" * 32,
+        "Manifest": manifest,
+        "OCIv1": {"config": {"Labels": labels}},
+    }
+
+
+def test_a_stored_image_of_the_commit_is_reused_and_of_another_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """REPO:<commit12> already stored: a no-op when its revision label is that commit, an error
+    (never an overwrite) when another commit's image sits under the tag."""
+    from mlgitops.image import pipeline
+
+    head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    asked: list[str] = []
+    stored = {"labels": {pipeline.LABEL_REVISION: head}}
+
+    def inspect(self: object, ref: str) -> dict:
+        asked.append(ref)
+        return _stored(stored["labels"])
+
+    monkeypatch.setattr(pipeline, "require_buildah", lambda: "buildah")
+    monkeypatch.setattr(pipeline.Buildah, "inspect_image", inspect)
+    result = pipeline.build_pipeline_image(REPO_ROOT, cache_dir=tmp_path)
+    assert asked == [f"registry.example.com/mlgitops/pipeline:{head[:12]}"]
+    assert result.built is False
+    assert result.commit == head
+    assert result.size_bytes == 12
+    assert result.image_id == "sha256:" + "ab" * 32
+
+    stored["labels"] = {pipeline.LABEL_REVISION: "f" * 40}
+    with pytest.raises(ImageBuildError, match=f"built from commit '{'f' * 40}', not {head}"):
+        pipeline.build_pipeline_image(REPO_ROOT, cache_dir=tmp_path)
+    assert not (tmp_path / "tmp").exists()  # nothing was laid out, nothing built
