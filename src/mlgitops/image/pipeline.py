@@ -6,8 +6,9 @@ CronJob, all run this image. It is the serving image's recipe (the debootstrap b
 wheelhouse made outside the build, pip run from its wheel with no network, unchecked-hash pycs,
 the build epoch as every time) with other contents (Containerfile.pipeline):
 
-- every pin of `requirements.lock`, installed with `--require-hashes` (a wheel whose bytes the
-  lock does not name fails the build), not only the bento's serving closure;
+- every pin of `requirements.lock`, not only the bento's serving closure; the wheelhouse is
+  fetched with `pip wheel --require-hashes -r requirements.lock`, so every file pip downloads
+  (wheel or source release) is one the lock names;
 - the project's own wheel, built from the commit's files (`git archive`, never the working
   tree's uncommitted edits);
 - those files as the working directory, plus the DVC-tracked inputs of `mlgitops monitor` that
@@ -55,6 +56,8 @@ from mlgitops.image.wheelhouse import Wheelhouse, ensure_wheelhouse
 from mlgitops.io import file_md5, file_sha256
 
 LOCK_FILE = "requirements.lock"
+# The lock's pins without hashes: what the build installs from the checked wheelhouse.
+PINS_FILE = "requirements.txt"
 PIPELINE_REPOSITORY = "pipeline"
 LABEL_REVISION = "org.opencontainers.image.revision"
 LABEL_LOCK_SHA256 = "ai.mlgitops.requirements-lock-sha256"
@@ -90,8 +93,9 @@ def pipeline_repository(image_repository: str) -> str:
 
 
 def lock_pins(lock_text: str, source: str = LOCK_FILE) -> list[str]:
-    """The lock's pins as `name==version` lines, without hashes or comments: what the
-    wheelhouse fetches (pip would demand a hash for its own pip pin otherwise)."""
+    """The lock's pins as `name==version` lines, without hashes or comments: what the build
+    installs. The wheelhouse was fetched with the hashes: a wheel pip builds from a source
+    release has bytes of its own, which no lock can name, so the build cannot check them again."""
     pins = [f"{name}=={version}" for name, version in _PIN.findall(lock_text)]
     if not pins:
         raise ImageBuildError(f"{source}: no `name==version` pins (is it a uv/pip-compile lock?)")
@@ -175,6 +179,7 @@ def lay_out_context(
     (install / "wheels").mkdir(parents=True)
     (install / "project").mkdir()
     (install / LOCK_FILE).write_text(lock_text, encoding="utf-8")
+    (install / PINS_FILE).write_text("\n".join(lock_pins(lock_text)) + "\n", encoding="utf-8")
     for wheel in wheels:
         _link_or_copy(wheel, install / "wheels" / wheel.name)
     shutil.copyfile(project_wheel, install / "project" / project_wheel.name)
@@ -188,11 +193,12 @@ def prepare_pipeline_context(
     """A complete build context for the pipeline image of `commit` in `ctx`."""
     project = ctx / "project"
     lock_text = project_snapshot(root, commit, project, params)
+    lock_pins(lock_text, f"{commit[:12]}:{LOCK_FILE}")  # refuses a lock the build cannot use
     requirements = ctx / "wheelhouse-request"
     requirements.mkdir()
-    pins = lock_pins(lock_text, f"{commit[:12]}:{LOCK_FILE}")
-    (requirements / "requirements.txt").write_text("\n".join(pins) + "\n", encoding="utf-8")
-    wheelhouse = ensure_wheelhouse(requirements, cache_dir, python=python)
+    (requirements / "requirements.txt").write_text(lock_text, encoding="utf-8")
+    # pip checks every file it fetches, wheel or source, against the lock's hashes.
+    wheelhouse = ensure_wheelhouse(requirements, cache_dir, python=python, hashed=True)
     shutil.rmtree(requirements)
     log = cache_dir / "logs" / f"pipeline-wheel-{commit[:12]}.log"
     with tempfile.TemporaryDirectory(prefix="wheel-", dir=cache_dir / "tmp") as tmp:
