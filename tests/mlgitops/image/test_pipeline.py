@@ -62,11 +62,11 @@ def test_a_lock_the_image_cannot_install_from_is_refused(lock: str, message: str
 def test_the_containerfile_installs_the_hashed_lock_then_the_project_and_runs_mlgitops() -> None:
     text = pipeline_containerfile_text()
     run = text[text.index("RUN ") : text.index("COPY ")]
-    # Every pin checked against the lock's hashes, from the wheelhouse, with no network.
-    assert "--require-hashes --no-deps -r /mnt/install/requirements.lock" in run
+    # Every pin of the lock from the checked wheelhouse, with no network; then the project.
+    assert "--no-deps -r /mnt/install/requirements.txt" in run
     assert "--no-index --find-links /mnt/install/wheels" in run
     assert "--no-deps /mnt/install/project/mlgitops-*.whl" in run
-    assert run.index("requirements.lock") < run.index("mlgitops-*.whl") < run.index("$pip check;")
+    assert run.index("requirements.txt") < run.index("mlgitops-*.whl") < run.index("$pip check;")
     assert "--mount=type=bind,source=install,target=/mnt/install" in text
     assert "COPY project /home/mlgitops/project" in text
     assert "WORKDIR /home/mlgitops/project" in text
@@ -95,11 +95,13 @@ def test_the_context_has_the_layout_the_containerfile_reads(tmp_path: Path) -> N
         "Containerfile",
         "install/project/mlgitops-0.1.0-py3-none-any.whl",
         "install/requirements.lock",
+        "install/requirements.txt",
         "install/wheels/dask-2026.11.0-py3-none-any.whl",
         "install/wheels/pip-26.3-py3-none-any.whl",
         "project/params.yaml",
     ]
     assert (ctx / "install" / LOCK_FILE).read_text() == LOCK  # with its hashes
+    assert (ctx / "install" / "requirements.txt").read_text().split() == lock_pins(LOCK)
     assert (ctx / "Containerfile").read_text() == pipeline_containerfile_text()
 
 
@@ -242,3 +244,42 @@ def test_a_stored_image_of_the_commit_is_reused_and_of_another_refused(
     with pytest.raises(ImageBuildError, match=f"built from commit '{'f' * 40}', not {head}"):
         pipeline.build_pipeline_image(REPO_ROOT, cache_dir=tmp_path)
     assert not (tmp_path / "tmp").exists()  # nothing was laid out, nothing built
+
+
+FAKE_PYTHON = """#!/bin/sh
+# Answers the interpreter probe; records a `pip wheel` call and leaves one wheel behind.
+if [ "$1" = "-c" ]; then
+  echo '{"implementation": "cpython", "version": "3.11", "system": "Linux", "machine": "x86_64",
+         "libc": "2.36", "pip": "26.3"}'
+  exit 0
+fi
+echo "$@" > "$FAKE_PIP_ARGS"
+while [ "$#" -gt 0 ]; do
+  if [ "$1" = "--wheel-dir" ]; then mkdir -p "$2"; touch "$2/pip-26.3-py3-none-any.whl"; fi
+  shift
+done
+"""
+
+
+def test_the_wheelhouse_checks_every_download_against_the_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlgitops.image.wheelhouse import ensure_wheelhouse
+
+    python = tmp_path / "python"
+    python.write_text(FAKE_PYTHON)
+    python.chmod(0o755)
+    monkeypatch.setenv("FAKE_PIP_ARGS", str(tmp_path / "args"))
+    request = tmp_path / "request"
+    request.mkdir()
+    (request / "requirements.txt").write_text(LOCK)
+    wheelhouse = ensure_wheelhouse(request, tmp_path / "cache", python=str(python), hashed=True)
+    args = (tmp_path / "args").read_text().split()
+    assert args[:3] == ["-m", "pip", "wheel"]
+    assert "--require-hashes" in args
+    assert not [a for a in args if a.startswith("pip==")]  # the lock's own pip, hashed
+    assert [w.name for w in wheelhouse.wheels] == ["pip-26.3-py3-none-any.whl"]
+
+    (request / "requirements.txt").write_text("a==1 \\\n    --hash=sha256:00\n")
+    with pytest.raises(ImageBuildError, match="pins no pip"):
+        ensure_wheelhouse(request, tmp_path / "cache", python=str(python), hashed=True)
