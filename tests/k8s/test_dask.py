@@ -267,6 +267,9 @@ def test_the_monitor_reaches_the_scheduler_the_operator_creates() -> None:
     env = {e["name"]: e.get("value") for e in monitor["env"]}
     name, namespace = cluster["metadata"]["name"], cluster["metadata"]["namespace"]
     assert env["MLGITOPS_DASK_SCHEDULER"] == f"tcp://{name}-scheduler.{namespace}.svc:{port}"
+    # The image's params.yaml runs Dask in-process (engine.kind: local); the environment
+    # overrides it (mlgitops.config.EngineConfig.with_environment).
+    assert env["MLGITOPS_ENGINE"] == "scheduler"
 
 
 def test_workers_are_sized_so_dask_spills_before_the_kernel_kills() -> None:

@@ -112,10 +112,12 @@ def test_the_documented_commands_run_against_a_local_cluster(tmp_path: Path) -> 
         "BENTOML_HOME": str(project.bentoml_home),
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
     }
-    env.pop("MLGITOPS_DASK_SCHEDULER", None)
+    for name in ("MLGITOPS_ENGINE", "MLGITOPS_DASK_SCHEDULER"):
+        env.pop(name, None)
     lines = [line for line in _here_block().splitlines() if line.strip()]
-    traffic, export, repro, monitor = lines
-    assert export.startswith("export MLGITOPS_DASK_SCHEDULER=")
+    traffic, engine, address, repro, monitor = lines
+    assert engine == "export MLGITOPS_ENGINE=scheduler"
+    assert address.startswith("export MLGITOPS_DASK_SCHEDULER=")
 
     def argv(line: str) -> list[str]:
         return shlex.split(line.replace("/tmp/t", str(out)))
@@ -133,13 +135,13 @@ def test_the_documented_commands_run_against_a_local_cluster(tmp_path: Path) -> 
     subprocess.run(argv(traffic), cwd=root, env=env, check=True, timeout=600)
     in_process = monitor_summary(env)
 
-    # The doc: "Set the engine to an existing scheduler in params.yaml (engine.kind: scheduler)".
-    params = yaml.safe_load((root / "params.yaml").read_text())
-    params.setdefault("engine", {})["kind"] = "scheduler"
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp",
                       host="127.0.0.1", dashboard_address=None) as cluster:  # fmt: skip
-        scheduler_env = {**env, "MLGITOPS_DASK_SCHEDULER": cluster.scheduler_address}
+        scheduler_env = {
+            **env,
+            "MLGITOPS_ENGINE": engine.split("=", 1)[1],
+            "MLGITOPS_DASK_SCHEDULER": cluster.scheduler_address,
+        }
         before = cluster.scheduler.transition_counter
         proc = subprocess.run(argv(repro), cwd=root, env=scheduler_env, capture_output=True,
                               text=True, check=False, timeout=1500)  # fmt: skip
@@ -161,7 +163,7 @@ def test_the_documented_commands_run_against_a_local_cluster(tmp_path: Path) -> 
     assert differ <= GATE_OUTPUTS, differ - GATE_OUTPUTS
     status = run(["git", "status", "--porcelain"], root).stdout.splitlines()
     changed = {line[3:] for line in status if line.strip()}
-    assert changed <= {"params.yaml", "dvc.lock", *GATE_OUTPUTS}, changed
+    assert changed <= {"dvc.lock", *GATE_OUTPUTS}, changed
     assert "release.json" not in changed
     assert json.loads(on_cluster) == json.loads(in_process)
     assert on_cluster == in_process
