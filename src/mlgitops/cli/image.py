@@ -23,6 +23,12 @@ app = helptext.app(
 _REV = typer.Option(
     None, "--rev", help="Git revision whose release to use (default: the working tree)."
 )
+_BASE_IMAGE = typer.Option(
+    None,
+    "--base-image",
+    help="Use this base (e.g. python:3.11-slim, pulled) instead of the debootstrap one.",
+)
+_FORCE = typer.Option(False, "--force", help="Rebuild even if the image exists.")
 _CACHE = typer.Option(
     None, "--cache-dir", help="Cache for base image, wheels and buildah storage.",
     envvar="MLGITOPS_CACHE",
@@ -48,12 +54,8 @@ def build(
         "--repository",
         help="Image repository (default: the release's image).",
     ),
-    base_image: str | None = typer.Option(
-        None,
-        "--base-image",
-        help="Use this base (e.g. python:3.11-slim, pulled) instead of the debootstrap one.",
-    ),
-    force: bool = typer.Option(False, "--force", help="Rebuild even if the image exists."),
+    base_image: str | None = _BASE_IMAGE,
+    force: bool = _FORCE,
     cache_dir: Path | None = _CACHE,
 ) -> None:
     """Build REPO:VERSION (VERSION = bento version) from the bento archive; a no-op if it exists."""
@@ -78,6 +80,36 @@ def build(
     state = "built" if result.built else "already built, nothing to do"
     typer.echo(f"{result.ref}: {state} ({_megabytes(result.size_bytes)}, {result.seconds:.1f}s)")
     typer.echo(f"image id {result.image_id}, manifest {result.digest}, bento {result.bento_tag}")
+
+
+@app.command("pipeline", epilog=_EXITS)
+def pipeline(
+    rev: str = typer.Option("HEAD", "--rev", help="Git revision to build (its files and lock)."),
+    repository: str | None = typer.Option(
+        None,
+        "--repository",
+        help="Image repository (default: `pipeline` beside package.image_repository).",
+    ),
+    base_image: str | None = _BASE_IMAGE,
+    force: bool = _FORCE,
+    cache_dir: Path | None = _CACHE,
+) -> None:
+    """Build the pipeline image REPO:<commit> (the project and its whole lock) that k8s/dask
+    runs for the Dask scheduler, workers and the monitor; a no-op if it exists."""
+    from mlgitops.image.cache import default_cache_dir
+    from mlgitops.image.pipeline import build_pipeline_image
+
+    result = build_pipeline_image(
+        None,
+        repository,
+        rev=rev,
+        cache_dir=cache_dir or default_cache_dir(),
+        base_image=base_image,
+        force=force,
+    )
+    state = "built" if result.built else "already built, nothing to do"
+    typer.echo(f"{result.ref}: {state} ({_megabytes(result.size_bytes)}, {result.seconds:.1f}s)")
+    typer.echo(f"image id {result.image_id}, manifest {result.digest}, commit {result.commit}")
 
 
 @app.command(epilog=_EXITS)

@@ -149,6 +149,24 @@ def bud_command(
     return argv
 
 
+def base_for_build(
+    buildah: Buildah, cache_dir: Path, base_image: str | None, timestamp: int
+) -> tuple[str, dict[str, str]]:
+    """The base to build on, stored before the build (the debootstrap one made, or `base_image`
+    pulled, so the build itself runs with no network), and the labels naming it."""
+    if base_image is None:
+        base_ref = ensure_base_image(cache_dir, BaseRecipe(timestamp=timestamp), buildah).ref
+    else:
+        base_ref = base_image
+        if not buildah.image_exists(base_ref):
+            buildah("pull", base_ref, what=f"pull base image {base_ref}", timeout=900)
+    base = buildah.inspect_image(base_ref)
+    if base is None:
+        raise ImageBuildError(f"base image {base_ref} is not in buildah's storage")
+    # The tag names the recipe; the digest says which bytes it stood for at build time.
+    return base_ref, {LABEL_BASE_NAME: base_ref, LABEL_BASE_DIGEST: image_digest(base)}
+
+
 def build_image(
     bento_archive: Path,
     image_repository: str,
@@ -197,22 +215,11 @@ def build_image(
         ctx = Path(tmp)
         _, wheelhouse = prepare_build_context(bento_archive, ctx, cache_dir, python=python)
         timestamp = source_date_epoch()
-        if base_image is None:
-            base_ref = ensure_base_image(cache_dir, BaseRecipe(timestamp=timestamp), buildah).ref
-        else:
-            # Pulled before the build, so the build itself still runs with no network.
-            base_ref = base_image
-            if not buildah.image_exists(base_ref):
-                buildah("pull", base_ref, what=f"pull base image {base_ref}", timeout=900)
-        base = buildah.inspect_image(base_ref)
-        if base is None:
-            raise ImageBuildError(f"base image {base_ref} is not in buildah's storage")
+        base_ref, base_labels = base_for_build(buildah, cache_dir, base_image, timestamp)
         labels = {
             "org.opencontainers.image.title": info.name,
             "org.opencontainers.image.version": info.version,
-            # The tag names the recipe; the digest says which bytes it stood for at build time.
-            LABEL_BASE_NAME: base_ref,
-            LABEL_BASE_DIGEST: image_digest(base),
+            **base_labels,
             LABEL_BENTO_TAG: info.tag,
             LABEL_BENTO_SHA256: file_sha256(bento_archive),
             LABEL_WHEELHOUSE: wheelhouse.key,

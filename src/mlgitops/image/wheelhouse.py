@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import sys
 import tempfile
@@ -76,9 +77,13 @@ def wheelhouse_key(requirements: str, wheels: dict[str, str], interpreter: dict[
 
 
 def ensure_wheelhouse(
-    python_env_dir: Path, cache_dir: Path, *, python: str = sys.executable
+    python_env_dir: Path, cache_dir: Path, *, python: str = sys.executable, hashed: bool = False
 ) -> Wheelhouse:
-    """Wheels for `python_env_dir/requirements.txt` (a bento's env/python), built once per key."""
+    """Wheels for `python_env_dir/requirements.txt` (a bento's env/python), built once per key.
+
+    `hashed`: the requirements are a lock with hashes that pins pip itself; pip checks every file
+    it downloads (wheel or source) against them, and adds no unhashed pip of its own.
+    """
     requirements_file = python_env_dir / "requirements.txt"
     if not requirements_file.is_file():
         raise ImageBuildError(f"{requirements_file}: missing; the bento has no locked requirements")
@@ -86,6 +91,8 @@ def ensure_wheelhouse(
     interpreter = probe_interpreter(python)
     check_interpreter(interpreter)
     requirements = requirements_file.read_text(encoding="utf-8")
+    if hashed and not re.search(r"^pip==", requirements, re.MULTILINE):
+        raise ImageBuildError(f"{requirements_file}: pins no pip, which the build runs from")
     key = wheelhouse_key(requirements, local_wheels(python_env_dir), interpreter)
     target = cache_dir / "wheelhouse" / key
     with file_lock(cache_dir / "locks" / f"wheelhouse-{key}.lock"):
@@ -99,8 +106,9 @@ def ensure_wheelhouse(
                 "--disable-pip-version-check", "--prefer-binary",
                 "--wheel-dir", str(staging),
                 "-r", "requirements.txt",
-                f"pip=={interpreter['pip']}",
             ]  # fmt: skip
+            # A hashed lock pins pip too; otherwise the interpreter's pip runs the build.
+            cmd += ["--require-hashes"] if hashed else [f"pip=={interpreter['pip']}"]
             # cwd = env/python so relative wheel paths in requirements.txt resolve as in the build.
             run(cmd, what="build the wheelhouse", cwd=python_env_dir, timeout=1800,
                 log=cache_dir / "logs" / f"wheelhouse-{key}.log")  # fmt: skip
