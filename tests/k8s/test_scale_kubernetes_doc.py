@@ -3,7 +3,6 @@ the manifests', and its commands run as written against a LocalCluster."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
@@ -23,23 +22,6 @@ pytestmark = pytest.mark.timeout(120)
 
 DOC = (PROJECT / "docs" / "scale-kubernetes.md").read_text()
 SRC = PROJECT / "src" / "mlgitops"
-
-
-def _runs_on_the_engine() -> bool:
-    """Whether the stages and the monitor hand their work to mlgitops.engine (issue 22 points 2,
-    4 and 5, written on other branches). Until then MLGITOPS_DASK_SCHEDULER reaches nothing: on
-    main with the engine merged but no stage using it, the scheduler saw 0 tasks."""
-    if importlib.util.find_spec("mlgitops.engine") is None:
-        return False
-    users = [SRC / "monitoring" / "batch.py", *sorted((SRC / "stages").glob("*.py"))]
-    return all(
-        any("mlgitops.engine" in p.read_text() or "from mlgitops import engine" in p.read_text()
-            for p in group)
-        for group in (users[:1], users[1:])
-    )  # fmt: skip
-
-
-ENGINE = _runs_on_the_engine()
 
 
 def blocks(lang: str = "") -> list[str]:
@@ -114,7 +96,6 @@ def _here_block() -> str:
 # Enabled once the stages and the monitor run on the engine (see _runs_on_the_engine).
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-@pytest.mark.skipif(not ENGINE, reason="the stages and the monitor do not use mlgitops.engine yet")
 def test_the_documented_commands_run_against_a_local_cluster(tmp_path: Path) -> None:
     from distributed import LocalCluster
 
