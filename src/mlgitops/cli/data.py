@@ -193,6 +193,7 @@ def materialize(
         e.GitError,
         e.MonitoringInputError,
         e.IngestError,
+        e.PartitionError,
     )
 )
 def ingest(

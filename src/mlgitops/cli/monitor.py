@@ -22,7 +22,15 @@ def _progress_enabled() -> bool:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(epilog=epilog(e.MonitoringInputError, e.MonitoringAlertError, ok="nothing fired"))
+    @app.command(
+        epilog=epilog(
+            e.MonitoringInputError,
+            e.MonitoringAlertError,
+            e.EngineError,
+            e.PartitionError,
+            ok="nothing fired",
+        )
+    )
     def monitor(
         logs: list[str] = typer.Argument(
             ...,

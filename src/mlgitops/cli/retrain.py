@@ -22,6 +22,7 @@ def register(app: typer.Typer) -> None:
             e.GateError,
             e.GateFailedError,
             e.GateInconclusiveError,
+            e.PartitionError,
             e.ReleaseNotPassedError,
             e.IngestError,
             e.RetrainError,

@@ -21,11 +21,11 @@ app = helptext.app(
 _STAGES: dict[str, tuple[str, str]] = {
     "validate": (
         "Check the schema and quality of the data; write the report and the schema.",
-        epilog(e.DataError, e.DataQualityError),
+        epilog(e.DataError, e.DataQualityError, e.EngineError, e.PartitionError),
     ),
     "split": (
         "Split train/test (by time or stratified) and profile the training data.",
-        epilog(e.DataError, e.DataQualityError, e.ArtifactError),
+        epilog(e.DataError, e.DataQualityError, e.ArtifactError, e.EngineError, e.PartitionError),
     ),
     "tune": (
         "Search hyperparameters by CV on the training split; write the chosen train config.",
@@ -45,7 +45,7 @@ _STAGES: dict[str, tuple[str, str]] = {
     ),
     "score_reference": (
         "Score the held-out splits; calibration, score bins, operating point.",
-        epilog(e.ArtifactError),
+        epilog(e.ArtifactError, e.PartitionError),
     ),
     "rules": (
         "Generate the Prometheus alert rules (rule file and PrometheusRule).",

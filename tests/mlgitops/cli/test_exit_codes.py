@@ -277,6 +277,11 @@ DOC_CODES: list[tuple[str, str, list[ErrorClass | None] | str]] = [
     ("docs/export.md", "fails the stage with one line (exit code 13)", [e.ExportError]),
     ("docs/export.md", "raises `ArtifactError` (exit code 5)", [e.ArtifactError]),
     ("docs/image.md", "`mlgitops.errors.ImageBuildError` (exit code 8)", [e.ImageBuildError]),
+    (
+        "docs/scale-kubernetes.md",
+        "the CronJob fails without retries on exit codes 14 and 15",
+        [e.MonitoringInputError, e.MonitoringAlertError],
+    ),
     ("docs/revert.md", "is refused with one line (exit 25)", [e.RevertError]),
     (
         "docs/revert.md",
