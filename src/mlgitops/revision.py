@@ -118,10 +118,15 @@ def dvc_out_md5(repo: Path, commit: str, path: str) -> str | None:
     text = read_blob(repo, commit, "dvc.lock")
     if text is None:
         return None
+    return out_md5_in_lock(text, path, f"{commit[:12]}:dvc.lock")
+
+
+def out_md5_in_lock(text: str, path: str, source: str) -> str | None:
+    """The md5 the dvc.lock `text` records for output `path`, None when it records none."""
     try:
         lock = yaml.safe_load(text) or {}
     except yaml.YAMLError:
-        raise ArtifactError(f"{commit[:12]}:dvc.lock: not valid YAML") from None
+        raise ArtifactError(f"{source}: not valid YAML") from None
     for stage in (lock.get("stages") or {}).values():
         for out in stage.get("outs") or []:
             if out.get("path") == path and isinstance(out.get("md5"), str):

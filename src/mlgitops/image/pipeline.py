@@ -29,8 +29,6 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
 from mlgitops import git
 from mlgitops.config import Params, load_params
 from mlgitops.epoch import source_date_epoch
@@ -54,6 +52,7 @@ from mlgitops.image.cache import default_cache_dir
 from mlgitops.image.proc import run
 from mlgitops.image.wheelhouse import Wheelhouse, ensure_wheelhouse
 from mlgitops.io import file_md5, file_sha256
+from mlgitops.revision import out_md5_in_lock
 
 LOCK_FILE = "requirements.lock"
 # The lock's pins without hashes: what the build installs from the checked wheelhouse.
@@ -107,16 +106,6 @@ def lock_pins(lock_text: str, source: str = LOCK_FILE) -> list[str]:
     return pins
 
 
-def dvc_lock_md5(dvc_lock_text: str, path: str) -> str | None:
-    """The md5 dvc.lock records for the output `path` (None: not an output of any stage)."""
-    lock = yaml.safe_load(dvc_lock_text) or {}
-    for stage in (lock.get("stages") or {}).values():
-        for out in stage.get("outs") or []:
-            if out.get("path") == path:
-                return str(out.get("md5"))
-    return None
-
-
 def monitor_inputs(params: Params) -> list[Path]:
     """What `mlgitops monitor` reads from its working directory besides Git-tracked files:
     paths relative to the project root."""
@@ -129,7 +118,7 @@ def add_dvc_outputs(root: Path, project: Path, paths: list[Path], dvc_lock_text:
     for path in paths:
         if (project / path).exists():
             continue  # tracked by Git: already in the commit's files
-        expected = dvc_lock_md5(dvc_lock_text, path.as_posix())
+        expected = out_md5_in_lock(dvc_lock_text, path.as_posix(), "dvc.lock")
         source = root / path
         if expected is None:
             raise ImageBuildError(f"{path}: neither in Git nor an output in dvc.lock")

@@ -21,7 +21,6 @@ from mlgitops.image.pipeline import (
     LOCK_FILE,
     add_dvc_outputs,
     build_project_wheel,
-    dvc_lock_md5,
     lay_out_context,
     lock_pins,
     monitor_inputs,
@@ -29,6 +28,7 @@ from mlgitops.image.pipeline import (
     pipeline_repository,
     project_snapshot,
 )
+from mlgitops.revision import out_md5_in_lock
 from tests.support.project import REPO_ROOT
 
 LOCK = (REPO_ROOT / LOCK_FILE).read_text()
@@ -119,7 +119,7 @@ def test_a_dvc_output_goes_in_only_with_the_bytes_dvc_lock_records(tmp_path: Pat
     profile = Path("artifacts/reference_profile.json")
     (root / profile).write_bytes(b'{"edited": true}')
     lock = _dvc_lock(profile.as_posix(), b'{"released": true}')
-    assert dvc_lock_md5(lock, profile.as_posix()) is not None
+    assert out_md5_in_lock(lock, profile.as_posix(), "dvc.lock") is not None
     with pytest.raises(ImageBuildError, match=r"reference_profile.json: not the file dvc.lock"):
         add_dvc_outputs(root, project, [profile], lock)
     assert not (project / profile).exists()
@@ -144,7 +144,7 @@ def test_the_project_snapshot_is_the_commit_plus_the_monitors_inputs(tmp_path: P
     head = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
                           capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
     dvc_lock = (REPO_ROOT / "dvc.lock").read_text()
-    expected_md5 = dvc_lock_md5(dvc_lock, profile.as_posix())
+    expected_md5 = out_md5_in_lock(dvc_lock, profile.as_posix(), "dvc.lock")
     if not (REPO_ROOT / profile).is_file() or (
         hashlib.md5((REPO_ROOT / profile).read_bytes(), usedforsecurity=False).hexdigest()
         != expected_md5
